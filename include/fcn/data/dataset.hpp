@@ -1,0 +1,112 @@
+#pragma once
+// Datasets in VOC, SBD or plain-folder layout, seeded augmentation and a
+// background prefetcher. Nothing here knows about layers.
+//
+// Sample order is a pure function of (seed, global sample index): global
+// index g is position g % n of the permutation for epoch g / n, and every
+// random draw for that sample (augmentation) is seeded from (seed, g). So
+// resuming needs only the iteration, and data-parallel ranks can each load
+// their own global indices.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fcn/spec_reader.hpp"
+#include "fcn/tensor.hpp"
+
+namespace fcn {
+
+struct AugmentConfig {
+  bool flip = false;          // horizontal flip with probability 0.5
+  double scale_min = 1.0;     // random rescale factor range (1, 1 = off)
+  double scale_max = 1.0;
+  int64_t crop_height = 0;    // random crop (labels padded with 255); 0 = off
+  int64_t crop_width = 0;
+};
+
+struct DataConfig {
+  std::string format = "voc";  // voc | sbd | folder
+  std::string root;
+  std::string train_split = "train";
+  std::string val_split = "val";
+  // folder format: directories relative to root and a list file per split
+  // ("<split>.txt" in root unless given).
+  std::string image_dir = "images";
+  std::string label_dir = "labels";
+  std::string image_ext = ".jpg";
+  std::vector<double> mean_bgr = {104.00698793, 116.66876762, 122.67891434};
+  std::vector<std::string> class_names;  // defaults to VOC's 21
+  AugmentConfig augment;
+  uint64_t seed = 1337;
+  std::string on_error = "stop";  // stop | skip
+  int64_t ignore_label = 255;
+  int prefetch = 4;  // samples loaded ahead by the background thread
+};
+
+// Reads the config's "data" section (every key validated with its path).
+DataConfig parse_data_config(SpecReader& reader);
+json data_config_to_json(const DataConfig& config);
+const std::vector<std::string>& voc_class_names();
+
+struct Sample {
+  std::string id;
+  Tensor image;  // [1, 3, H, W] BGR float, mean subtracted
+  Tensor label;  // [1, 1, H, W] class ids (ignore_label = void); empty when unlabeled
+  int64_t global_index = -1;
+};
+
+class Dataset {
+ public:
+  // Opens a split; throws when the list is missing or empty.
+  Dataset(const DataConfig& config, const std::string& split, int64_t num_classes);
+  ~Dataset();
+  Dataset(Dataset&&) noexcept;
+
+  size_t size() const;
+  const std::string& id(size_t index) const;
+  const std::string& split() const;
+  std::string image_path(size_t index) const;
+  std::string label_path(size_t index) const;
+
+  // Quick check of every entry (files exist, image and label headers agree
+  // in size). With on_error "stop" the first problem throws; with "skip"
+  // bad entries are dropped with one warning each. Returns how many were
+  // dropped.
+  size_t validate();
+
+  // Decodes one sample; `augment_seed` drives every random draw. Throws an
+  // Error naming the file for undecodable images, size mismatches and label
+  // values that are neither a class nor the ignore label.
+  Sample load(size_t index, const AugmentConfig* augment = nullptr, uint64_t augment_seed = 0) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Which dataset entry global sample index g is, and the seed of its draws.
+struct SampleRef {
+  int64_t global_index = 0;
+  size_t dataset_index = 0;
+  uint64_t seed = 0;
+};
+SampleRef training_sample(int64_t global_index, size_t dataset_size, uint64_t seed, bool shuffle = true);
+
+// Loads samples in a background thread, `depth` ahead of the consumer, for
+// the global indices that `next_global_index` yields in order.
+class Prefetcher {
+ public:
+  Prefetcher(const Dataset& dataset, std::function<int64_t()> next_global_index, uint64_t seed,
+             const AugmentConfig& augment, bool shuffle, int depth);
+  ~Prefetcher();
+  // Blocks until the next sample is ready; rethrows a loading error.
+  Sample next();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fcn

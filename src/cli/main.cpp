@@ -1,0 +1,46 @@
+// fcn: train, evaluate and run Fully Convolutional Networks for semantic segmentation.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.hpp"
+#include "fcn/error.hpp"
+#include "fcn/version.hpp"
+
+int main(int argc, char** argv) {
+  auto logger = spdlog::stderr_color_mt("fcn");
+  logger->set_pattern("%^%l%$: %v");
+  spdlog::set_default_logger(logger);
+
+  CLI::App app{"fcn " + fcn::version_string() +
+               " - Fully Convolutional Networks for semantic segmentation.\n"
+               "Train FCN-32s/16s/8s from a JSON config, score mean IoU, predict masks.\n"
+               "Start with tools/demo.sh; every command has --help."};
+  app.set_version_flag("--version", [] { return "fcn " + fcn::version_string() + "\n" + fcn::build_info(); });
+  app.require_subcommand(1);
+  fcn::cli::add_train_command(app);
+  fcn::cli::add_eval_command(app);
+  fcn::cli::add_predict_command(app);
+  fcn::cli::add_describe_command(app);
+  fcn::cli::add_forward_command(app);
+  fcn::cli::add_make_synthetic_command(app);
+  fcn::cli::add_bench_command(app);
+  fcn::cli::add_explain_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const fcn::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
