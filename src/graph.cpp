@@ -49,7 +49,6 @@ Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : 
   blobs_.resize(blob_names_.size());
   grads_.resize(blob_names_.size());
   coord_maps_.resize(blob_names_.size());
-  plan_gradients();
 }
 
 void Graph::plan_gradients() {
@@ -117,10 +116,12 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
     const int ob = nodes_[i].output_blob;
     blobs_[ob].reshape(out);
     coord_maps_[ob] = (maps.empty() ? CoordMap{} : maps[0]).then(layers_[i]->coord_map());
-    if (has_grad_[ob]) grads_[ob].reshape(out);
-    for (int b : nodes_[i].input_blobs)
-      if (has_grad_[b]) grads_[b].reshape(blobs_[b].shape());
   }
+  // Layers may size their parameters in reshape (input channels), so the
+  // gradient plan follows the shapes.
+  plan_gradients();
+  for (size_t b = 0; b < blobs_.size(); ++b)
+    if (has_grad_[b]) grads_[b].reshape(blobs_[b].shape());
   last_input_shapes_ = input_shapes;
 }
 
@@ -134,6 +135,7 @@ void Graph::forward(Mode mode) {
 }
 
 void Graph::backward() {
+  if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before backward()");
   for (size_t b = 0; b < grads_.size(); ++b)
     if (has_grad_[b]) grads_[b].zero();
   bool any_loss = false;

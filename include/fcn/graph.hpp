@@ -39,7 +39,8 @@ class Graph {
   // Sum of the loss layers' outputs after forward.
   double loss() const;
 
-  // Fills every parameter from its initialiser.
+  // Fills every parameter from its initialiser. Layers size their
+  // parameters in reshape (input channels), so reshape() must run first.
   void init_params(uint64_t seed);
 
   const std::vector<std::string>& input_names() const { return input_names_; }

@@ -1,12 +1,102 @@
-// Placeholder until the command lands; replaced by its real implementation.
+// fcn forward: the debugging window into the graph. Runs one test-mode
+// forward (and optionally backward) pass and dumps every blob.
+#include <spdlog/spdlog.h>
+
 #include "cli/commands.hpp"
+#include "cli/model_args.hpp"
 #include "fcn/error.hpp"
+#include "fcn/graph.hpp"
+#include "fcn/safetensors.hpp"
+#include "fcn/weights.hpp"
 
 namespace fcn::cli {
 
+namespace {
+
+struct ForwardArgs {
+  ModelArgs model;
+  std::string weights;
+  uint64_t seed = 1337;
+  std::vector<std::string> inputs;  // name=FILE
+  std::string dump;
+  bool backward = false;
+};
+
+std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs) {
+  std::map<std::string, Tensor> inputs;
+  for (const auto& spec : specs) {
+    const auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size())
+      throw Error("--input " + spec + ": expected name=FILE (a safetensors file holding a tensor of that name)");
+    const std::string name = spec.substr(0, eq), filename = spec.substr(eq + 1);
+    SafetensorsFile file = read_safetensors(filename);
+    auto it = file.tensors.find(name);
+    if (it == file.tensors.end()) {
+      std::string names;
+      for (const auto& t : file.tensors) names += (names.empty() ? "" : ", ") + t.first;
+      throw Error(filename + ": holds no tensor named '" + name + "' (it has: " + names + ")");
+    }
+    inputs[name] = std::move(it->second);
+  }
+  return inputs;
+}
+
+void run_forward(const ForwardArgs& args) {
+  GraphOptions options;
+  options.grad_all_blobs = args.backward;
+  Graph graph(load_graph_spec(args.model), "graph", options);
+  std::map<std::string, Tensor> inputs = read_inputs(args.inputs);
+  std::map<std::string, Shape> shapes;
+  for (const auto& name : graph.input_names()) {
+    auto it = inputs.find(name);
+    if (it == inputs.end()) throw Error("graph input '" + name + "' needs --input " + name + "=FILE");
+    shapes[name] = it->second.shape();
+  }
+  for (const auto& item : inputs)
+    if (!shapes.count(item.first)) throw Error("--input " + item.first + ": the graph has no input of that name");
+  graph.reshape(shapes);
+  graph.init_params(args.seed);
+  if (!args.weights.empty()) {
+    const LoadReport report = load_params(graph, read_safetensors(args.weights), args.weights, LoadMode::strict);
+    if (!report.missing.empty())
+      spdlog::info("{} params not in {} were initialised with --seed {}", report.missing.size(), args.weights,
+                   args.seed);
+    for (const auto& name : report.unused) spdlog::warn("{}: tensor '{}' matches no param", args.weights, name);
+  }
+  for (const auto& name : graph.input_names()) graph.blob(name) = inputs.at(name);
+  graph.forward(Mode::test);
+
+  std::map<std::string, const Tensor*> dump;
+  for (const auto& name : graph.blob_names()) dump[name] = &graph.blob(name);
+  if (args.backward) {
+    graph.zero_param_grads();
+    graph.backward();
+    for (const auto& name : graph.blob_names())
+      if (const Tensor* grad = graph.blob_grad(name)) dump["grad/" + name] = grad;
+    for (Param* p : graph.params())
+      if (!p->frozen()) dump["grad/" + p->name] = &p->grad;
+  }
+  write_safetensors(args.dump, dump, {{"loss", std::to_string(graph.loss())}});
+  spdlog::info("wrote {} tensors to {}", dump.size(), args.dump);
+}
+
+}  // namespace
+
 void add_forward_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("forward", "(not built yet)");
-  cmd->callback([] { throw Error("this command is not built yet"); });
+  auto args = std::make_shared<ForwardArgs>();
+  auto* cmd = app.add_subcommand(
+      "forward",
+      "Run one forward pass (test mode) of a graph and dump every blob to a safetensors file.\n"
+      "With --backward, also backpropagate the loss (d loss = 1) and add grad/<blob> and\n"
+      "grad/<param>. Params missing from --weights are initialised from their weight_init.");
+  add_model_options(cmd, args->model);
+  cmd->add_option("--weights", args->weights, "safetensors file with params by name");
+  cmd->add_option("--seed", args->seed, "seed for initialising params not in --weights")->capture_default_str();
+  cmd->add_option("--input", args->inputs, "name=FILE: a safetensors file holding a tensor of that name (NCHW)")
+      ->required();
+  cmd->add_option("--dump", args->dump, "output safetensors file")->required();
+  cmd->add_flag("--backward", args->backward, "also dump gradients");
+  cmd->callback([args] { run_forward(*args); });
 }
 
 }  // namespace fcn::cli
