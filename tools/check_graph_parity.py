@@ -1,0 +1,191 @@
+"""Random FCN-shaped graphs run through `fcn forward --backward --dump` and
+through PyTorch (tools/torch_graph.py) must agree in every blob (relative
+error <= 1e-4) and every gradient (<= 1e-3).
+
+Usage: /usr/bin/python3 tools/check_graph_parity.py FCN_BINARY [--count N] [--seed S] [--keep DIR]
+Relative error = max |fcn - torch| / max(max |torch|, 1e-6) per tensor."""
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_np  # noqa: E402
+from torch_graph import TorchGraph, conv_out, deconv_out, pool_out  # noqa: E402
+
+
+class Builder:
+    def __init__(self, rng, channels, h, w):
+        self.rng = rng
+        self.layers = []
+        self.params = {}
+        self.shapes = {"data": (channels, h, w)}
+        self.count = 0
+
+    def name(self, prefix):
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def add(self, layer, shape):
+        self.layers.append(layer)
+        self.shapes[layer["name"]] = shape
+        return layer["name"]
+
+    def conv(self, x, out_c, k, s=1, p=0, d=1, groups=1, bias=True):
+        c, h, w = self.shapes[x]
+        kh, kw = k if isinstance(k, list) else (k, k)
+        name = self.name("conv")
+        layer = {"name": name, "type": "conv", "inputs": [x], "num_output": out_c, "kernel": k, "stride": s,
+                 "pad": p, "dilation": d, "groups": groups, "bias": bias}
+        self.params[name + ".weight"] = self.rand((out_c, c // groups, kh, kw), 1.0 / np.sqrt(c // groups * kh * kw))
+        if bias:
+            self.params[name + ".bias"] = self.rand((out_c,), 0.1)
+        return self.add(layer, (out_c, conv_out(h, kh, s, p, d), conv_out(w, kw, s, p, d)))
+
+    def deconv(self, x, out_c, k, s, p=0, op=0, groups=1, bias=False, frozen=False):
+        c, h, w = self.shapes[x]
+        name = self.name("up")
+        layer = {"name": name, "type": "deconv", "inputs": [x], "num_output": out_c, "kernel": k, "stride": s,
+                 "pad": p, "output_padding": op, "groups": groups, "bias": bias}
+        if frozen:
+            layer["lr_mult"] = 0
+        self.params[name + ".weight"] = self.rand((c, out_c // groups, k, k), 0.5)
+        if bias:
+            self.params[name + ".bias"] = self.rand((out_c,), 0.1)
+        return self.add(layer, (out_c, deconv_out(h, k, s, p, op), deconv_out(w, k, s, p, op)))
+
+    def rand(self, shape, scale):
+        return (self.rng_np.uniform(-1, 1, shape) * scale).astype(np.float32)
+
+    def relu(self, x, slope=0.0):
+        layer = {"name": self.name("relu"), "type": "relu", "inputs": [x]}
+        if slope:
+            layer["negative_slope"] = slope
+        return self.add(layer, self.shapes[x])
+
+    def pool(self, x, k, s, p=0):
+        c, h, w = self.shapes[x]
+        layer = {"name": self.name("pool"), "type": "max_pool", "inputs": [x], "kernel": k, "stride": s, "pad": p,
+                 "ceil_mode": True}
+        return self.add(layer, (c, pool_out(h, k, s, p), pool_out(w, k, s, p)))
+
+    def crop(self, x, ref, offset):
+        c = self.shapes[x][0]
+        _, h, w = self.shapes[ref]
+        return self.add({"name": self.name("crop"), "type": "crop", "inputs": [x, ref], "offset": offset}, (c, h, w))
+
+
+def random_graph(seed):
+    rng = random.Random(seed)
+    b = Builder(rng, 3, rng.randint(19, 29), rng.randint(19, 29))
+    b.rng_np = np.random.RandomState(seed)
+    classes = rng.choice([3, 4, 5])
+    x = b.relu(b.conv("data", 8, 3, p=rng.choice([1, 2, 3]), d=rng.choice([1, 2])))
+    x = b.pool(x, rng.choice([2, 3]), 2, p=rng.choice([0, 1]))
+    skip = x
+    x = b.relu(b.conv(x, 8, rng.choice([3, [3, 1]]), p=1, groups=rng.choice([1, 2, 4])), slope=rng.choice([0.0, 0.1]))
+    x = b.pool(x, 2, 2)
+    x = b.relu(b.conv(x, 12, 3, s=rng.choice([1, 2]), p=1))
+    score = b.conv(x, classes, 1)
+    up = b.deconv(score, classes, 4, 2, p=rng.choice([0, 1]), op=rng.choice([0, 1]), bias=rng.random() < 0.5,
+                  frozen=rng.random() < 0.5)
+    skip_score = b.conv(skip, classes, 1)
+    # crop the larger of the two to the smaller at an explicit offset
+    (_, uh, uw), (_, sh, sw) = b.shapes[up], b.shapes[skip_score]
+    if uh >= sh and uw >= sw:
+        up = b.crop(up, skip_score, [rng.randint(0, uh - sh), rng.randint(0, uw - sw)])
+    elif uh <= sh and uw <= sw:
+        skip_score = b.crop(skip_score, up, [rng.randint(0, sh - uh), rng.randint(0, sw - uw)])
+    else:
+        return None  # neither fits inside the other: the caller draws another graph
+    fused = b.add({"name": b.name("fuse"), "type": "sum", "inputs": [up, skip_score], "coeffs": [1.0, rng.choice([1.0, 0.5])]},
+                  b.shapes[up])
+    scaled = b.add({"name": b.name("scale"), "type": "scale", "inputs": [fused], "value": 1.5,
+                    "learnable": rng.random() < 0.5}, b.shapes[fused])
+    if b.layers[-1].get("learnable"):
+        b.params[scaled + ".weight"] = np.array([0.75], dtype=np.float32)
+    final = b.deconv(scaled, classes, 4, 2, bias=True)
+    normalize = rng.choice(["valid", "none", "batch"])
+    b.add({"name": "loss", "type": "softmax_loss", "inputs": [final, "label"], "ignore_label": 255,
+           "normalize": normalize}, ())
+    spec = {"inputs": {"data": {"channels": 3}, "label": {"channels": 1}}, "layers": b.layers}
+    n = rng.choice([1, 2])
+    c, h, w = b.shapes["data"]
+    data = b.rng_np.uniform(-1, 1, (n, c, h, w)).astype(np.float32)
+    _, lh, lw = b.shapes[final]
+    label = b.rng_np.randint(0, classes, (n, 1, lh, lw)).astype(np.float32)
+    label[b.rng_np.uniform(size=label.shape) < 0.2] = 255
+    return spec, b.params, {"data": data, "label": label}
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))), 1e-6)) if b.size else 0.0
+
+
+def check(fcn, seed, workdir):
+    drawn = None
+    attempt = 0
+    while drawn is None:
+        drawn = random_graph(seed * 1000 + attempt)
+        attempt += 1
+    spec, params, inputs = drawn
+    paths = {k: os.path.join(workdir, f"g{seed}_{k}") for k in ("spec.json", "weights.safetensors", "data.safetensors",
+                                                                 "label.safetensors", "dump.safetensors")}
+    with open(paths["spec.json"], "w") as f:
+        json.dump(spec, f, indent=1)
+    safetensors_np.save(paths["weights.safetensors"], params)
+    safetensors_np.save(paths["data.safetensors"], {"data": inputs["data"]})
+    safetensors_np.save(paths["label.safetensors"], {"label": inputs["label"]})
+    cmd = [fcn, "forward", "--graph", paths["spec.json"], "--weights", paths["weights.safetensors"],
+           "--input", "data=" + paths["data.safetensors"], "--input", "label=" + paths["label.safetensors"],
+           "--dump", paths["dump.safetensors"], "--backward"]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    if run.returncode != 0:
+        print(f"graph {seed}: fcn forward failed: {run.stderr.strip()}")
+        return False
+    ours, _ = safetensors_np.load(paths["dump.safetensors"])
+    blobs, grads = TorchGraph(spec, params).run(inputs, backward=True)
+    ok = True
+    for name, ref in list(blobs.items()) + list(grads.items()):
+        if name in spec["inputs"]:
+            continue
+        tol = 1e-3 if name.startswith("grad/") else 1e-4
+        if name not in ours:
+            print(f"graph {seed}: {name} missing from the dump")
+            ok = False
+            continue
+        got = ours[name].reshape(ref.shape) if ours[name].size == ref.size else ours[name]
+        if got.shape != ref.shape:
+            print(f"graph {seed}: {name} shape {got.shape} vs torch {ref.shape}")
+            ok = False
+            continue
+        e = rel_err(got, ref)
+        if e > tol:
+            print(f"graph {seed}: {name} relative error {e:.3g} > {tol}")
+            ok = False
+    print(f"graph {seed}: {len(spec['layers'])} layers, {len(blobs) + len(grads)} tensors: {'ok' if ok else 'MISMATCH'}")
+    return ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("fcn")
+    ap.add_argument("--count", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--keep", default=None)
+    a = ap.parse_args()
+    workdir = a.keep or tempfile.mkdtemp(prefix="fcn_parity_")
+    os.makedirs(workdir, exist_ok=True)
+    results = [check(a.fcn, a.seed + i, workdir) for i in range(a.count)]
+    failed = results.count(False)
+    print(f"{results.count(True)} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
