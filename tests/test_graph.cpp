@@ -1,0 +1,117 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "fcn/error.hpp"
+#include "fcn/graph.hpp"
+#include "gradcheck.hpp"
+
+using namespace fcn;
+using fcn::testing::random_tensor;
+
+namespace {
+
+json spec_with(const json& layers) {
+  return {{"inputs", {{"data", {{"channels", 2}}}, {"label", {{"channels", 1}}}}}, {"layers", layers}};
+}
+
+// data -> a (relu) -> b = 2*a (scale) ; c = a + b (sum: `a` fans out)
+json fan_out_spec() {
+  return spec_with(json::parse(R"([
+    {"name": "a", "type": "relu", "inputs": ["data"]},
+    {"name": "b", "type": "scale", "inputs": ["a"], "value": 2.0},
+    {"name": "c", "type": "sum", "inputs": ["a", "b"]}])"));
+}
+
+}  // namespace
+
+TEST_CASE("fan-out gradients sum") {
+  Graph graph(fan_out_spec(), "graph", GraphOptions{true});
+  graph.reshape({{"data", {1, 2, 3, 3}}, {"label", {1, 1, 3, 3}}});
+  std::mt19937_64 rng(1);
+  graph.blob("data") = random_tensor({1, 2, 3, 3}, rng, -1, 1, 0.01f);
+  graph.forward(Mode::test);
+  graph.backward();  // no loss layer: d c = 1
+  const Tensor& data = graph.blob("data");
+  const Tensor* grad_a = graph.blob_grad("a");
+  REQUIRE(grad_a != nullptr);
+  // c = a + 2a, so dc/da = 3 everywhere
+  for (int64_t i = 0; i < grad_a->numel(); ++i) CHECK((*grad_a)[i] == 3.f);
+  CHECK(graph.blob_grad("data") == nullptr);  // graph inputs get no gradient
+  const Tensor& c = graph.blob("c");
+  for (int64_t i = 0; i < c.numel(); ++i) CHECK(c[i] == Approx(3 * std::max(0.f, data[i])));
+}
+
+TEST_CASE("only blobs between a trainable param and the loss carry gradients") {
+  const json spec = spec_with(json::parse(R"([
+    {"name": "pre", "type": "relu", "inputs": ["data"]},
+    {"name": "w", "type": "scale", "inputs": ["pre"], "value": 1.5, "learnable": true},
+    {"name": "loss", "type": "softmax_loss", "inputs": ["w", "label"], "normalize": "none"}])"));
+  Graph graph(spec);
+  graph.reshape({{"data", {1, 2, 2, 2}}, {"label", {1, 1, 2, 2}}});
+  graph.init_params(1);
+  CHECK(graph.blob_grad("pre") == nullptr);  // nothing trainable below it
+  CHECK(graph.blob_grad("w") != nullptr);
+  Tensor& label = graph.blob("label");
+  label.zero();
+  graph.blob("data").fill(0.5f);
+  graph.zero_param_grads();
+  graph.forward(Mode::train);
+  graph.backward();
+  // equal scores: loss = 4 * log 2, and d/dw = sum dscore * x = 0 (softmax of equal scores is symmetric)
+  CHECK(graph.loss() == Approx(4 * std::log(2.0)));
+  Param* w = graph.find_param("w.weight");
+  REQUIRE(w != nullptr);
+  CHECK(std::fabs(w->grad[0]) < 1e-6);
+}
+
+TEST_CASE("graph construction errors name the layer and the problem") {
+  CHECK_THROWS_WITH(Graph(spec_with(json::parse(R"([{"name": "a", "type": "relu", "inputs": ["dta"]}])"))),
+                    Catch::Contains("graph.layers[0].inputs[0]: layer 'a' reads blob 'dta'") &&
+                        Catch::Contains("did you mean 'data'?"));
+  CHECK_THROWS_WITH(Graph(spec_with(json::parse(R"([{"name": "a", "type": "relu", "inputs": ["data"]},
+                                                   {"name": "a", "type": "relu", "inputs": ["a"]}])"))),
+                    Catch::Contains("graph.layers[1].name: duplicate name 'a'"));
+  CHECK_THROWS_WITH(Graph(spec_with(json::parse(R"([{"name": "a", "type": "rleu", "inputs": ["data"]}])"))),
+                    Catch::Contains("graph.layers[0].type: unknown layer type \"rleu\"") &&
+                        Catch::Contains("did you mean \"relu\"?"));
+  CHECK_THROWS_WITH(Graph(spec_with(json::parse(R"([{"name": "a", "type": "relu", "inputs": ["data"], "slope": 1}])"))),
+                    Catch::Contains("graph.layers[0].slope: unknown key"));
+  CHECK_THROWS_WITH(Graph(spec_with(json::array())), Catch::Contains("non-empty list"));
+}
+
+TEST_CASE("shape errors name the layer, its type and the shapes") {
+  const json spec = spec_with(json::parse(R"([
+    {"name": "half", "type": "max_pool", "inputs": ["data"], "kernel": 2, "stride": 2},
+    {"name": "bad_sum", "type": "sum", "inputs": ["data", "half"]}])"));
+  Graph graph(spec);
+  CHECK_THROWS_WITH(graph.reshape({{"data", {1, 2, 6, 6}}, {"label", {1, 1, 6, 6}}}),
+                    Catch::Contains("layer 'bad_sum' (sum)") && Catch::Contains("[1, 2, 6, 6]") &&
+                        Catch::Contains("[1, 2, 3, 3]"));
+  CHECK_THROWS_WITH(graph.reshape({{"data", {1, 3, 6, 6}}, {"label", {1, 1, 6, 6}}}),
+                    Catch::Contains("graph input 'data': expected shape [N, 2, H, W]"));
+}
+
+TEST_CASE("reshaping to a new input size gives the same results as a fresh graph") {
+  const json spec = spec_with(json::parse(R"([
+    {"name": "pool", "type": "max_pool", "inputs": ["data"], "kernel": 3, "stride": 2},
+    {"name": "act", "type": "relu", "inputs": ["pool"]},
+    {"name": "s", "type": "scale", "inputs": ["act"], "value": 0.5}])"));
+  std::mt19937_64 rng(5);
+  const Tensor small = random_tensor({1, 2, 7, 9}, rng), large = random_tensor({1, 2, 13, 11}, rng);
+  Graph reused(spec);
+  reused.reshape({{"data", small.shape()}, {"label", {1, 1, 7, 9}}});
+  reused.blob("data") = small;
+  reused.forward(Mode::test);
+  reused.reshape({{"data", large.shape()}, {"label", {1, 1, 13, 11}}});
+  reused.blob("data") = large;
+  reused.forward(Mode::test);
+  Graph fresh(spec);
+  fresh.reshape({{"data", large.shape()}, {"label", {1, 1, 13, 11}}});
+  fresh.blob("data") = large;
+  fresh.forward(Mode::test);
+  const Tensor& a = reused.blob("s");
+  const Tensor& b = fresh.blob("s");
+  REQUIRE(a.shape() == b.shape());
+  for (int64_t i = 0; i < a.numel(); ++i) CHECK(a[i] == b[i]);
+}
