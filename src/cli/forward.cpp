@@ -68,6 +68,9 @@ void run_forward(const ForwardArgs& args) {
 
   std::map<std::string, const Tensor*> dump;
   for (const auto& name : graph.blob_names()) dump[name] = &graph.blob(name);
+  // the params actually used (loaded or initialised), so a reference run can reuse them
+  for (Param* p : graph.params())
+    if (!dump.count(p->name)) dump[p->name] = &p->data;
   if (args.backward) {
     graph.zero_param_grads();
     graph.backward();
@@ -86,7 +89,7 @@ void add_forward_command(CLI::App& app) {
   auto args = std::make_shared<ForwardArgs>();
   auto* cmd = app.add_subcommand(
       "forward",
-      "Run one forward pass (test mode) of a graph and dump every blob to a safetensors file.\n"
+      "Run one forward pass (test mode) of a graph and dump every blob (and the params used)\nto a safetensors file.\n"
       "With --backward, also backpropagate the loss (d loss = 1) and add grad/<blob> and\n"
       "grad/<param>. Params missing from --weights are initialised from their weight_init.");
   add_model_options(cmd, args->model);
