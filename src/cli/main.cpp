@@ -6,10 +6,12 @@
 #include <exception>
 
 #include "cli/commands.hpp"
+#include "fcn/blas_kernel.hpp"
 #include "fcn/error.hpp"
 #include "fcn/version.hpp"
 
 int main(int argc, char** argv) {
+  fcn::select_blas_kernel(argc, argv);  // first: may re-exec with a better OpenBLAS kernel
   auto logger = spdlog::stderr_color_mt("fcn");
   logger->set_pattern("%^%l%$: %v");
   spdlog::set_default_logger(logger);
