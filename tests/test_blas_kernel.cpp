@@ -14,12 +14,13 @@
 
 namespace {
 
-fcn::CpuFeatures x86(bool avx, bool avx2, bool avx512, bool bf16) {
+fcn::CpuFeatures x86(bool avx, bool avx2, bool avx512, bool bf16, const char* vendor = "GenuineIntel",
+                     int family = 6, int model = 207) {
   fcn::CpuFeatures cpu;
   cpu.x86 = true;
-  cpu.vendor = "AuthenticAMD";
-  cpu.family = 25;
-  cpu.model = 17;
+  cpu.vendor = vendor;
+  cpu.family = family;
+  cpu.model = model;
   cpu.avx = avx;
   cpu.avx2 = cpu.fma = avx2;
   cpu.avx512f = cpu.avx512bw = cpu.avx512dq = cpu.avx512vl = avx512;
@@ -27,11 +28,14 @@ fcn::CpuFeatures x86(bool avx, bool avx2, bool avx512, bool bf16) {
   return cpu;
 }
 
-const fcn::CpuFeatures kZen4 = x86(true, true, true, true);
-const fcn::CpuFeatures kSkylakeServer = x86(true, true, true, false);
-const fcn::CpuFeatures kHaswellCpu = x86(true, true, false, false);
-const fcn::CpuFeatures kSandyCpu = x86(true, false, false, false);
-const fcn::CpuFeatures kOldCpu = x86(false, false, false, false);
+const fcn::CpuFeatures kXeon207 = x86(true, true, true, true);  // the Xeon of the design's measurement
+const fcn::CpuFeatures kZen4 = x86(true, true, true, true, "AuthenticAMD", 25, 17);
+const fcn::CpuFeatures kZen5 = x86(true, true, true, true, "AuthenticAMD", 26, 2);
+const fcn::CpuFeatures kSkylakeServer = x86(true, true, true, false, "GenuineIntel", 6, 85);
+const fcn::CpuFeatures kHaswellCpu = x86(true, true, false, false, "GenuineIntel", 6, 63);
+const fcn::CpuFeatures kZen3 = x86(true, true, false, false, "AuthenticAMD", 25, 1);
+const fcn::CpuFeatures kSandyCpu = x86(true, false, false, false, "GenuineIntel", 6, 45);
+const fcn::CpuFeatures kOldCpu = x86(false, false, false, false, "GenuineIntel", 6, 26);
 
 // Restores one environment variable when the test ends, pass or fail.
 struct ScopedEnv {
@@ -79,23 +83,28 @@ TEST_CASE("decide_blas_kernel over a table of CPUs and OpenBLAS choices") {
     const char* force;   // "" = keep
   };
   const Row rows[] = {
-      {"Prescott on AVX-512+bf16 -> Cooperlake", kZen4, "Prescott", nullptr, "Cooperlake"},
-      {"Nehalem on AVX-512+bf16 -> Cooperlake", kZen4, "Nehalem", nullptr, "Cooperlake"},
-      {"Core2 on AVX-512+bf16 -> Cooperlake", kZen4, "Core2", nullptr, "Cooperlake"},
-      {"Sandybridge on AVX-512+bf16 -> Cooperlake", kZen4, "Sandybridge", nullptr, "Cooperlake"},
-      {"Haswell on AVX-512+bf16 -> Cooperlake", kZen4, "Haswell", nullptr, "Cooperlake"},
-      {"Zen on AVX-512+bf16 -> Cooperlake", kZen4, "Zen", nullptr, "Cooperlake"},
+      {"Prescott on Xeon AVX-512+bf16 -> Cooperlake", kXeon207, "Prescott", nullptr, "Cooperlake"},
+      {"Nehalem on Xeon AVX-512+bf16 -> Cooperlake", kXeon207, "Nehalem", nullptr, "Cooperlake"},
+      {"Core2 on Xeon AVX-512+bf16 -> Cooperlake", kXeon207, "Core2", nullptr, "Cooperlake"},
+      {"Sandybridge on Xeon AVX-512+bf16 -> Cooperlake", kXeon207, "Sandybridge", nullptr, "Cooperlake"},
+      {"Haswell on Xeon AVX-512+bf16 -> Cooperlake", kXeon207, "Haswell", nullptr, "Cooperlake"},
+      {"Prescott on Zen 4 -> Cooperlake", kZen4, "Prescott", nullptr, "Cooperlake"},
+      {"Sandybridge on Zen 4 -> Cooperlake", kZen4, "Sandybridge", nullptr, "Cooperlake"},
+      {"Zen kept on Zen 4 (AVX-512 on 256-bit units)", kZen4, "Zen", nullptr, ""},
+      {"Haswell kept on Zen 4", kZen4, "Haswell", nullptr, ""},
+      {"Zen on Zen 5 (full-width AVX-512) -> Cooperlake", kZen5, "Zen", nullptr, "Cooperlake"},
+      {"Prescott on Zen 3 -> Haswell", kZen3, "Prescott", nullptr, "Haswell"},
       {"Prescott on AVX-512 without bf16 -> SkylakeX", kSkylakeServer, "Prescott", nullptr, "SkylakeX"},
       {"Haswell on AVX-512 without bf16 -> SkylakeX", kSkylakeServer, "Haswell", nullptr, "SkylakeX"},
       {"Prescott on AVX2 -> Haswell", kHaswellCpu, "Prescott", nullptr, "Haswell"},
       {"Sandybridge on AVX2 -> Haswell", kHaswellCpu, "Sandybridge", nullptr, "Haswell"},
       {"Prescott on AVX -> Sandybridge", kSandyCpu, "Prescott", nullptr, "Sandybridge"},
-      {"user's Prescott kept on AVX-512", kZen4, "Prescott", "Prescott", ""},
+      {"user's Prescott kept on AVX-512", kXeon207, "Prescott", "Prescott", ""},
       {"user's SkylakeX kept on AVX-512+bf16", kZen4, "SkylakeX", "SkylakeX", ""},
       {"user's unknown name kept", kZen4, "Prescott", "NoSuchCore", ""},
-      {"Cooperlake kept on AVX-512+bf16", kZen4, "Cooperlake", nullptr, ""},
-      {"SkylakeX kept on AVX-512+bf16 (same sgemm kernel)", kZen4, "SkylakeX", nullptr, ""},
-      {"SapphireRapids kept", kZen4, "SapphireRapids", nullptr, ""},
+      {"Cooperlake kept on AVX-512+bf16", kXeon207, "Cooperlake", nullptr, ""},
+      {"SkylakeX kept on AVX-512+bf16 (same sgemm kernel)", kXeon207, "SkylakeX", nullptr, ""},
+      {"SapphireRapids kept", kXeon207, "SapphireRapids", nullptr, ""},
       {"SkylakeX kept without bf16", kSkylakeServer, "SkylakeX", nullptr, ""},
       {"Zen kept on AVX2", kHaswellCpu, "Zen", nullptr, ""},
       {"Haswell kept on AVX2", kHaswellCpu, "Haswell", nullptr, ""},

@@ -52,8 +52,11 @@ struct BlasKernelDecision {
   std::string reason;  // one line, for logs and tests
 };
 
-// openblas_core: what openblas_get_corename() returned. user_coretype: the
-// user's OPENBLAS_CORETYPE, if set (always kept).
+// Forces best_blas_kernel(cpu) when OpenBLAS's kernel is "far below" it for
+// sgemm: SkylakeX counts as good as Cooperlake (same sgemm code), and on
+// Zen 4, whose AVX-512 runs on 256-bit units, Haswell/Zen count as good as
+// both (measured). openblas_core: what openblas_get_corename() returned.
+// user_coretype: the user's OPENBLAS_CORETYPE, if set (always kept).
 BlasKernelDecision decide_blas_kernel(const CpuFeatures& cpu, const std::string& openblas_core,
                                       const std::optional<std::string>& user_coretype);
 
