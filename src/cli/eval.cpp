@@ -1,12 +1,177 @@
-// Placeholder until the command lands; replaced by its real implementation.
+// fcn eval: mean IoU and friends over a split. Two modes share the scoring
+// and reporting below:
+//   --pred-dir DIR --data ROOT --num-classes N   score saved prediction PNGs
+//   --config FILE --weights CKPT                 run a model (run_model_eval)
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
 #include "cli/commands.hpp"
+#include "fcn/data/dataset.hpp"
 #include "fcn/error.hpp"
+#include "fcn/image_io.hpp"
+#include "fcn/metrics.hpp"
+#include "fcn/safetensors.hpp"
 
 namespace fcn::cli {
 
+namespace {
+
+struct EvalArgs {
+  // shared
+  std::string split = "val";
+  std::string json_out;
+  std::string class_names;  // comma-separated
+  // prediction mode
+  std::string pred_dir;
+  std::string data_root;
+  int64_t num_classes = 0;
+  // model mode
+  std::string config_file;
+  std::string weights;
+  std::string save_dir;
+  std::vector<std::string> overrides;
+};
+
+// A progress line with throughput and ETA on stderr: rewritten in place on
+// a terminal, a line every 10% otherwise.
+class Progress {
+ public:
+  Progress(std::string what, size_t total)
+      : what_(std::move(what)), total_(total), tty_(isatty(fileno(stderr)) != 0),
+        start_(std::chrono::steady_clock::now()), last_(start_) {}
+
+  void update(size_t done) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool finished = done == total_;
+    if (tty_ ? !finished && now - last_ < std::chrono::milliseconds(200)
+             : !finished && done * 10 / total_ == last_decile_)
+      return;
+    last_ = now;
+    last_decile_ = done * 10 / total_;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double rate = elapsed > 0 ? done / elapsed : 0;
+    const double eta = rate > 0 ? (total_ - done) / rate : 0;
+    std::fprintf(stderr, "%s%s %zu/%zu (%.0f%%) %.1f img/s ETA %d:%02d%s", tty_ ? "\r" : "", what_.c_str(), done,
+                 total_, 100.0 * done / total_, rate, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60,
+                 tty_ && !finished ? "" : "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  std::string what_;
+  size_t total_;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_, last_;
+  size_t last_decile_ = 0;
+};
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> items;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) items.push_back(item);
+  return items;
+}
+
+std::vector<std::string> class_names_for(const EvalArgs& args, int64_t num_classes) {
+  DataConfig config;
+  config.class_names = split_commas(args.class_names);
+  if (!args.class_names.empty() && static_cast<int64_t>(config.class_names.size()) != num_classes)
+    throw Error("--class-names: has " + std::to_string(config.class_names.size()) + " names but --num-classes is " +
+                std::to_string(num_classes));
+  return resolve_class_names(config, num_classes);
+}
+
+// Prints the table and the four figures; writes the JSON report to
+// `json_out` ("-": as the last line on stdout).
+void report_scores(const Scores& scores, const std::string& json_out) {
+  std::fputs(format_scores(scores).c_str(), stdout);
+  if (json_out.empty()) return;
+  const std::string text = scores_to_json(scores).dump();
+  if (json_out == "-") {
+    std::printf("%s\n", text.c_str());
+  } else {
+    write_file_atomic(json_out, text + "\n");
+    spdlog::info("wrote {}", json_out);
+  }
+}
+
+void run_pred_dir_eval(const EvalArgs& args) {
+  DataConfig config;
+  config.root = args.data_root;
+  const Dataset dataset(config, args.split, args.num_classes);
+  const std::vector<std::string> names = class_names_for(args, args.num_classes);
+  ConfusionMatrix matrix(args.num_classes);
+  Progress progress("eval " + args.split, dataset.size());
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    const Image truth = dataset.load_label(i);
+    const std::string pred_path = args.pred_dir + "/" + dataset.id(i) + ".png";
+    if (access(pred_path.c_str(), F_OK) != 0)
+      throw Error(pred_path + ": missing prediction for \"" + dataset.id(i) + "\" (split " + args.split + " lists " +
+                  std::to_string(dataset.size()) + " ids; --pred-dir needs <id>.png for each)");
+    const Image pred = read_label_png(pred_path);
+    if (pred.height != truth.height || pred.width != truth.width)
+      throw Error(pred_path + ": prediction is " + std::to_string(pred.width) + "x" + std::to_string(pred.height) +
+                  " but the ground truth is " + std::to_string(truth.width) + "x" + std::to_string(truth.height));
+    try {
+      matrix.add(truth.pixels.data(), pred.pixels.data(), truth.pixels.size());
+    } catch (const Error& e) {
+      throw Error(pred_path + ": " + e.what());
+    }
+    progress.update(i + 1);
+  }
+  report_scores(compute_scores(matrix, names), args.json_out);
+}
+
+// Added by the model-evaluation work: runs the network over the split and
+// scores (and with --save-dir saves) its predictions.
+void run_model_eval(const EvalArgs&) { throw Error("model evaluation is not built yet"); }
+
+void run_eval(const EvalArgs& args) {
+  const bool pred_mode = !args.pred_dir.empty() || !args.data_root.empty() || args.num_classes != 0;
+  const bool model_mode =
+      !args.config_file.empty() || !args.weights.empty() || !args.save_dir.empty() || !args.overrides.empty();
+  const std::string usage =
+      "use either --config FILE --weights CKPT (evaluate a model) or --pred-dir DIR --data ROOT --num-classes N "
+      "(score saved predictions)";
+  if (pred_mode && model_mode) throw Error("options of both modes given; " + usage);
+  if (model_mode) {
+    if (args.config_file.empty() || args.weights.empty())
+      throw Error("model evaluation needs --config and --weights; " + usage);
+    run_model_eval(args);
+    return;
+  }
+  if (args.pred_dir.empty() || args.data_root.empty() || args.num_classes == 0)
+    throw Error("nothing to evaluate: " + usage);
+  run_pred_dir_eval(args);
+}
+
+}  // namespace
+
 void add_eval_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("eval", "(not built yet)");
-  cmd->callback([] { throw Error("this command is not built yet"); });
+  auto args = std::make_shared<EvalArgs>();
+  auto* cmd = app.add_subcommand(
+      "eval",
+      "Score a split: pixel accuracy, mean class accuracy, mean IoU and frequency-weighted IoU\n"
+      "(as the FCN reference score.py; void 255 pixels ignored), with a per-class table.\n"
+      "Either run a model (--config, --weights) or score saved predictions (--pred-dir, one\n"
+      "<id>.png per id of the split, palette or grayscale, against ROOT/SegmentationClass).");
+  cmd->add_option("--split", args->split, "split list name")->capture_default_str();
+  cmd->add_option("--json", args->json_out, "write the scores as JSON to this file ('-': stdout)");
+  cmd->add_option("--class-names", args->class_names, "comma-separated class names (default: VOC's for 21)");
+  cmd->add_option("--pred-dir", args->pred_dir, "directory of predicted label PNGs");
+  cmd->add_option("--data", args->data_root, "VOC-layout dataset root holding the ground truth");
+  cmd->add_option("--num-classes", args->num_classes, "number of classes")->check(CLI::Range(1, 255));
+  cmd->add_option("--config", args->config_file, "config of the model to evaluate");
+  cmd->add_option("--weights", args->weights, "model weights (safetensors)");
+  cmd->add_option("--save-dir", args->save_dir, "also save the predicted masks here as <id>.png");
+  cmd->add_option("--set", args->overrides, "override a config key: a.b=VALUE (repeatable)");
+  cmd->callback([args] { run_eval(*args); });
 }
 
 }  // namespace fcn::cli

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fcn/image_io.hpp"
 #include "fcn/spec_reader.hpp"
 #include "fcn/tensor.hpp"
 
@@ -49,6 +50,9 @@ struct DataConfig {
 DataConfig parse_data_config(SpecReader& reader);
 json data_config_to_json(const DataConfig& config);
 const std::vector<std::string>& voc_class_names();
+// config.class_names when given (it must have num_classes names), else VOC's
+// names for 21 classes, else "class_0", "class_1", ...
+std::vector<std::string> resolve_class_names(const DataConfig& config, int64_t num_classes);
 
 struct Sample {
   std::string id;
@@ -65,6 +69,8 @@ class Dataset {
   Dataset(Dataset&&) noexcept;
 
   size_t size() const;
+  const DataConfig& config() const;
+  int64_t num_classes() const;
   const std::string& id(size_t index) const;
   const std::string& split() const;
   std::string image_path(size_t index) const;
@@ -80,6 +86,8 @@ class Dataset {
   // Error naming the file for undecodable images, size mismatches and label
   // values that are neither a class nor the ignore label.
   Sample load(size_t index, const AugmentConfig* augment = nullptr, uint64_t augment_seed = 0) const;
+  // The entry's label map alone (values checked as in load), for scoring.
+  Image load_label(size_t index) const;
 
  private:
   struct Impl;
@@ -95,7 +103,9 @@ struct SampleRef {
 SampleRef training_sample(int64_t global_index, size_t dataset_size, uint64_t seed, bool shuffle = true);
 
 // Loads samples in a background thread, `depth` ahead of the consumer, for
-// the global indices that `next_global_index` yields in order.
+// the global indices that `next_global_index` yields in order (it is called
+// on that thread). With the dataset's on_error "skip", a sample that fails
+// to load is replaced by the next index, with a warning.
 class Prefetcher {
  public:
   Prefetcher(const Dataset& dataset, std::function<int64_t()> next_global_index, uint64_t seed,

@@ -1,0 +1,135 @@
+#include "fcn/data/dataset.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+
+#include "fcn/data/augment.hpp"
+#include "fcn/data/layout.hpp"
+#include "fcn/error.hpp"
+
+namespace fcn {
+
+struct Dataset::Impl {
+  DataConfig config;
+  std::string split;
+  std::string list_path;
+  int64_t num_classes = 0;
+  std::vector<ListEntry> entries;
+};
+
+namespace {
+
+std::string size_str(ImageSize s) { return std::to_string(s.width) + "x" + std::to_string(s.height); }
+
+void require_file(const std::string& path, const std::string& list_path, const ListEntry& entry) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw Error(path + ": no such file (listed as \"" + entry.id + "\" in " + list_path + " line " +
+                std::to_string(entry.line) + ")");
+}
+
+void require_same_size(const std::string& label_path, ImageSize label, ImageSize image) {
+  if (label.height != image.height || label.width != image.width)
+    throw Error(label_path + ": label is " + size_str(label) + " but its image is " + size_str(image));
+}
+
+// Every value must be a class id or the ignore label.
+void check_label_values(const std::string& path, const Image& label, int64_t num_classes, int64_t ignore_label) {
+  for (int y = 0; y < label.height; ++y)
+    for (int x = 0; x < label.width; ++x) {
+      const int v = label.at(y, x);
+      if (v < num_classes || v == ignore_label) continue;
+      throw Error(path + ": label value " + std::to_string(v) + " at (x=" + std::to_string(x) + ", y=" +
+                  std::to_string(y) + ") is neither a class (0.." + std::to_string(num_classes - 1) +
+                  ") nor the ignore label " + std::to_string(ignore_label));
+    }
+}
+
+// [1, 3, H, W] planes of BGR minus the mean.
+Tensor image_tensor(const Image& image, const std::vector<double>& mean_bgr) {
+  Tensor t({1, 3, image.height, image.width});
+  const size_t plane = static_cast<size_t>(image.height) * image.width;
+  for (int c = 0; c < 3; ++c) {
+    float* out = t.data() + c * plane;
+    const float mean = static_cast<float>(mean_bgr[c]);
+    for (size_t i = 0; i < plane; ++i) out[i] = static_cast<float>(image.pixels[3 * i + c]) - mean;
+  }
+  return t;
+}
+
+Tensor label_tensor(const Image& label) {
+  Tensor t({1, 1, label.height, label.width});
+  for (size_t i = 0; i < label.pixels.size(); ++i) t[static_cast<int64_t>(i)] = label.pixels[i];
+  return t;
+}
+
+}  // namespace
+
+Dataset::Dataset(const DataConfig& config, const std::string& split, int64_t num_classes)
+    : impl_(std::make_unique<Impl>()) {
+  if (num_classes < 1 || num_classes > 255) throw Error("number of classes must be in 1..255, got " + std::to_string(num_classes));
+  if (config.mean_bgr.size() != 3) throw Error("data.mean_bgr: expected 3 numbers (blue, green, red)");
+  impl_->config = config;
+  impl_->split = split;
+  impl_->num_classes = num_classes;
+  impl_->list_path = split_list_path(config, split);
+  impl_->entries = read_split_list(impl_->list_path);
+  if (impl_->entries.empty()) throw Error(impl_->list_path + ": split \"" + split + "\" lists no images");
+}
+
+Dataset::~Dataset() = default;
+Dataset::Dataset(Dataset&&) noexcept = default;
+
+size_t Dataset::size() const { return impl_->entries.size(); }
+const DataConfig& Dataset::config() const { return impl_->config; }
+int64_t Dataset::num_classes() const { return impl_->num_classes; }
+const std::string& Dataset::id(size_t index) const { return impl_->entries.at(index).id; }
+const std::string& Dataset::split() const { return impl_->split; }
+std::string Dataset::image_path(size_t index) const { return image_file(impl_->config, id(index)); }
+std::string Dataset::label_path(size_t index) const { return label_file(impl_->config, id(index)); }
+
+size_t Dataset::validate() {
+  std::vector<ListEntry> kept;
+  for (size_t i = 0; i < impl_->entries.size(); ++i) {
+    try {
+      const std::string image = image_path(i), label = label_path(i);
+      require_file(image, impl_->list_path, impl_->entries[i]);
+      require_file(label, impl_->list_path, impl_->entries[i]);
+      require_same_size(label, read_label_size(label), read_image_size(image));
+      kept.push_back(impl_->entries[i]);
+    } catch (const Error& e) {
+      if (impl_->config.on_error == "stop") throw;
+      spdlog::warn("skipping {}: {}", impl_->entries[i].id, e.what());
+    }
+  }
+  const size_t dropped = impl_->entries.size() - kept.size();
+  if (kept.empty()) throw Error(impl_->list_path + ": no usable images in split \"" + impl_->split + "\"");
+  impl_->entries = std::move(kept);
+  return dropped;
+}
+
+Image Dataset::load_label(size_t index) const {
+  const std::string path = label_path(index);
+  require_file(path, impl_->list_path, impl_->entries.at(index));
+  Image label = read_label_file(path);
+  check_label_values(path, label, impl_->num_classes, impl_->config.ignore_label);
+  return label;
+}
+
+Sample Dataset::load(size_t index, const AugmentConfig* augment, uint64_t augment_seed) const {
+  const std::string path = image_path(index);
+  require_file(path, impl_->list_path, impl_->entries.at(index));
+  const Image image = read_image(path);
+  const Image label = load_label(index);
+  require_same_size(label_path(index), {label.height, label.width}, {image.height, image.width});
+  Sample sample;
+  sample.id = id(index);
+  sample.image = image_tensor(image, impl_->config.mean_bgr);
+  sample.label = label_tensor(label);
+  if (augment && !augment_is_identity(*augment))
+    augment_sample(sample.image, sample.label, *augment, augment_seed, static_cast<float>(impl_->config.ignore_label));
+  return sample;
+}
+
+}  // namespace fcn
