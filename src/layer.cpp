@@ -83,6 +83,7 @@ std::unique_ptr<Layer> create_layer(const json& spec, const std::string& path) {
 
 json read_init(SpecReader& reader, const std::string& key, const json& fallback,
                const std::vector<std::string>& allowed) {
+  reader.accept(key);  // known even when absent, for "did you mean"
   if (!reader.has(key)) return fallback;
   const json& raw = reader.raw(key);
   json spec = raw.is_string() ? json{{"type", raw}} : raw;

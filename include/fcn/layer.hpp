@@ -70,7 +70,9 @@ class Layer {
 
   virtual std::vector<Param*> params() { return {}; }
   // Fills every parameter from its `init` spec (called once after construction).
-  void init_params(std::mt19937_64& rng);
+  // Virtual for layers whose weight shape is only known at reshape (conv,
+  // deconv): they draw their seed here and initialise when they allocate.
+  virtual void init_params(std::mt19937_64& rng);
 
   // Input index of a blob whose values backward never reads, so the graph may
   // let the output overwrite it (ReLU). -1: not in-place capable.

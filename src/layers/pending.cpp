@@ -8,8 +8,6 @@ namespace fcn {
 #define FCN_PENDING_LAYER(fn, type) \
   std::unique_ptr<Layer> fn(LayerContext, SpecReader&) { throw Error("layer type '" type "' is not built yet"); }
 
-FCN_PENDING_LAYER(make_conv_layer, "conv")
-FCN_PENDING_LAYER(make_deconv_layer, "deconv")
 FCN_PENDING_LAYER(make_max_pool_layer, "max_pool")
 FCN_PENDING_LAYER(make_relu_layer, "relu")
 FCN_PENDING_LAYER(make_dropout_layer, "dropout")

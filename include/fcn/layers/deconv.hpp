@@ -1,0 +1,35 @@
+#pragma once
+// `deconv`: PyTorch ConvTranspose2d, computed as the transpose (adjoint) of
+// conv with the same weight: forward = conv's backward-data GEMM (W^T·x then
+// col2im), backward-data = conv's forward (im2col then GEMM), weight grad =
+// conv's weight-grad GEMM with input and output swapped.
+// Weight [in, out/groups, kh, kw], bias [out]; weight_init also accepts
+// "bilinear" (FCN's upsampling filter). Parameter allocation and
+// initialisation as conv (see conv.hpp).
+#include <array>
+
+#include "fcn/layers/conv.hpp"
+
+namespace fcn {
+
+// out = (in-1)*s - 2p + d(k-1) + output_padding + 1
+int64_t deconv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
+                           int64_t output_padding);
+
+class DeconvLayer : public ConvolutionBase {
+ public:
+  DeconvLayer(LayerContext context, SpecReader& reader);
+  std::string type() const override { return "deconv"; }
+  Shape reshape(const std::vector<Shape>& input_shapes) override;
+  void forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) override;
+  void backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
+                const std::vector<Tensor*>& input_grads) override;
+  // x_out = s * x_in + d(k-1)/2 - pad
+  CoordMap coord_map() const override;
+  const std::array<int64_t, 2>& output_padding() const { return output_padding_; }
+
+ private:
+  std::array<int64_t, 2> output_padding_{0, 0};
+};
+
+}  // namespace fcn

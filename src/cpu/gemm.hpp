@@ -1,0 +1,14 @@
+#pragma once
+// The GEMM wrapper: the only door to cblas_sgemm for the layers, so a second
+// backend can replace it without touching them.
+#include <cstdint>
+
+namespace fcn::cpu {
+
+// Row-major C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C, where
+// op(A) = A^T when trans_a (A stored [k, m]) and likewise for B. The leading
+// dimensions are the dense ones: A is [m, k] or [k, m], B is [k, n] or [n, k].
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          const float* b, float beta, float* c);
+
+}  // namespace fcn::cpu

@@ -1,0 +1,51 @@
+#pragma once
+// Convolution lowered to GEMM (Caffe's im2col): the geometry, im2col/col2im
+// and the three per-image GEMMs that serve both conv and deconv. Deconv is
+// conv with forward and backward-data swapped, so everything here is named
+// after the convolution that maps the "image" side to the "column" side:
+//
+//   image  [channels, height, width]              (conv input, deconv output)
+//   output [out_channels, out_h, out_w]           (conv output, deconv input)
+//   weight [out_channels, channels/groups, kernel_h, kernel_w]
+//
+// All pointers address one sample; the layers loop over the batch.
+#include <cstdint>
+
+namespace fcn::cpu {
+
+struct ConvGeometry {
+  int64_t channels = 0, height = 0, width = 0;
+  int64_t out_channels = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+
+  int64_t column_rows() const { return channels * kernel_h * kernel_w; }  // all groups
+  int64_t out_area() const { return out_h * out_w; }
+  int64_t image_numel() const { return channels * height * width; }
+  int64_t output_numel() const { return out_channels * out_area(); }
+  // A 1x1, stride-1, unpadded conv whose column buffer IS the image.
+  bool is_pointwise() const;
+};
+
+// col[c*KH*KW + ki*KW + kj, oh*OW + ow] = image[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw]
+// (0 in the padding).                                   // col: [C*KH*KW, OH*OW]
+void im2col(const ConvGeometry& g, const float* image, float* col);
+// The adjoint of im2col: image += col scattered back (overlaps add up).
+void col2im_add(const ConvGeometry& g, const float* col, float* image);
+
+// output = W · im2col(image) + beta * output, per group.
+void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output);
+// image_grad += col2im(W^T · output_grad), per group.
+void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad);
+// weight_grad += output_grad · im2col(image)^T, per group.
+void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad);
+
+// out[c, i] += bias[c]                                  // out: [channels, area]
+void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out);
+// bias_grad[c] += sum_i grad[c, i]                      // grad: [channels, area]
+void add_channel_sums(int64_t channels, int64_t area, const float* grad, float* bias_grad);
+
+}  // namespace fcn::cpu

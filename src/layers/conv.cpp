@@ -1,0 +1,152 @@
+#include "fcn/layers/conv.hpp"
+
+#include "cpu/im2col.hpp"
+#include "fcn/error.hpp"
+#include "fcn/layers/factories.hpp"
+
+namespace fcn {
+
+int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
+  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1;
+  if (span < 0) return 0;  // C++ division truncates toward zero, the formula floors
+  return span / stride + 1;
+}
+
+ConvolutionBase::ConvolutionBase(LayerContext context, SpecReader& reader, const std::vector<std::string>& inits)
+    : Layer(std::move(context)), geometry_(std::make_unique<cpu::ConvGeometry>()) {
+  options_.num_output = reader.get_int("num_output");
+  if (options_.num_output < 1)
+    reader.fail("num_output", "expected positive integer, got " + std::to_string(options_.num_output));
+  if (!reader.has("kernel")) reader.fail("kernel", "missing required key");
+  options_.kernel = reader.get_hw("kernel", {1, 1}, 1);
+  options_.stride = reader.get_hw("stride", {1, 1}, 1);
+  options_.pad = reader.get_hw("pad", {0, 0}, 0);
+  options_.dilation = reader.get_hw("dilation", {1, 1}, 1);
+  options_.groups = reader.get_int("groups", 1, 1);
+  options_.bias = reader.get_bool("bias", true);
+  json weight_init = read_init(reader, "weight_init", {{"type", "msra"}}, inits);
+  json bias_init = read_init(reader, "bias_init", {{"type", "zero"}}, {"zero", "constant", "gaussian"});
+  // the weight's input-channel extent is only known at reshape (see conv.hpp)
+  weight_ = make_param(name(), "weight", {0}, std::move(weight_init), reader, "", 1.f, 1.f);
+  // biases learn at twice the rate without decay, as the FCN reference
+  bias_ = make_param(name(), "bias", {options_.num_output}, std::move(bias_init), reader, "bias_", 2.f, 0.f);
+}
+
+ConvolutionBase::~ConvolutionBase() = default;
+
+std::vector<Param*> ConvolutionBase::params() {
+  if (options_.bias) return {&weight_, &bias_};
+  return {&weight_};
+}
+
+void ConvolutionBase::init_params(std::mt19937_64& rng) {
+  init_seed_ = rng();
+  initialise_allocated();
+}
+
+void ConvolutionBase::initialise_allocated() {
+  if (!init_seed_ || weight_.data.numel() == 0) return;
+  std::mt19937_64 rng(*init_seed_);
+  for (Param* p : params()) initialise_param(*p, rng);
+}
+
+void ConvolutionBase::ensure_weight(const Shape& shape) {
+  if (weight_.data.shape() == shape) return;
+  weight_.data = Tensor(shape);
+  if (trains_weight()) weight_.grad = Tensor(shape);
+  initialise_allocated();
+}
+
+void ConvolutionBase::check_groups(int64_t in_channels, const std::vector<Shape>& input_shapes) const {
+  if (in_channels < 1) fail_shape("expects at least one input channel", input_shapes);
+  const int64_t g = options_.groups;
+  if (in_channels % g != 0 || options_.num_output % g != 0)
+    fail_shape("groups = " + std::to_string(g) + " must divide both the input channels (" +
+                   std::to_string(in_channels) + ") and num_output (" + std::to_string(options_.num_output) + ")",
+               input_shapes);
+}
+
+void ConvolutionBase::set_geometry(const std::array<int64_t, 3>& image, const std::array<int64_t, 3>& output) {
+  cpu::ConvGeometry& g = *geometry_;
+  g.channels = image[0];
+  g.height = image[1];
+  g.width = image[2];
+  g.out_channels = output[0];
+  g.out_h = output[1];
+  g.out_w = output[2];
+  g.kernel_h = options_.kernel[0];
+  g.kernel_w = options_.kernel[1];
+  g.stride_h = options_.stride[0];
+  g.stride_w = options_.stride[1];
+  g.pad_h = options_.pad[0];
+  g.pad_w = options_.pad[1];
+  g.dilation_h = options_.dilation[0];
+  g.dilation_w = options_.dilation[1];
+  g.groups = options_.groups;
+}
+
+std::string ConvolutionBase::options_str() const {
+  auto hw = [](const std::array<int64_t, 2>& v) { return std::to_string(v[0]) + "x" + std::to_string(v[1]); };
+  return "kernel " + hw(options_.kernel) + ", stride " + hw(options_.stride) + ", pad " + hw(options_.pad) +
+         ", dilation " + hw(options_.dilation);
+}
+
+ConvLayer::ConvLayer(LayerContext context, SpecReader& reader)
+    : ConvolutionBase(std::move(context), reader, {"gaussian", "xavier", "msra", "zero", "constant"}) {}
+
+Shape ConvLayer::reshape(const std::vector<Shape>& input_shapes) {
+  expect_inputs(input_shapes, 1);
+  const Shape& x = input_shapes[0];  // [N, C, H, W]
+  const ConvOptions& o = options_;
+  check_groups(x[1], input_shapes);
+  const int64_t out_h = conv_output_size(x[2], o.kernel[0], o.stride[0], o.pad[0], o.dilation[0]);
+  const int64_t out_w = conv_output_size(x[3], o.kernel[1], o.stride[1], o.pad[1], o.dilation[1]);
+  if (out_h < 1 || out_w < 1)
+    fail_shape("the dilated kernel does not fit the padded input (" + options_str() + ")", input_shapes);
+  set_geometry({x[1], x[2], x[3]}, {o.num_output, out_h, out_w});
+  ensure_weight({o.num_output, x[1] / o.groups, o.kernel[0], o.kernel[1]});
+  // multiply-adds: every output element sums (C/g)*kh*kw products
+  flops_ = 2.0 * x[0] * o.num_output * out_h * out_w * (x[1] / o.groups) * o.kernel[0] * o.kernel[1];
+  return {x[0], o.num_output, out_h, out_w};
+}
+
+void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode) {
+  const cpu::ConvGeometry& g = *geometry_;
+  const Tensor& x = *inputs[0];
+  for (int64_t n = 0; n < x.n(); ++n) {
+    float* y = output.data() + n * g.output_numel();
+    cpu::conv_forward(g, weight_.data.data(), x.data() + n * g.image_numel(), 0.f, y);
+    if (options_.bias) cpu::add_channel_bias(g.out_channels, g.out_area(), bias_.data.data(), y);
+  }
+}
+
+void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& output_grad,
+                         const std::vector<Tensor*>& input_grads) {
+  const cpu::ConvGeometry& g = *geometry_;
+  const Tensor& x = *inputs[0];
+  Tensor* x_grad = input_grads[0];
+  for (int64_t n = 0; n < x.n(); ++n) {
+    const float* dy = output_grad.data() + n * g.output_numel();
+    if (trains_bias()) cpu::add_channel_sums(g.out_channels, g.out_area(), dy, bias_.grad.data());
+    if (trains_weight())
+      cpu::conv_backward_weight(g, x.data() + n * g.image_numel(), dy, weight_.grad.data());
+    if (x_grad) cpu::conv_backward_data(g, weight_.data.data(), dy, x_grad->data() + n * g.image_numel());
+  }
+}
+
+CoordMap ConvLayer::coord_map() const {
+  CoordMap map;
+  for (int axis = 0; axis < 2; ++axis) {
+    const double s = static_cast<double>(options_.stride[axis]);
+    // the output pixel o sees input o*s - pad + d(k-1)/2 at its kernel centre
+    map.scale[axis] = 1.0 / s;
+    map.shift[axis] = (options_.pad[axis] - options_.dilation[axis] * (options_.kernel[axis] - 1) / 2.0) / s;
+  }
+  return map;
+}
+
+std::unique_ptr<Layer> make_conv_layer(LayerContext context, SpecReader& reader) {
+  return std::make_unique<ConvLayer>(std::move(context), reader);
+}
+
+}  // namespace fcn

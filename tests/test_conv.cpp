@@ -1,0 +1,206 @@
+// conv: gradients, a nested-loop reference, PyTorch parity, sizes, errors.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "conv_parity.hpp"
+#include "fcn/error.hpp"
+#include "fcn/layers/conv.hpp"
+#include "gradcheck.hpp"
+
+using namespace fcn;
+using namespace fcn::testing;
+using Catch::Contains;
+
+namespace {
+
+struct Case {
+  Shape x;
+  json options;
+};
+
+// odd sizes, stride > kernel, padding, dilation, groups, 1x1, rectangular
+// kernels, batch 2, no bias, frozen weight, depthwise
+const std::vector<Case> kCases = {
+    {{1, 3, 5, 5}, {{"num_output", 2}, {"kernel", 3}, {"pad", 1}}},
+    {{2, 2, 7, 6}, {{"num_output", 3}, {"kernel", 3}, {"stride", 2}}},
+    {{1, 2, 7, 7}, {{"num_output", 2}, {"kernel", 2}, {"stride", 3}, {"pad", 1}}},
+    {{1, 2, 8, 7}, {{"num_output", 2}, {"kernel", 3}, {"pad", 2}, {"dilation", 2}}},
+    {{1, 4, 5, 5}, {{"num_output", 6}, {"kernel", 3}, {"pad", 1}, {"groups", 2}}},
+    {{2, 3, 4, 5}, {{"num_output", 2}, {"kernel", 1}}},
+    {{1, 2, 6, 7}, {{"num_output", 2}, {"kernel", {3, 1}}, {"stride", {1, 2}}, {"pad", {1, 0}}}},
+    {{1, 2, 9, 6}, {{"num_output", 3}, {"kernel", {2, 3}}, {"dilation", {3, 1}}, {"pad", {0, 2}}}},
+    {{1, 2, 5, 5}, {{"num_output", 2}, {"kernel", 3}, {"bias", false}}},
+    {{1, 2, 5, 5}, {{"num_output", 2}, {"kernel", 3}, {"pad", 1}, {"lr_mult", 0}}},
+    {{2, 3, 5, 4}, {{"num_output", 3}, {"kernel", 3}, {"pad", 1}, {"groups", 3}, {"bias_init", "gaussian"}}},
+    {{1, 2, 3, 3}, {{"num_output", 2}, {"kernel", 1}, {"stride", 2}}},  // 1x1 but strided: not pointwise
+};
+
+// out[n, o, oh, ow] = b[o] + sum_{c in group(o), ki, kj} w[o, c', ki, kj] * x[n, c, oh*s - p + ki*d, ow*s - p + kj*d]
+Tensor naive_conv(const Tensor& x, const Tensor& w, const Tensor* b, const ConvOptions& o) {
+  const int64_t oh_count = conv_output_size(x.h(), o.kernel[0], o.stride[0], o.pad[0], o.dilation[0]);
+  const int64_t ow_count = conv_output_size(x.w(), o.kernel[1], o.stride[1], o.pad[1], o.dilation[1]);
+  const int64_t in_per_group = x.c() / o.groups, out_per_group = o.num_output / o.groups;
+  Tensor y({x.n(), o.num_output, oh_count, ow_count});
+  for (int64_t n = 0; n < x.n(); ++n)
+    for (int64_t oc = 0; oc < o.num_output; ++oc)
+      for (int64_t oh = 0; oh < oh_count; ++oh)
+        for (int64_t ow = 0; ow < ow_count; ++ow) {
+          double sum = b ? (*b)[oc] : 0.0;
+          for (int64_t ci = 0; ci < in_per_group; ++ci) {
+            const int64_t c = oc / out_per_group * in_per_group + ci;
+            for (int64_t ki = 0; ki < o.kernel[0]; ++ki)
+              for (int64_t kj = 0; kj < o.kernel[1]; ++kj) {
+                const int64_t ih = oh * o.stride[0] - o.pad[0] + ki * o.dilation[0];
+                const int64_t iw = ow * o.stride[1] - o.pad[1] + kj * o.dilation[1];
+                if (ih < 0 || ih >= x.h() || iw < 0 || iw >= x.w()) continue;
+                sum += static_cast<double>(w[((oc * in_per_group + ci) * o.kernel[0] + ki) * o.kernel[1] + kj]) *
+                       x[((n * x.c() + c) * x.h() + ih) * x.w() + iw];
+              }
+          }
+          y[((n * o.num_output + oc) * oh_count + oh) * ow_count + ow] = static_cast<float>(sum);
+        }
+  return y;
+}
+
+std::unique_ptr<Layer> build(const json& options) {
+  return create_layer(layer_spec("conv", options, "conv3"), "layers[3]");
+}
+
+}  // namespace
+
+TEST_CASE("conv gradients over a table of shapes", "[conv]") {
+  std::mt19937_64 rng(11);
+  for (const Case& c : kCases) {
+    INFO("x " << shape_str(c.x) << " options " << c.options.dump());
+    auto layer = make_test_layer(layer_spec("conv", c.options));
+    std::vector<Tensor> inputs = {random_tensor(c.x, rng)};
+    check_gradients(*layer, inputs);
+  }
+}
+
+TEST_CASE("conv forward matches a nested-loop reference", "[conv]") {
+  std::mt19937_64 rng(12);
+  for (const Case& c : kCases) {
+    INFO("x " << shape_str(c.x) << " options " << c.options.dump());
+    auto layer = make_test_layer(layer_spec("conv", c.options));
+    const auto& conv = dynamic_cast<ConvLayer&>(*layer);
+    const Tensor x = random_tensor(c.x, rng);
+    Tensor y(layer->reshape({x.shape()}));
+    const auto params = layer->params();
+    for (Param* p : params) p->data = random_tensor(p->data.shape(), rng);  // a nonzero bias too
+    layer->forward({&x}, y, Mode::test);
+    const Tensor expected = naive_conv(x, params[0]->data, params.size() > 1 ? &params[1]->data : nullptr,
+                                       conv.options());
+    REQUIRE(y.shape() == expected.shape());
+    for (int64_t i = 0; i < y.numel(); ++i) REQUIRE(y[i] == Approx(expected[i]).epsilon(1e-5).margin(1e-5));
+  }
+}
+
+TEST_CASE("conv matches PyTorch Conv2d (forward, grad input, weight, bias)", "[conv][parity]") {
+  for (const char* name : {"basic", "rect_stride", "dilation", "groups", "pointwise", "stride_gt_kernel"})
+    check_conv_parity(std::string("conv_") + name + ".safetensors");
+}
+
+TEST_CASE("conv_output_size matches PyTorch", "[conv]") {
+  check_size_table("conv_sizes.safetensors", [](int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int64_t) {
+    return conv_output_size(in, k, s, p, d);
+  });
+  // a kernel that does not fit gives < 1 (floor, not truncation toward zero)
+  CHECK(conv_output_size(2, 3, 2, 0, 1) < 1);
+  CHECK(conv_output_size(5, 3, 1, 0, 3) < 1);
+  CHECK(conv_output_size(1, 3, 1, 1, 1) == 1);
+}
+
+TEST_CASE("conv weights are allocated at reshape and initialised from one seed", "[conv]") {
+  const json spec =
+      layer_spec("conv", {{"num_output", 4}, {"kernel", 3}, {"bias_init", {{"type", "constant"}, {"value", 0.5}}}});
+  auto early = create_layer(spec, "early");
+  auto late = create_layer(spec, "late");
+  CHECK(early->params()[0]->data.numel() == 0);  // in-channels unknown before reshape
+  std::mt19937_64 rng_early(5), rng_late(5);
+  early->init_params(rng_early);  // before reshape: initialised when allocated
+  early->reshape({{1, 3, 6, 6}});
+  late->reshape({{1, 3, 6, 6}});
+  late->init_params(rng_late);
+  const Tensor& w = early->params()[0]->data;
+  REQUIRE(w.shape() == Shape{4, 3, 3, 3});
+  REQUIRE(late->params()[0]->data.shape() == w.shape());
+  double sum_sq = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    REQUIRE(w[i] == late->params()[0]->data[i]);
+    sum_sq += static_cast<double>(w[i]) * w[i];
+  }
+  CHECK(sum_sq > 0);  // msra, not zeros
+  CHECK(early->params()[1]->data[3] == 0.5f);
+  CHECK(early->params()[0]->name == "c.weight");
+  CHECK(early->params()[1]->name == "c.bias");
+  CHECK(early->params()[1]->lr_mult == 2.f);
+  CHECK(early->params()[1]->decay_mult == 0.f);
+
+  // a new spatial size keeps the (possibly loaded) weight; new channels reallocate it
+  early->params()[0]->data[0] = 42.f;
+  early->reshape({{2, 3, 9, 7}});
+  CHECK(early->params()[0]->data[0] == 42.f);
+  early->reshape({{1, 5, 6, 6}});
+  CHECK(early->params()[0]->data.shape() == Shape{4, 5, 3, 3});
+  CHECK(early->params()[0]->grad.shape() == Shape{4, 5, 3, 3});
+}
+
+TEST_CASE("conv coordinate map and FLOPs", "[conv]") {
+  auto map_of = [](const json& options) {
+    auto layer = build(options);
+    layer->reshape({{1, 2, 40, 40}});
+    return layer->coord_map();
+  };
+  const CoordMap same = map_of({{"num_output", 1}, {"kernel", 3}, {"pad", 1}});
+  CHECK(same.scale[0] == 1.0);
+  CHECK(same.shift[0] == 0.0);
+  CHECK(map_of({{"num_output", 1}, {"kernel", 3}, {"pad", 100}}).shift[1] == 99.0);  // conv1_1
+  const CoordMap strided = map_of({{"num_output", 1}, {"kernel", {2, 5}}, {"stride", 2}, {"dilation", {1, 2}}});
+  CHECK(strided.scale[0] == 0.5);
+  CHECK(strided.shift[0] == -0.25);  // (0 - (2-1)/2) / 2
+  CHECK(strided.shift[1] == -2.0);   // (0 - 2*(5-1)/2) / 2
+
+  auto layer = build({{"num_output", 6}, {"kernel", 3}, {"pad", 1}, {"groups", 2}});
+  layer->reshape({{2, 4, 6, 6}});
+  CHECK(layer->forward_flops() == 2.0 * 2 * 6 * 36 * 2 * 9);  // 2 * N*Cout*OH*OW*(Cin/g)*kh*kw
+}
+
+TEST_CASE("conv option errors name the JSON path", "[conv][errors]") {
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", -1}}),
+                    Contains("layers[3].kernel: expected positive integer, got -1"));
+  CHECK_THROWS_WITH(build({{"num_output", 0}, {"kernel", 3}}),
+                    Contains("layers[3].num_output: expected positive integer, got 0"));
+  CHECK_THROWS_WITH(build({{"kernel", 3}}), Contains("layers[3].num_output: missing required key"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}}), Contains("layers[3].kernel: missing required key"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"stride", 0}}), Contains("layers[3].stride"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"pad", {1, -1}}}),
+                    Contains("layers[3].pad: expected non-negative integer, got -1"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", {3, 3, 3}}}),
+                    Contains("layers[3].kernel: expected an integer or [h, w]"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"groups", 0}}), Contains("layers[3].groups"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"bias", 1}}), Contains("layers[3].bias"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"lr_mult", -1}}), Contains("layers[3].lr_mult"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"weight_init", "bilinear"}}),
+                    Contains("layers[3].weight_init.type: unknown value \"bilinear\""));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"strde", 2}}),
+                    Contains("layers[3].strde: unknown key") && Contains("did you mean \"stride\"?"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"weight_int", "xavier"}}),
+                    Contains("did you mean \"weight_init\"?"));
+}
+
+TEST_CASE("conv shape errors name the layer and the shapes", "[conv][errors]") {
+  CHECK_THROWS_WITH(build({{"num_output", 4}, {"kernel", 3}, {"groups", 2}})->reshape({{1, 3, 5, 5}}),
+                    Contains("layer 'conv3' (conv)") && Contains("groups = 2 must divide") &&
+                        Contains("x [1, 3, 5, 5]"));
+  CHECK_THROWS_WITH(build({{"num_output", 3}, {"kernel", 3}, {"groups", 2}})->reshape({{1, 4, 5, 5}}),
+                    Contains("num_output (3)"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 7}, {"pad", 1}})->reshape({{1, 1, 4, 9}}),
+                    Contains("layer 'conv3' (conv): the dilated kernel does not fit the padded input") &&
+                        Contains("kernel 7x7") && Contains("x [1, 1, 4, 9]"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}, {"dilation", 3}})->reshape({{1, 1, 6, 6}}),
+                    Contains("dilation 3x3"));
+  CHECK_THROWS_WITH(build({{"num_output", 2}, {"kernel", 3}})->reshape({{1, 5, 5}}), Contains("4-d"));
+  CHECK_THROWS_AS(build({{"num_output", 2}, {"kernel", 3}})->reshape({{1, 1, 5, 5}, {1, 1, 5, 5}}), Error);
+}
