@@ -146,8 +146,9 @@ void run_eval(const EvalArgs& args) {
     run_model_eval(args);
     return;
   }
+  if (!pred_mode) throw Error("nothing to evaluate: " + usage);
   if (args.pred_dir.empty() || args.data_root.empty() || args.num_classes == 0)
-    throw Error("nothing to evaluate: " + usage);
+    throw Error("scoring predictions needs --pred-dir, --data and --num-classes; " + usage);
   run_pred_dir_eval(args);
 }
 
