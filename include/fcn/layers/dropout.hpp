@@ -1,0 +1,32 @@
+#pragma once
+// dropout: inverted dropout (as Caffe) element-wise. In train mode each unit
+// is kept with probability 1 - ratio and scaled by 1/(1 - ratio), with the
+// mask drawn from the layer's rng and kept for backward; identity in test
+// mode. Backward reads only the mask, so the layer may run in place.
+#include <vector>
+
+#include "fcn/layer.hpp"
+
+namespace fcn {
+
+class DropoutLayer : public Layer {
+ public:
+  DropoutLayer(LayerContext context, double ratio);
+
+  std::string type() const override { return "dropout"; }
+  Shape reshape(const std::vector<Shape>& input_shapes) override;
+  void forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) override;
+  void backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
+                const std::vector<Tensor*>& input_grads) override;
+  int in_place_input() const override { return 0; }
+  bool backward_needs_inputs() const override { return false; }
+
+ private:
+  void draw_mask(int64_t count);
+
+  double ratio_;
+  Tensor mask_;               // 0 or 1/(1 - ratio) per unit, from the last train forward
+  bool mask_active_ = false;  // whether the last forward ran in train mode
+};
+
+}  // namespace fcn

@@ -1,0 +1,25 @@
+#pragma once
+// sum: y = sum_i coeff_i * x_i over n >= 1 inputs of identical shape (the
+// FCN skip fusion); backward: dx_i += coeff_i * dy.
+#include <vector>
+
+#include "fcn/layer.hpp"
+
+namespace fcn {
+
+class SumLayer : public Layer {
+ public:
+  SumLayer(LayerContext context, std::vector<float> coeffs);
+
+  std::string type() const override { return "sum"; }
+  Shape reshape(const std::vector<Shape>& input_shapes) override;
+  void forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) override;
+  void backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
+                const std::vector<Tensor*>& input_grads) override;
+  bool backward_needs_inputs() const override { return false; }
+
+ private:
+  std::vector<float> coeffs_;
+};
+
+}  // namespace fcn

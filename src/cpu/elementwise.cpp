@@ -1,0 +1,81 @@
+#include "cpu/elementwise.hpp"
+
+#include <algorithm>
+
+namespace fcn::cpu {
+
+namespace {
+// Below this many elements a loop runs on one thread: waking the team costs more.
+constexpr int64_t kParallelMin = 1 << 15;
+}  // namespace
+
+void relu_forward(const float* x, float* y, int64_t n, float slope) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i], 0.f) + slope * std::min(x[i], 0.f);
+}
+
+void relu_backward_accumulate(const float* y, const float* dy, float* dx, int64_t n, float slope) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) dx[i] += y[i] > 0.f ? dy[i] : slope * dy[i];
+}
+
+void scale(const float* x, float a, float* y, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = a * x[i];
+}
+
+void axpy(const float* x, float a, float* y, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void multiply(const float* a, const float* b, float* y, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
+}
+
+void multiply_accumulate(const float* a, const float* b, float* y, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] += a[i] * b[i];
+}
+
+double dot(const float* a, const float* b, int64_t n) {
+  double total = 0;
+  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(a[i]) * b[i];
+  return total;
+}
+
+namespace {
+
+// Calls row(big_offset, window_offset) for every contiguous innermost row of
+// the window; offsets are element indices into each array.
+template <typename RowFn>
+void for_each_window_row(const Window4d& w, RowFn row) {
+  const auto& B = w.big;
+  const auto& W = w.window;
+  const auto& O = w.offset;
+  const int64_t rows = W[0] * W[1] * W[2];
+#pragma omp parallel for schedule(static) if (rows * W[3] >= kParallelMin)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i2 = r % W[2], i1 = (r / W[2]) % W[1], i0 = r / (W[2] * W[1]);
+    // row-major index of big[i0+O0, i1+O1, i2+O2, O3]
+    const int64_t big_index = (((i0 + O[0]) * B[1] + i1 + O[1]) * B[2] + i2 + O[2]) * B[3] + O[3];
+    row(big_index, r * W[3]);
+  }
+}
+
+}  // namespace
+
+void copy_window(const Window4d& w, const float* big, float* window) {
+  const int64_t width = w.window[3];
+  for_each_window_row(w, [&](int64_t b, int64_t s) { std::copy(big + b, big + b + width, window + s); });
+}
+
+void add_window_accumulate(const Window4d& w, const float* window, float* big) {
+  const int64_t width = w.window[3];
+  for_each_window_row(w, [&](int64_t b, int64_t s) {
+    for (int64_t i = 0; i < width; ++i) big[b + i] += window[s + i];
+  });
+}
+
+}  // namespace fcn::cpu

@@ -1,0 +1,38 @@
+#pragma once
+// Element-wise kernels over contiguous float arrays of n elements, and the
+// strided window copy behind crop. Every *_accumulate kernel adds into its
+// output (the layer gradient rule); the others overwrite it.
+#include <array>
+#include <cstdint>
+
+namespace fcn::cpu {
+
+// y = max(x, 0) + slope * min(x, 0); y may alias x.
+void relu_forward(const float* x, float* y, int64_t n, float slope);
+// dx += dy * (y > 0 ? 1 : slope): reads the output only, so it holds in place.
+void relu_backward_accumulate(const float* y, const float* dy, float* dx, int64_t n, float slope);
+
+// y = a * x; y may alias x.
+void scale(const float* x, float a, float* y, int64_t n);
+// y += a * x
+void axpy(const float* x, float a, float* y, int64_t n);
+// y = a * b (element-wise); y may alias a or b.
+void multiply(const float* a, const float* b, float* y, int64_t n);
+// y += a * b (element-wise)
+void multiply_accumulate(const float* a, const float* b, float* y, int64_t n);
+// sum_i a[i] * b[i], accumulated in double in a fixed order (reproducible).
+double dot(const float* a, const float* b, int64_t n);
+
+// A 4-d window of a larger 4-d array: window[i] = big[i + offset] per axis.
+struct Window4d {
+  std::array<int64_t, 4> big{};     // shape of the large array
+  std::array<int64_t, 4> window{};  // shape of the window
+  std::array<int64_t, 4> offset{};  // where the window starts in the large array
+};
+
+// window = big[offset : offset + window.shape]
+void copy_window(const Window4d& w, const float* big, float* window);
+// big[offset : offset + window.shape] += window
+void add_window_accumulate(const Window4d& w, const float* window, float* big);
+
+}  // namespace fcn::cpu

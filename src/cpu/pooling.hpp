@@ -1,0 +1,25 @@
+#pragma once
+// Max pooling kernels on NCHW planes (PyTorch max_pool2d semantics).
+#include <cstdint>
+
+namespace fcn::cpu {
+
+struct PoolGeometry {
+  int64_t planes = 0;  // N*C
+  int64_t in_h = 0, in_w = 0;
+  int64_t out_h = 0, out_w = 0;
+  int64_t kernel_h = 1, kernel_w = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+};
+
+// y[p, oy, ox] = max over the window of x[p]; argmax[p, oy, ox] = index of
+// the winner within its input plane (iy*in_w + ix). Padding never wins; ties
+// go to the first maximum in row-major window order; a NaN wins (as PyTorch).
+// Every window must overlap the input (pool_output_size guarantees it).
+void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* argmax);
+
+// dx[p, argmax[p, o]] += dy[p, o]
+void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx);
+
+}  // namespace fcn::cpu

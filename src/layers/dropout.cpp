@@ -1,0 +1,56 @@
+#include "fcn/layers/dropout.hpp"
+
+#include <cstring>
+
+#include "cpu/elementwise.hpp"
+#include "fcn/error.hpp"
+#include "fcn/layers/factories.hpp"
+
+namespace fcn {
+
+DropoutLayer::DropoutLayer(LayerContext context, double ratio) : Layer(std::move(context)), ratio_(ratio) {}
+
+Shape DropoutLayer::reshape(const std::vector<Shape>& input_shapes) {
+  expect_inputs(input_shapes, 1, 0);
+  return input_shapes[0];
+}
+
+void DropoutLayer::draw_mask(int64_t count) {
+  if (!rng_) throw Error("layer '" + name() + "' (dropout): no random generator set for train mode");
+  const float keep_scale = static_cast<float>(1.0 / (1.0 - ratio_));
+  mask_.reshape({count});
+  for (int64_t i = 0; i < count; ++i) {
+    // u uniform in [0, 1) from the top 53 bits; keep with probability 1 - ratio
+    const double u = static_cast<double>((*rng_)() >> 11) * 0x1.0p-53;
+    mask_[i] = u >= ratio_ ? keep_scale : 0.f;
+  }
+}
+
+void DropoutLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
+  const Tensor& x = *inputs[0];
+  mask_active_ = mode == Mode::train;
+  if (!mask_active_) {
+    if (output.data() != x.data()) std::memcpy(output.data(), x.data(), sizeof(float) * x.numel());
+    return;
+  }
+  draw_mask(x.numel());
+  cpu::multiply(x.data(), mask_.data(), output.data(), x.numel());
+}
+
+void DropoutLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
+                            const std::vector<Tensor*>& input_grads) {
+  if (!input_grads[0]) return;
+  // dx += dy * mask (dx += dy after a test-mode forward)
+  if (mask_active_)
+    cpu::multiply_accumulate(output_grad.data(), mask_.data(), input_grads[0]->data(), output_grad.numel());
+  else
+    cpu::axpy(output_grad.data(), 1.f, input_grads[0]->data(), output_grad.numel());
+}
+
+std::unique_ptr<Layer> make_dropout_layer(LayerContext context, SpecReader& reader) {
+  const double ratio = reader.get_number("ratio", 0.5, 0.0);
+  if (ratio >= 1.0) reader.fail("ratio", "must be < 1, got " + reader.raw("ratio").dump());
+  return std::make_unique<DropoutLayer>(std::move(context), ratio);
+}
+
+}  // namespace fcn

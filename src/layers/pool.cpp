@@ -1,0 +1,96 @@
+#include "fcn/layers/pool.hpp"
+
+#include <limits>
+
+#include "cpu/pooling.hpp"
+#include "fcn/layers/factories.hpp"
+
+namespace fcn {
+
+int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
+  const int64_t span = in + 2 * pad - kernel;
+  if (span < 0) return 0;
+  int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+MaxPoolLayer::MaxPoolLayer(LayerContext context, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
+                           std::array<int64_t, 2> pad, bool ceil_mode)
+    : Layer(std::move(context)), kernel_(kernel), stride_(stride), pad_(pad), ceil_mode_(ceil_mode) {}
+
+Shape MaxPoolLayer::reshape(const std::vector<Shape>& input_shapes) {
+  expect_inputs(input_shapes, 1);
+  const Shape& in = input_shapes[0];
+  std::array<int64_t, 2> out{};
+  for (int axis = 0; axis < 2; ++axis) {
+    out[axis] = pool_output_size(in[2 + axis], kernel_[axis], stride_[axis], pad_[axis], ceil_mode_);
+    if (out[axis] < 1)
+      fail_shape(
+          "kernel " + std::to_string(kernel_[0]) + "x" + std::to_string(kernel_[1]) + " does not fit the padded input",
+          input_shapes);
+  }
+  if (in[2] * in[3] > std::numeric_limits<int32_t>::max())
+    fail_shape("input plane too large for 32-bit argmax indices", input_shapes);
+  const Shape out_shape{in[0], in[1], out[0], out[1]};
+  argmax_.resize(shape_numel(out_shape));
+  return out_shape;
+}
+
+namespace {
+
+cpu::PoolGeometry geometry(const Shape& in, const Shape& out, const std::array<int64_t, 2>& kernel,
+                           const std::array<int64_t, 2>& stride, const std::array<int64_t, 2>& pad) {
+  cpu::PoolGeometry g;
+  g.planes = in[0] * in[1];
+  g.in_h = in[2];
+  g.in_w = in[3];
+  g.out_h = out[2];
+  g.out_w = out[3];
+  g.kernel_h = kernel[0];
+  g.kernel_w = kernel[1];
+  g.stride_h = stride[0];
+  g.stride_w = stride[1];
+  g.pad_h = pad[0];
+  g.pad_w = pad[1];
+  return g;
+}
+
+}  // namespace
+
+void MaxPoolLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
+  const auto g = geometry(inputs[0]->shape(), output.shape(), kernel_, stride_, pad_);
+  cpu::max_pool_forward(g, inputs[0]->data(), output.data(), argmax_.data());
+}
+
+void MaxPoolLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
+                            const std::vector<Tensor*>& input_grads) {
+  if (!input_grads[0]) return;
+  const auto g = geometry(input_grads[0]->shape(), output.shape(), kernel_, stride_, pad_);
+  cpu::max_pool_backward(g, output_grad.data(), argmax_.data(), input_grads[0]->data());
+}
+
+CoordMap MaxPoolLayer::coord_map() const {
+  CoordMap map;
+  for (int axis = 0; axis < 2; ++axis) {
+    map.scale[axis] = 1.0 / static_cast<double>(stride_[axis]);
+    map.shift[axis] = (static_cast<double>(pad_[axis]) - static_cast<double>(kernel_[axis] - 1) / 2.0) /
+                      static_cast<double>(stride_[axis]);
+  }
+  return map;
+}
+
+std::unique_ptr<Layer> make_max_pool_layer(LayerContext context, SpecReader& reader) {
+  if (!reader.has("kernel")) reader.fail("kernel", "missing required key");
+  const auto kernel = reader.get_hw("kernel", {0, 0}, 1);
+  const auto stride = reader.get_hw("stride", kernel, 1);
+  const auto pad = reader.get_hw("pad", {0, 0}, 0);
+  for (int axis = 0; axis < 2; ++axis)
+    if (pad[axis] > kernel[axis] / 2)
+      reader.fail("pad",
+                  "must be <= kernel/2 (" + std::to_string(kernel[axis] / 2) + "), got " + std::to_string(pad[axis]));
+  const bool ceil_mode = reader.get_bool("ceil_mode", true);
+  return std::make_unique<MaxPoolLayer>(std::move(context), kernel, stride, pad, ceil_mode);
+}
+
+}  // namespace fcn

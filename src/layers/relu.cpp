@@ -1,0 +1,33 @@
+#include "fcn/layers/relu.hpp"
+
+#include "cpu/elementwise.hpp"
+#include "fcn/layers/factories.hpp"
+
+namespace fcn {
+
+ReluLayer::ReluLayer(LayerContext context, float negative_slope)
+    : Layer(std::move(context)), negative_slope_(negative_slope) {}
+
+Shape ReluLayer::reshape(const std::vector<Shape>& input_shapes) {
+  expect_inputs(input_shapes, 1, 0);
+  return input_shapes[0];
+}
+
+void ReluLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
+  cpu::relu_forward(inputs[0]->data(), output.data(), output.numel(), negative_slope_);
+}
+
+void ReluLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
+                         const std::vector<Tensor*>& input_grads) {
+  if (!input_grads[0]) return;
+  cpu::relu_backward_accumulate(output.data(), output_grad.data(), input_grads[0]->data(), output.numel(),
+                                negative_slope_);
+}
+
+std::unique_ptr<Layer> make_relu_layer(LayerContext context, SpecReader& reader) {
+  // slope >= 0 keeps sign(y) == sign(x), which the output-only backward needs
+  const double slope = reader.get_number("negative_slope", 0.0, 0.0);
+  return std::make_unique<ReluLayer>(std::move(context), static_cast<float>(slope));
+}
+
+}  // namespace fcn

@@ -1,0 +1,40 @@
+#include "fcn/layers/sum.hpp"
+
+#include "cpu/elementwise.hpp"
+#include "fcn/layers/factories.hpp"
+
+namespace fcn {
+
+SumLayer::SumLayer(LayerContext context, std::vector<float> coeffs)
+    : Layer(std::move(context)), coeffs_(std::move(coeffs)) {}
+
+Shape SumLayer::reshape(const std::vector<Shape>& input_shapes) {
+  expect_inputs(input_shapes, coeffs_.size(), 0);
+  for (const Shape& s : input_shapes)
+    if (s != input_shapes[0]) fail_shape("inputs must have identical shapes", input_shapes);
+  return input_shapes[0];
+}
+
+void SumLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
+  const int64_t n = output.numel();
+  cpu::scale(inputs[0]->data(), coeffs_[0], output.data(), n);
+  for (size_t i = 1; i < inputs.size(); ++i) cpu::axpy(inputs[i]->data(), coeffs_[i], output.data(), n);
+}
+
+void SumLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
+                        const std::vector<Tensor*>& input_grads) {
+  for (size_t i = 0; i < input_grads.size(); ++i)
+    if (input_grads[i]) cpu::axpy(output_grad.data(), coeffs_[i], input_grads[i]->data(), output_grad.numel());
+}
+
+std::unique_ptr<Layer> make_sum_layer(LayerContext context, SpecReader& reader) {
+  const size_t count = context.inputs.size();
+  if (count == 0) reader.fail("inputs", "sum needs at least one input");
+  const auto coeffs = reader.get_number_list("coeffs", std::vector<double>(count, 1.0));
+  if (coeffs.size() != count)
+    reader.fail("coeffs",
+                "expected " + std::to_string(count) + " numbers (one per input), got " + std::to_string(coeffs.size()));
+  return std::make_unique<SumLayer>(std::move(context), std::vector<float>(coeffs.begin(), coeffs.end()));
+}
+
+}  // namespace fcn

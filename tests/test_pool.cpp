@@ -1,0 +1,113 @@
+#include <catch2/catch.hpp>
+
+#include "fcn/error.hpp"
+#include "fcn/layers/pool.hpp"
+#include "gradcheck.hpp"
+#include "layer_parity.hpp"
+
+using namespace fcn;
+using namespace fcn::testing;
+
+namespace {
+
+json pool_spec(json options) {
+  options["name"] = "pool";
+  options["type"] = "max_pool";
+  options["inputs"] = {"x"};
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("pool_output_size follows PyTorch, ceil mode dropping a window that starts in the padding") {
+  struct Row {
+    int64_t in, kernel, stride, pad;
+    bool ceil;
+    int64_t expected;
+  };
+  const Row rows[] = {
+      {7, 2, 2, 0, true, 4},   // ceil((7-2)/2) + 1: the last window covers one pixel
+      {7, 2, 2, 0, false, 3},  // floor
+      {5, 2, 2, 1, true, 3},   // ceil gives 4, but window 4 would start at 6 >= 5 + 1: dropped
+      {5, 2, 2, 1, false, 3},  // floor((5+2-2)/2) + 1
+      {6, 3, 2, 1, true, 4},   // ceil(5/2) + 1 = 4, (4-1)*2 = 6 < 6 + 1: kept
+      {8, 2, 3, 0, true, 3},   // stride > kernel: ceil(6/3) + 1
+      {224, 2, 2, 0, true, 112},
+      {699, 2, 2, 0, true, 350},  // conv1 of FCN on a 500 image padded by 100 (odd: ceil keeps the edge)
+      {2, 3, 1, 0, true, 0},      // kernel larger than the input
+  };
+  for (const Row& r : rows) {
+    INFO("in " << r.in << " kernel " << r.kernel << " stride " << r.stride << " pad " << r.pad << " ceil " << r.ceil);
+    CHECK(pool_output_size(r.in, r.kernel, r.stride, r.pad, r.ceil) == r.expected);
+  }
+}
+
+TEST_CASE("max_pool reshape uses pool_output_size per axis and rejects too-small inputs") {
+  auto layer = make_test_layer(pool_spec({{"kernel", {3, 2}}, {"stride", {2, 3}}, {"pad", {1, 0}}}));
+  CHECK(layer->reshape({{2, 3, 9, 11}}) ==
+        Shape{2, 3, pool_output_size(9, 3, 2, 1, true), pool_output_size(11, 2, 3, 0, true)});
+  auto big = make_test_layer(pool_spec({{"kernel", 5}}));
+  CHECK_THROWS_WITH(big->reshape({{1, 1, 3, 8}}),
+                    Catch::Contains("'pool' (max_pool)") && Catch::Contains("[1, 1, 3, 8]"));
+}
+
+TEST_CASE("max_pool spec errors name the key") {
+  CHECK_THROWS_WITH(make_test_layer(pool_spec({{"stride", 2}})), Catch::Contains("test.kernel"));
+  CHECK_THROWS_WITH(make_test_layer(pool_spec({{"kernel", 3}, {"pad", 2}})),
+                    Catch::Contains("test.pad") && Catch::Contains("kernel/2"));
+  CHECK_THROWS_WITH(make_test_layer(pool_spec({{"kernel", 0}})), Catch::Contains("test.kernel"));
+  CHECK_THROWS_WITH(make_test_layer(pool_spec({{"kernel", 2}, {"ceil_mod", true}})),
+                    Catch::Contains("test.ceil_mod") && Catch::Contains("did you mean \"ceil_mode\""));
+}
+
+TEST_CASE("max_pool ties go to the first maximum and padding never wins") {
+  auto layer = make_test_layer(pool_spec({{"kernel", 2}, {"stride", 2}, {"pad", 1}}));
+  // 3x3 input of equal negative values: padding (-inf) must lose, and every
+  // window's gradient goes to its first real pixel in row-major order.
+  Tensor x({1, 1, 3, 3});
+  x.fill(-2.f);
+  Tensor y(layer->reshape({x.shape()}));
+  REQUIRE(y.shape() == Shape{1, 1, 2, 2});
+  layer->forward({&x}, y, Mode::test);
+  for (int64_t i = 0; i < 4; ++i) CHECK(y[i] == -2.f);
+  Tensor dy(y.shape());
+  dy.fill(1.f);
+  Tensor dx(x.shape());
+  layer->backward({&x}, y, dy, {&dx});
+  // windows cover rows/cols {0}, {1,2}: their first pixels are (0,0), (0,1), (1,0), (1,1)
+  const float expected[9] = {1, 1, 0, 1, 1, 0, 0, 0, 0};
+  for (int64_t i = 0; i < 9; ++i) CHECK(dx[i] == expected[i]);
+}
+
+TEST_CASE("max_pool coord_map is Caffe's: a = 1/s, b = (pad - (k-1)/2)/s") {
+  auto layer = make_test_layer(pool_spec({{"kernel", {3, 2}}, {"stride", {2, 4}}, {"pad", {1, 0}}}));
+  const CoordMap map = layer->coord_map();
+  CHECK(map.scale[0] == Approx(0.5));
+  CHECK(map.shift[0] == Approx(0.0));  // (1 - 1) / 2
+  CHECK(map.scale[1] == Approx(0.25));
+  CHECK(map.shift[1] == Approx(-0.125));  // (0 - 0.5) / 4
+}
+
+TEST_CASE("max_pool gradient check") {
+  struct Row {
+    json options;
+    Shape shape;
+  };
+  const std::vector<Row> rows = {
+      {{{"kernel", 2}}, {1, 2, 5, 7}},  // ceil keeps partial edge windows
+      {{{"kernel", 3}, {"stride", 2}, {"pad", 1}}, {2, 2, 7, 9}},
+      {{{"kernel", 2}, {"stride", 2}, {"pad", 1}}, {1, 2, 5, 5}},  // dropped last window
+      {{{"kernel", 2}, {"stride", 3}}, {1, 3, 8, 7}},              // stride > kernel: gaps
+      {{{"kernel", 3}, {"stride", 2}, {"ceil_mode", false}}, {1, 2, 8, 9}},
+      {{{"kernel", {3, 2}}, {"stride", {1, 2}}, {"pad", {1, 1}}}, {1, 2, 5, 6}},  // rectangular, overlapping
+  };
+  for (const Row& row : rows) {
+    INFO(row.options.dump() << " on " << shape_str(row.shape));
+    auto layer = make_test_layer(pool_spec(row.options));
+    std::mt19937_64 rng(11);
+    std::vector<Tensor> inputs{random_tensor(row.shape, rng, -1.f, 1.f, 0.05f)};
+    check_gradients(*layer, inputs);
+  }
+}
+
+TEST_CASE("max_pool matches PyTorch max_pool2d forward and backward") { check_parity("pool_parity.safetensors"); }

@@ -1,0 +1,62 @@
+#include <catch2/catch.hpp>
+#include <limits>
+
+#include "gradcheck.hpp"
+#include "layer_parity.hpp"
+
+using namespace fcn;
+using namespace fcn::testing;
+
+namespace {
+
+json relu_spec(double slope) {
+  return {{"name", "relu"}, {"type", "relu"}, {"inputs", {"x"}}, {"negative_slope", slope}};
+}
+
+}  // namespace
+
+TEST_CASE("relu gradient check, plain and leaky") {
+  for (double slope : {0.0, 0.1}) {
+    for (const Shape& shape : {Shape{1, 3, 5, 7}, Shape{2, 1, 3, 3}}) {
+      INFO("slope " << slope << " shape " << shape_str(shape));
+      auto layer = make_test_layer(relu_spec(slope));
+      std::mt19937_64 rng(5);
+      std::vector<Tensor> inputs{random_tensor(shape, rng, -1.f, 1.f, 0.02f)};  // away from the kink at 0
+      check_gradients(*layer, inputs);
+    }
+  }
+}
+
+TEST_CASE("relu matches PyTorch relu and leaky_relu") { check_parity("relu_parity.safetensors"); }
+
+TEST_CASE("relu runs in place: backward reads only the output") {
+  for (double slope : {0.0, 0.25}) {
+    INFO("slope " << slope);
+    auto layer = make_test_layer(relu_spec(slope));
+    CHECK(layer->in_place_input() == 0);
+    CHECK_FALSE(layer->backward_needs_inputs());
+    CHECK(layer->backward_needs_output());
+    std::mt19937_64 rng(9);
+    const Tensor x = random_tensor({1, 2, 3, 5}, rng);
+    const Tensor dy = random_tensor(x.shape(), rng);
+    layer->reshape({x.shape()});
+
+    Tensor y(x.shape());
+    layer->forward({&x}, y, Mode::train);
+    Tensor dx_separate(x.shape());
+    layer->backward({&x}, y, dy, {&dx_separate});
+
+    Tensor in_place = x;  // the output overwrites its input
+    layer->forward({&in_place}, in_place, Mode::train);
+    for (int64_t i = 0; i < x.numel(); ++i) CHECK(in_place[i] == y[i]);
+    Tensor garbage(x.shape());  // what the input blob holds after an in-place forward, at worst
+    garbage.fill(std::numeric_limits<float>::quiet_NaN());
+    Tensor dx_in_place(x.shape());
+    layer->backward({&garbage}, in_place, dy, {&dx_in_place});
+    for (int64_t i = 0; i < x.numel(); ++i) CHECK(dx_in_place[i] == dx_separate[i]);
+  }
+}
+
+TEST_CASE("relu rejects a negative slope") {
+  CHECK_THROWS_WITH(make_test_layer(relu_spec(-0.1)), Catch::Contains("test.negative_slope"));
+}

@@ -1,0 +1,102 @@
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "gradcheck.hpp"
+#include "layer_parity.hpp"
+
+using namespace fcn;
+using namespace fcn::testing;
+
+namespace {
+
+json loss_spec(json options = json::object()) {
+  options["name"] = "loss";
+  options["type"] = "softmax_loss";
+  options["inputs"] = {"score", "label"};
+  return options;
+}
+
+// Class ids in [0, classes), about a quarter of them the ignore label 255.
+Tensor random_labels(const Shape& shape, int64_t classes, std::mt19937_64& rng) {
+  Tensor label(shape);
+  std::uniform_int_distribution<int64_t> pick(0, classes * 4 / 3);
+  for (int64_t i = 0; i < label.numel(); ++i) {
+    const int64_t v = pick(rng);
+    label[i] = static_cast<float>(v < classes ? v : 255);
+  }
+  return label;
+}
+
+}  // namespace
+
+TEST_CASE("softmax_loss matches PyTorch cross_entropy (valid = mean, none = sum, batch = sum / N)") {
+  check_parity("softmax_loss_parity.safetensors");
+}
+
+TEST_CASE("softmax_loss outputs a 0-d loss") {
+  auto layer = make_test_layer(loss_spec());
+  CHECK(layer->is_loss());
+  CHECK(layer->reshape({{2, 3, 4, 5}, {2, 1, 4, 5}}) == Shape{});
+}
+
+TEST_CASE("softmax_loss gradient check for every normalization") {
+  for (const char* normalize : {"valid", "batch", "none"}) {
+    for (const Shape& shape : {Shape{1, 3, 5, 7}, Shape{2, 4, 3, 3}}) {
+      INFO(normalize << " " << shape_str(shape));
+      auto layer = make_test_layer(loss_spec({{"normalize", normalize}}));
+      std::mt19937_64 rng(21);
+      std::vector<Tensor> inputs{random_tensor(shape, rng, -2.f, 2.f),
+                                 random_labels({shape[0], 1, shape[2], shape[3]}, shape[1], rng)};
+      GradCheckOptions options;
+      options.skip_inputs = {1};
+      check_gradients(*layer, inputs, options);
+    }
+  }
+}
+
+TEST_CASE("softmax_loss is stable for huge scores") {
+  auto layer = make_test_layer(loss_spec({{"normalize", "none"}}));
+  Tensor score({1, 2, 1, 1}), label({1, 1, 1, 1});
+  score[0] = 1000.f;
+  score[1] = 0.f;
+  label[0] = 1.f;  // -log softmax = log(1 + e^1000) - 0 = 1000 (to float precision)
+  Tensor loss(layer->reshape({score.shape(), label.shape()}));
+  layer->forward({&score, &label}, loss, Mode::train);
+  CHECK(loss[0] == Approx(1000.f));
+}
+
+TEST_CASE("softmax_loss with every pixel ignored: loss 0 and zero gradients") {
+  for (const char* normalize : {"valid", "batch", "none"}) {
+    INFO(normalize);
+    auto layer = make_test_layer(loss_spec({{"normalize", normalize}, {"ignore_label", 7}}));
+    std::mt19937_64 rng(2);
+    Tensor score = random_tensor({1, 3, 2, 3}, rng), label({1, 1, 2, 3});
+    label.fill(7.f);
+    Tensor loss(layer->reshape({score.shape(), label.shape()})), dloss(Shape{});
+    dloss[0] = 1.f;
+    layer->forward({&score, &label}, loss, Mode::train);
+    CHECK(loss[0] == 0.f);
+    Tensor dscore(score.shape());
+    layer->backward({&score, &label}, loss, dloss, {&dscore, nullptr});
+    for (int64_t i = 0; i < dscore.numel(); ++i) REQUIRE(dscore[i] == 0.f);
+  }
+}
+
+TEST_CASE("softmax_loss errors: label out of range, shape mismatch, bad options") {
+  auto layer = make_test_layer(loss_spec());
+  Tensor score({1, 3, 2, 2}), label({1, 1, 2, 2});
+  Tensor loss(layer->reshape({score.shape(), label.shape()}));
+  for (float bad : {3.f, -1.f, 1.5f, 254.f}) {
+    INFO(bad);
+    label[2] = bad;
+    CHECK_THROWS_WITH(layer->forward({&score, &label}, loss, Mode::train), Catch::Contains("'loss' (softmax_loss)") &&
+                                                                               Catch::Contains("label value") &&
+                                                                               Catch::Contains("ignore label 255"));
+  }
+  CHECK_THROWS_WITH(layer->reshape({{1, 3, 4, 4}, {1, 1, 4, 5}}), Catch::Contains("'loss' (softmax_loss)") &&
+                                                                      Catch::Contains("[1, 3, 4, 4]") &&
+                                                                      Catch::Contains("[1, 1, 4, 5]"));
+  CHECK_THROWS_WITH(layer->reshape({{2, 3, 4, 4}, {1, 1, 4, 4}}), Catch::Contains("[2, 3, 4, 4]"));
+  CHECK_THROWS_WITH(make_test_layer(loss_spec({{"normalize", "mean"}})), Catch::Contains("test.normalize"));
+  CHECK_THROWS_WITH(make_test_layer(loss_spec({{"ignore_label", 2.5}})), Catch::Contains("test.ignore_label"));
+}

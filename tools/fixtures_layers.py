@@ -1,0 +1,154 @@
+"""Writes the PyTorch parity fixtures of the non-conv layers:
+tests/fixtures/{pool,relu,crop,sum,scale,softmax_loss}_parity.safetensors.
+
+Each file holds several cases. Its metadata "cases" is a JSON list of
+{"name", "spec"} (the layer spec, as in a graph); per case the tensors are
+  <case>/in<i>          inputs
+  <case>/out            forward output
+  <case>/out_grad       the output gradient fed to backward
+  <case>/in<i>_grad     input gradients (absent when the input gets none)
+  <case>/grad/<param>   parameter gradients
+Run: /usr/bin/python3 tools/fixtures_layers.py (deterministic; seed 0).
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_np  # noqa: E402
+
+OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+
+
+def randn(*shape):
+    return torch.randn(shape, dtype=torch.float64)
+
+
+class Fixture:
+    def __init__(self, layer, file_prefix=None):
+        self.layer = layer
+        self.file_prefix = file_prefix or layer
+        self.cases = []
+        self.tensors = {}
+
+    def add(self, name, spec, inputs, fn, grad_inputs=None, params=None):
+        """fn(*inputs, **params) -> output; gradients by autograd in float64."""
+        params = params or {}
+        grad_inputs = range(len(inputs)) if grad_inputs is None else grad_inputs
+        inputs = [t.clone().requires_grad_(i in grad_inputs) for i, t in enumerate(inputs)]
+        leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        out = fn(*inputs, **leaves)
+        out_grad = randn(*out.shape)
+        out.backward(out_grad)
+        spec = dict({"inputs": [f"in{i}" for i in range(len(inputs))]}, **spec)
+        self.cases.append({"name": name, "spec": dict(spec, name=name, type=self.layer)})
+        for i, t in enumerate(inputs):
+            self.tensors[f"{name}/in{i}"] = t.detach()
+            if t.grad is not None:
+                self.tensors[f"{name}/in{i}_grad"] = t.grad
+        self.tensors[f"{name}/out"] = out.detach()
+        self.tensors[f"{name}/out_grad"] = out_grad
+        for k, v in leaves.items():
+            self.tensors[f"{name}/grad/{name}.{k}"] = v.grad
+
+    def save(self):
+        path = os.path.join(OUT_DIR, f"{self.file_prefix}_parity.safetensors")
+        arrays = {k: v.numpy().astype(np.float32) for k, v in self.tensors.items()}
+        safetensors_np.save(path, arrays, {"cases": json.dumps(self.cases)})
+        print(path, os.path.getsize(path), "bytes")
+
+
+def pool_fixture():
+    f = Fixture("max_pool", "pool")
+
+    def pool(k, s, p, ceil):
+        return lambda x: F.max_pool2d(x, k, s, p, ceil_mode=ceil)
+
+    # (name, spec, input shape, PyTorch kernel, stride, pad, ceil_mode)
+    cases = [
+        ("k3s2p1_ceil", {"kernel": 3, "stride": 2, "pad": 1}, (2, 3, 9, 11), 3, 2, 1, True),
+        ("k2s2_ceil_odd", {"kernel": 2, "stride": 2}, (1, 2, 7, 9), 2, 2, 0, True),
+        ("k2s2_floor_odd", {"kernel": 2, "stride": 2, "ceil_mode": False}, (1, 2, 7, 9), 2, 2, 0, False),
+        # ceil gives 4 windows on 5 pixels, the last starting at 6 >= 5 + 1: dropped, 3 remain
+        ("k2s2p1_dropped_last", {"kernel": 2, "stride": 2, "pad": 1}, (1, 2, 5, 5), 2, 2, 1, True),
+        ("k2s3_stride_gt_kernel", {"kernel": 2, "stride": 3}, (1, 2, 8, 10), 2, 3, 0, True),
+        ("rect_floor", {"kernel": [3, 2], "stride": [2, 3], "pad": [1, 0], "ceil_mode": False}, (2, 2, 7, 8),
+         (3, 2), (2, 3), (1, 0), False),
+    ]
+    for name, spec, shape, k, s, p, ceil in cases:
+        f.add(name, spec, [randn(*shape)], pool(k, s, p, ceil))
+    # small integers: many ties inside windows, which go to the first maximum
+    ties = torch.randint(0, 3, (1, 2, 7, 7)).double()
+    f.add("ties", {"kernel": 3, "stride": 2}, [ties], pool(3, 2, 0, True))
+    f.save()
+
+
+def relu_fixture():
+    f = Fixture("relu")
+    f.add("relu", {}, [randn(2, 3, 5, 7)], F.relu)
+    f.add("leaky", {"negative_slope": 0.1}, [randn(2, 3, 5, 7)], lambda x: F.leaky_relu(x, 0.1))
+    f.save()
+
+
+def crop_fixture():
+    f = Fixture("crop")
+    ref = randn(2, 3, 4, 5)
+    f.add("hw_offsets", {"offset": [2, 1]}, [randn(2, 3, 9, 7), ref],
+          lambda x, r: x[:, :, 2:2 + 4, 1:1 + 5], grad_inputs=[0])
+    f.add("int_offset", {"offset": 3}, [randn(2, 3, 8, 9), ref],
+          lambda x, r: x[:, :, 3:3 + 4, 3:3 + 5], grad_inputs=[0])
+    f.add("axis3", {"axis": 3, "offset": 2}, [randn(2, 3, 4, 8), ref],
+          lambda x, r: x[:, :, :, 2:2 + 5], grad_inputs=[0])
+    f.add("axis1", {"axis": 1, "offset": [1, 0, 2]}, [randn(2, 5, 4, 9), ref],
+          lambda x, r: x[:, 1:1 + 3, :, 2:2 + 5], grad_inputs=[0])
+    f.save()
+
+
+def sum_fixture():
+    f = Fixture("sum")
+    shape = (2, 3, 5, 7)
+    f.add("default", {}, [randn(*shape), randn(*shape)], lambda a, b: a + b)
+    f.add("coeffs", {"coeffs": [1, -0.5, 2]}, [randn(*shape) for _ in range(3)],
+          lambda a, b, c: a - 0.5 * b + 2 * c)
+    f.save()
+
+
+def scale_fixture():
+    f = Fixture("scale")
+    f.add("fixed", {"value": 0.01}, [randn(2, 3, 5, 7)], lambda x: 0.01 * x)
+    f.add("learnable", {"value": 0.5, "learnable": True}, [randn(2, 3, 5, 7)], lambda x, weight: weight * x,
+          params={"weight": torch.tensor([0.5], dtype=torch.float64)})
+    f.save()
+
+
+def softmax_loss_fixture():
+    f = Fixture("softmax_loss")
+    n, c, h, w = 2, 5, 4, 6
+    score = 3 * randn(n, c, h, w)
+    label = torch.randint(0, c, (n, 1, h, w)).double()
+    label[torch.rand(n, 1, h, w) < 0.25] = 255
+
+    def loss(reduction, divisor=1.0):
+        def fn(s, l):
+            target = l[:, 0].long()
+            return F.cross_entropy(s, target, ignore_index=255, reduction=reduction) / divisor
+        return fn
+
+    f.add("valid", {"normalize": "valid"}, [score, label], loss("mean"), grad_inputs=[0])
+    f.add("batch", {"normalize": "batch"}, [score, label], loss("sum", n), grad_inputs=[0])
+    f.add("none", {"normalize": "none"}, [score, label], loss("sum"), grad_inputs=[0])
+    f.save()
+
+
+def main():
+    torch.manual_seed(0)
+    for make in (pool_fixture, relu_fixture, crop_fixture, sum_fixture, scale_fixture, softmax_loss_fixture):
+        make()
+
+
+if __name__ == "__main__":
+    main()
