@@ -106,6 +106,10 @@ json SolverConfig::to_json() const {
 
 json InitConfig::to_json() const { return {{"weights", weights}}; }
 
+ModelConfig parse_model_section(SpecReader reader) { return read_model(std::move(reader)); }
+SolverConfig parse_solver_section(SpecReader reader) { return read_solver(std::move(reader)); }
+InitConfig parse_init_section(SpecReader reader) { return read_init_section(std::move(reader)); }
+
 void apply_overrides(json& config, const std::vector<std::string>& overrides) {
   for (const auto& item : overrides) {
     const auto eq = item.find('=');

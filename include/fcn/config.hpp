@@ -61,6 +61,10 @@ Config parse_config(const json& config, const std::string& source);
 Config load_config(const std::string& filename, const std::vector<std::string>& overrides);
 // Only the model section (forward, describe, bench never need data or init).
 ModelConfig parse_model_config(const json& config, const std::string& source);
+// The sections one by one (parse_config, in run_config.cpp, assembles them).
+ModelConfig parse_model_section(SpecReader reader);
+SolverConfig parse_solver_section(SpecReader reader);
+InitConfig parse_init_section(SpecReader reader);
 // The graph spec for a model: the explicit graph or the zoo's.
 json model_graph_spec(const ModelConfig& model);
 
