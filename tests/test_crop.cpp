@@ -107,6 +107,22 @@ TEST_CASE("crop offset \"auto\" follows the graph's coordinate maps") {
   check_window(graph.blob("data"), graph.blob("data_p3"), 1, 1);
 }
 
+TEST_CASE("crop offset \"auto\" through conv, pool and deconv (the FCN pattern in miniature)") {
+  // data -> conv k3 pad 100: blob = p + (100 - 1) = p + 99
+  //      -> max_pool k2 s2: 0.5*(p + 99) + (0 - 0.5)/2 = 0.5*p + 49.25
+  //      -> deconv k4 s2 (a = 2, b = (4-1)/2 - 0): 2*(0.5*p + 49.25) + 1.5 = p + 100
+  // crop(up, data): offset = 100 - 0 = 100
+  const json conv = {{"name", "conv"},  {"type", "conv"}, {"inputs", {"data"}},
+                     {"num_output", 1}, {"kernel", 3},    {"pad", 100}};
+  const json deconv = {{"name", "up"}, {"type", "deconv"}, {"inputs", {"pool"}}, {"num_output", 1},
+                       {"kernel", 4},  {"stride", 2},      {"bias", false},      {"weight_init", "bilinear"}};
+  Graph graph(graph_spec({conv, pool("pool", "conv", 2, 2), deconv, crop("score", "up", "data")}));
+  graph.reshape({{"data", {1, 1, 6, 7}}});
+  CHECK(dynamic_cast<CropLayer*>(graph.find_layer("score"))->offsets() == std::array<int64_t, 4>{0, 0, 100, 100});
+  CHECK(graph.blob_shape("score") == Shape{1, 1, 6, 7});
+  CHECK(graph.blob_coord_map("score").shift[0] == Approx(0.0).margin(1e-9));
+}
+
 TEST_CASE("crop offset \"auto\" errors: non-integer, negative, different scales, no graph") {
   // a = k2 s2: 0.5*p - 0.25; q = k4 s2: 0.5*p + (0 - 1.5)/2 = 0.5*p - 0.75; offset 0.5
   const json a = pool("a", "data", 2, 2), q = pool("q", "data", 4, 2), p3 = pool("p3", "data", 3, 1);
