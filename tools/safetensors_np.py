@@ -16,7 +16,9 @@ def save(path, tensors, metadata=None):
     if metadata:
         header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
+        a = np.asarray(tensors[name])  # ascontiguousarray would turn 0-d into [1]
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")
         if a.dtype not in _DTYPES:
             a = a.astype(np.float32)
         raw = a.tobytes()
