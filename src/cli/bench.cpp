@@ -1,12 +1,201 @@
-// Placeholder until the command lands; replaced by its real implementation.
+// fcn bench: times train steps and inference of a config's model on random
+// data, with the FLOP rate, peak memory and the BLAS kernel.
+//
+// A train step is what `fcn train` does per image: zero the param grads,
+// forward in train mode, backward from the loss, one SGD update. Inference is
+// one test-mode forward. Each figure is the median of --iters timed runs
+// after one warm-up run. GFLOP counts a train step as 3x the forward FLOPs
+// (forward, weight grad, data grad), as PyTorch-side FLOP counters do.
+#include <cblas.h>
+#include <omp.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <thread>
+
 #include "cli/commands.hpp"
+#include "cli/model_args.hpp"
+#include "fcn/blas_kernel.hpp"
 #include "fcn/error.hpp"
+#include "fcn/graph.hpp"
+#include "fcn/solver.hpp"
 
 namespace fcn::cli {
 
+namespace {
+
+struct BenchArgs {
+  ModelArgs model;
+  std::vector<int64_t> size = {500, 500};
+  int iters = 3;
+  int threads = 0;  // 0: all cores
+  uint64_t seed = 1337;
+  bool json_output = false;
+};
+
+// Wall-clock and process CPU time (all threads). On a machine shared with
+// other work the wall time of a run stretches; its CPU time mostly does not.
+struct Stopwatch {
+  std::chrono::steady_clock::time_point wall = std::chrono::steady_clock::now();
+  std::clock_t cpu = std::clock();
+  double wall_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count(); }
+  double cpu_s() const { return static_cast<double>(std::clock() - cpu) / CLOCKS_PER_SEC; }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Peak resident set size of this process so far, MiB (ru_maxrss is KiB on Linux).
+double peak_rss_mb() {
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+void set_threads(int threads) {
+  openblas_set_num_threads(threads);
+  omp_set_num_threads(threads);
+}
+
+// The class count the loss expects: the channels of its score input.
+int64_t loss_classes(Graph& graph) {
+  for (const auto& layer : graph.layers())
+    if (layer->is_loss() && !layer->inputs().empty()) return graph.blob_shape(layer->inputs()[0])[1];
+  return 0;
+}
+
+// Random image (roughly the range of mean-subtracted pixels) and labels in
+// [0, classes), or normal values for any other input.
+void fill_inputs(Graph& graph, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> pixel(0.f, 50.f);
+  const int64_t classes = loss_classes(graph);
+  for (const auto& name : graph.input_names()) {
+    Tensor& t = graph.blob(name);
+    if (name == "label" && classes > 0) {
+      std::uniform_int_distribution<int64_t> label(0, classes - 1);
+      for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<float>(label(rng));
+    } else {
+      for (int64_t i = 0; i < t.numel(); ++i) t[i] = pixel(rng);
+    }
+  }
+}
+
+// The solver settings: the config parser does not read the solver section
+// yet (fcn::load_config is declared but not built), so the reference recipe's
+// values apply: momentum 0.99, weight decay 5e-4, lr 1e-10.
+// TODO: read the config's solver section with fcn::load_config once it lands.
+SolverConfig bench_solver_config() { return SolverConfig{}; }
+
+void run_bench(const BenchArgs& args) {
+  if (args.size.size() != 2 || args.size[0] < 1 || args.size[1] < 1)
+    throw Error("--size: expected two positive integers H W");
+  if (args.iters < 1) throw Error("--iters: expected a positive integer");
+  if (args.threads < 0) throw Error("--threads: expected 0 (all cores) or a positive integer");
+  const int threads = args.threads > 0 ? args.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  set_threads(threads);
+
+  Graph graph(load_graph_spec(args.model), "graph");
+  std::map<std::string, Shape> shapes;
+  for (const auto& name : graph.input_names())
+    shapes[name] = {1, graph.input_channels(name), args.size[0], args.size[1]};
+  graph.reshape(shapes);
+  graph.init_params(args.seed);
+  fill_inputs(graph, args.seed + 1);
+
+  const SolverConfig solver_config = bench_solver_config();
+  Solver solver(solver_config);
+  const std::vector<Param*> params = graph.params();
+  const double gflop_forward = graph.forward_flops() / 1e9;
+  const double gflop_train = 3.0 * gflop_forward;
+  const std::string kernel = blas_kernel_report();
+  spdlog::info("bench {}x{}, {} threads, BLAS {}; {:.1f} GFLOP forward, {:.1f} GFLOP per train step",
+               args.size[0], args.size[1], threads, kernel, gflop_forward, gflop_train);
+
+  std::vector<double> train_times, train_cpu;
+  for (int it = 0; it <= args.iters; ++it) {
+    const Stopwatch watch;
+    graph.zero_param_grads();
+    graph.forward(Mode::train);
+    graph.backward();
+    solver.step(params, solver.learning_rate(it));
+    const double t = watch.wall_s(), cpu = watch.cpu_s();
+    spdlog::info("train step {}{}: {:.3f} s ({:.3f} CPU s), loss {:.4g}", it, it == 0 ? " (warm-up)" : "", t, cpu,
+                 graph.loss());
+    if (it > 0) {
+      train_times.push_back(t);
+      train_cpu.push_back(cpu);
+    }
+  }
+  const double train_rss = peak_rss_mb();
+
+  std::vector<double> infer_times, infer_cpu;
+  for (int it = 0; it <= args.iters; ++it) {
+    const Stopwatch watch;
+    graph.forward(Mode::test);
+    const double t = watch.wall_s(), cpu = watch.cpu_s();
+    spdlog::info("inference {}{}: {:.3f} s ({:.3f} CPU s)", it, it == 0 ? " (warm-up)" : "", t, cpu);
+    if (it > 0) {
+      infer_times.push_back(t);
+      infer_cpu.push_back(cpu);
+    }
+  }
+
+  const double train_s = median(train_times), infer_s = median(infer_times);
+  const double rss = std::max(train_rss, peak_rss_mb());
+  if (args.json_output) {
+    const json out = {{"train_step_s", train_s},
+                      {"infer_s", infer_s},
+                      {"peak_rss_mb", rss},
+                      {"train_peak_rss_mb", train_rss},
+                      {"gflop", gflop_train},
+                      {"gflops", gflop_train / train_s},
+                      {"infer_gflops", gflop_forward / infer_s},
+                      {"train_steps_s", train_times},
+                      {"infer_runs_s", infer_times},
+                      {"train_step_cpu_s", median(train_cpu)},
+                      {"infer_cpu_s", median(infer_cpu)},
+                      {"kernel", kernel},
+                      {"threads", threads},
+                      {"size", args.size}};
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    std::printf("input %lldx%lld, %d threads, BLAS %s\n", static_cast<long long>(args.size[0]),
+                static_cast<long long>(args.size[1]), threads, kernel.c_str());
+    std::printf("train step  %8.3f s  %7.1f GFLOP/s  (%.1f GFLOP, median of %d)\n", train_s, gflop_train / train_s,
+                gflop_train, args.iters);
+    std::printf("inference   %8.3f s  %7.1f GFLOP/s  (%.1f GFLOP, median of %d)\n", infer_s,
+                gflop_forward / infer_s, gflop_forward, args.iters);
+    std::printf("CPU time    %8.3f s per train step, %.3f s per inference (all threads)\n", median(train_cpu),
+                median(infer_cpu));
+    std::printf("peak RSS    %8.0f MiB (training)\n", train_rss);
+  }
+}
+
+}  // namespace
+
 void add_bench_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "(not built yet)");
-  cmd->callback([] { throw Error("this command is not built yet"); });
+  auto args = std::make_shared<BenchArgs>();
+  auto* cmd = app.add_subcommand(
+      "bench",
+      "Time train steps (forward + backward + SGD update) and inference of a config's model\n"
+      "on random data: medians after one warm-up, GFLOP/s (a train step counts 3x the forward\n"
+      "FLOPs), peak RSS and the BLAS kernel. Uses the config's model only (no data, no weights).");
+  add_model_options(cmd, args->model, false);
+  cmd->add_option("--size", args->size, "input height and width")->expected(2)->capture_default_str();
+  cmd->add_option("--iters", args->iters, "timed runs of each kind (after one warm-up)")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "threads for BLAS and OpenMP (0: all cores)")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "seed for params and random inputs")->capture_default_str();
+  cmd->add_flag("--json", args->json_output, "print one JSON object (the last stdout line)");
+  cmd->callback([args] { run_bench(*args); });
 }
 
 }  // namespace fcn::cli

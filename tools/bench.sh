@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Side-by-side speed and memory of fcn and PyTorch on the same CPU.
+#
+# Builds Release, measures the machine's sgemm peak (tools/sgemm_peak) and the
+# GEMM-only floor of an FCN-8s train step (tools/gemm_floor), then runs
+# `fcn bench` and ../shared/bench/torch_fcn.py (the same nets in PyTorch) one
+# after the other on FCN-32s/16s/8s at 500x500 and on a quarter-width FCN-8s
+# at 256x256, and prints a table of train-step and inference times (medians),
+# their ratios, GFLOP/s and peak RSS.
+#
+# Usage: tools/bench.sh [--threads T (2)] [--iters N (3)] [--cases "fcn32s:500:1 ..."] [--no-torch]
+# A case is ARCH:SIZE:WIDTH_DIV. Environment: BUILD_DIR (build), TORCH_FCN
+# (path of torch_fcn.py). The raw results (one JSON object per line) are
+# written to $BUILD_DIR/bench.jsonl.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+threads=2
+iters=3
+cases="fcn32s:500:1 fcn16s:500:1 fcn8s:500:1 fcn8s:256:4"
+torch=1
+while (($#)); do
+  case "$1" in
+    --threads) threads="$2"; shift 2 ;;
+    --iters) iters="$2"; shift 2 ;;
+    --cases) cases="$2"; shift 2 ;;
+    --no-torch) torch=0; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+source tools/deps.sh
+fcn_install_deps
+
+build_dir="${BUILD_DIR:-build}"
+torch_fcn="${TORCH_FCN:-../shared/bench/torch_fcn.py}"
+python=/usr/bin/python3
+if ((torch)) && [[ ! -f "$torch_fcn" ]]; then
+  echo "bench.sh: $torch_fcn not found (set TORCH_FCN or pass --no-torch)" >&2
+  exit 2
+fi
+
+echo "building Release in $build_dir ..." >&2
+cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build_dir" -j 2 --target fcn sgemm_peak gemm_floor >/dev/null
+
+results="$build_dir/bench.jsonl"
+: >"$results"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+last_line() { tail -n 1 "$1"; }
+
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $threads threads" >&2
+echo "sgemm peak ..." >&2
+"$build_dir/sgemm_peak" --threads "$threads" >"$tmp/sgemm.txt"
+cat "$tmp/sgemm.txt" >&2
+cpu_peak=$(sed -n 's/.*(\([0-9.]*\) from CPU time).*/\1/p' "$tmp/sgemm.txt" | sort -g | tail -n 1)
+echo "{\"tool\": \"sgemm_peak\", \"cpu_peak_gflops\": ${cpu_peak:-0}, \"result\": $(last_line "$tmp/sgemm.txt")}" >>"$results"
+
+for case in $cases; do
+  IFS=: read -r arch size div <<<"$case"
+  width=$($python -c "print(1.0 / $div)")
+  if [[ "$arch" == fcn8s ]]; then
+    echo "GEMM floor $arch ${size}x$size width 1/$div ..." >&2
+    "$build_dir/gemm_floor" --threads "$threads" --size "$size" --width-div "$div" >"$tmp/floor.txt"
+    echo "{\"tool\": \"gemm_floor\", \"case\": \"$case\", \"result\": $(last_line "$tmp/floor.txt")}" >>"$results"
+  fi
+  echo "{\"model\": {\"arch\": \"$arch\", \"width\": $width}}" >"$tmp/config.json"
+  echo "fcn bench $arch ${size}x$size width 1/$div ..." >&2
+  "$build_dir/fcn" bench --config "$tmp/config.json" --size "$size" "$size" --iters "$iters" --threads "$threads" \
+    --json >"$tmp/fcn.txt"
+  echo "{\"tool\": \"fcn\", \"case\": \"$case\", \"result\": $(last_line "$tmp/fcn.txt")}" >>"$results"
+  if ((torch)); then
+    echo "torch_fcn.py $arch $size $div ..." >&2
+    # torch_fcn.py times with time.perf_counter(); this wrapper also notes the
+    # process CPU time at each of those calls, so the CPU seconds of the same
+    # timed regions come out too (a busy machine stretches the wall times)
+    $python - "$torch_fcn" "$arch" "$size" "$div" "$threads" "$iters" >"$tmp/torch.txt" <<'PY'
+import json, runpy, sys, time
+marks, wall = [], time.perf_counter
+def perf_counter():
+    marks.append(time.process_time())
+    return wall()
+time.perf_counter = perf_counter
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+iters = int(sys.argv[5])
+timed = marks[-2 * (iters + 2):]  # the script's last calls: (t0, t1) of warm-up, iters, inference
+cpu = [b - a for a, b in zip(timed[0::2], timed[1::2])]
+train = sorted(cpu[1:-1])
+print(json.dumps({"train_step_cpu_s": train[len(train) // 2], "infer_cpu_s": cpu[-1]}))
+PY
+    line=$(tail -n 2 "$tmp/torch.txt" | head -n 1)
+    echo "  $line" >&2
+    echo "{\"tool\": \"torch\", \"case\": \"$case\", \"line\": \"$line\", \"cpu\": $(last_line "$tmp/torch.txt")}" >>"$results"
+  fi
+done
+
+$python - "$results" <<'EOF'
+import json, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+sgemm = next(r for r in rows if r["tool"] == "sgemm_peak")
+peak, cpu_peak = sgemm["result"]["sgemm_peak_gflops"], sgemm["cpu_peak_gflops"]
+threads = sgemm["result"]["threads"]
+floors = {r["case"]: r["result"] for r in rows if r["tool"] == "gemm_floor"}
+fcn = {r["case"]: r["result"] for r in rows if r["tool"] == "fcn"}
+torch = {}
+for r in rows:
+    if r["tool"] == "torch":
+        kv = dict(re.findall(r"(\S+)=(\S+)", r["line"]))
+        torch[r["case"]] = {"train": float(kv["train_step_s(median)"]), "infer": float(kv["infer_s"]),
+                            "rss": float(kv["peakRSS_MB"]), "train_cpu": r["cpu"]["train_step_cpu_s"],
+                            "infer_cpu": r["cpu"]["infer_cpu_s"]}
+
+def table(title, head, lines):
+    print(f"\n{title}\n")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---" for _ in head) + "|")
+    for cells in lines: print("| " + " | ".join(cells) + " |")
+
+def ratio(a, b): return f"{a / b:.2f}" if a and b else "-"
+def num(x, fmt=".2f"): return format(x, fmt) if x else "-"
+def name(case):
+    arch, size, div = case.split(":")
+    return arch + ("" if div == "1" else f" w1/{div}"), f"{size}x{size}"
+
+print(f"sgemm peak {peak:.1f} GFLOP/s wall-clock, {cpu_peak:.1f} from CPU time "
+      f"({sgemm['result']['kernel']}, {threads} threads)")
+if fcn: print(f"fcn BLAS: {next(iter(fcn.values()))['kernel']}")
+wall, cpu, rates = [], [], []
+for case, f in fcn.items():
+    t = torch.get(case, {})
+    floor = floors.get(case, {})
+    wall.append([*name(case), num(f["train_step_s"]), num(t.get("train")), ratio(f["train_step_s"], t.get("train")),
+                 num(f["infer_s"]), num(t.get("infer")), ratio(f["infer_s"], t.get("infer")),
+                 num(f["peak_rss_mb"], ".0f"), num(t.get("rss"), ".0f"), ratio(f["peak_rss_mb"], t.get("rss"))])
+    cpu.append([*name(case), num(f["train_step_cpu_s"]), num(t.get("train_cpu")),
+                ratio(f["train_step_cpu_s"], t.get("train_cpu")), num(f["infer_cpu_s"]), num(t.get("infer_cpu")),
+                ratio(f["infer_cpu_s"], t.get("infer_cpu"))])
+    cpu_rate = f["gflop"] / f["train_step_cpu_s"] * f["threads"]
+    rates.append([*name(case), f"{f['gflop']:.0f}", f"{f['gflops']:.0f}", f"{100 * f['gflops'] / peak:.0f}%",
+                  f"{cpu_rate:.0f}", f"{100 * cpu_rate / cpu_peak:.0f}%" if cpu_peak else "-",
+                  num(floor.get("gemm_floor_s"))])
+table("Wall clock (median seconds; ratio = fcn / PyTorch)",
+      ("model", "size", "train s", "torch", "ratio", "infer s", "torch", "ratio", "peak RSS MiB", "torch", "ratio"),
+      wall)
+table("Process CPU time (median CPU-seconds, all threads; steadier on a busy machine)",
+      ("model", "size", "train", "torch", "ratio", "infer", "torch", "ratio"), cpu)
+table("Train-step FLOP rate (3x forward FLOPs; % of the sgemm peak measured above)",
+      ("model", "size", "GFLOP", "GFLOP/s", "% peak", "GFLOP/s from CPU time", "% CPU peak", "GEMM floor s"), rates)
+EOF
