@@ -59,13 +59,11 @@ def random_inputs(rng, height, width, num_classes):
     return {"data": data, "label": label}
 
 
-def fcn_forward(fcn, workdir, tag, model_flag, weights, inputs, backward=False):
+def fcn_forward(fcn, workdir, tag, model_flag, weights_file, inputs, backward=False):
     """Runs `fcn forward` with `model_flag` (["--config", F] or ["--graph", F]),
-    weights and inputs (dicts of numpy arrays) saved under workdir; returns
-    (tensors, metadata) of the dump. Raises with fcn's stderr on failure."""
-    weights_file = os.path.join(workdir, f"{tag}_weights.safetensors")
+    a weights file and inputs (a dict of numpy arrays, saved under workdir);
+    returns (tensors, metadata) of the dump. Raises with fcn's stderr on failure."""
     dump_file = os.path.join(workdir, f"{tag}_dump.safetensors")
-    safetensors_np.save(weights_file, weights)
     cmd = [fcn, "forward", *model_flag, "--weights", weights_file, "--dump", dump_file]
     for name, array in inputs.items():
         path = os.path.join(workdir, f"{tag}_{name}.safetensors")
@@ -106,8 +104,10 @@ def check(fcn, workdir, variant, size, args):
     inputs = random_inputs(rng, height, width, args.classes)
     tag = f"{variant}_{height}x{width}"
     config = write_config(workdir, variant, args.classes, args.width)
+    weights_file = os.path.join(workdir, f"{tag}_weights.safetensors")
+    safetensors_np.save(weights_file, weights)
     try:
-        ours, meta = fcn_forward(fcn, workdir, tag, ["--config", config], weights, inputs, backward=True)
+        ours, meta = fcn_forward(fcn, workdir, tag, ["--config", config], weights_file, inputs, backward=True)
     except RuntimeError as e:
         print(f"{tag}: {e}")
         return False
