@@ -116,7 +116,7 @@ TEST_CASE("resume rejects checkpoints of another model or format") {
   CHECK_THROWS_WITH(load_checkpoint(path, *graph, solver), Catch::Contains("format version 7"));
 }
 
-TEST_CASE("--init copies matching names and shapes and reports the rest") {
+TEST_CASE("init weights: matching names and shapes are copied, the rest reported") {
   TempDir dir;
   auto source = make_net(4, 1);
   SafetensorsFile file;
