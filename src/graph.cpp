@@ -159,6 +159,7 @@ void Graph::backward() {
       input_grads.push_back(has_grad_[b] ? &grads_[b] : nullptr);
     }
     layers_[i]->backward(inputs, blobs_[node.output_blob], grads_[node.output_blob], input_grads);
+    if (backward_hook_) backward_hook_(i);
   }
 }
 

@@ -44,6 +44,22 @@ void ConfusionMatrix::merge(const ConfusionMatrix& other) {
   num_images_ += other.num_images_;
 }
 
+std::vector<int64_t> ConfusionMatrix::raw_counts() const {
+  std::vector<int64_t> out = counts_;
+  out.push_back(ignored_pixels_);
+  out.push_back(num_images_);
+  return out;
+}
+
+void ConfusionMatrix::set_raw_counts(const std::vector<int64_t>& counts) {
+  if (counts.size() != counts_.size() + 2)
+    throw Error("confusion matrix: expected " + std::to_string(counts_.size() + 2) + " raw counts, got " +
+                std::to_string(counts.size()));
+  std::copy(counts.begin(), counts.end() - 2, counts_.begin());
+  ignored_pixels_ = counts[counts.size() - 2];
+  num_images_ = counts.back();
+}
+
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();

@@ -12,6 +12,7 @@
 #include "fcn/blas_kernel.hpp"
 #include "fcn/checkpoint.hpp"
 #include "fcn/data/random.hpp"
+#include "fcn/distributed.hpp"
 #include "fcn/error.hpp"
 #include "fcn/image_io.hpp"
 #include "fcn/inference.hpp"
@@ -94,24 +95,44 @@ int set_compute_threads(int threads) {
 
 void request_stop(int signal) { g_stop_signal = signal; }
 
-Trainer::Trainer(TrainOptions options) : options_(std::move(options)), solver_config_(options_.config.solver) {
+Trainer::Trainer(TrainOptions options)
+    : options_(std::move(options)), solver_config_(options_.config.solver), comm_(Communicator::world()) {
   Config& config = options_.config;
   if (!options_.init_weights.empty()) config.init.weights = options_.init_weights;
   if (config.data.root.empty()) throw Error("config: the \"data\" section with data.root is needed for training");
   if (options_.out_dir.empty()) throw Error("train: no output directory given");
-  threads_ = set_compute_threads(solver_config_.threads);
-  std::error_code ec;
-  std::filesystem::create_directories(options_.out_dir + "/checkpoints", ec);
-  if (ec) throw Error(options_.out_dir + "/checkpoints: cannot create the directory (" + ec.message() + ")");
-  config_hash_ = config_hash(config.to_json());
+  // threads 0 = all cores, shared by the ranks on this host
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads_ = set_compute_threads(solver_config_.threads > 0 || comm_.local_size() == 1
+                                     ? solver_config_.threads
+                                     : std::max(1, cores / comm_.local_size()));
+  if (comm_.is_root()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.out_dir + "/checkpoints", ec);
+    if (ec) throw Error(options_.out_dir + "/checkpoints: cannot create the directory (" + ec.message() + ")");
+  }
+  // N ranks x iter_size k follow the trajectory of iter_size N*k: that is
+  // what a checkpoint's hash must match on resume
+  json hashed = config.to_json();
+  if (comm_.distributed()) hashed["solver"]["iter_size"] = solver_config_.iter_size * comm_.size();
+  config_hash_ = config_hash(hashed);
   open_datasets();
   build_graph();
-  solver_ = std::make_unique<Solver>(solver_config_);
+  SolverConfig solver = solver_config_;
+  solver.iter_size *= comm_.size();  // the summed gradients of every rank's samples
+  solver_ = std::make_unique<Solver>(solver);
   initialise_params();
-  write_resolved_config();
-  print_header();
-  log_ = std::make_unique<RunLog>(options_.out_dir, start_iter_, solver_config_.max_iter, solver_config_.iter_size,
-                                  solver_config_.display_every);
+  if (comm_.distributed()) {
+    check_same_params(comm_, *graph_);
+    reducer_ = std::make_unique<GradientReducer>(comm_, *graph_, solver_config_.allreduce_bucket_mb,
+                                                 allreduce_overlap_from_env());
+  }
+  if (comm_.is_root()) {
+    write_resolved_config();
+    print_header();
+    log_ = std::make_unique<RunLog>(options_.out_dir, start_iter_, solver_config_.max_iter,
+                                    solver_config_.iter_size * comm_.size(), solver_config_.display_every);
+  }
   start_loader();
 }
 
@@ -186,16 +207,25 @@ void Trainer::print_header() const {
   spdlog::info("solver: base_lr {:g} ({}), momentum {:g}, weight_decay {:g}, iter_size {}, {} iterations, seed {}",
                s.base_lr, s.lr_policy, s.momentum, s.weight_decay, s.iter_size, s.max_iter, s.seed);
   spdlog::info("threads: {}; BLAS: {}", threads_, blas_kernel_report());
+  if (reducer_)
+    spdlog::info("data parallel: {} ranks ({} on this host) x iter_size {} = {} images per step; allreduce of {:.1f} MiB "
+                 "in {} buckets (solver.allreduce_bucket_mb {:g}), overlapped with backward: {}",
+                 comm_.size(), comm_.local_size(), s.iter_size, s.iter_size * comm_.size(),
+                 reducer_->total_bytes() / 1048576.0, reducer_->buckets().size(), s.allreduce_bucket_mb,
+                 reducer_->overlap() ? "yes" : "no (FCN_ALLREDUCE_OVERLAP=0)");
   spdlog::info("out: {}{}", options_.out_dir,
                options_.resume.empty() ? "" : " (resuming from " + options_.resume + " at iteration " + std::to_string(start_iter_) + ")");
 }
 
 void Trainer::start_loader() {
-  next_sample_ = start_iter_ * solver_config_.iter_size;
+  next_sample_ = start_iter_ * solver_config_.iter_size;  // this rank's samples so far
   const DataConfig& data = options_.config.data;
+  const int64_t k = solver_config_.iter_size;
+  const int rank = comm_.rank(), ranks = comm_.size();
   // the callback runs on the loader thread, the only one touching next_sample_
-  loader_ = std::make_unique<Prefetcher>(*train_set_, [this] { return next_sample_++; }, data.seed, data.augment, true,
-                                         data.prefetch);
+  loader_ = std::make_unique<Prefetcher>(
+      *train_set_, [this, k, rank, ranks] { return rank_sample_index(next_sample_++, k, rank, ranks); }, data.seed,
+      data.augment, true, data.prefetch);
 }
 
 double Trainer::accumulate_gradients(int64_t step) {
@@ -209,10 +239,15 @@ double Trainer::accumulate_gradients(int64_t step) {
     graph_->blob("data") = sample.image;  // copies into the blob's own storage
     graph_->blob("label") = sample.label;
     graph_->forward(Mode::train);
+    // the last pass hands each finished bucket of gradients to the allreduce
+    if (reducer_ && i + 1 == solver_config_.iter_size) reducer_->begin_last_pass();
     graph_->backward();  // adds into the param gradients
     total += graph_->loss();
   }
-  return total / static_cast<double>(solver_config_.iter_size);
+  if (!reducer_) return total / static_cast<double>(solver_config_.iter_size);
+  reducer_->finish();  // the gradients now hold the sums over every rank's samples
+  comm_.allreduce_sum(&total, 1);
+  return total / static_cast<double>(solver_config_.iter_size * comm_.size());
 }
 
 bool Trainer::apply_update(int64_t step, double loss, double lr) {
@@ -228,7 +263,7 @@ bool Trainer::apply_update(int64_t step, double loss, double lr) {
     throw Error("iteration " + std::to_string(step + 1) + ": " + what + "; training stopped (solver.on_nan \"stop\"); " +
                 kept + ". A smaller solver.base_lr usually helps; solver.on_nan \"skip\" skips such updates");
   }
-  log_->break_line();
+  if (log_) log_->break_line();
   spdlog::warn("iteration {}: {}; update skipped (solver.on_nan \"skip\")", step + 1, what);
   return false;
 }
@@ -239,31 +274,44 @@ Scores Trainer::validate(int64_t iter) {
                             ? std::min<int64_t>(solver_config_.val_limit, static_cast<int64_t>(val_set_->size()))
                             : static_cast<int64_t>(val_set_->size());
   const DataConfig& data = options_.config.data;
-  int64_t next = 0;
+  // each rank scores its share of the images; the matrices are summed
+  const auto [begin, end] = rank_share(count, comm_.rank(), comm_.size());
+  int64_t next = begin;
   Prefetcher loader(*val_set_, [&next] { return next++; }, data.seed, AugmentConfig{}, false, data.prefetch);
   ConfusionMatrix matrix(options_.config.model.zoo.num_classes);
   std::vector<Image> images, truths, predictions;
-  for (int64_t i = 0; i < count; ++i) {
+  for (int64_t i = 0; i < end - begin; ++i) {
     const Sample sample = loader.next();
     const Image prediction = argmax_mask(infer_scores(*graph_, sample.image));
     const Image truth = label_from_tensor(sample.label);
     matrix.add(truth.pixels.data(), prediction.pixels.data(), truth.pixels.size());
-    if (i >= kGridRows) continue;
+    if (i >= kGridRows || !comm_.is_root()) continue;
     images.push_back(image_from_tensor(sample.image, data.mean_bgr));
     truths.push_back(truth);
     predictions.push_back(prediction);
   }
+  if (comm_.distributed()) {
+    std::vector<int64_t> counts = matrix.raw_counts();
+    comm_.allreduce_sum(counts.data(), counts.size());
+    matrix.set_raw_counts(counts);
+  }
+  const Scores scores = compute_scores(matrix, resolve_class_names(data, options_.config.model.zoo.num_classes));
+  last_validated_iter_ = iter;
+  if (!comm_.is_root()) return scores;
   std::vector<GridRow> rows;
   for (size_t i = 0; i < images.size(); ++i) rows.push_back({&images[i], &truths[i], &predictions[i]});
   write_image(options_.out_dir + "/val_samples.png", sample_grid(rows));
-  const Scores scores = compute_scores(matrix, resolve_class_names(data, options_.config.model.zoo.num_classes));
   log_->validation(iter, scores);
-  last_validated_iter_ = iter;
   return scores;
 }
 
 std::string Trainer::save_checkpoint(int64_t iter, double lr) {
   const std::string path = options_.out_dir + "/checkpoints/" + checkpoint_filename(iter);
+  if (!comm_.is_root()) {  // rank 0 writes; the others only keep the bookkeeping
+    last_checkpoint_ = path;
+    last_saved_iter_ = iter;
+    return path;
+  }
   try {
     fcn::save_checkpoint(path, *graph_, solver_.get(), {iter, lr, config_hash_, solver_config_.seed});
   } catch (const Error& e) {
@@ -287,7 +335,7 @@ void Trainer::after_step(int64_t iter, double lr, TrainResult& result) {
     result.checkpoint = save_checkpoint(iter, lr);
   if (solver_config_.test_every > 0 && iter % solver_config_.test_every == 0) {
     validate(iter);
-    log_->write_curves();
+    if (log_) log_->write_curves();
   }
 }
 
@@ -296,6 +344,14 @@ void Trainer::finish(double lr, TrainResult& result) {
   if (last_saved_iter_ != iter) result.checkpoint = save_checkpoint(iter, lr);
   if (solver_config_.test_every > 0 && last_validated_iter_ != iter) validate(iter);
   result.final_weights = options_.out_dir + "/final.safetensors";
+  if (reducer_ && reducer_->stats().steps > 0) {
+    const ReducerStats& st = reducer_->stats();
+    const double steps = static_cast<double>(st.steps);
+    spdlog::info("allreduce per step: {:.1f} ms summing {:.1f} MiB, {:.1f} ms of it waited for after backward{}",
+                 1e3 * st.reduce_seconds / steps, reducer_->total_bytes() / 1048576.0, 1e3 * st.wait_seconds / steps,
+                 reducer_->overlap() ? "" : " (overlap off)");
+  }
+  if (!comm_.is_root()) return;
   fcn::save_checkpoint(result.final_weights, *graph_, nullptr, {iter, lr, config_hash_, solver_config_.seed});
   log_->write_curves();
   spdlog::info("done: {} iterations; final weights {}", iter, result.final_weights);
@@ -312,12 +368,15 @@ TrainResult Trainer::run() {
     result.loss = accumulate_gradients(step);
     apply_update(step, result.loss, lr);
     result.iter = step + 1;
-    log_->step(result.iter, result.loss, lr);
+    if (log_) log_->step(result.iter, result.loss, lr);
     after_step(result.iter, lr, result);
-    if (g_stop_signal == 0 || result.iter == solver_config_.max_iter) continue;
-    result.stop_signal = g_stop_signal;
+    // the ranks stop together, after the same step, when any one was signalled
+    const int stop_signal = comm_.distributed() ? static_cast<int>(comm_.allreduce_max(g_stop_signal)) : g_stop_signal;
+    if (stop_signal == 0 || result.iter == solver_config_.max_iter) continue;
+    result.stop_signal = stop_signal;
     g_stop_signal = 0;
     if (last_saved_iter_ != result.iter) result.checkpoint = save_checkpoint(result.iter, lr);
+    if (!log_) return result;
     log_->write_curves();
     log_->break_line();
     spdlog::warn("stopped by {} after iteration {}; resume with:\n  {}", signal_name(result.stop_signal), result.iter,

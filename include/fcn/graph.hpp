@@ -6,6 +6,7 @@
 // once, then every layer adds into them, so fan-out sums. Parameter gradients
 // are only zeroed by zero_param_grads() (the solver, once per step), so
 // several backward passes accumulate (iter_size).
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -35,6 +36,10 @@ class Graph {
   // d(loss)/d(loss) = 1 for every loss layer (or for the last blob when the
   // graph has no loss layer), then reverse order.
   void backward();
+  // Called by backward() right after layer `layer_index` (an index into
+  // layers()) ran its backward: that layer's param gradients are final for
+  // this pass (the data-parallel reducer starts sending them). Empty = none.
+  void set_backward_hook(std::function<void(size_t layer_index)> hook) { backward_hook_ = std::move(hook); }
   void zero_param_grads();
   // Sum of the loss layers' outputs after forward.
   double loss() const;
@@ -85,6 +90,7 @@ class Graph {
   std::vector<CoordMap> coord_maps_;
   std::map<std::string, Shape> last_input_shapes_;
   std::mt19937_64 rng_{1337};
+  std::function<void(size_t)> backward_hook_;
 };
 
 }  // namespace fcn

@@ -28,6 +28,11 @@ class ConfusionMatrix {
   template <typename T>
   void add(const T* ground_truth, const T* prediction, size_t n);
   void merge(const ConfusionMatrix& other);
+  // Every count as one flat buffer (the matrix row by row, then the ignored
+  // pixels and the images) and back: distributed validation sums these
+  // buffers across processes.
+  std::vector<int64_t> raw_counts() const;
+  void set_raw_counts(const std::vector<int64_t>& counts);
 
   int64_t num_classes() const { return num_classes_; }
   int64_t count(int64_t ground_truth, int64_t prediction) const { return counts_[ground_truth * num_classes_ + prediction]; }

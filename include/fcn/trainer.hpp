@@ -16,6 +16,12 @@
 // momentum and the iteration, and a resumed run ends bit-identical to an
 // uninterrupted one (same thread count).
 //
+// Data parallel (distributed.hpp): under mpirun every rank runs a Trainer;
+// rank r loads the global samples rank_sample_index(...) of each step, the
+// gradients are summed over the ranks (GradientReducer, overlapping backward)
+// and divided by ranks x iter_size; validation is split across the ranks and
+// the confusion matrices summed. Rank 0 alone logs and writes files.
+//
 // Faults: a non-finite loss or gradient stops training with an Error naming
 // the iteration and the last good checkpoint (solver.on_nan "stop"), or skips
 // that update with a warning ("skip"). SIGINT/SIGTERM set a flag: the
@@ -34,6 +40,9 @@
 #include "fcn/solver.hpp"
 
 namespace fcn {
+
+class Communicator;
+class GradientReducer;
 
 struct TrainOptions {
   Config config;
@@ -96,6 +105,8 @@ class Trainer {
 
   TrainOptions options_;
   const SolverConfig& solver_config_;
+  Communicator& comm_;
+  std::unique_ptr<GradientReducer> reducer_;  // only with several ranks
   int threads_ = 1;
   std::unique_ptr<Dataset> train_set_, val_set_;
   std::unique_ptr<Graph> graph_;

@@ -1,9 +1,14 @@
 // fcn train: SGD training from a JSON config, with checkpoints, resume,
 // validation and a progress line (the loop is fcn::Trainer).
+#include <spdlog/spdlog.h>
+
+#include <exception>
 #include <filesystem>
+#include <memory>
 
 #include "cli/commands.hpp"
 #include "fcn/config.hpp"
+#include "fcn/distributed.hpp"
 #include "fcn/error.hpp"
 #include "fcn/trainer.hpp"
 
@@ -19,14 +24,30 @@ struct TrainArgs {
   std::vector<std::string> overrides;
 };
 
-void run_train(const TrainArgs& args) {
+TrainOptions train_options(const TrainArgs& args) {
   TrainOptions options;
   options.config = load_config(args.config_file, args.overrides);
   options.out_dir = args.out.empty() ? "runs/" + std::filesystem::path(args.config_file).stem().string() : args.out;
   options.resume = args.resume;
   options.init_weights = args.init;
-  Trainer trainer(std::move(options));
-  const TrainResult result = trainer.run();
+  return options;
+}
+
+void run_train(const TrainArgs& args) {
+  // Under mpirun (distributed.hpp) rank 0 alone logs; a rank that fails ends
+  // the whole job (MPI_Abort) rather than leave the others waiting in an
+  // allreduce. Ranks above 0 still show warnings and errors.
+  Communicator& comm = Communicator::world();
+  if (!comm.is_root()) spdlog::set_level(spdlog::level::warn);
+  std::unique_ptr<Trainer> trainer;  // outlives the catch: a failing rank aborts before any teardown waits
+  TrainResult result;
+  try {
+    trainer = std::make_unique<Trainer>(train_options(args));
+    result = trainer->run();
+  } catch (const std::exception& e) {
+    if (!comm.distributed()) throw;
+    comm.abort_with_error(e.what());
+  }
   // Stopped by a signal after saving a checkpoint: exit 128 + signal, as the
   // shell reports a process killed by it, so `fcn train && ...` stops there.
   if (result.stop_signal) throw CLI::RuntimeError(128 + result.stop_signal);
@@ -50,7 +71,9 @@ void add_train_command(CLI::App& app) {
       "(same data order and random draws; same solver.threads for identical floating point).\n"
       "Ctrl-C or SIGTERM finishes the current iteration, saves a checkpoint, prints the command that\n"
       "resumes, and exits with 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C kills at once.\n"
-      "A non-finite loss or gradient stops with exit 1 (solver.on_nan \"stop\") or skips the update (\"skip\").");
+      "A non-finite loss or gradient stops with exit 1 (solver.on_nan \"stop\") or skips the update (\"skip\").\n"
+      "Under mpirun -np N it trains data-parallel (docs/distributed.md): N ranks x iter_size k follow the run of\n"
+      "one process with iter_size N*k; rank 0 writes the run; a rank that fails ends the job.");
   cmd->add_option("--config", args->config_file, "JSON config file")->required();
   cmd->add_option("--out", args->out, "run directory (default: runs/<config file name>)");
   cmd->add_option("--resume", args->resume,
