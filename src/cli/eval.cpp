@@ -6,14 +6,18 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <memory>
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "cli/progress.hpp"
+#include "cli/trained_model.hpp"
 #include "fcn/data/dataset.hpp"
 #include "fcn/error.hpp"
 #include "fcn/image_io.hpp"
+#include "fcn/inference.hpp"
 #include "fcn/metrics.hpp"
 #include "fcn/safetensors.hpp"
 
@@ -35,39 +39,6 @@ struct EvalArgs {
   std::string weights;
   std::string save_dir;
   std::vector<std::string> overrides;
-};
-
-// A progress line with throughput and ETA on stderr: rewritten in place on
-// a terminal, a line every 10% otherwise.
-class Progress {
- public:
-  Progress(std::string what, size_t total)
-      : what_(std::move(what)), total_(total), tty_(isatty(fileno(stderr)) != 0),
-        start_(std::chrono::steady_clock::now()), last_(start_) {}
-
-  void update(size_t done) {
-    const auto now = std::chrono::steady_clock::now();
-    const bool finished = done == total_;
-    if (tty_ ? !finished && now - last_ < std::chrono::milliseconds(200)
-             : !finished && done * 10 / total_ == last_decile_)
-      return;
-    last_ = now;
-    last_decile_ = done * 10 / total_;
-    const double elapsed = std::chrono::duration<double>(now - start_).count();
-    const double rate = elapsed > 0 ? done / elapsed : 0;
-    const double eta = rate > 0 ? (total_ - done) / rate : 0;
-    std::fprintf(stderr, "%s%s %zu/%zu (%.0f%%) %.1f img/s ETA %d:%02d%s", tty_ ? "\r" : "", what_.c_str(), done,
-                 total_, 100.0 * done / total_, rate, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60,
-                 tty_ && !finished ? "" : "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  std::string what_;
-  size_t total_;
-  bool tty_;
-  std::chrono::steady_clock::time_point start_, last_;
-  size_t last_decile_ = 0;
 };
 
 std::vector<std::string> split_commas(const std::string& text) {
@@ -128,9 +99,33 @@ void run_pred_dir_eval(const EvalArgs& args) {
   report_scores(compute_scores(matrix, names), args.json_out);
 }
 
-// Added by the model-evaluation work: runs the network over the split and
-// scores (and with --save-dir saves) its predictions.
-void run_model_eval(const EvalArgs&) { throw Error("model evaluation is not built yet"); }
+// Runs the network over the split, scores (and with --save-dir saves) its
+// predictions.
+void run_model_eval(const EvalArgs& args) {
+  TrainedModel model(args.config_file, args.overrides, args.weights);
+  const DataConfig& data = model.config().data;
+  const int64_t classes = model.config().model.zoo.num_classes;
+  Dataset dataset(data, args.split, classes);
+  dataset.validate();
+  if (!args.save_dir.empty()) std::filesystem::create_directories(args.save_dir);
+  int64_t next = 0;
+  Prefetcher loader(dataset, [&next] { return next++; }, data.seed, AugmentConfig{}, false, data.prefetch);
+  ConfusionMatrix matrix(classes);
+  Progress progress("eval " + args.split, dataset.size());
+  for (size_t i = 0; i < dataset.size(); ++i) {
+    const Sample sample = loader.next();
+    const Image prediction = argmax_mask(model.scores(sample.image));
+    std::vector<uint8_t> truth(static_cast<size_t>(sample.label.numel()));
+    for (size_t k = 0; k < truth.size(); ++k) truth[k] = static_cast<uint8_t>(sample.label[static_cast<int64_t>(k)]);
+    matrix.add(truth.data(), prediction.pixels.data(), truth.size());
+    if (!args.save_dir.empty()) write_label_png(args.save_dir + "/" + sample.id + ".png", prediction);
+    progress.update(i + 1);
+  }
+  const std::vector<std::string> names =
+      args.class_names.empty() ? model.class_names() : class_names_for(args, classes);
+  report_scores(compute_scores(matrix, names), args.json_out);
+  if (!args.save_dir.empty()) spdlog::info("predicted masks in {}/<id>.png", args.save_dir);
+}
 
 void run_eval(const EvalArgs& args) {
   const bool pred_mode = !args.pred_dir.empty() || !args.data_root.empty() || args.num_classes != 0;

@@ -46,8 +46,15 @@ void check_label_values(const std::string& path, const Image& label, int64_t num
     }
 }
 
-// [1, 3, H, W] planes of BGR minus the mean.
-Tensor image_tensor(const Image& image, const std::vector<double>& mean_bgr) {
+Tensor label_tensor(const Image& label) {
+  Tensor t({1, 1, label.height, label.width});
+  for (size_t i = 0; i < label.pixels.size(); ++i) t[static_cast<int64_t>(i)] = label.pixels[i];
+  return t;
+}
+
+}  // namespace
+
+Tensor image_to_tensor(const Image& image, const std::vector<double>& mean_bgr) {
   Tensor t({1, 3, image.height, image.width});
   const size_t plane = static_cast<size_t>(image.height) * image.width;
   for (int c = 0; c < 3; ++c) {
@@ -57,14 +64,6 @@ Tensor image_tensor(const Image& image, const std::vector<double>& mean_bgr) {
   }
   return t;
 }
-
-Tensor label_tensor(const Image& label) {
-  Tensor t({1, 1, label.height, label.width});
-  for (size_t i = 0; i < label.pixels.size(); ++i) t[static_cast<int64_t>(i)] = label.pixels[i];
-  return t;
-}
-
-}  // namespace
 
 Dataset::Dataset(const DataConfig& config, const std::string& split, int64_t num_classes)
     : impl_(std::make_unique<Impl>()) {
@@ -125,7 +124,7 @@ Sample Dataset::load(size_t index, const AugmentConfig* augment, uint64_t augmen
   require_same_size(label_path(index), {label.height, label.width}, {image.height, image.width});
   Sample sample;
   sample.id = id(index);
-  sample.image = image_tensor(image, impl_->config.mean_bgr);
+  sample.image = image_to_tensor(image, impl_->config.mean_bgr);
   sample.label = label_tensor(label);
   if (augment && !augment_is_identity(*augment))
     augment_sample(sample.image, sample.label, *augment, augment_seed, static_cast<float>(impl_->config.ignore_label));

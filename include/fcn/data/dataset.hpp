@@ -54,6 +54,9 @@ const std::vector<std::string>& voc_class_names();
 // names for 21 classes, else "class_0", "class_1", ...
 std::vector<std::string> resolve_class_names(const DataConfig& config, int64_t num_classes);
 
+// A BGR image as the network's input: [1, 3, H, W] planes minus the mean.
+Tensor image_to_tensor(const Image& image, const std::vector<double>& mean_bgr);
+
 struct Sample {
   std::string id;
   Tensor image;  // [1, 3, H, W] BGR float, mean subtracted
