@@ -8,6 +8,9 @@
 #include <cstring>
 #include <map>
 
+#include <sched.h>
+#include <spdlog/spdlog.h>
+
 #ifdef FCN_HAVE_MPI
 #include <mpi.h>
 #endif
@@ -197,6 +200,24 @@ void check_same_params(Communicator& comm, Graph& graph) {
   if (comm.allreduce_min(value) != comm.allreduce_max(value))
     throw Error("the ranks start from different weights: is every file of init.weights / --resume the same on every "
                 "host?");
+}
+
+int threads_per_rank(int configured, const Communicator& comm) {
+  if (configured > 0 || !comm.distributed()) return configured;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  if (sched_getaffinity(0, sizeof(mask), &mask) == 0) {
+    const int bound = CPU_COUNT(&mask);
+    if (bound > 0 && bound < cores) {  // mpirun --bind-to core/socket/...: use what we were given
+      if (bound == 1 && cores / comm.local_size() > 1 && comm.is_root())
+        spdlog::warn("mpirun bound each rank to 1 core (its default for 2 ranks): 1 compute thread per rank; "
+                     "mpirun --bind-to none (or --map-by socket:PE=<cores per rank>) gives each rank {} cores",
+                     cores / comm.local_size());
+      return bound;
+    }
+  }
+  return std::max(1, cores / comm.local_size());
 }
 
 bool allreduce_overlap_from_env() {

@@ -101,11 +101,7 @@ Trainer::Trainer(TrainOptions options)
   if (!options_.init_weights.empty()) config.init.weights = options_.init_weights;
   if (config.data.root.empty()) throw Error("config: the \"data\" section with data.root is needed for training");
   if (options_.out_dir.empty()) throw Error("train: no output directory given");
-  // threads 0 = all cores, shared by the ranks on this host
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads_ = set_compute_threads(solver_config_.threads > 0 || comm_.local_size() == 1
-                                     ? solver_config_.threads
-                                     : std::max(1, cores / comm_.local_size()));
+  threads_ = set_compute_threads(threads_per_rank(solver_config_.threads, comm_));
   if (comm_.is_root()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.out_dir + "/checkpoints", ec);
@@ -327,7 +323,8 @@ std::string Trainer::save_checkpoint(int64_t iter, double lr) {
 
 std::string Trainer::resume_command(const std::string& checkpoint) const {
   const std::string& dir = options_.out_dir;
-  return "fcn train --config " + dir + "/config.json --out " + dir + " --resume " + checkpoint;
+  const std::string launcher = comm_.distributed() ? "mpirun -np " + std::to_string(comm_.size()) + " " : "";
+  return launcher + "fcn train --config " + dir + "/config.json --out " + dir + " --resume " + checkpoint;
 }
 
 void Trainer::after_step(int64_t iter, double lr, TrainResult& result) {

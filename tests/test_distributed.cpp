@@ -183,6 +183,9 @@ TEST_CASE("one process without a launcher: rank 0 of 1, collectives are identiti
   CHECK(comm.test(comm.start_allreduce_sum(f.data(), f.size())));
   auto graph = small_graph(2);
   CHECK_NOTHROW(check_same_params(comm, *graph));
+  // one rank: solver.threads as configured (0 = all cores)
+  CHECK(threads_per_rank(0, comm) == 0);
+  CHECK(threads_per_rank(3, comm) == 3);
 }
 
 TEST_CASE("FCN_ALLREDUCE_OVERLAP turns the overlap off") {

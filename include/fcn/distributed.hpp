@@ -84,6 +84,10 @@ std::pair<int64_t, int64_t> rank_share(int64_t count, int rank, int size);
 // Throws (on every rank alike) when the ranks' params differ: an init or
 // resume file that is not the same on every host.
 void check_same_params(Communicator& comm, Graph& graph);
+// solver.threads for this rank: `configured` when positive or with one
+// rank; for 0 (all cores) with several ranks, the cores the launcher bound
+// this rank to, or when it is not bound, the host's cores / its ranks.
+int threads_per_rank(int configured, const Communicator& comm);
 // FCN_ALLREDUCE_OVERLAP: unset or anything but "0"/"off"/"false" = on.
 bool allreduce_overlap_from_env();
 
