@@ -239,6 +239,8 @@ GradientReducer::GradientReducer(Communicator& comm, Graph& graph, double bucket
   for (size_t i = layers.size(); i-- > 0;) {  // backward order
     for (Param* p : layers[i]->params()) {
       if (p->frozen()) continue;
+      // a param of a bucket's size or more goes alone (summed in place, no copy)
+      if (static_cast<double>(p->grad.numel()) * sizeof(float) >= limit) open = false;
       if (!open) {
         bucket_params_.emplace_back();
         bucket_floats_.push_back(0);

@@ -141,11 +141,20 @@ TEST_CASE("the reducer's buckets hold every trainable param once, in backward or
     CHECK(reducer.buckets()[1].size() == 1);
     CHECK(reducer.buckets()[2].size() == 1);
   }
+  SECTION("a param of the bucket size or more goes alone") {
+    // 100 bytes: c2.weight + c2.bias (60 B) stay open, c1.weight (432 B) closes them and goes alone
+    GradientReducer reducer(comm, *graph, 100.0 / 1048576.0, true);
+    REQUIRE(reducer.buckets().size() == 3);
+    CHECK(reducer.buckets()[0].size() == 2);
+    REQUIRE(reducer.buckets()[1].size() == 1);
+    CHECK(reducer.buckets()[1][0]->name == "c1.weight");
+    CHECK(reducer.buckets()[2].size() == 1);
+  }
 }
 
 TEST_CASE("the single-process reducer leaves the accumulated gradients as they were") {
   for (bool overlap : {true, false})
-    for (double bucket_mb : {1e-9, 56.0 / 1048576.0, 25.0}) {
+    for (double bucket_mb : {1e-9, 56.0 / 1048576.0, 100.0 / 1048576.0, 25.0}) {
       INFO("overlap " << overlap << ", bucket_mb " << bucket_mb);
       auto expected_graph = small_graph(5);
       auto graph = small_graph(5);

@@ -100,8 +100,9 @@ struct ReducerStats {
 class GradientReducer {
  public:
   // Plans buckets over the graph's trainable params in backward (reverse
-  // layer) order; a bucket closes once it holds bucket_mb MiB. The params
-  // must be sized (after the graph's first reshape).
+  // layer) order; a bucket closes once it holds bucket_mb MiB, and a param
+  // of that size or more gets a bucket of its own. The params must be sized
+  // (after the graph's first reshape).
   GradientReducer(Communicator& comm, Graph& graph, double bucket_mb, bool overlap);
   ~GradientReducer();
   GradientReducer(const GradientReducer&) = delete;
