@@ -2,10 +2,12 @@
 # Data-parallel training is the single-process trajectory: 2 ranks with
 # iter_size 1 (mpirun -np 2) end with the weights of 1 process with
 # iter_size 2 after 5 iterations (relative difference <= 1e-5; FCN-8s at width
-# 1/32 with dropout and flips on a tiny synthetic set). Also: rank 0 alone
+# 1/32 with dropout and flips on a tiny synthetic set), and 2 ranks x
+# iter_size 2 those of 1 x iter_size 4 after 3. Also: rank 0 alone
 # writes the run (one metrics record per iteration), validation split over the
 # ranks gives the same scores as one process on the same weights, and a
-# 2-rank run resumed with 2 ranks ends bit-identical to an uninterrupted one.
+# 2-rank run resumed with 2 ranks ends bit-identical to an uninterrupted one
+# (also across bucket sizes and with the overlap off: a sum of two is exact).
 # Skips (exit 0) when mpirun is missing or fcn was built without MPI.
 # Usage (from the repo root): bash tests/cli/mpi_equivalence.sh path/to/fcn
 set -euo pipefail
@@ -61,6 +63,15 @@ grep -q "data parallel: 2 ranks" two.log || { cat two.log; fail "no data-paralle
 compare two/final.safetensors one/final.safetensors 1e-5
 compare two/checkpoints/iter_00000005.safetensors one/checkpoints/iter_00000005.safetensors 1e-5
 
+echo "== 2 ranks x iter_size 2 == 1 process x iter_size 4 (only the last pass of a step starts the allreduce)"
+"$fcn" train --config tiny.json --out one4 --set solver.iter_size=4 --set solver.max_iter=3 --set solver.test_every=0 \
+  2>one4.log || { cat one4.log; fail "single-process iter_size 4"; }
+mpi2 "$fcn" train --config tiny.json --out two2 --set solver.iter_size=2 --set solver.max_iter=3 --set solver.test_every=0 \
+  --set solver.allreduce_bucket_mb=0.01 >two2.out 2>two2.log || { cat two2.out two2.log; fail "2 ranks x iter_size 2"; }
+grep -q "allreduce of .* in [0-9]* buckets" two2.log && ! grep -q " in 1 buckets" two2.log ||
+  { cat two2.log; fail "expected several buckets"; }
+compare two2/final.safetensors one4/final.safetensors 1e-5
+
 echo "== rank 0 alone writes the run"
 [[ -f two/config.json && -f two/metrics.jsonl && -f two/curves.png && -f two/val_samples.png ]] || fail "run outputs missing"
 /usr/bin/python3 - one/metrics.jsonl two/metrics.jsonl <<'PY'
@@ -90,10 +101,12 @@ assert a == b, "validation differs:\n%s\n%s" % (a, b)
 print("validation identical: %s" % a)
 PY
 
-echo "== 2 ranks: max_iter 3, then --resume to 5 with 2 ranks"
-mpi2 "$fcn" train --config tiny.json --out split --set solver.max_iter=3 >split.out 2>split.log ||
+echo "== 2 ranks: max_iter 3 (overlap off, small buckets), then --resume to 5 with 2 ranks"
+FCN_ALLREDUCE_OVERLAP=0 mpi2 -x FCN_ALLREDUCE_OVERLAP "$fcn" train --config tiny.json --out split \
+  --set solver.max_iter=3 --set solver.allreduce_bucket_mb=0.01 >split.out 2>split.log ||
   { cat split.out split.log; fail "first half"; }
 mpi2 "$fcn" train --config split/config.json --out split --set solver.max_iter=5 \
   --resume split/checkpoints/iter_00000003.safetensors >>split.out 2>>split.log || { cat split.out split.log; fail "resumed half"; }
+grep -q "overlapped with backward: no" split.log || { cat split.log; fail "FCN_ALLREDUCE_OVERLAP=0 was not reported"; }
 compare split/final.safetensors two/final.safetensors 0
 echo "PASS"
