@@ -90,6 +90,14 @@ Communicator::Communicator() : impl_(std::make_unique<Impl>()) {
   MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local);
   MPI_Comm_size(local, &local_size_);
   MPI_Comm_free(&local);
+#else
+  // N copies of a single-process fcn would each train alone into the same --out
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
+    const char* value = std::getenv(name);
+    if (value && std::atoi(value) > 1)
+      throw Error("started by an MPI launcher with " + std::string(value) +
+                  " processes, but this fcn was built without MPI (fcn --version); install libopenmpi-dev and rebuild");
+  }
 #endif
 }
 
