@@ -1,10 +1,66 @@
 #include "fcn/graph.hpp"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+
 #include "fcn/error.hpp"
 
 namespace fcn {
 
+namespace {
+
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value && *value && std::strcmp(value, "0") != 0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A lifetime on the step timeline (both ends inclusive) and a size.
+struct Interval {
+  int64_t numel = 0;
+  int start = 0, end = 0;
+  bool overlaps(const Interval& o) const { return start <= o.end && o.start <= end; }
+};
+
+// Greedy interval packing: the largest first, each into the first buffer
+// none of whose occupants it overlaps. Returns the buffer of each interval
+// and the buffers' sizes.
+std::pair<std::vector<int>, std::vector<int64_t>> pack_intervals(const std::vector<Interval>& items) {
+  std::vector<int> order(items.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return items[a].numel > items[b].numel; });
+  std::vector<int> assignment(items.size(), -1);
+  std::vector<int64_t> sizes;
+  std::vector<std::vector<int>> occupants;
+  for (int item : order) {
+    int chosen = -1;
+    for (size_t buffer = 0; buffer < occupants.size() && chosen < 0; ++buffer) {
+      bool free = true;
+      for (int other : occupants[buffer]) free = free && !items[item].overlaps(items[other]);
+      if (free) chosen = static_cast<int>(buffer);  // sizes only shrink: it fits
+    }
+    if (chosen < 0) {
+      chosen = static_cast<int>(sizes.size());
+      sizes.push_back(items[item].numel);
+      occupants.emplace_back();
+    }
+    occupants[chosen].push_back(item);
+    assignment[item] = chosen;
+  }
+  return {assignment, sizes};
+}
+
+}  // namespace
+
 Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : options_(options) {
+  if (env_flag("FCN_PROFILE")) options_.profile = true;
   SpecReader reader(spec, path);
   SpecReader inputs = reader.get_object("inputs");
   for (const auto& item : spec.at("inputs").items()) {
@@ -48,7 +104,9 @@ Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : 
   reader.finish();
   blobs_.resize(blob_names_.size());
   grads_.resize(blob_names_.size());
+  blob_shapes_.resize(blob_names_.size());
   coord_maps_.resize(blob_names_.size());
+  timings_.resize(layers_.size());
 }
 
 void Graph::plan_gradients() {
@@ -104,25 +162,134 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
     coord_maps_[i] = CoordMap{};
   }
   for (const auto& item : input_shapes) blob_id(item.first);  // rejects unknown names
+  std::vector<Shape> blob_shapes(blobs_.size());
+  for (size_t i = 0; i < input_names_.size(); ++i) blob_shapes[i] = blobs_[i].shape();
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<Shape> shapes;
     std::vector<CoordMap> maps;
     for (int b : nodes_[i].input_blobs) {
-      shapes.push_back(blobs_[b].shape());
+      shapes.push_back(blob_shapes[b]);
       maps.push_back(coord_maps_[b]);
     }
     layers_[i]->set_input_coord_maps(maps);
-    const Shape out = layers_[i]->reshape(shapes);
     const int ob = nodes_[i].output_blob;
-    blobs_[ob].reshape(out);
+    blob_shapes[ob] = layers_[i]->reshape(shapes);
     coord_maps_[ob] = (maps.empty() ? CoordMap{} : maps[0]).then(layers_[i]->coord_map());
   }
   // Layers may size their parameters in reshape (input channels), so the
   // gradient plan follows the shapes.
   plan_gradients();
-  for (size_t b = 0; b < blobs_.size(); ++b)
-    if (has_grad_[b]) grads_[b].reshape(blobs_[b].shape());
+  last_input_shapes_.clear();  // until the plan is in place (a throw leaves the graph un-reshaped)
+  if (reusing_memory()) {
+    for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
+      blob_shapes_[b] = blob_shapes[b];
+      grads_[b].release();  // the plan points the live ones into its buffers
+    }
+    plan_memory();
+  } else {
+    for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
+      blobs_[b].reshape(blob_shapes[b]);
+      if (has_grad_[b]) grads_[b].reshape(blob_shapes[b]);
+    }
+  }
   last_input_shapes_ = input_shapes;
+}
+
+void Graph::plan_memory() {
+  const int L = static_cast<int>(layers_.size());
+  const int end_of_step = 2 * L;  // after the last backward
+  const size_t inputs = input_names_.size(), count = blobs_.size();
+  const auto backward_step = [L](size_t layer) { return 2 * L - 1 - static_cast<int>(layer); };
+  std::vector<int> producer(count, -1), consumers(count, 0);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    producer[nodes_[i].output_blob] = static_cast<int>(i);
+    for (int b : nodes_[i].input_blobs) ++consumers[b];
+  }
+
+  // Values: the last step that reads each blob.
+  std::vector<int> last_read(count, -1);
+  for (size_t b = inputs; b < count; ++b) {
+    const int p = producer[b];
+    last_read[b] = p;
+    if (consumers[b] == 0) last_read[b] = end_of_step;  // a graph output
+    if (nodes_[p].runs_backward && layers_[p]->backward_needs_output())
+      last_read[b] = std::max(last_read[b], backward_step(p));
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (int b : nodes_[i].input_blobs) {
+      if (b < static_cast<int>(inputs)) continue;
+      int last = static_cast<int>(i);
+      if (layers_[i]->is_loss()) last = end_of_step;  // the scores stay readable
+      if (nodes_[i].runs_backward && layers_[i]->backward_needs_inputs()) last = std::max(last, backward_step(i));
+      last_read[b] = std::max(last_read[b], last);
+    }
+  }
+  // In place: a layer may write over an input that only it reads, whose
+  // producer's backward does not read it, and that is not a graph input.
+  std::vector<int> group(count);
+  std::iota(group.begin(), group.end(), 0);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const int k = layers_[i]->in_place_input();
+    if (k < 0 || k >= static_cast<int>(nodes_[i].input_blobs.size())) continue;
+    const int in = nodes_[i].input_blobs[k], out = nodes_[i].output_blob;
+    const int p = producer[in];
+    if (in < static_cast<int>(inputs) || consumers[in] != 1) continue;
+    if (nodes_[p].runs_backward && layers_[p]->backward_needs_output()) continue;
+    if (shape_numel(blob_shapes_[in]) != shape_numel(blob_shapes_[out])) continue;
+    group[out] = group[in];
+  }
+
+  if (!options_.reuse_values)
+    for (size_t b = inputs; b < count; ++b) last_read[b] = end_of_step;  // values stay readable
+  // One interval per value group and one per gradient.
+  std::vector<Interval> items;
+  std::vector<int> value_item(count, -1), grad_item(count, -1);
+  for (size_t b = inputs; b < count; ++b) {
+    const int root = group[b];
+    const Interval own{shape_numel(blob_shapes_[b]), options_.reuse_values ? producer[b] : 0, last_read[b]};
+    if (value_item[root] < 0) {
+      value_item[root] = static_cast<int>(items.size());
+      items.push_back(own);
+    } else {
+      Interval& merged = items[value_item[root]];
+      merged.numel = std::max(merged.numel, own.numel);
+      merged.start = std::min(merged.start, own.start);
+      merged.end = std::max(merged.end, own.end);
+    }
+    value_item[b] = value_item[root];
+  }
+  for (auto& node : nodes_) node.grads_born.clear();
+  std::vector<int> seeded;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i]->is_loss()) seeded.push_back(nodes_[i].output_blob);
+  if (seeded.empty() && !layers_.empty()) seeded.push_back(nodes_.back().output_blob);
+  for (size_t b = inputs; b < count; ++b) {
+    if (!has_grad_[b]) continue;
+    const int p = producer[b];
+    int first_writer = -1;  // the consumer whose backward runs first
+    for (size_t i = 0; i < layers_.size(); ++i)
+      for (int in : nodes_[i].input_blobs)
+        if (in == static_cast<int>(b) && nodes_[i].runs_backward) first_writer = static_cast<int>(i);
+    const bool is_seed = std::find(seeded.begin(), seeded.end(), static_cast<int>(b)) != seeded.end();
+    int birth = backward_step(p);
+    if (first_writer >= 0) {
+      birth = backward_step(first_writer);
+      nodes_[first_writer].grads_born.push_back(static_cast<int>(b));
+    } else if (!is_seed) {
+      nodes_[p].grads_born.push_back(static_cast<int>(b));  // nobody adds to it: zero for its producer
+    }
+    if (is_seed) birth = L;  // filled with 1 as backward starts
+    grad_item[b] = static_cast<int>(items.size());
+    items.push_back({shape_numel(blob_shapes_[b]), birth, backward_step(p)});
+  }
+
+  const auto [assignment, sizes] = pack_intervals(items);
+  buffers_.resize(sizes.size());
+  for (size_t j = 0; j < sizes.size(); ++j) buffers_[j].reshape({sizes[j]});
+  for (size_t b = inputs; b < count; ++b) {
+    blobs_[b].share_storage(buffers_[assignment[value_item[b]]], blob_shapes_[b]);
+    if (grad_item[b] >= 0) grads_[b].share_storage(buffers_[assignment[grad_item[b]]], blob_shapes_[b]);
+  }
 }
 
 void Graph::forward(Mode mode) {
@@ -130,14 +297,21 @@ void Graph::forward(Mode mode) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<const Tensor*> inputs;
     for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
+    const auto start = std::chrono::steady_clock::now();
     layers_[i]->forward(inputs, blobs_[nodes_[i].output_blob], mode);
+    if (options_.profile) {
+      timings_[i].forward_s += seconds_since(start);
+      ++timings_[i].forward_calls;
+    }
   }
 }
 
 void Graph::backward() {
   if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before backward()");
-  for (size_t b = 0; b < grads_.size(); ++b)
-    if (has_grad_[b]) grads_[b].zero();
+  const bool planned = reusing_memory();  // planned gradients are zeroed as they come to life
+  if (!planned)
+    for (size_t b = 0; b < grads_.size(); ++b)
+      if (has_grad_[b]) grads_[b].zero();
   bool any_loss = false;
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (!layers_[i]->is_loss()) continue;
@@ -158,7 +332,14 @@ void Graph::backward() {
       inputs.push_back(&blobs_[b]);
       input_grads.push_back(has_grad_[b] ? &grads_[b] : nullptr);
     }
+    const auto start = std::chrono::steady_clock::now();
+    if (planned)
+      for (int b : node.grads_born) grads_[b].zero();
     layers_[i]->backward(inputs, blobs_[node.output_blob], grads_[node.output_blob], input_grads);
+    if (options_.profile) {
+      timings_[i].backward_s += seconds_since(start);
+      ++timings_[i].backward_calls;
+    }
     if (backward_hook_) backward_hook_(i);
   }
 }
@@ -219,6 +400,37 @@ double Graph::forward_flops() const {
   double total = 0;
   for (const auto& layer : layers_) total += layer->forward_flops();
   return total;
+}
+
+int64_t Graph::blob_buffer_bytes() const {
+  int64_t floats = 0;
+  for (const Tensor& t : buffers_) floats += t.capacity();
+  for (const Tensor& t : blobs_) floats += t.capacity();  // own storage only (views have none)
+  for (const Tensor& t : grads_) floats += t.capacity();
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
+void Graph::reset_timings() { std::fill(timings_.begin(), timings_.end(), LayerTiming{}); }
+
+std::string Graph::timing_table() const {
+  double total = 0;
+  for (const LayerTiming& t : timings_) total += t.forward_s + t.backward_s;
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-16s %-12s %11s %11s %7s\n", "layer", "type", "forward ms", "backward ms",
+                "share");
+  out += line;
+  const auto per_call = [](double s, int64_t calls) { return calls ? 1e3 * s / static_cast<double>(calls) : 0.0; };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerTiming& t = timings_[i];
+    std::snprintf(line, sizeof line, "%-16s %-12s %11.2f %11.2f %6.1f%%\n", layers_[i]->name().c_str(),
+                  layers_[i]->type().c_str(), per_call(t.forward_s, t.forward_calls),
+                  per_call(t.backward_s, t.backward_calls),
+                  total > 0 ? 100.0 * (t.forward_s + t.backward_s) / total : 0.0);
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "%-29s %11.3f s in all\n", "total", total);
+  return out + line;
 }
 
 }  // namespace fcn

@@ -115,3 +115,60 @@ TEST_CASE("reshaping to a new input size gives the same results as a fresh graph
   REQUIRE(a.shape() == b.shape());
   for (int64_t i = 0; i < a.numel(); ++i) CHECK(a[i] == b[i]);
 }
+
+TEST_CASE("the memory plan changes no number: losses, param grads and outputs match a graph without it") {
+  // conv -> relu (in place) -> pool -> conv -> relu -> fan-out into a sum and a
+  // deconv, then the loss: shared gradient buffers, in-place ReLU, reused values
+  const json spec = spec_with(json::parse(R"([
+    {"name": "c1", "type": "conv", "inputs": ["data"], "num_output": 4, "kernel": 3, "pad": 1},
+    {"name": "r1", "type": "relu", "inputs": ["c1"]},
+    {"name": "p1", "type": "max_pool", "inputs": ["r1"], "kernel": 2, "stride": 2},
+    {"name": "c2", "type": "conv", "inputs": ["p1"], "num_output": 3, "kernel": 3, "pad": 1},
+    {"name": "r2", "type": "relu", "inputs": ["c2"]},
+    {"name": "s", "type": "scale", "inputs": ["r2"], "value": 0.5},
+    {"name": "f", "type": "sum", "inputs": ["r2", "s"]},
+    {"name": "up", "type": "deconv", "inputs": ["f"], "num_output": 3, "kernel": 4, "stride": 2, "pad": 1,
+     "bias": false, "weight_init": "bilinear", "lr_mult": 0},
+    {"name": "loss", "type": "softmax_loss", "inputs": ["up", "label"], "normalize": "none"}])"));
+  std::mt19937_64 rng(11);
+  const Tensor data = random_tensor({1, 2, 8, 10}, rng, -1, 1, 0.01f);
+  Tensor label({1, 1, 8, 10});
+  for (int64_t i = 0; i < label.numel(); ++i) label[i] = static_cast<float>(i % 3);
+  struct Run {
+    double loss;
+    std::map<std::string, Tensor> grads;
+    Tensor scores;
+    int64_t bytes;
+  };
+  auto run = [&](GraphOptions options) {
+    Graph graph(spec, "graph", options);
+    graph.reshape({{"data", data.shape()}, {"label", label.shape()}});
+    graph.init_params(3);
+    graph.blob("data") = data;
+    graph.blob("label") = label;
+    for (int step = 0; step < 2; ++step) {  // the second step runs on reused buffers
+      graph.zero_param_grads();
+      graph.forward(Mode::train);
+      graph.backward();
+    }
+    Run r{graph.loss(), {}, graph.blob("up"), graph.blob_buffer_bytes()};
+    for (Param* p : graph.params())
+      if (!p->frozen()) r.grads[p->name] = p->grad;
+    return r;
+  };
+  GraphOptions plain;
+  plain.reuse_memory = false;
+  GraphOptions values;
+  values.reuse_values = true;
+  const Run reference = run(plain);
+  for (const GraphOptions& options : {GraphOptions{}, values}) {
+    const Run planned = run(options);
+    CHECK(planned.loss == reference.loss);
+    CHECK(planned.bytes < reference.bytes);
+    for (int64_t i = 0; i < reference.scores.numel(); ++i) REQUIRE(planned.scores[i] == reference.scores[i]);
+    for (const auto& [name, grad] : reference.grads) {
+      INFO(name);
+      for (int64_t i = 0; i < grad.numel(); ++i) REQUIRE(planned.grads.at(name)[i] == grad[i]);
+    }
+  }
+}

@@ -6,6 +6,20 @@
 // once, then every layer adds into them, so fan-out sums. Parameter gradients
 // are only zeroed by zero_param_grads() (the solver, once per step), so
 // several backward passes accumulate (iter_size).
+//
+// Memory plan (reuse_memory, the default): after reshape, every blob value
+// and blob gradient gets a lifetime on the timeline forward layer 0..L-1,
+// then backward layer L-1..0. A gradient lives from the backward of its last
+// consumer (where it is zeroed) to its producer's backward, and gradients
+// whose lifetimes do not overlap share one buffer (largest first, greedy):
+// blob gradients are only valid inside backward(). An in-place layer (ReLU)
+// writes over its input blob when nothing else reads that blob, so the two
+// blobs hold the same (output) values. Values otherwise keep their own
+// buffers, unless reuse_values is set: then a value lives from its
+// producer's forward to its last reader (the last consumer's forward, the
+// backward of a consumer that reads its inputs, or of a producer that reads
+// its output) and dead values share buffers too; graph inputs, blobs no
+// layer reads and the inputs of loss layers still keep their values.
 #include <functional>
 #include <map>
 #include <memory>
@@ -21,6 +35,21 @@ struct GraphOptions {
   // Give a gradient to every non-input blob, not only to those between the
   // loss and a trainable parameter (fcn forward --backward dumps them all).
   bool grad_all_blobs = false;
+  // Share gradient buffers and run in-place layers over their input (see
+  // above). Off (or grad_all_blobs): every blob and gradient keeps its own
+  // buffer and its values, as `fcn forward` needs to dump them all.
+  bool reuse_memory = true;
+  // With reuse_memory, also let dead blob values share buffers (see above).
+  bool reuse_values = false;
+  // Time every layer's forward and backward (layer_timings()); FCN_PROFILE=1
+  // in the environment turns it on too.
+  bool profile = false;
+};
+
+// Accumulated wall-clock time of one layer (options.profile).
+struct LayerTiming {
+  double forward_s = 0, backward_s = 0;
+  int64_t forward_calls = 0, backward_calls = 0;
 };
 
 class Graph {
@@ -65,6 +94,17 @@ class Graph {
   Param* find_param(const std::string& name);
   double forward_flops() const;
 
+  // Bytes of the buffers holding blob values and gradients (not params,
+  // not layer-internal state or scratch).
+  int64_t blob_buffer_bytes() const;
+
+  bool profiling() const { return options_.profile; }
+  // One entry per layer, in layers() order.
+  const std::vector<LayerTiming>& layer_timings() const { return timings_; }
+  void reset_timings();
+  // Per-layer milliseconds per call and share of the total, for humans.
+  std::string timing_table() const;
+
   // Random source for layers that draw (dropout); reseed for exact resume.
   std::mt19937_64& rng() { return rng_; }
 
@@ -73,9 +113,12 @@ class Graph {
     std::vector<int> input_blobs;
     int output_blob = -1;
     bool runs_backward = false;
+    std::vector<int> grads_born;  // gradients first written by this layer's backward: zeroed before it
   };
   int blob_id(const std::string& name) const;
   void plan_gradients();
+  bool reusing_memory() const { return options_.reuse_memory && !options_.grad_all_blobs; }
+  void plan_memory();
 
   GraphOptions options_;
   std::vector<std::string> input_names_;
@@ -91,6 +134,9 @@ class Graph {
   std::map<std::string, Shape> last_input_shapes_;
   std::mt19937_64 rng_{1337};
   std::function<void(size_t)> backward_hook_;
+  std::vector<Shape> blob_shapes_;  // of the last reshape, for the memory plan
+  std::vector<Tensor> buffers_;     // shared storage of the memory plan
+  std::vector<LayerTiming> timings_;
 };
 
 }  // namespace fcn

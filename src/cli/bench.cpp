@@ -99,7 +99,8 @@ void run_bench(const BenchArgs& args) {
   if (args.size.size() != 2 || args.size[0] < 1 || args.size[1] < 1)
     throw Error("--size: expected two positive integers H W");
   if (args.iters < 1) throw Error("--iters: expected a positive integer");
-  if (args.threads < 0) throw Error("--threads: expected 0 (all cores) or a positive integer");
+  // capped as solver.threads: libgomp puts per-thread data on the stack and overflows it near 100000
+  if (args.threads < 0 || args.threads > 1024) throw Error("--threads: expected 0 (all cores) or 1..1024");
   const int threads = args.threads > 0 ? args.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   set_threads(threads);
 
@@ -120,8 +121,10 @@ void run_bench(const BenchArgs& args) {
   spdlog::info("bench {}x{}, {} threads, BLAS {}; {:.1f} GFLOP forward, {:.1f} GFLOP per train step",
                args.size[0], args.size[1], threads, kernel, gflop_forward, gflop_train);
 
+  spdlog::info("blob buffers {:.0f} MiB", static_cast<double>(graph.blob_buffer_bytes()) / (1 << 20));
   std::vector<double> train_times, train_cpu;
   for (int it = 0; it <= args.iters; ++it) {
+    if (it == 1) graph.reset_timings();  // profile the timed steps only
     const Stopwatch watch;
     graph.zero_param_grads();
     graph.forward(Mode::train);
@@ -136,9 +139,14 @@ void run_bench(const BenchArgs& args) {
     }
   }
   const double train_rss = peak_rss_mb();
+  if (graph.profiling()) {
+    std::fprintf(stderr, "per-layer times, train steps (FCN_PROFILE):\n%s", graph.timing_table().c_str());
+    graph.reset_timings();
+  }
 
   std::vector<double> infer_times, infer_cpu;
   for (int it = 0; it <= args.iters; ++it) {
+    if (it == 1) graph.reset_timings();
     const Stopwatch watch;
     graph.forward(Mode::test);
     const double t = watch.wall_s(), cpu = watch.cpu_s();
@@ -149,6 +157,9 @@ void run_bench(const BenchArgs& args) {
     }
   }
 
+  if (graph.profiling())
+    std::fprintf(stderr, "per-layer times, inference (FCN_PROFILE):\n%s", graph.timing_table().c_str());
+
   const double train_s = median(train_times), infer_s = median(infer_times);
   const double rss = std::max(train_rss, peak_rss_mb());
   if (args.json_output) {
@@ -156,6 +167,7 @@ void run_bench(const BenchArgs& args) {
                       {"infer_s", infer_s},
                       {"peak_rss_mb", rss},
                       {"train_peak_rss_mb", train_rss},
+                      {"blob_buffer_mb", static_cast<double>(graph.blob_buffer_bytes()) / (1 << 20)},
                       {"gflop", gflop_train},
                       {"gflops", gflop_train / train_s},
                       {"infer_gflops", gflop_forward / infer_s},

@@ -1,6 +1,11 @@
 #pragma once
 // The GEMM wrapper: the only door to cblas_sgemm for the layers, so a second
 // backend can replace it without touching them.
+//
+// Threads: a GEMM runs on the OpenMP team (omp_get_max_threads() threads, one
+// block of C's rows or columns each) with OpenBLAS held at one thread per
+// call, so the GEMMs and fcn's other parallel loops share one thread pool.
+// Called from inside a parallel region it runs on the calling thread.
 #include <cstdint>
 
 namespace fcn::cpu {
