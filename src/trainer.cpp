@@ -56,18 +56,6 @@ const char* signal_name(int signal) { return signal == SIGINT ? "SIGINT" : signa
 
 constexpr int kGridRows = 4;  // validation images shown in val_samples.png
 
-// [1, 3, H, W] BGR minus the mean -> 8-bit BGR.
-Image image_from_tensor(const Tensor& t, const std::vector<double>& mean_bgr) {
-  Image out(static_cast<int>(t.h()), static_cast<int>(t.w()), 3);
-  const int64_t plane = t.h() * t.w();
-  for (int c = 0; c < 3; ++c)
-    for (int64_t i = 0; i < plane; ++i) {
-      const double v = std::round(t[c * plane + i] + mean_bgr[c]);
-      out.pixels[3 * i + c] = static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
-    }
-  return out;
-}
-
 // [1, 1, H, W] class ids -> 1-channel label map.
 Image label_from_tensor(const Tensor& t) {
   Image out(static_cast<int>(t.h()), static_cast<int>(t.w()), 1);
@@ -282,7 +270,7 @@ Scores Trainer::validate(int64_t iter) {
     const Image truth = label_from_tensor(sample.label);
     matrix.add(truth.pixels.data(), prediction.pixels.data(), truth.pixels.size());
     if (i >= kGridRows || !comm_.is_root()) continue;
-    images.push_back(image_from_tensor(sample.image, data.mean_bgr));
+    images.push_back(tensor_to_image(sample.image, data));
     truths.push_back(truth);
     predictions.push_back(prediction);
   }

@@ -295,3 +295,17 @@ TEST_CASE("prefetcher with on_error skip moves past bad samples", "[dataset]") {
   for (int i = 0; i < 4; ++i) ids.push_back(prefetcher.next().id);
   CHECK(ids == std::vector<std::string>{"a", "b", "a", "b"});
 }
+
+TEST_CASE("image_to_tensor subtracts the BGR mean, scales, and tensor_to_image inverts it") {
+  fcn::DataConfig config;
+  config.mean_bgr = {10, 20, 30};
+  config.input_scale = 0.5;
+  fcn::Image image(2, 3, 3);
+  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(40 + 7 * i);
+  const fcn::Tensor t = fcn::image_to_tensor(image, config);
+  REQUIRE(t.shape() == fcn::Shape{1, 3, 2, 3});
+  // pixel 4 (row 1, col 1), green channel: (40 + 7*(3*4+1) - 20) * 0.5
+  CHECK(t[1 * 6 + 4] == Approx((40 + 7 * 13 - 20) * 0.5));
+  const fcn::Image back = fcn::tensor_to_image(t, config);
+  CHECK(back.pixels == image.pixels);
+}

@@ -47,7 +47,7 @@ const Tensor& TrainedModel::scores(const Tensor& image) {
 }
 
 Image TrainedModel::predict(const Image& image) {
-  return argmax_mask(scores(image_to_tensor(image, config_.data.mean_bgr)));
+  return argmax_mask(scores(image_to_tensor(image, config_.data)));
 }
 
 }  // namespace fcn::cli

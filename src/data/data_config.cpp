@@ -38,6 +38,7 @@ DataConfig parse_data_config(SpecReader& reader) {
     reader.fail("image_ext", "expected an extension starting with '.', got \"" + config.image_ext + "\"");
   config.mean_bgr = reader.get_number_list("mean_bgr", config.mean_bgr);
   if (config.mean_bgr.size() != 3) reader.fail("mean_bgr", "expected 3 numbers (blue, green, red)");
+  config.input_scale = reader.get_number("input_scale", config.input_scale, 1e-6, 1e6);
   if (reader.has("class_names")) config.class_names = reader.get_string_list("class_names");
   reader.accept("class_names");
   if (reader.has("augment")) config.augment = parse_augment(reader.get_object("augment"));
@@ -60,6 +61,7 @@ json data_config_to_json(const DataConfig& config) {
               {"label_dir", config.label_dir},
               {"image_ext", config.image_ext},
               {"mean_bgr", config.mean_bgr},
+              {"input_scale", config.input_scale},
               {"class_names", config.class_names},
               {"augment",
                {{"flip", a.flip}, {"scale", {a.scale_min, a.scale_max}}, {"crop", {a.crop_height, a.crop_width}}}},

@@ -1,5 +1,8 @@
 #include "fcn/data/dataset.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -54,15 +57,27 @@ Tensor label_tensor(const Image& label) {
 
 }  // namespace
 
-Tensor image_to_tensor(const Image& image, const std::vector<double>& mean_bgr) {
+Tensor image_to_tensor(const Image& image, const DataConfig& config) {
   Tensor t({1, 3, image.height, image.width});
   const size_t plane = static_cast<size_t>(image.height) * image.width;
+  const float scale = static_cast<float>(config.input_scale);
   for (int c = 0; c < 3; ++c) {
     float* out = t.data() + c * plane;
-    const float mean = static_cast<float>(mean_bgr[c]);
-    for (size_t i = 0; i < plane; ++i) out[i] = static_cast<float>(image.pixels[3 * i + c]) - mean;
+    const float mean = static_cast<float>(config.mean_bgr[c]);
+    for (size_t i = 0; i < plane; ++i) out[i] = (static_cast<float>(image.pixels[3 * i + c]) - mean) * scale;
   }
   return t;
+}
+
+Image tensor_to_image(const Tensor& tensor, const DataConfig& config) {
+  Image out(static_cast<int>(tensor.h()), static_cast<int>(tensor.w()), 3);
+  const int64_t plane = tensor.h() * tensor.w();
+  for (int c = 0; c < 3; ++c)
+    for (int64_t i = 0; i < plane; ++i) {
+      const double v = std::round(tensor[c * plane + i] / config.input_scale + config.mean_bgr[c]);
+      out.pixels[3 * i + c] = static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
+    }
+  return out;
 }
 
 Dataset::Dataset(const DataConfig& config, const std::string& split, int64_t num_classes)
@@ -124,7 +139,7 @@ Sample Dataset::load(size_t index, const AugmentConfig* augment, uint64_t augmen
   require_same_size(label_path(index), {label.height, label.width}, {image.height, image.width});
   Sample sample;
   sample.id = id(index);
-  sample.image = image_to_tensor(image, impl_->config.mean_bgr);
+  sample.image = image_to_tensor(image, impl_->config);
   sample.label = label_tensor(label);
   if (augment && !augment_is_identity(*augment))
     augment_sample(sample.image, sample.label, *augment, augment_seed, static_cast<float>(impl_->config.ignore_label));

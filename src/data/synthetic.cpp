@@ -38,10 +38,9 @@ std::pair<cv::Scalar, cv::Scalar> texture_colours(Random& rng) {
   }
 }
 
-// Textures 0-4 belong to object classes; clutter may use 5 (coarse stripes)
-// and 6 (speckle), so "textured" alone does not mean "object".
-constexpr int kCoarseStripes = 5;
-constexpr int kSpeckle = 6;
+// Textures 0-4 belong to object classes; clutter may be speckled, so
+// "textured" alone does not mean "object".
+constexpr int kSpeckle = 5;
 
 // Whether pixel (x, y) takes the texture's first colour; `phase` shifts it.
 bool texture_on(int texture, int x, int y, int phase, Random& rng) {
@@ -51,7 +50,6 @@ bool texture_on(int texture, int x, int y, int phase, Random& rng) {
     case 2: return (x + phase) % 5 < 2 && (y + phase) % 5 < 2;        // 2x2 dots every 5 px
     case 3: return ((x + phase) / 2) % 2 == 0;                        // vertical stripes, period 4
     case 4: return ((x + y + phase) / 3) % 2 == 0;                    // diagonal stripes, period 6
-    case kCoarseStripes: return ((x - y + 4096 + phase) / 6) % 2 == 0;  // anti-diagonal, period 12
     default: return rng.chance(0.5);                                  // speckle
   }
 }
@@ -115,8 +113,8 @@ void draw_shape(cv::Mat& mask, int shape, cv::Point2d centre, double radius, dou
   cv::fillPoly(mask, polygons, cv::Scalar(255), cv::LINE_8);
 }
 
-// Background: a random colour, blobs (solid, coarse-striped or speckled)
-// and lines, all in random colours.
+// Background: a random colour, blobs (solid or speckled) and lines, all in
+// random colours.
 void draw_clutter(cv::Mat& image, Random& rng) {
   const int h = image.rows, w = image.cols, side = std::min(h, w);
   image.setTo(random_colour(rng));
@@ -126,14 +124,14 @@ void draw_clutter(cv::Mat& image, Random& rng) {
     const cv::Size axes(static_cast<int>(rng.between(side / 20 + 1, side / 4)),
                         static_cast<int>(rng.between(side / 20 + 1, side / 4)));
     const double angle = rng.uniform(0, 180);
-    const int fill = static_cast<int>(rng.below(4));  // 0-1 solid, 2 coarse stripes, 3 speckle
+    const int fill = static_cast<int>(rng.below(3));  // 0-1 solid, 2 speckle
     if (fill < 2) {
       cv::ellipse(image, centre, axes, angle, 0, 360, random_colour(rng), cv::FILLED, cv::LINE_8);
       continue;
     }
     cv::Mat mask = cv::Mat::zeros(h, w, CV_8U);
     cv::ellipse(mask, centre, axes, angle, 0, 360, cv::Scalar(255), cv::FILLED, cv::LINE_8);
-    fill_texture(image, mask, fill == 2 ? kCoarseStripes : kSpeckle, rng);
+    fill_texture(image, mask, kSpeckle, rng);
   }
   const int lines = static_cast<int>(rng.between(3, 8));
   for (int i = 0; i < lines; ++i) {
@@ -146,7 +144,7 @@ void draw_clutter(cv::Mat& image, Random& rng) {
 // Paints one object of class `cls` into the image and the label map.
 void draw_object(cv::Mat& image, cv::Mat& label, int cls, Random& rng) {
   const int h = image.rows, w = image.cols, side = std::min(h, w);
-  const double radius = rng.uniform(0.12, 0.24) * side;
+  const double radius = rng.uniform(0.16, 0.28) * side;
   const cv::Point2d centre(rng.uniform(0.5 * radius, w - 0.5 * radius), rng.uniform(0.5 * radius, h - 0.5 * radius));
   const double angle = rng.uniform(0, 2 * M_PI);
   cv::Mat mask = cv::Mat::zeros(h, w, CV_8U);

@@ -38,6 +38,9 @@ struct DataConfig {
   std::string label_dir = "labels";
   std::string image_ext = ".jpg";
   std::vector<double> mean_bgr = {104.00698793, 116.66876762, 122.67891434};
+  // Multiplies the mean-subtracted pixels (1 = the reference: raw 0-255
+  // range). Training from scratch wants about 1/58, unit-variance inputs.
+  double input_scale = 1.0;
   std::vector<std::string> class_names;  // defaults to VOC's 21
   AugmentConfig augment;
   uint64_t seed = 1337;
@@ -54,8 +57,11 @@ const std::vector<std::string>& voc_class_names();
 // names for 21 classes, else "class_0", "class_1", ...
 std::vector<std::string> resolve_class_names(const DataConfig& config, int64_t num_classes);
 
-// A BGR image as the network's input: [1, 3, H, W] planes minus the mean.
-Tensor image_to_tensor(const Image& image, const std::vector<double>& mean_bgr);
+// A BGR image as the network's input: [1, 3, H, W] planes of
+// (pixel - mean_bgr) * input_scale.
+Tensor image_to_tensor(const Image& image, const DataConfig& config);
+// The inverse, 8-bit BGR (pictures of what the network saw).
+Image tensor_to_image(const Tensor& tensor, const DataConfig& config);
 
 struct Sample {
   std::string id;
