@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 
 #include "fcn/error.hpp"
@@ -10,9 +11,16 @@
 namespace fcn {
 
 int64_t shape_numel(const Shape& shape) {
-  int64_t n = 1;
+  bool has_zero = false;
   for (int64_t d : shape) {
     if (d < 0) throw Error("negative dimension in shape " + shape_str(shape));
+    has_zero = has_zero || d == 0;
+  }
+  if (has_zero) return 0;
+  // the byte size (4 * n) must fit in int64: larger products would overflow
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (n > std::numeric_limits<int64_t>::max() / 4 / d) throw Error("shape " + shape_str(shape) + " is impossibly large");
     n *= d;
   }
   return n;

@@ -29,7 +29,7 @@ void CropLayer::derive_auto_offsets(const std::vector<Shape>& input_shapes) {
     // a data point p lands at x = a*p + b_x and ref = a*p + b_ref, so ref pixel 0 sits at x pixel b_x - b_ref
     const double offset = x.shift[s] - ref.shift[s];
     const double rounded = std::round(offset);
-    if (std::fabs(offset - rounded) > 1e-6 || rounded < 0) {
+    if (std::fabs(offset - rounded) > 1e-6 || !(rounded >= 0 && rounded <= 1e18)) {  // NaN/huge: no int64 cast
       std::ostringstream problem;
       problem << "offset \"auto\": derived offset " << offset << " is not a non-negative integer (" << where.str()
               << ")";
@@ -52,7 +52,7 @@ Shape CropLayer::reshape(const std::vector<Shape>& input_shapes) {
   Shape out = x;
   for (int axis = axis_; axis < 4; ++axis) {
     out[axis] = ref[axis];
-    if (offset_[axis] + ref[axis] > x[axis]) {
+    if (offset_[axis] > x[axis] - ref[axis]) {  // not offset + ref > x: a huge offset would overflow
       std::string offsets;
       for (int a = axis_; a < 4; ++a) offsets += (a > axis_ ? ", " : "") + std::to_string(offset_[a]);
       fail_shape(
