@@ -225,13 +225,44 @@ double Trainer::accumulate_gradients(int64_t step) {
     graph_->forward(Mode::train);
     // the last pass hands each finished bucket of gradients to the allreduce
     if (reducer_ && i + 1 == solver_config_.iter_size) reducer_->begin_last_pass();
+    // Single process, iter_size > 1: each sample's gradient is computed
+    // into zeroed buffers and then added, so the sum is the one an
+    // allreduce over ranks forms (g0 + g1 exactly, not g0 plus g1's partial
+    // sums): N ranks x iter_size k follow one process with iter_size N*k.
+    const bool separate = !reducer_ && solver_config_.iter_size > 1;
+    if (separate && i > 0) graph_->zero_param_grads();
     graph_->backward();  // adds into the param gradients
+    if (separate) add_to_gradient_sum(i == 0);
     total += graph_->loss();
   }
-  if (!reducer_) return total / static_cast<double>(solver_config_.iter_size);
+  if (!reducer_) {
+    if (solver_config_.iter_size > 1) restore_gradient_sum();
+    return total / static_cast<double>(solver_config_.iter_size);
+  }
   reducer_->finish();  // the gradients now hold the sums over every rank's samples
   comm_.allreduce_sum(&total, 1);
   return total / static_cast<double>(solver_config_.iter_size * comm_.size());
+}
+
+void Trainer::add_to_gradient_sum(bool first) {
+  const std::vector<Param*> params = graph_->params();
+  gradient_sum_.resize(params.size());
+  for (size_t p = 0; p < params.size(); ++p) {
+    if (params[p]->frozen()) continue;
+    const Tensor& grad = params[p]->grad;
+    if (first) {
+      gradient_sum_[p] = grad;
+      continue;
+    }
+    Tensor& sum = gradient_sum_[p];
+    for (int64_t i = 0; i < grad.numel(); ++i) sum[i] += grad[i];
+  }
+}
+
+void Trainer::restore_gradient_sum() {
+  const std::vector<Param*> params = graph_->params();
+  for (size_t p = 0; p < params.size(); ++p)
+    if (!params[p]->frozen()) params[p]->grad = gradient_sum_[p];
 }
 
 bool Trainer::apply_update(int64_t step, double loss, double lr) {

@@ -37,7 +37,7 @@ TEST_CASE("JSON syntax errors give line and column") {
   CHECK_THROWS_WITH(read_json_file("/nonexistent/cfg.json"), "/nonexistent/cfg.json: cannot open file");
 }
 
-TEST_CASE("--set overrides parse JSON values, else strings, creating objects") {
+TEST_CASE("overrides (--set) parse JSON values, else strings, creating objects") {
   json config = json::parse(R"({"solver": {"max_iter": 10}})");
   apply_overrides(config, {"solver.max_iter=500", "data.root=/tmp/x", "model.width=0.25", "solver.max_iter=7"});
   CHECK(config["solver"]["max_iter"] == 7);  // the last one wins

@@ -93,6 +93,11 @@ class Trainer {
   int64_t start_iter() const { return start_iter_; }
 
  private:
+  // Per-sample gradient sums for iter_size > 1 in one process (see
+  // accumulate_gradients).
+  void add_to_gradient_sum(bool first);
+  void restore_gradient_sum();
+  std::vector<Tensor> gradient_sum_;
   void open_datasets();
   void build_graph();
   void initialise_params();

@@ -49,7 +49,7 @@ PY
 "$fcn" make-synthetic --out data --train 8 --val 5 --size 32 32 --classes 3 --seed 3 >/dev/null
 cat > tiny.json <<'JSON'
 {"model": {"arch": "fcn8s", "num_classes": 3, "width": 0.03125, "normalize": "valid"},
- "data": {"format": "voc", "root": "data", "seed": 5, "augment": {"flip": true}},
+ "data": {"format": "voc", "root": "data", "seed": 5, "augment": {"flip": true}, "input_scale": 0.017},
  "solver": {"base_lr": 0.001, "momentum": 0.9, "weight_decay": 0.0005, "max_iter": 5, "iter_size": 1,
             "snapshot_every": 0, "test_every": 5, "display_every": 1, "threads": 1, "seed": 7}}
 JSON
