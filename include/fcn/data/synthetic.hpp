@@ -2,8 +2,8 @@
 // A deterministic synthetic segmentation dataset in VOC layout, so that
 // training and evaluation run without downloads.
 //
-// Each image is a cluttered background (a random base colour, solid blobs
-// and lines in random colours, pixel noise) with 1-3 objects, possibly
+// Each image is a cluttered background (a random base colour, solid and
+// speckled blobs and lines in random colours, pixel noise) with 1-3 objects, possibly
 // overlapping and partly outside the frame. The K-1 foreground classes
 // differ only in SHAPE and TEXTURE (class i: shape i % 8 with texture
 // (i + i / 8) % 5, so each pair is unique); every colour, of objects and
