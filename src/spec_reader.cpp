@@ -211,6 +211,10 @@ json parse_json_text(const std::string& text, const std::string& source) {
     if (pos != std::string::npos) what = what.substr(pos);
     throw Error(source + ":" + std::to_string(line) + ":" + std::to_string(column) + ": invalid JSON (" + what +
                 ")");
+  } catch (const json::exception& e) {  // e.g. out_of_range 406: a number like 1e999 overflows a double
+    std::string what = e.what();
+    const auto pos = what.find("] ");
+    throw Error(source + ": invalid JSON (" + (pos == std::string::npos ? what : what.substr(pos + 2)) + ")");
   }
 }
 

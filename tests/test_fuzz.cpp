@@ -42,7 +42,7 @@ using namespace fcn;
 namespace {
 
 #if defined(__SANITIZE_ADDRESS__)
-constexpr double kSanitizerScale = 0.5;  // ASan runs are slower; keep the suite's time bounded
+constexpr double kSanitizerScale = 0.4;  // ASan runs are slower; keep the suite's time bounded
 #else
 constexpr double kSanitizerScale = 1.0;
 #endif
@@ -194,7 +194,8 @@ void mutate_bytes(std::string& bytes, Rng& rng, int rounds) {
 json interesting_value(Rng& rng) {
   static const std::vector<json> values = {
       nullptr, true, false, 0, -1, 1, 2, 3, 7, 64, 100,
-      json(int64_t{1} << 31), json(-(int64_t{1} << 31)), json(int64_t{1} << 53), json(int64_t{1} << 62),
+      // no 2^28..2^33: a num_output that large makes a valid multi-GB zero-filled bias (slow, not a bug)
+      json(int64_t{1} << 36), json(-(int64_t{1} << 31)), json(int64_t{1} << 53), json(int64_t{1} << 62),
       json(std::numeric_limits<int64_t>::max()), json(std::numeric_limits<int64_t>::min()),
       json(std::numeric_limits<uint64_t>::max()), 0.5, -0.5, 1.5, 0.0, 1e300, -1e300, 1e-300, 2.0,
       "", "x", "auto", "fcn8s", "valid", "stop", "skip", "conv", "deconv", "data", "label", "voc", "folder",
@@ -289,9 +290,10 @@ void mutate_json(json& doc, Rng& rng, const std::vector<std::string>& strings) {
       break;
     case 4:  // nudge a number
       if (node.is_number_integer()) {
-        const int64_t v = node.get<int64_t>();
-        const int64_t nudged[] = {v + 1, v - 1, -v, v * 2, 0, v + 1000};
-        node = nudged[rng.below(6)];
+        // wrapping arithmetic: the value may be INT64_MIN or INT64_MAX already
+        const uint64_t v = static_cast<uint64_t>(node.get<int64_t>());
+        const uint64_t nudged[] = {v + 1, v - 1, 0 - v, v * 2, 0, v + 1000};
+        node = static_cast<int64_t>(nudged[rng.below(6)]);
       } else if (node.is_number_float()) {
         const double v = node.get<double>();
         const double nudged[] = {v * 10, -v, 0.0, v / 1e6, v + 0.5};
@@ -664,7 +666,7 @@ TEST_CASE("fuzz: config parser") {
   const std::vector<json> bases = {json::parse(kZooConfig), graph_config()};
   std::vector<std::string> strings;
   for (const json& base : bases) collect_strings(base, strings);
-  const int n = iterations(4000);
+  const int n = iterations(6000);
   for (int i = 0; i < n; ++i) {
     const json& base = bases[rng.below(bases.size())];
     std::string text = mutated_text(base, rng, strings);
@@ -722,7 +724,7 @@ TEST_CASE("fuzz: graph spec validation, reshape, forward and backward") {
   collect_strings(base, strings);
   // sanity: the base runs
   REQUIRE_NOTHROW(exercise_graph(base, 16, 16, false, 1));
-  const int n = iterations(3000);
+  const int n = iterations(6000);
   for (int i = 0; i < n; ++i) {
     const std::string text = mutated_text(base, rng, strings);
     static const std::vector<int64_t> sizes = {16, 16, 16, 17, 24, 1, 2, 5};
@@ -742,7 +744,7 @@ TEST_CASE("fuzz: safetensors reader and param loading") {
   REQUIRE(parse_safetensors(valid, "base").tensors.size() == 11);
   Graph graph(json::parse(kGraphSpec), "graph");
   graph.reshape({{"data", {1, 3, 16, 16}}, {"label", {1, 1, 16, 16}}});
-  const int n = iterations(5000);
+  const int n = iterations(10000);
   for (int i = 0; i < n; ++i) {
     const std::string bytes = mutated_safetensors(base, rng);
     const bool strict = rng.chance(50);
@@ -775,7 +777,7 @@ TEST_CASE("fuzz: label PNG reader") {
     if (std::ifstream(path).good()) bases.push_back(read_file(path));
   }
   const std::string path = dir.file("fuzz.png");
-  const int n = iterations(3000);
+  const int n = iterations(6000);
   for (int i = 0; i < n; ++i) {
     const std::string bytes = mutated_png(bases[rng.below(bases.size())], rng);
     write_file(path, bytes);
@@ -800,7 +802,7 @@ TEST_CASE("fuzz: image decoder and header size reader") {
   write_image(dir.file("base.png"), image);
   const std::vector<std::pair<std::string, std::string>> bases = {{".jpg", read_file(dir.file("base.jpg"))},
                                                                   {".png", read_file(dir.file("base.png"))}};
-  const int n = iterations(1500);
+  const int n = iterations(3000);
   for (int i = 0; i < n; ++i) {
     const auto& base = bases[rng.below(bases.size())];
     std::string bytes = base.first == ".png" && rng.chance(50) ? mutated_png(base.second, rng) : base.second;

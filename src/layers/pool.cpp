@@ -8,11 +8,12 @@
 namespace fcn {
 
 int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, bool ceil_mode) {
-  const int64_t span = in + 2 * pad - kernel;
+  // in 128 bits: a huge kernel, stride or pad from a bad spec must not overflow
+  const __int128 span = static_cast<__int128>(in) + 2 * static_cast<__int128>(pad) - kernel;
   if (span < 0) return 0;
-  int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
-  return out;
+  __int128 out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  if (ceil_mode && (out - 1) * stride >= static_cast<__int128>(in) + pad) --out;
+  return out > INT64_MAX ? INT64_MAX : static_cast<int64_t>(out);
 }
 
 MaxPoolLayer::MaxPoolLayer(LayerContext context, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,

@@ -19,7 +19,7 @@ cd "$work"
 cases=0
 failures=0
 skipped=()
-crash_signs='terminate called|Aborted|Segmentation fault|core dumped|Sanitizer|runtime error:|[Ss]tack trace|^ *#[0-9]+ 0x'
+crash_signs='terminate called|Aborted|Segmentation fault|core dumped|ERROR: [A-Za-z]*Sanitizer|SUMMARY: [A-Za-z]*Sanitizer|runtime error:|[Ss]tack trace|^ *#[0-9]+ 0x'
 
 # run_case CMD...: runs it with a time limit, stdout/stderr to out.txt/err.txt; sets rc
 run_case() {
@@ -193,6 +193,8 @@ config_with '[1, 2]'
 bad "config: not an object (train)" 'c\.json: .*expected an object, got array' "$fcn" train --config c.json
 config_with '{}'
 bad "config: no model section" 'c\.json: .*"model"' "$fcn" describe --config c.json
+config_with '{"model": {"arch": "fcn8s", "width": 1e999}}'
+bad "config: a number beyond double" 'c\.json: invalid JSON \(number overflow' "$fcn" describe --config c.json
 config_with '{"model": {"arch": "fcn8s", "num_clases": 5}}'
 bad "config: mistyped key, did you mean" 'model\.num_clases: unknown key; did you mean "num_classes"' "$fcn" describe --config c.json
 config_with '{"model": {"arch": "fcn8s"}, "modle": {}}'
