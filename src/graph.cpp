@@ -29,32 +29,36 @@ struct Interval {
   bool overlaps(const Interval& o) const { return start <= o.end && o.start <= end; }
 };
 
-// Greedy interval packing: the largest first, each into the first buffer
-// none of whose occupants it overlaps. Returns the buffer of each interval
-// and the buffers' sizes.
-std::pair<std::vector<int>, std::vector<int64_t>> pack_intervals(const std::vector<Interval>& items) {
+// Offsets (floats, 64-byte aligned) in one arena for intervals that must not
+// share memory while both are alive: the largest first, each at the lowest
+// offset clear of every placed interval whose lifetime overlaps its own
+// ("greedy by size" offset planning, as TFLite's arena planner). Unlike
+// whole-buffer reuse, a large gradient can take the room of several small
+// dead values. Returns the offsets and the arena size.
+std::pair<std::vector<int64_t>, int64_t> pack_intervals(const std::vector<Interval>& items) {
+  constexpr int64_t kAlign = 16;
+  const auto aligned = [](int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   std::vector<int> order(items.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return items[a].numel > items[b].numel; });
-  std::vector<int> assignment(items.size(), -1);
-  std::vector<int64_t> sizes;
-  std::vector<std::vector<int>> occupants;
+  std::vector<int64_t> offset(items.size(), -1);
+  std::vector<int> placed;
+  int64_t arena = 0;
   for (int item : order) {
-    int chosen = -1;
-    for (size_t buffer = 0; buffer < occupants.size() && chosen < 0; ++buffer) {
-      bool free = true;
-      for (int other : occupants[buffer]) free = free && !items[item].overlaps(items[other]);
-      if (free) chosen = static_cast<int>(buffer);  // sizes only shrink: it fits
+    std::vector<std::pair<int64_t, int64_t>> taken;  // [begin, end) of live neighbours
+    for (int other : placed)
+      if (items[item].overlaps(items[other])) taken.push_back({offset[other], offset[other] + aligned(items[other].numel)});
+    std::sort(taken.begin(), taken.end());
+    int64_t at = 0;
+    for (const auto& [begin, end] : taken) {
+      if (begin - at >= items[item].numel) break;  // fits in the gap before this one
+      at = std::max(at, end);
     }
-    if (chosen < 0) {
-      chosen = static_cast<int>(sizes.size());
-      sizes.push_back(items[item].numel);
-      occupants.emplace_back();
-    }
-    occupants[chosen].push_back(item);
-    assignment[item] = chosen;
+    offset[item] = at;
+    placed.push_back(item);
+    arena = std::max(arena, at + aligned(items[item].numel));
   }
-  return {assignment, sizes};
+  return {offset, arena};
 }
 
 }  // namespace
@@ -239,14 +243,14 @@ void Graph::plan_memory() {
     group[out] = group[in];
   }
 
-  if (!options_.reuse_values)
-    for (size_t b = inputs; b < count; ++b) last_read[b] = end_of_step;  // values stay readable
+  if (!options_.reuse_values)  // every value stays readable until forward() returns
+    for (size_t b = inputs; b < count; ++b) last_read[b] = std::max(last_read[b], L - 1);
   // One interval per value group and one per gradient.
   std::vector<Interval> items;
   std::vector<int> value_item(count, -1), grad_item(count, -1);
   for (size_t b = inputs; b < count; ++b) {
     const int root = group[b];
-    const Interval own{shape_numel(blob_shapes_[b]), options_.reuse_values ? producer[b] : 0, last_read[b]};
+    const Interval own{shape_numel(blob_shapes_[b]), producer[b], last_read[b]};
     if (value_item[root] < 0) {
       value_item[root] = static_cast<int>(items.size());
       items.push_back(own);
@@ -283,12 +287,11 @@ void Graph::plan_memory() {
     items.push_back({shape_numel(blob_shapes_[b]), birth, backward_step(p)});
   }
 
-  const auto [assignment, sizes] = pack_intervals(items);
-  buffers_.resize(sizes.size());
-  for (size_t j = 0; j < sizes.size(); ++j) buffers_[j].reshape({sizes[j]});
+  const auto [offset, arena_numel] = pack_intervals(items);
+  arena_.reshape({arena_numel});
   for (size_t b = inputs; b < count; ++b) {
-    blobs_[b].share_storage(buffers_[assignment[value_item[b]]], blob_shapes_[b]);
-    if (grad_item[b] >= 0) grads_[b].share_storage(buffers_[assignment[grad_item[b]]], blob_shapes_[b]);
+    blobs_[b].share_storage(arena_.data() + offset[value_item[b]], blob_shapes_[b]);
+    if (grad_item[b] >= 0) grads_[b].share_storage(arena_.data() + offset[grad_item[b]], blob_shapes_[b]);
   }
 }
 
@@ -404,7 +407,7 @@ double Graph::forward_flops() const {
 
 int64_t Graph::blob_buffer_bytes() const {
   int64_t floats = 0;
-  for (const Tensor& t : buffers_) floats += t.capacity();
+  floats += arena_.capacity();
   for (const Tensor& t : blobs_) floats += t.capacity();  // own storage only (views have none)
   for (const Tensor& t : grads_) floats += t.capacity();
   return floats * static_cast<int64_t>(sizeof(float));

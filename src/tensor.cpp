@@ -82,6 +82,15 @@ void Tensor::share_storage(Tensor& owner, const Shape& shape) {
   numel_ = numel;
 }
 
+void Tensor::share_storage(float* data, const Shape& shape) {
+  const int64_t numel = shape_numel(shape);
+  storage_.reset();
+  capacity_ = 0;
+  data_ = data;
+  shape_ = shape;
+  numel_ = numel;
+}
+
 int64_t Tensor::dim(int axis) const {
   const int nd = ndim();
   const int a = axis < 0 ? axis + nd : axis;

@@ -9,17 +9,20 @@
 //
 // Memory plan (reuse_memory, the default): after reshape, every blob value
 // and blob gradient gets a lifetime on the timeline forward layer 0..L-1,
-// then backward layer L-1..0. A gradient lives from the backward of its last
-// consumer (where it is zeroed) to its producer's backward, and gradients
-// whose lifetimes do not overlap share one buffer (largest first, greedy):
-// blob gradients are only valid inside backward(). An in-place layer (ReLU)
-// writes over its input blob when nothing else reads that blob, so the two
-// blobs hold the same (output) values. Values otherwise keep their own
-// buffers, unless reuse_values is set: then a value lives from its
-// producer's forward to its last reader (the last consumer's forward, the
-// backward of a consumer that reads its inputs, or of a producer that reads
-// its output) and dead values share buffers too; graph inputs, blobs no
-// layer reads and the inputs of loss layers still keep their values.
+// then backward layer L-1..0. A value lives from its producer's forward to
+// its last reader (the last consumer's forward, the backward of a consumer
+// that reads its inputs, like conv's weight gradient, or of a producer that
+// reads its output, like ReLU), and at least until forward() returns. A
+// gradient lives from the backward of its last consumer (where it is zeroed)
+// to its producer's backward. Lifetimes that do not overlap share a buffer
+// (offsets in one arena, largest first, greedy), so backward() reuses the buffers of values it no
+// longer needs for gradients, and an in-place layer (ReLU) writes over its
+// input blob when nothing else reads that blob (the two then hold the same,
+// output, values). After forward() every blob holds its value; after
+// backward() only the graph inputs, the blobs no layer reads and the inputs
+// of loss layers are sure to; blob gradients are only valid inside
+// backward(). reuse_values also lets values share buffers during forward()
+// (for inference, where only the final blobs are read).
 #include <functional>
 #include <map>
 #include <memory>
@@ -39,7 +42,7 @@ struct GraphOptions {
   // above). Off (or grad_all_blobs): every blob and gradient keeps its own
   // buffer and its values, as `fcn forward` needs to dump them all.
   bool reuse_memory = true;
-  // With reuse_memory, also let dead blob values share buffers (see above).
+  // With reuse_memory, also let values share buffers during forward (see above).
   bool reuse_values = false;
   // Time every layer's forward and backward (layer_timings()); FCN_PROFILE=1
   // in the environment turns it on too.
@@ -135,7 +138,7 @@ class Graph {
   std::mt19937_64 rng_{1337};
   std::function<void(size_t)> backward_hook_;
   std::vector<Shape> blob_shapes_;  // of the last reshape, for the memory plan
-  std::vector<Tensor> buffers_;     // shared storage of the memory plan
+  Tensor arena_;                    // the memory plan's storage: blobs and gradients at offsets
   std::vector<LayerTiming> timings_;
 };
 

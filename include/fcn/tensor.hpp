@@ -29,6 +29,9 @@ class Tensor {
   // Borrows another tensor's storage (in-place layers, memory reuse); the
   // owner must outlive this view.
   void share_storage(Tensor& owner, const Shape& shape);
+  // Views memory owned elsewhere (a region of a graph's memory arena), which
+  // must outlive this view and hold at least the shape's element count.
+  void share_storage(float* data, const Shape& shape);
 
   const Shape& shape() const { return shape_; }
   int ndim() const { return static_cast<int>(shape_.size()); }
