@@ -97,6 +97,26 @@ TEST_CASE("conv forward matches a nested-loop reference", "[conv]") {
   }
 }
 
+TEST_CASE("a wide 3x3 conv (the Winograd path) matches the reference and its own gradient check", "[conv]") {
+  // 64 channels in and out: src/cpu/winograd.cpp computes forward, backward-data and the
+  // weight gradient; batch 2, odd sizes, pad 1 and 2, the fused bias
+  std::mt19937_64 rng(13);
+  for (const json& options : {json{{"num_output", 64}, {"kernel", 3}, {"pad", 1}},
+                              json{{"num_output", 72}, {"kernel", 3}, {"pad", 2}}}) {
+    INFO("options " << options.dump());
+    auto layer = make_test_layer(layer_spec("conv", options));
+    const Tensor x = random_tensor({2, 64, 9, 7}, rng);
+    Tensor y(layer->reshape({x.shape()}));
+    const auto params = layer->params();
+    for (Param* p : params) p->data = random_tensor(p->data.shape(), rng, -0.1f, 0.1f);
+    layer->forward({&x}, y, Mode::test);
+    const Tensor expected = naive_conv(x, params[0]->data, &params[1]->data, dynamic_cast<ConvLayer&>(*layer).options());
+    for (int64_t i = 0; i < y.numel(); ++i) REQUIRE(y[i] == Approx(expected[i]).epsilon(1e-4).margin(1e-4));
+    std::vector<Tensor> inputs = {x};
+    check_gradients(*layer, inputs);  // sampled positions of x, weight and bias
+  }
+}
+
 TEST_CASE("conv matches PyTorch Conv2d (forward, grad input, weight, bias)", "[conv][parity]") {
   for (const char* name : {"basic", "rect_stride", "dilation", "groups", "pointwise", "stride_gt_kernel"})
     check_conv_parity(std::string("conv_") + name + ".safetensors");

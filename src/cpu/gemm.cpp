@@ -27,26 +27,23 @@ void gemm_block(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
               static_cast<blasint>(n));
 }
 
-// Holds OpenBLAS at one thread for the duration of a call and restores the
-// caller's setting: fcn runs every parallel loop, GEMMs included, on the one
-// OpenMP team, so OpenBLAS's own threads never compete with it for cores
-// (two thread pools on the same cores spin against each other).
-class SingleThreadedBlas {
- public:
-  SingleThreadedBlas() : saved_(openblas_get_num_threads()) {
-    if (saved_ != 1) openblas_set_num_threads(1);
-  }
-  ~SingleThreadedBlas() {
-    if (saved_ != 1) openblas_set_num_threads(saved_);
-  }
-  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
-  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
-
- private:
-  int saved_;
-};
-
 }  // namespace
+
+// fcn runs every parallel loop, GEMMs included, on the one OpenMP team, so
+// OpenBLAS's own threads never compete with it for the cores (two thread
+// pools on the same cores spin against each other).
+SerialBlasScope::SerialBlasScope() : saved_(openblas_get_num_threads()) {
+  if (saved_ != 1) openblas_set_num_threads(1);
+}
+
+SerialBlasScope::~SerialBlasScope() {
+  if (saved_ != 1) openblas_set_num_threads(saved_);
+}
+
+void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                         const float* b, float beta, float* c) {
+  if (m > 0 && n > 0) gemm_block(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, 0, m, 0, n);
+}
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           const float* b, float beta, float* c) {
@@ -56,7 +53,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     gemm_block(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, 0, m, 0, n);
     return;
   }
-  const SingleThreadedBlas single;
+  const SerialBlasScope serial;
   // split the larger of m and n into one aligned chunk per thread
   const bool split_n = n >= m;
   const int64_t extent = split_n ? n : m;

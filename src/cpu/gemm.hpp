@@ -16,4 +16,21 @@ namespace fcn::cpu {
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           const float* b, float beta, float* c);
 
+// For kernels that parallelise over their own blocks and run one GEMM per
+// block on each thread: hold a SerialBlasScope around the parallel loop
+// (OpenBLAS at one thread while it lives, the caller's setting restored
+// after) and call gemm_on_this_thread inside it. Same operands as gemm.
+class SerialBlasScope {
+ public:
+  SerialBlasScope();
+  ~SerialBlasScope();
+  SerialBlasScope(const SerialBlasScope&) = delete;
+  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
+
+ private:
+  int saved_;
+};
+void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                         const float* b, float beta, float* c);
+
 }  // namespace fcn::cpu

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/gemm.hpp"
+#include "cpu/winograd.hpp"
 #include "fcn/tensor.hpp"
 
 namespace fcn::cpu {
@@ -85,16 +86,20 @@ void col2im_add(const ConvGeometry& g, const float* col, float* image) {
   }
 }
 
-void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output) {
+void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
+                  const float* bias) {
+  if (winograd_applies(g)) return winograd_forward(g, weight, image, beta, output, bias);
   const float* col = columns_of(g, image);  // [C*KH*KW, OH*OW]
   const int64_t m = g.out_channels / g.groups, n = g.out_area(), k = g.column_rows() / g.groups;
   for (int64_t group = 0; group < g.groups; ++group) {
     // output_g[m, n] = W_g[m, k] · col_g[k, n] + beta * output_g;  m = O/g, n = OH*OW, k = C/g*KH*KW
     gemm(false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, beta, output + group * m * n);
   }
+  if (bias) add_channel_bias(g.out_channels, n, bias, output);
 }
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
+  if (winograd_applies(g)) return winograd_backward_data(g, weight, output_grad, image_grad);
   const int64_t m = g.column_rows() / g.groups, n = g.out_area(), k = g.out_channels / g.groups;
   // pointwise: the columns are the image, so accumulate straight into it
   const bool direct = g.is_pointwise();
@@ -108,6 +113,7 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
 }
 
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
+  if (winograd_applies(g)) return winograd_backward_weight(g, image, output_grad, weight_grad);
   const float* col = columns_of(g, image);  // [C*KH*KW, OH*OW]
   const int64_t m = g.out_channels / g.groups, n = g.column_rows() / g.groups, k = g.out_area();
   for (int64_t group = 0; group < g.groups; ++group) {
@@ -116,7 +122,38 @@ void conv_backward_weight(const ConvGeometry& g, const float* image, const float
   }
 }
 
+namespace {
+
+// The one-channel geometry of channel c of a depthwise convolution.
+ConvGeometry one_channel(const ConvGeometry& g) {
+  ConvGeometry one = g;
+  one.channels = one.out_channels = one.groups = 1;
+  return one;
+}
+
+}  // namespace
+
+void depthwise_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output) {
+  const ConvGeometry one = one_channel(g);
+  const int64_t kernel = g.kernel_h * g.kernel_w, in_plane = g.height * g.width, out_plane = g.out_area();
+  const SerialBlasScope serial_blas;  // each channel's GEMM runs on its own thread
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = 0; c < g.channels; ++c)
+    conv_forward(one, weight + c * kernel, image + c * in_plane, beta, output + c * out_plane);
+}
+
+void depthwise_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad,
+                             float* image_grad) {
+  const ConvGeometry one = one_channel(g);
+  const int64_t kernel = g.kernel_h * g.kernel_w, in_plane = g.height * g.width, out_plane = g.out_area();
+  const SerialBlasScope serial_blas;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t c = 0; c < g.channels; ++c)
+    conv_backward_data(one, weight + c * kernel, output_grad + c * out_plane, image_grad + c * in_plane);
+}
+
 void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out) {
+#pragma omp parallel for schedule(static) if (channels * area >= kParallelMinEntries)
   for (int64_t c = 0; c < channels; ++c) {
     float* plane = out + c * area;
     for (int64_t i = 0; i < area; ++i) plane[i] += bias[c];
@@ -124,6 +161,7 @@ void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* 
 }
 
 void add_channel_sums(int64_t channels, int64_t area, const float* grad, float* bias_grad) {
+#pragma omp parallel for schedule(static) if (channels * area >= kParallelMinEntries)
   for (int64_t c = 0; c < channels; ++c) {
     const float* plane = grad + c * area;
     double sum = 0;  // double: planes hold up to ~10^6 terms

@@ -36,12 +36,20 @@ void im2col(const ConvGeometry& g, const float* image, float* col);
 // The adjoint of im2col: image += col scattered back (overlaps add up).
 void col2im_add(const ConvGeometry& g, const float* col, float* image);
 
-// output = W · im2col(image) + beta * output, per group.
-void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output);
+// output = W · im2col(image) + beta * output (+ bias[o] on output channel o
+// when bias is not null), per group.
+void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
+                  const float* bias = nullptr);
 // image_grad += col2im(W^T · output_grad), per group.
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad);
 // weight_grad += output_grad · im2col(image)^T, per group.
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad);
+
+// Depthwise geometry (groups == channels == out_channels, weight [C, 1, KH, KW]):
+// the same as conv_forward / conv_backward_data, one channel at a time in
+// parallel, so the column buffer holds one channel instead of all.
+void depthwise_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output);
+void depthwise_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad);
 
 // out[c, i] += bias[c]                                  // out: [channels, area]
 void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out);

@@ -7,9 +7,13 @@
 namespace fcn {
 
 int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
-  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1;
+  // in 128 bits: a huge pad, kernel or dilation from a bad spec must not overflow (too large
+  // results saturate, and the blob's shape check rejects them)
+  const __int128 span = static_cast<__int128>(in) + 2 * static_cast<__int128>(pad) -
+                        static_cast<__int128>(dilation) * (kernel - 1) - 1;
   if (span < 0) return 0;  // C++ division truncates toward zero, the formula floors
-  return span / stride + 1;
+  const __int128 out = span / stride + 1;
+  return out > INT64_MAX ? INT64_MAX : static_cast<int64_t>(out);
 }
 
 ConvolutionBase::ConvolutionBase(LayerContext context, SpecReader& reader, const std::vector<std::string>& inits)
@@ -115,8 +119,8 @@ void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output
   const Tensor& x = *inputs[0];
   for (int64_t n = 0; n < x.n(); ++n) {
     float* y = output.data() + n * g.output_numel();
-    cpu::conv_forward(g, weight_.data.data(), x.data() + n * g.image_numel(), 0.f, y);
-    if (options_.bias) cpu::add_channel_bias(g.out_channels, g.out_area(), bias_.data.data(), y);
+    cpu::conv_forward(g, weight_.data.data(), x.data() + n * g.image_numel(), 0.f, y,
+                      options_.bias ? bias_.data.data() : nullptr);
   }
 }
 

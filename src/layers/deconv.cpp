@@ -1,5 +1,7 @@
 #include "fcn/layers/deconv.hpp"
 
+#include <algorithm>
+
 #include "cpu/im2col.hpp"
 #include "fcn/error.hpp"
 #include "fcn/layers/factories.hpp"
@@ -8,7 +10,11 @@ namespace fcn {
 
 int64_t deconv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation,
                            int64_t output_padding) {
-  return (in - 1) * stride - 2 * pad + dilation * (kernel - 1) + output_padding + 1;
+  // in 128 bits: a huge stride, pad or kernel from a bad spec must not overflow (too large
+  // results saturate, and the blob's shape check rejects them)
+  const __int128 out = static_cast<__int128>(in - 1) * stride - 2 * static_cast<__int128>(pad) +
+                       static_cast<__int128>(dilation) * (kernel - 1) + output_padding + 1;
+  return out > INT64_MAX ? INT64_MAX : out < INT64_MIN ? INT64_MIN : static_cast<int64_t>(out);
 }
 
 DeconvLayer::DeconvLayer(LayerContext context, SpecReader& reader)
@@ -42,13 +48,42 @@ Shape DeconvLayer::reshape(const std::vector<Shape>& input_shapes) {
   return {x[0], o.num_output, out_h, out_w};
 }
 
+bool DeconvLayer::gather_channelwise_kernels() {
+  const Shape& s = weight_.data.shape();  // [in, out/groups, kh, kw]
+  if (!weight_.frozen() || options_.groups != 1 || s[0] != s[1] || s[0] < 2) return false;
+  const int64_t channels = s[0], kernel = s[2] * s[3];
+  const float* w = weight_.data.data();
+  for (int64_t i = 0; i < channels; ++i)
+    for (int64_t o = 0; o < channels; ++o)
+      if (i != o)
+        for (int64_t t = 0; t < kernel; ++t)
+          if (w[(i * channels + o) * kernel + t] != 0.f) return false;
+  channelwise_kernels_.reshape({channels, 1, s[2], s[3]});
+  for (int64_t c = 0; c < channels; ++c)
+    std::copy(w + (c * channels + c) * kernel, w + (c * channels + c + 1) * kernel,
+              channelwise_kernels_.data() + c * kernel);
+  return true;
+}
+
+cpu::ConvGeometry DeconvLayer::channelwise_geometry() const {
+  cpu::ConvGeometry g = *geometry_;
+  g.groups = g.channels;
+  return g;
+}
+
 void DeconvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode) {
   const cpu::ConvGeometry& g = *geometry_;
   const Tensor& x = *inputs[0];
   output.zero();  // col2im accumulates
+  // checked at every pass: the weights may have been loaded since reshape
+  channelwise_ = gather_channelwise_kernels();
   for (int64_t n = 0; n < x.n(); ++n) {
     float* y = output.data() + n * g.image_numel();
-    cpu::conv_backward_data(g, weight_.data.data(), x.data() + n * g.output_numel(), y);
+    const float* xn = x.data() + n * g.output_numel();
+    if (channelwise_)
+      cpu::depthwise_backward_data(channelwise_geometry(), channelwise_kernels_.data(), xn, y);
+    else
+      cpu::conv_backward_data(g, weight_.data.data(), xn, y);
     if (options_.bias) cpu::add_channel_bias(g.channels, g.height * g.width, bias_.data.data(), y);
   }
 }
@@ -62,7 +97,12 @@ void DeconvLayer::backward(const std::vector<const Tensor*>& inputs, const Tenso
     const float* dy = output_grad.data() + n * g.image_numel();
     if (trains_bias()) cpu::add_channel_sums(g.channels, g.height * g.width, dy, bias_.grad.data());
     if (trains_weight()) cpu::conv_backward_weight(g, dy, x.data() + n * g.output_numel(), weight_.grad.data());
-    if (x_grad) cpu::conv_forward(g, weight_.data.data(), dy, 1.f, x_grad->data() + n * g.output_numel());
+    if (!x_grad) continue;
+    float* dx = x_grad->data() + n * g.output_numel();
+    if (channelwise_)  // frozen: the weight forward checked
+      cpu::depthwise_forward(channelwise_geometry(), channelwise_kernels_.data(), dy, 1.f, dx);
+    else
+      cpu::conv_forward(g, weight_.data.data(), dy, 1.f, dx);
   }
 }
 

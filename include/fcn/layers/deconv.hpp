@@ -6,6 +6,14 @@
 // Weight [in, out/groups, kh, kw], bias [out]; weight_init also accepts
 // "bilinear" (FCN's upsampling filter). Parameter allocation and
 // initialisation as conv (see conv.hpp).
+//
+// A frozen deconv whose weight [C, C, kh, kw] is zero off the channel
+// diagonal (FCN's bilinear upsamplers) upsamples each channel by itself:
+// the full transposed convolution's results (the skipped terms are exact
+// zeros; the backward GEMMs sum the rest in another order, so the input
+// gradient can differ in the last bit), C times fewer FLOPs and a column
+// buffer of one channel.
+// forward_flops() still counts the full convolution, as PyTorch's counters do.
 #include <array>
 
 #include "fcn/layers/conv.hpp"
@@ -30,6 +38,12 @@ class DeconvLayer : public ConvolutionBase {
 
  private:
   std::array<int64_t, 2> output_padding_{0, 0};
+  // Whether the weight is frozen and channel-diagonal; then copies the
+  // diagonal kernels into channelwise_kernels_ [C, 1, kh, kw].
+  bool gather_channelwise_kernels();
+  cpu::ConvGeometry channelwise_geometry() const;  // groups = channels
+  bool channelwise_ = false;  // of the last forward
+  Tensor channelwise_kernels_;
 };
 
 }  // namespace fcn

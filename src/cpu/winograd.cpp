@@ -1,0 +1,706 @@
+#include "cpu/winograd.hpp"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu/gemm.hpp"
+#include "fcn/error.hpp"
+#include "fcn/tensor.hpp"
+
+namespace fcn::cpu {
+
+namespace {
+
+constexpr int kLanes = 16;  // tiles transformed together: one AVX-512 vector per tile element
+// Narrower layers keep im2col + GEMM. They are cheap (a few ms in a narrow
+// model; the path would still be ~1.7x faster there), and their rounding
+// stays im2col's: Winograd's is 2-3x larger, which matters where a ReLU
+// input is within rounding noise of zero and the two paths can decide the
+// ReLU differently (a width-1/16 FCN in tests/cli/model_parity.sh has one
+// such pixel). Every 3x3 layer of VGG16 but conv1_1 has 64 or more.
+constexpr int64_t kMinChannels = 64;
+
+#define FCN_LANES for (int l = 0; l < kLanes; ++l)
+
+// The 1-d transforms of F(m, 3) on lane vectors (a = m + 2 taps in, m out).
+// The 2-d transforms apply them to the rows, then the columns of a tile.
+// Each is factored so that it is exact on constant data (a difference of
+// equal values is exactly 0).
+//
+// F(2, 3), interpolation points 0, 1, -1, infinity:
+//   B^T = 1 0 -1 0 / 0 1 1 0 / 0 -1 1 0 / 0 1 0 -1     G = 1 0 0 / .5 .5 .5 / .5 -.5 .5 / 0 0 1
+//   A^T = 1 1 1 0 / 0 1 -1 -1
+// Every output of a tile depends only on the transformed rows (and columns)
+// that combine the input rows (columns) of its own 3x3 window, so an output
+// whose window is constant gets the same number wherever it lies in its tile
+// and whatever surrounds it: as with im2col + GEMM, equal constant windows
+// give exactly equal outputs. FCN's 100-pixel padding makes wide constant
+// regions whose max-pooling windows hold exact ties; they stay exact, go to
+// the first element as in PyTorch, and so do the pooling gradients.
+struct F2x3 {
+  static constexpr int m = 2, a = 4;
+  static constexpr float G[a][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
+  // t = B^T d
+  static void input(const float* const d[a], float* const t[a]) {
+    FCN_LANES {
+      t[0][l] = d[0][l] - d[2][l];
+      t[1][l] = d[1][l] + d[2][l];
+      t[2][l] = d[2][l] - d[1][l];
+      t[3][l] = d[1][l] - d[3][l];
+    }
+  }
+  // y = A^T x
+  static void output(const float* const x[a], float* const y[m]) {
+    FCN_LANES {
+      y[0][l] = x[0][l] + x[1][l] + x[2][l];
+      y[1][l] = x[1][l] - x[2][l] - x[3][l];
+    }
+  }
+  // t = A y (the adjoint of output)
+  static void output_adjoint(const float* const y[m], float* const t[a]) {
+    FCN_LANES {
+      t[0][l] = y[0][l];
+      t[1][l] = y[0][l] + y[1][l];
+      t[2][l] = y[0][l] - y[1][l];
+      t[3][l] = -y[1][l];
+    }
+  }
+};
+
+// F(4, 3), interpolation points 0, 1, -1, 2, -2, infinity (Lavin & Gray):
+//   B^T = 4 0 -5 0 1 0 / 0 -4 -4 1 1 0 / 0 4 -4 -1 1 0 / 0 -2 -1 2 1 0 / 0 2 -1 -2 1 0 / 0 4 0 -5 0 1
+//   A^T = 1 1 1 1 1 0 / 0 1 -1 2 -2 0 / 0 1 1 4 4 0 / 0 1 -1 8 -8 1
+// A quarter of direct convolution's multiplies (F(2, 3): 4/9), but every
+// output depends on the whole 6x6 patch: equal windows can come out unequal
+// in the last bits, which breaks exact max-pooling ties (see F2x3).
+struct F4x3 {
+  static constexpr int m = 4, a = 6;
+  static constexpr float G[a][3] = {{1.f / 4, 0, 0},
+                                    {-1.f / 6, -1.f / 6, -1.f / 6},
+                                    {-1.f / 6, 1.f / 6, -1.f / 6},
+                                    {1.f / 24, 1.f / 12, 1.f / 6},
+                                    {1.f / 24, -1.f / 12, 1.f / 6},
+                                    {0, 0, 1}};
+  static void input(const float* const d[a], float* const t[a]) {
+    FCN_LANES {
+      const float d0 = d[0][l], d1 = d[1][l], d2 = d[2][l], d3 = d[3][l], d4 = d[4][l], d5 = d[5][l];
+      t[0][l] = 4.f * (d0 - d2) + (d4 - d2);
+      t[1][l] = (d3 + d4) - 4.f * (d1 + d2);
+      t[2][l] = 4.f * (d1 - d2) + (d4 - d3);
+      t[3][l] = 2.f * (d3 - d1) + (d4 - d2);
+      t[4][l] = 2.f * (d1 - d3) + (d4 - d2);
+      t[5][l] = 4.f * (d1 - d3) + (d5 - d3);
+    }
+  }
+  static void output(const float* const x[a], float* const y[m]) {
+    FCN_LANES {
+      const float s12 = x[1][l] + x[2][l], d12 = x[1][l] - x[2][l];
+      const float s34 = x[3][l] + x[4][l], d34 = x[3][l] - x[4][l];
+      y[0][l] = x[0][l] + s12 + s34;
+      y[1][l] = d12 + 2.f * d34;
+      y[2][l] = s12 + 4.f * s34;
+      y[3][l] = d12 + 8.f * d34 + x[5][l];
+    }
+  }
+  static void output_adjoint(const float* const y[m], float* const t[a]) {
+    FCN_LANES {
+      const float y0 = y[0][l], y1 = y[1][l], y2 = y[2][l], y3 = y[3][l];
+      t[0][l] = y0;
+      t[1][l] = (y0 + y2) + (y1 + y3);
+      t[2][l] = (y0 + y2) - (y1 + y3);
+      t[3][l] = (y0 + 4.f * y2) + 2.f * (y1 + 4.f * y3);
+      t[4][l] = (y0 + 4.f * y2) - 2.f * (y1 + 4.f * y3);
+      t[5][l] = y3;
+    }
+  }
+};
+
+// A tile's elements across the lanes: x[i][j][l] = element (i, j) of tile l.
+template <int R, int S>
+using LaneTiles = float[R][S][kLanes];
+
+// The m x m tiles covering a conv output (out_h x out_w) and the image their
+// a x a patches are read from (in_h x in_w, `pad` rows/columns of zeros
+// around it).
+template <class T>
+struct TileGrid {
+  int64_t in_h, in_w, out_h, out_w, pad_h, pad_w;
+  int64_t rows, cols;
+  TileGrid(int64_t in_h_, int64_t in_w_, int64_t out_h_, int64_t out_w_, int64_t pad_h_, int64_t pad_w_)
+      : in_h(in_h_), in_w(in_w_), out_h(out_h_), out_w(out_w_), pad_h(pad_h_), pad_w(pad_w_),
+        rows((out_h_ + T::m - 1) / T::m), cols((out_w_ + T::m - 1) / T::m) {}
+  int64_t count() const { return rows * cols; }
+};
+
+// A group: up to kLanes consecutive tiles of one tile row, (row, col0) the
+// first; lane l is tile (row, col0 + l).
+struct Group {
+  int64_t row, col0;
+  int lanes;
+};
+
+// Calls fn(group, offset) for the groups covering tiles first..first+count-1
+// (offset: of the group's first tile from `first`). Groups never straddle a
+// tile row, so their patches are consecutive in the image rows.
+template <class T, typename Fn>
+void for_each_group(const TileGrid<T>& t, int64_t first, int64_t count, Fn fn) {
+  for (int64_t offset = 0; offset < count;) {
+    const int64_t tile = first + offset, row = tile / t.cols, col = tile % t.cols;
+    const int lanes = static_cast<int>(std::min({static_cast<int64_t>(kLanes), count - offset, t.cols - col}));
+    fn(Group{row, col, lanes}, offset);
+    offset += lanes;
+  }
+}
+
+// Moving a group's tiles between image rows and lane vectors: each image row
+// is read (written) with whole, masked vector loads (stores) and
+// (de)interleaved in registers.
+#if defined(__AVX512F__)
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which it
+// then reports as maybe uninitialised (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// Bits b of a 16-lane mask with lo <= base + b < hi.
+__mmask16 range_mask(int64_t base, int64_t lo, int64_t hi) {
+  const int64_t first = std::clamp<int64_t>(lo - base, 0, 16), last = std::clamp<int64_t>(hi - base, 0, 16);
+  if (first >= last) return 0;
+  return static_cast<__mmask16>(((1u << last) - 1u) & ~((1u << first) - 1u));
+}
+
+// v[0..3] hold 64 consecutive floats e = 16q + r; afterwards v[j][l] holds
+// element 4l + j (128-bit blocks transposed across the registers, then 4x4
+// within each block).
+inline void deinterleave4(__m512 v[4]) {
+  const __m512 t0 = _mm512_shuffle_f32x4(v[0], v[1], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 t1 = _mm512_shuffle_f32x4(v[0], v[1], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 t2 = _mm512_shuffle_f32x4(v[2], v[3], _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 t3 = _mm512_shuffle_f32x4(v[2], v[3], _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 w0 = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(2, 0, 2, 0));
+  const __m512 w1 = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(3, 1, 3, 1));
+  const __m512 w2 = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(2, 0, 2, 0));
+  const __m512 w3 = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
+  const __m512 u0 = _mm512_unpacklo_ps(w0, w1), u1 = _mm512_unpackhi_ps(w0, w1);
+  const __m512 u2 = _mm512_unpacklo_ps(w2, w3), u3 = _mm512_unpackhi_ps(w2, w3);
+  v[0] = _mm512_shuffle_ps(u0, u2, _MM_SHUFFLE(1, 0, 1, 0));
+  v[1] = _mm512_shuffle_ps(u0, u2, _MM_SHUFFLE(3, 2, 3, 2));
+  v[2] = _mm512_shuffle_ps(u1, u3, _MM_SHUFFLE(1, 0, 1, 0));
+  v[3] = _mm512_shuffle_ps(u1, u3, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+// The inverse of deinterleave4.
+inline void interleave4(__m512 v[4]) {
+  const __m512 u0 = _mm512_unpacklo_ps(v[0], v[1]), u1 = _mm512_unpackhi_ps(v[0], v[1]);
+  const __m512 u2 = _mm512_unpacklo_ps(v[2], v[3]), u3 = _mm512_unpackhi_ps(v[2], v[3]);
+  const __m512 w0 = _mm512_shuffle_ps(u0, u2, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 w1 = _mm512_shuffle_ps(u0, u2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 w2 = _mm512_shuffle_ps(u1, u3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 w3 = _mm512_shuffle_ps(u1, u3, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 t0 = _mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 t1 = _mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 t2 = _mm512_shuffle_f32x4(w2, w3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 t3 = _mm512_shuffle_f32x4(w2, w3, _MM_SHUFFLE(3, 2, 3, 2));
+  v[0] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(2, 0, 2, 0));
+  v[1] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(3, 1, 3, 1));
+  v[2] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(2, 0, 2, 0));
+  v[3] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+// v[0..1] hold 32 consecutive floats; afterwards v[j][l] holds element 2l + j.
+inline void deinterleave2(__m512 v[2]) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 e = _mm512_permutex2var_ps(v[0], even, v[1]), o = _mm512_permutex2var_ps(v[0], odd, v[1]);
+  v[0] = e;
+  v[1] = o;
+}
+
+// The inverse of deinterleave2.
+inline void interleave2(__m512 v[2]) {
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 a = _mm512_permutex2var_ps(v[0], lo, v[1]), b = _mm512_permutex2var_ps(v[0], hi, v[1]);
+  v[0] = a;
+  v[1] = b;
+}
+
+// v[l] -> v[l + 1], the last lane taken from lane `from` of next.
+inline __m512 shift_in(__m512 v, __m512 next, int from) {
+  const __m512i n = _mm512_castps_si512(next);
+  const __m512i src = from == 0 ? n : _mm512_alignr_epi32(n, n, 1);
+  return _mm512_castsi512_ps(_mm512_alignr_epi32(src, _mm512_castps_si512(v), 1));
+}
+
+// d[i][j][l] = image element (row*m - pad_h + i, (col0 + l)*m - pad_w + j), 0 outside.
+template <class T>
+void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::a, T::a>& d) {
+  constexpr int m = T::m, a = T::a;
+  constexpr int vectors = m + 1;  // 16 tiles span 16m floats, plus the a - m columns after them
+  const int64_t x0 = g.col0 * m - t.pad_w;
+  __mmask16 mask[vectors];
+  for (int q = 0; q < vectors; ++q) mask[q] = range_mask(x0 + 16 * q, 0, t.in_w);
+  for (int i = 0; i < a; ++i) {
+    const int64_t y = g.row * m - t.pad_h + i;
+    __m512 v[vectors];
+    if (y < 0 || y >= t.in_h) {
+      for (__m512& x : v) x = _mm512_setzero_ps();
+    } else {
+      // masked-off lanes are neither read nor faulted on, even left of the row
+      const float* row = plane + y * t.in_w + x0;
+      for (int q = 0; q < vectors; ++q) v[q] = _mm512_maskz_loadu_ps(mask[q], row + 16 * q);
+    }
+    if constexpr (m == 4) {
+      deinterleave4(v);
+    } else {
+      deinterleave2(v);
+    }
+    // columns m and m + 1 of tile l are columns 0 and 1 of tile l + 1
+    const __m512 c_m = shift_in(v[0], v[m], 0), c_m1 = shift_in(v[1], v[m], 1);
+    for (int j = 0; j < m; ++j) _mm512_store_ps(d[i][j], v[j]);
+    _mm512_store_ps(d[i][m], c_m);
+    _mm512_store_ps(d[i][m + 1], c_m1);
+  }
+}
+
+// dy[i][j][l] = output element (row*m + i, (col0 + l)*m + j), 0 beyond the output.
+template <class T>
+void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::m, T::m>& dy) {
+  constexpr int m = T::m;
+  const int64_t x0 = g.col0 * m;
+  __mmask16 mask[m];
+  for (int q = 0; q < m; ++q) mask[q] = range_mask(x0 + 16 * q, 0, t.out_w);
+  for (int i = 0; i < m; ++i) {
+    const int64_t y = g.row * m + i;
+    __m512 v[m];
+    if (y >= t.out_h) {
+      for (__m512& x : v) x = _mm512_setzero_ps();
+    } else {
+      const float* row = plane + y * t.out_w + x0;
+      for (int q = 0; q < m; ++q) v[q] = _mm512_maskz_loadu_ps(mask[q], row + 16 * q);
+    }
+    if constexpr (m == 4) {
+      deinterleave4(v);
+    } else {
+      deinterleave2(v);
+    }
+    for (int j = 0; j < m; ++j) _mm512_store_ps(dy[i][j], v[j]);
+  }
+}
+
+// Output element (row*m + i, (col0 + l)*m + j) = y[i][j][l] + beta * itself,
+// for the group's lanes and inside the output.
+template <class T>
+void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, const Group& g, float beta,
+                          float* plane) {
+  constexpr int m = T::m;
+  const int64_t x0 = g.col0 * m;
+  __mmask16 mask[m];
+  for (int q = 0; q < m; ++q) mask[q] = range_mask(x0 + 16 * q, x0, std::min(t.out_w, x0 + m * g.lanes));
+  const int64_t rows = std::min<int64_t>(m, t.out_h - g.row * m);
+  for (int64_t i = 0; i < rows; ++i) {
+    __m512 v[m];
+    for (int j = 0; j < m; ++j) v[j] = _mm512_load_ps(y[i][j]);
+    if constexpr (m == 4) {
+      interleave4(v);
+    } else {
+      interleave2(v);
+    }
+    float* row = plane + (g.row * m + i) * t.out_w + x0;
+    for (int q = 0; q < m; ++q) {
+      if (!mask[q]) continue;
+      if (beta != 0.f) v[q] = _mm512_add_ps(v[q], _mm512_maskz_loadu_ps(mask[q], row + 16 * q));
+      _mm512_mask_storeu_ps(row + 16 * q, mask[q], v[q]);
+    }
+  }
+}
+#pragma GCC diagnostic pop
+#else
+template <class T>
+void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::a, T::a>& d) {
+  for (int l = 0; l < kLanes; ++l)
+    for (int i = 0; i < T::a; ++i)
+      for (int j = 0; j < T::a; ++j) {
+        const int64_t y = g.row * T::m - t.pad_h + i, x = (g.col0 + l) * T::m - t.pad_w + j;
+        d[i][j][l] = l < g.lanes && y >= 0 && y < t.in_h && x >= 0 && x < t.in_w ? plane[y * t.in_w + x] : 0.f;
+      }
+}
+
+template <class T>
+void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::m, T::m>& dy) {
+  for (int l = 0; l < kLanes; ++l)
+    for (int i = 0; i < T::m; ++i)
+      for (int j = 0; j < T::m; ++j) {
+        const int64_t y = g.row * T::m + i, x = (g.col0 + l) * T::m + j;
+        dy[i][j][l] = l < g.lanes && y < t.out_h && x < t.out_w ? plane[y * t.out_w + x] : 0.f;
+      }
+}
+
+template <class T>
+void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, const Group& g, float beta,
+                          float* plane) {
+  for (int l = 0; l < g.lanes; ++l)
+    for (int i = 0; i < T::m; ++i)
+      for (int j = 0; j < T::m; ++j) {
+        const int64_t oy = g.row * T::m + i, ox = (g.col0 + l) * T::m + j;
+        if (oy >= t.out_h || ox >= t.out_w) continue;
+        float& dst = plane[oy * t.out_w + ox];
+        dst = y[i][j][l] + (beta != 0.f ? dst : 0.f);
+      }
+}
+#endif
+
+// Stores the group's lanes of one transformed element.
+inline void store_lanes(const float* x, int lanes, float* dst) {
+  if (lanes == kLanes) {
+    FCN_LANES dst[l] = x[l];
+  } else {
+    for (int l = 0; l < lanes; ++l) dst[l] = x[l];
+  }
+}
+
+// The 2-d transform x -> P x Q^T of two 1-d maps: row_fn on the rows of an
+// R x S tile of lane vectors, then col_fn on the columns of the result.
+// in[i * S + j] and out[i * S2 + j] point at the lane vectors.
+template <int R, int S, int R2, int S2, typename RowFn, typename ColFn>
+void transform_2d(const float* const* in, float* const* out, RowFn row_fn, ColFn col_fn) {
+  alignas(64) LaneTiles<R, S2> rows;
+  for (int i = 0; i < R; ++i) {
+    float* y[S2];
+    for (int j = 0; j < S2; ++j) y[j] = rows[i][j];
+    row_fn(in + i * S, y);
+  }
+  for (int j = 0; j < S2; ++j) {
+    const float* x[R];
+    float* y[R2];
+    for (int i = 0; i < R; ++i) x[i] = rows[i][j];
+    for (int i = 0; i < R2; ++i) y[i] = out[i * S2 + j];
+    col_fn(x, y);
+  }
+}
+
+// Pointers to the a x a lane vectors of a transformed tile: straight into
+// the block buffer (xi_stride apart) for a full group, into `local` for a
+// partial one (whose lanes are then stored with store_tile).
+template <int A>
+void tile_pointers(float* base, int64_t xi_stride, int lanes, LaneTiles<A, A>& local, float* ptr[A * A]) {
+  for (int xi = 0; xi < A * A; ++xi) ptr[xi] = lanes == kLanes ? base + xi * xi_stride : local[xi / A][xi % A];
+}
+
+template <int A>
+void store_tile(const LaneTiles<A, A>& local, int lanes, float* base, int64_t xi_stride) {
+  if (lanes == kLanes) return;  // written in place
+  for (int xi = 0; xi < A * A; ++xi) store_lanes(local[xi / A][xi % A], lanes, base + xi * xi_stride);
+}
+
+// V[xi][l] = (B^T d B)[xi] of the group's patches in one image plane; v
+// points at lane 0 of xi = 0, xi_stride apart.
+template <class T>
+void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, float* v, int64_t xi_stride) {
+  constexpr int a = T::a;
+  alignas(64) LaneTiles<a, a> d, local;
+  gather_patches(t, plane, g, d);
+  const float* in[a * a];
+  for (int e = 0; e < a * a; ++e) in[e] = d[e / a][e % a];
+  float* out[a * a];
+  tile_pointers(v, xi_stride, g.lanes, local, out);
+  transform_2d<a, a, a, a>(in, out, T::input, T::input);
+  store_tile(local, g.lanes, v, xi_stride);
+}
+
+// The adjoint of the output transform, for the weight gradient: Mbar = A dY
+// A^T of the group's m x m output-gradient tiles (zero beyond the output).
+template <class T>
+void transform_output_grad(const TileGrid<T>& t, const float* plane, const Group& g, float* mbar,
+                           int64_t xi_stride) {
+  constexpr int m = T::m, a = T::a;
+  alignas(64) LaneTiles<m, m> dy;
+  alignas(64) LaneTiles<a, a> local;
+  gather_output_tiles(t, plane, g, dy);
+  const float* in[m * m];
+  for (int e = 0; e < m * m; ++e) in[e] = dy[e / m][e % m];
+  float* out[a * a];
+  tile_pointers(mbar, xi_stride, g.lanes, local, out);
+  transform_2d<m, m, a, a>(in, out, T::output_adjoint, T::output_adjoint);
+  store_tile(local, g.lanes, mbar, xi_stride);
+}
+
+// Y = A^T M A of the group's tiles, written into one output plane (cropped
+// at its edges): plane = Y + bias + beta * plane. m points at lane 0 of xi = 0; the
+// lanes past a partial group are read (the block buffers have kLanes floats
+// of slack) but not stored.
+template <class T>
+void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, const Group& g, float beta,
+                      float bias, float* plane) {
+  constexpr int a = T::a, mm = T::m;
+  alignas(64) LaneTiles<mm, mm> y;
+  const float* in[a * a];
+  for (int xi = 0; xi < a * a; ++xi) in[xi] = m + xi * xi_stride;
+  float* out[mm * mm];
+  for (int e = 0; e < mm * mm; ++e) out[e] = y[e / mm][e % mm];
+  transform_2d<a, a, mm, mm>(in, out, T::output, T::output);
+  if (bias != 0.f)
+    for (int e = 0; e < mm * mm; ++e)
+      for (int l = 0; l < kLanes; ++l) y[e / mm][e % mm][l] += bias;
+  scatter_output_tiles(t, y, g, beta, plane);
+}
+
+// U[xi][k][c] = (G g G^T)[xi] of every 3x3 kernel g = weight[k][c], rotated
+// by 180 degrees when `flip` (the kernel of backward-data). Kernels go
+// kLanes at a time, so that each U[xi] row segment is written whole.
+template <class T>
+void transform_weights(int64_t out_channels, int64_t channels, const float* weight, bool flip, float* u) {
+  constexpr int a = T::a;
+  const int64_t count = out_channels * channels, groups = (count + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static) if (groups >= 64)
+  for (int64_t group = 0; group < groups; ++group) {
+    const int64_t first = group * kLanes;
+    const int lanes = static_cast<int>(std::min<int64_t>(kLanes, count - first));
+    alignas(64) float g[3][3][kLanes];
+    for (int l = 0; l < kLanes; ++l)
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+          const float* w = weight + (first + std::min(l, lanes - 1)) * 9;
+          g[i][j][l] = flip ? w[(2 - i) * 3 + (2 - j)] : w[i * 3 + j];
+        }
+    alignas(64) float gt[a][3][kLanes];  // G g
+    for (int mu = 0; mu < a; ++mu)
+      for (int j = 0; j < 3; ++j)
+        FCN_LANES gt[mu][j][l] = T::G[mu][0] * g[0][j][l] + T::G[mu][1] * g[1][j][l] + T::G[mu][2] * g[2][j][l];
+    for (int mu = 0; mu < a; ++mu)
+      for (int nu = 0; nu < a; ++nu) {
+        alignas(64) float out[kLanes];
+        FCN_LANES out[l] = gt[mu][0][l] * T::G[nu][0] + gt[mu][1][l] * T::G[nu][1] + gt[mu][2][l] * T::G[nu][2];
+        store_lanes(out, lanes, u + (mu * a + nu) * count + first);
+      }
+  }
+}
+
+// weight_grad[k][c] += G^T dU[k][c] G (the adjoint of transform_weights).
+template <class T>
+void accumulate_weight_grad(int64_t out_channels, int64_t channels, const float* du, float* weight_grad) {
+  constexpr int a = T::a;
+  const int64_t count = out_channels * channels;
+#pragma omp parallel for schedule(static) if (count >= 4096)
+  for (int64_t kc = 0; kc < count; ++kc) {
+    float gt[3][a];  // G^T dU
+    for (int i = 0; i < 3; ++i)
+      for (int nu = 0; nu < a; ++nu) {
+        float s = 0.f;
+        for (int mu = 0; mu < a; ++mu) s += T::G[mu][i] * du[(mu * a + nu) * count + kc];
+        gt[i][nu] = s;
+      }
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) {
+        float s = 0.f;
+        for (int nu = 0; nu < a; ++nu) s += gt[i][nu] * T::G[nu][j];
+        weight_grad[kc * 9 + i * 3 + j] += s;
+      }
+  }
+}
+
+#undef FCN_LANES
+
+// Scratch buffers: `slot` names a use; each thread keeps its own (the
+// OpenMP team's threads persist, so the buffers are allocated once).
+enum Slot { kTilesIn, kTilesOut, kWeights, kWeightGrads };
+float* scratch(Slot slot, int64_t numel) {
+  thread_local Tensor buffers[4];
+  Tensor& t = buffers[slot];
+  numel += kLanes;  // slack: transform_output reads whole lane vectors
+  if (t.numel() < numel) t.reshape({numel});
+  return t.data();
+}
+
+// Tiles per block (one thread transforms and multiplies a block at a time):
+// few for narrow layers, whose GEMMs are small and whose transformed tiles
+// should stay in cache, more for wide ones, whose GEMMs repack U[xi] [K, C]
+// once per block (measured on VGG16's layers), but at least two blocks per
+// thread when the image allows.
+int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads) {
+#ifdef FCN_WINO_SMALL
+  int64_t block = widest_channels <= 128 ? FCN_WINO_SMALL : FCN_WINO_LARGE;
+#else
+  int64_t block = widest_channels <= 128 ? 64 : 256;
+#endif
+  block = std::min(block, (tiles + 2 * threads - 1) / (2 * threads));
+  return std::max<int64_t>(kLanes, (block + kLanes - 1) / kLanes * kLanes);
+}
+
+// One Winograd convolution of a [channels, grid.in_h, grid.in_w] image into
+// [out_channels, grid.out_h, grid.out_w] (+ bias[k] when not null): u holds
+// the transformed weights ([xi][out_channels][channels], or
+// [xi][channels][out_channels] read transposed when trans_u).
+template <class T>
+void convolve(const TileGrid<T>& grid, int64_t channels, int64_t out_channels, const float* u, bool trans_u,
+              const float* image, float beta, const float* bias, float* output) {
+  constexpr int xis = T::a * T::a;
+  const int64_t tiles = grid.count();
+  const int threads = omp_get_max_threads();
+  const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads);
+  const int64_t blocks = (tiles + block - 1) / block;
+  const int64_t in_plane = grid.in_h * grid.in_w, out_plane = grid.out_h * grid.out_w;
+#pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    // every block multiplies `block` columns, the last one padded with zero
+    // tiles: GEMMs of one shape sum every column in the same order, so equal
+    // tiles give equal outputs wherever they are (see F2x3)
+    const int64_t first = b * block, count = std::min(block, tiles - first);
+    float* v = scratch(kTilesIn, xis * channels * block);       // [xi][channels][block]
+    float* m = scratch(kTilesOut, xis * out_channels * block);  // [xi][out_channels][block]
+    for (int64_t c = 0; c < channels; ++c) {
+      for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
+        transform_input(grid, image + c * in_plane, group, v + c * block + t, channels * block);
+      });
+      if (count < block)
+        for (int xi = 0; xi < xis; ++xi) std::fill_n(v + (xi * channels + c) * block + count, block - count, 0.f);
+    }
+    for (int xi = 0; xi < xis; ++xi) {
+      // m[xi][K, block] = U[xi][K, C] . v[xi][C, block];  K = out_channels, C = channels
+      gemm_on_this_thread(trans_u, false, out_channels, block, channels, 1.f, u + xi * out_channels * channels,
+                          v + xi * channels * block, 0.f, m + xi * out_channels * block);
+    }
+    for (int64_t k = 0; k < out_channels; ++k)
+      for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
+        transform_output(grid, m + k * block + t, out_channels * block, group, beta, bias ? bias[k] : 0.f,
+                         output + k * out_plane);
+      });
+  }
+}
+
+template <class T>
+void forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
+             const float* bias) {
+  const SerialBlasScope serial_blas;
+  float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);  // [xi][K][C]
+  transform_weights<T>(g.out_channels, g.channels, weight, false, u);
+  const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
+  convolve(grid, g.channels, g.out_channels, u, false, image, beta, bias, output);
+}
+
+template <class T>
+void backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
+  const SerialBlasScope serial_blas;
+  // image_grad = conv(output_grad, pad 2 - p, kernel rot180(W)^T): U[xi][K][C] read transposed
+  float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);
+  transform_weights<T>(g.out_channels, g.channels, weight, true, u);
+  const TileGrid<T> grid(g.out_h, g.out_w, g.height, g.width, 2 - g.pad_h, 2 - g.pad_w);
+  convolve(grid, g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, image_grad);
+}
+
+template <class T>
+void backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
+  constexpr int xis = T::a * T::a;
+  const SerialBlasScope serial_blas;
+  const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
+  const int64_t tiles = grid.count(), channels = g.channels, out_channels = g.out_channels;
+  const int threads = omp_get_max_threads();
+  const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads);
+  const int64_t blocks = (tiles + block - 1) / block;
+  const int64_t in_plane = g.height * g.width, out_plane = g.out_h * g.out_w;
+  const int64_t du_numel = xis * out_channels * channels;
+  // one dU [xi][K][C] per thread, summed at the end
+  float* partials = scratch(kWeightGrads, du_numel * threads);
+  std::vector<char> used(threads, 0);
+#pragma omp parallel num_threads(threads) if (blocks > 1)
+  {
+    const int me = omp_get_thread_num();
+    float* du = partials + me * du_numel;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t first = b * block, count = std::min(block, tiles - first);
+      float* v = scratch(kTilesIn, xis * channels * count);          // [xi][C][count]
+      float* mbar = scratch(kTilesOut, xis * out_channels * count);  // [xi][K][count]
+      for (int64_t c = 0; c < channels; ++c)
+        for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
+          transform_input(grid, image + c * in_plane, group, v + c * count + t, channels * count);
+        });
+      for (int64_t k = 0; k < out_channels; ++k)
+        for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
+          transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, out_channels * count);
+        });
+      for (int xi = 0; xi < xis; ++xi) {
+        // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
+        gemm_on_this_thread(false, true, out_channels, channels, count, 1.f, mbar + xi * out_channels * count,
+                            v + xi * channels * count, used[me] ? 1.f : 0.f, du + xi * out_channels * channels);
+      }
+      used[me] = 1;
+    }
+  }
+  float* du = nullptr;
+  for (int t = 0; t < threads; ++t) {
+    if (!used[t]) continue;
+    float* part = partials + t * du_numel;
+    if (!du) {
+      du = part;
+    } else {
+#pragma omp parallel for simd schedule(static)
+      for (int64_t i = 0; i < du_numel; ++i) du[i] += part[i];
+    }
+  }
+  if (du) accumulate_weight_grad<T>(out_channels, channels, du, weight_grad);
+}
+
+// FCN_WINOGRAD=0 (off), 2 or 4; 2 unless set.
+int configured_tile() {
+  static const int tile = [] {
+    const char* value = std::getenv("FCN_WINOGRAD");
+    if (!value || !*value) return 2;
+    if (std::strcmp(value, "0") == 0) return 0;
+    if (std::strcmp(value, "4") == 0) return 4;
+    return 2;
+  }();
+  return tile;
+}
+
+}  // namespace
+
+int winograd_tile() { return configured_tile(); }
+
+namespace {
+
+void check_tile(int tile) {
+  if (tile != 2 && tile != 4) throw Error("internal: Winograd tile must be 2 or 4, got " + std::to_string(tile));
+}
+
+}  // namespace
+
+bool winograd_applies(const ConvGeometry& g) {
+  return configured_tile() != 0 && g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 &&
+         g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1 && g.pad_h <= 2 && g.pad_w <= 2 &&
+         g.channels >= kMinChannels && g.out_channels >= kMinChannels;
+}
+
+void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
+                      const float* bias, int tile) {
+  check_tile(tile);
+  if (tile == 4)
+    forward<F4x3>(g, weight, image, beta, output, bias);
+  else
+    forward<F2x3>(g, weight, image, beta, output, bias);
+}
+
+void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad,
+                            float* image_grad, int tile) {
+  check_tile(tile);
+  if (tile == 4)
+    backward_data<F4x3>(g, weight, output_grad, image_grad);
+  else
+    backward_data<F2x3>(g, weight, output_grad, image_grad);
+}
+
+void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
+                              float* weight_grad, int tile) {
+  check_tile(tile);
+  if (tile == 4)
+    backward_weight<F4x3>(g, image, output_grad, weight_grad);
+  else
+    backward_weight<F2x3>(g, image, output_grad, weight_grad);
+}
+
+}  // namespace fcn::cpu
