@@ -178,6 +178,11 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
     layers_[i]->set_input_coord_maps(maps);
     const int ob = nodes_[i].output_blob;
     blob_shapes[ob] = layers_[i]->reshape(shapes);
+    try {
+      shape_numel(blob_shapes[ob]);  // an impossibly large output must not reach the next layer's arithmetic
+    } catch (const Error& e) {
+      throw Error("layer '" + layers_[i]->name() + "' (" + layers_[i]->type() + "): output " + e.what());
+    }
     coord_maps_[ob] = (maps.empty() ? CoordMap{} : maps[0]).then(layers_[i]->coord_map());
   }
   // Layers may size their parameters in reshape (input channels), so the

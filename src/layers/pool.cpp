@@ -1,5 +1,6 @@
 #include "fcn/layers/pool.hpp"
 
+#include <algorithm>
 #include <limits>
 
 #include "cpu/pooling.hpp"
@@ -31,7 +32,7 @@ Shape MaxPoolLayer::reshape(const std::vector<Shape>& input_shapes) {
           "kernel " + std::to_string(kernel_[0]) + "x" + std::to_string(kernel_[1]) + " does not fit the padded input",
           input_shapes);
   }
-  if (in[2] * in[3] > std::numeric_limits<int32_t>::max())
+  if (in[2] > std::numeric_limits<int32_t>::max() / std::max<int64_t>(in[3], 1))  // not in[2] * in[3]: overflow
     fail_shape("input plane too large for 32-bit argmax indices", input_shapes);
   const Shape out_shape{in[0], in[1], out[0], out[1]};
   argmax_.resize(shape_numel(out_shape));
