@@ -117,6 +117,45 @@ TEST_CASE("a wide 3x3 conv (the Winograd path) matches the reference and its own
   }
 }
 
+TEST_CASE("a conv with a large column buffer (built a band of output rows at a time) matches the reference",
+          "[conv]") {
+  // conv1_1's shape: few channels, pad 100, a column buffer of millions of floats
+  std::mt19937_64 rng(14);
+  const json options = {{"num_output", 4}, {"kernel", 3}, {"pad", 100}, {"stride", {1, 2}}};
+  auto layer = make_test_layer(layer_spec("conv", options));
+  const Tensor x = random_tensor({1, 3, 310, 290}, rng);
+  Tensor y(layer->reshape({x.shape()}));
+  const auto params = layer->params();
+  for (Param* p : params) p->data = random_tensor(p->data.shape(), rng);
+  layer->forward({&x}, y, Mode::test);
+  const ConvOptions& o = dynamic_cast<ConvLayer&>(*layer).options();
+  const Tensor expected = naive_conv(x, params[0]->data, &params[1]->data, o);
+  for (int64_t i = 0; i < y.numel(); ++i) REQUIRE(y[i] == Approx(expected[i]).epsilon(1e-5).margin(1e-5));
+  // backward against the same sums written out: dW = sum dy * x, dx = sum dy * w
+  const Tensor dy = random_tensor(y.shape(), rng);
+  Tensor dx(x.shape());
+  for (Param* p : params) p->grad.zero();
+  layer->backward({&x}, y, dy, {&dx});
+  std::vector<double> dw(params[0]->data.numel(), 0.0), dx_ref(x.numel(), 0.0);
+  const Tensor& w = params[0]->data;
+  for (int64_t oc = 0; oc < y.c(); ++oc)
+    for (int64_t oh = 0; oh < y.h(); ++oh)
+      for (int64_t ow = 0; ow < y.w(); ++ow) {
+        const double d = dy[(oc * y.h() + oh) * y.w() + ow];
+        for (int64_t c = 0; c < x.c(); ++c)
+          for (int64_t ki = 0; ki < 3; ++ki)
+            for (int64_t kj = 0; kj < 3; ++kj) {
+              const int64_t ih = oh * o.stride[0] - o.pad[0] + ki, iw = ow * o.stride[1] - o.pad[1] + kj;
+              if (ih < 0 || ih >= x.h() || iw < 0 || iw >= x.w()) continue;
+              const int64_t wi = ((oc * x.c() + c) * 3 + ki) * 3 + kj, xi = (c * x.h() + ih) * x.w() + iw;
+              dw[wi] += d * x[xi];
+              dx_ref[xi] += d * w[wi];
+            }
+      }
+  for (int64_t i = 0; i < w.numel(); ++i) REQUIRE(params[0]->grad[i] == Approx(dw[i]).epsilon(1e-4).margin(1e-3));
+  for (int64_t i = 0; i < x.numel(); ++i) REQUIRE(dx[i] == Approx(dx_ref[i]).epsilon(1e-4).margin(1e-4));
+}
+
 TEST_CASE("conv matches PyTorch Conv2d (forward, grad input, weight, bias)", "[conv][parity]") {
   for (const char* name : {"basic", "rect_stride", "dilation", "groups", "pointwise", "stride_gt_kernel"})
     check_conv_parity(std::string("conv_") + name + ".safetensors");

@@ -111,3 +111,39 @@ TEST_CASE("max_pool gradient check") {
 }
 
 TEST_CASE("max_pool matches PyTorch max_pool2d forward and backward") { check_parity("pool_parity.safetensors"); }
+
+TEST_CASE("2x2 stride-2 max_pool on wide planes (16 windows at a time) follows the window rule") {
+  // ties (first maximum), NaNs (a NaN wins; a later NaN replaces it), ceil mode's partial
+  // last window; checked against the window rule written out
+  auto layer = make_test_layer(json{{"name", "pool"}, {"type", "max_pool"}, {"inputs", {"x"}}, {"kernel", 2}});
+  std::mt19937_64 rng(5);
+  Tensor x = random_tensor({1, 3, 9, 75}, rng);
+  std::uniform_int_distribution<int> pick(0, static_cast<int>(x.numel()) - 1);
+  for (int i = 0; i < 300; ++i) x[pick(rng)] = 0.25f;  // ties
+  for (int i = 0; i < 20; ++i) x[pick(rng)] = std::nanf("");
+  Tensor y(layer->reshape({x.shape()}));
+  REQUIRE(y.shape() == Shape{1, 3, 5, 38});
+  layer->forward({&x}, y, Mode::test);
+  Tensor dy(y.shape()), dx(x.shape());
+  for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = static_cast<float>(i + 1);
+  layer->backward({&x}, y, dy, {&dx});
+  Tensor dx_expected(x.shape());
+  for (int64_t c = 0; c < 3; ++c)
+    for (int64_t oy = 0; oy < 5; ++oy)
+      for (int64_t ox = 0; ox < 38; ++ox) {
+        int64_t best = -1;
+        for (int64_t iy = 2 * oy; iy < std::min<int64_t>(2 * oy + 2, 9); ++iy)
+          for (int64_t ix = 2 * ox; ix < std::min<int64_t>(2 * ox + 2, 75); ++ix) {
+            const int64_t i = (c * 9 + iy) * 75 + ix;
+            if (best < 0 || x[i] > x[best] || std::isnan(x[i])) best = i;
+          }
+        const float out = y[(c * 5 + oy) * 38 + ox];
+        INFO("channel " << c << " output " << oy << ", " << ox);
+        if (std::isnan(x[best]))
+          REQUIRE(std::isnan(out));
+        else
+          REQUIRE(out == x[best]);
+        dx_expected[best] += dy[(c * 5 + oy) * 38 + ox];
+      }
+  for (int64_t i = 0; i < dx.numel(); ++i) REQUIRE(dx[i] == dx_expected[i]);
+}

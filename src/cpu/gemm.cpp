@@ -15,16 +15,67 @@ constexpr int64_t kParallelMinMacs = int64_t{1} << 20;
 // Column/row chunks start on 64-byte boundaries.
 constexpr int64_t kAlign = 16;
 
+// Row-major operands with their leading dimensions (row strides).
+struct Operands {
+  bool trans_a, trans_b;
+  int64_t m, n, k;
+  float alpha;
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t ldb;
+  float beta;
+  float* c;
+  int64_t ldc;
+};
+
 // One cblas call on the block C[m0:m1, n0:n1] of the full product.
-void gemm_block(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-                const float* b, float beta, float* c, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
-  const float* a_block = trans_a ? a + m0 : a + m0 * lda;  // rows m0.. of op(A)
-  const float* b_block = trans_b ? b + n0 * ldb : b + n0;  // columns n0.. of op(B)
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m1 - m0), static_cast<blasint>(n1 - n0), static_cast<blasint>(k), alpha, a_block,
-              static_cast<blasint>(lda), b_block, static_cast<blasint>(ldb), beta, c + m0 * n + n0,
-              static_cast<blasint>(n));
+void gemm_block(const Operands& o, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const float* a_block = o.trans_a ? o.a + m0 : o.a + m0 * o.lda;  // rows m0.. of op(A)
+  const float* b_block = o.trans_b ? o.b + n0 * o.ldb : o.b + n0;  // columns n0.. of op(B)
+  cblas_sgemm(CblasRowMajor, o.trans_a ? CblasTrans : CblasNoTrans, o.trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m1 - m0), static_cast<blasint>(n1 - n0), static_cast<blasint>(o.k), o.alpha,
+              a_block, static_cast<blasint>(o.lda), b_block, static_cast<blasint>(o.ldb), o.beta,
+              o.c + m0 * o.ldc + n0, static_cast<blasint>(o.ldc));
+}
+
+// The dense leading dimensions: A is [m, k] or [k, m], B [k, n] or [n, k], C [m, n].
+Operands dense(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               const float* b, float beta, float* c) {
+  return {trans_a, trans_b, m, n, k, alpha, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n};
+}
+
+void run_gemm(const Operands& o) {
+  if (o.m <= 0 || o.n <= 0) return;
+  if (omp_in_parallel()) {
+    // already on a team (a caller's parallel loop): one plain call
+    gemm_block(o, 0, o.m, 0, o.n);
+    return;
+  }
+  const SerialBlasScope serial;
+  // split the larger of m and n into one aligned chunk per thread
+  const bool split_n = o.n >= o.m;
+  const int64_t extent = split_n ? o.n : o.m;
+  const int64_t max_chunks = std::max<int64_t>(1, extent / kAlign);
+  int64_t threads = std::min<int64_t>(omp_get_max_threads(), max_chunks);
+  if (o.m * o.n * o.k < kParallelMinMacs) threads = 1;
+  if (threads <= 1) {
+    gemm_block(o, 0, o.m, 0, o.n);
+    return;
+  }
+  const int64_t chunk = (extent + threads - 1) / threads;
+  const int64_t step = (chunk + kAlign - 1) / kAlign * kAlign;
+#pragma omp parallel num_threads(static_cast<int>(threads))
+  {
+    const int64_t lo = std::min(extent, omp_get_thread_num() * step);
+    const int64_t hi = std::min(extent, lo + step);
+    if (lo < hi) {
+      if (split_n)
+        gemm_block(o, 0, o.m, lo, hi);
+      else
+        gemm_block(o, lo, hi, 0, o.n);
+    }
+  }
 }
 
 }  // namespace
@@ -42,41 +93,17 @@ SerialBlasScope::~SerialBlasScope() {
 
 void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                          const float* b, float beta, float* c) {
-  if (m > 0 && n > 0) gemm_block(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, 0, m, 0, n);
+  if (m > 0 && n > 0) gemm_block(dense(trans_a, trans_b, m, n, k, alpha, a, b, beta, c), 0, m, 0, n);
 }
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           const float* b, float beta, float* c) {
-  if (m <= 0 || n <= 0) return;
-  if (omp_in_parallel()) {
-    // already on a team (a caller's parallel loop): one plain call
-    gemm_block(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, 0, m, 0, n);
-    return;
-  }
-  const SerialBlasScope serial;
-  // split the larger of m and n into one aligned chunk per thread
-  const bool split_n = n >= m;
-  const int64_t extent = split_n ? n : m;
-  const int64_t max_chunks = std::max<int64_t>(1, extent / kAlign);
-  int64_t threads = std::min<int64_t>(omp_get_max_threads(), max_chunks);
-  if (m * n * k < kParallelMinMacs) threads = 1;
-  if (threads <= 1) {
-    gemm_block(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, 0, m, 0, n);
-    return;
-  }
-  const int64_t chunk = (extent + threads - 1) / threads;
-  const int64_t step = (chunk + kAlign - 1) / kAlign * kAlign;
-#pragma omp parallel num_threads(static_cast<int>(threads))
-  {
-    const int64_t lo = std::min(extent, omp_get_thread_num() * step);
-    const int64_t hi = std::min(extent, lo + step);
-    if (lo < hi) {
-      if (split_n)
-        gemm_block(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, 0, m, lo, hi);
-      else
-        gemm_block(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, lo, hi, 0, n);
-    }
-  }
+  run_gemm(dense(trans_a, trans_b, m, n, k, alpha, a, b, beta, c));
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  run_gemm({trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
 }
 
 }  // namespace fcn::cpu

@@ -15,6 +15,10 @@ namespace fcn::cpu {
 // dimensions are the dense ones: A is [m, k] or [k, m], B is [k, n] or [n, k].
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           const float* b, float beta, float* c);
+// The same with explicit leading dimensions (row strides), for blocks of
+// larger matrices.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+          const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
 // For kernels that parallelise over their own blocks and run one GEMM per
 // block on each thread: hold a SerialBlasScope around the parallel loop

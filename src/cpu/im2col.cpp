@@ -86,20 +86,71 @@ void col2im_add(const ConvGeometry& g, const float* col, float* image) {
   }
 }
 
+namespace {
+
+// Column floats of one chunk of output rows: large column buffers (conv1_1's
+// is 52 MB at 500x500) are built a band of output rows at a time.
+constexpr int64_t kChunkFloats = int64_t{1} << 21;
+
+// Output rows per chunk; all of them when the columns are small, or when
+// the weight is large next to them (each chunk's GEMM repacks the weight:
+// fc6's 411 MB weight against its 26 MB of columns).
+int64_t chunk_rows(const ConvGeometry& g) {
+  const int64_t row_floats = g.column_rows() * g.out_w, total = row_floats * g.out_h;
+  const int64_t weight_floats = g.out_channels * g.column_rows() / g.groups;
+  if (g.groups != 1 || g.is_pointwise() || total <= kChunkFloats || weight_floats * 4 > total) return g.out_h;
+  return std::clamp<int64_t>(kChunkFloats / row_floats, 1, g.out_h);
+}
+
+// The geometry of output rows [first, first + rows): the same image, read
+// from `first` rows lower (so the top padding may turn negative).
+ConvGeometry row_band(const ConvGeometry& g, int64_t first, int64_t rows) {
+  ConvGeometry band = g;
+  band.out_h = rows;
+  band.pad_h = g.pad_h - first * g.stride_h;
+  return band;
+}
+
+}  // namespace
+
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                   const float* bias) {
   if (winograd_applies(g)) return winograd_forward(g, weight, image, beta, output, bias);
-  const float* col = columns_of(g, image);  // [C*KH*KW, OH*OW]
-  const int64_t m = g.out_channels / g.groups, n = g.out_area(), k = g.column_rows() / g.groups;
-  for (int64_t group = 0; group < g.groups; ++group) {
-    // output_g[m, n] = W_g[m, k] · col_g[k, n] + beta * output_g;  m = O/g, n = OH*OW, k = C/g*KH*KW
-    gemm(false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, beta, output + group * m * n);
+  const int64_t rows = chunk_rows(g);
+  if (rows < g.out_h) {
+    float* col = column_workspace(g.column_rows() * rows * g.out_w);
+    for (int64_t first = 0; first < g.out_h; first += rows) {
+      const ConvGeometry band = row_band(g, first, std::min(rows, g.out_h - first));
+      im2col(band, image, col);  // [C*KH*KW, band OH*OW]
+      // output[:, band] = W[O, C*KH*KW] · col + beta * output[:, band]  (rows of length OH*OW)
+      gemm(false, false, g.out_channels, band.out_area(), g.column_rows(), 1.f, weight, g.column_rows(), col,
+           band.out_area(), beta, output + first * g.out_w, g.out_area());
+    }
+  } else {
+    const float* col = columns_of(g, image);  // [C*KH*KW, OH*OW]
+    const int64_t m = g.out_channels / g.groups, n = g.out_area(), k = g.column_rows() / g.groups;
+    for (int64_t group = 0; group < g.groups; ++group) {
+      // output_g[m, n] = W_g[m, k] · col_g[k, n] + beta * output_g;  m = O/g, n = OH*OW, k = C/g*KH*KW
+      gemm(false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, beta, output + group * m * n);
+    }
   }
-  if (bias) add_channel_bias(g.out_channels, n, bias, output);
+  if (bias) add_channel_bias(g.out_channels, g.out_area(), bias, output);
 }
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
   if (winograd_applies(g)) return winograd_backward_data(g, weight, output_grad, image_grad);
+  const int64_t rows = chunk_rows(g);
+  if (rows < g.out_h) {
+    float* col = column_workspace(g.column_rows() * rows * g.out_w);
+    for (int64_t first = 0; first < g.out_h; first += rows) {
+      const ConvGeometry band = row_band(g, first, std::min(rows, g.out_h - first));
+      // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
+      gemm(true, false, g.column_rows(), band.out_area(), g.out_channels, 1.f, weight, g.column_rows(),
+           output_grad + first * g.out_w, g.out_area(), 0.f, col, band.out_area());
+      col2im_add(band, col, image_grad);
+    }
+    return;
+  }
   const int64_t m = g.column_rows() / g.groups, n = g.out_area(), k = g.out_channels / g.groups;
   // pointwise: the columns are the image, so accumulate straight into it
   const bool direct = g.is_pointwise();
@@ -114,6 +165,18 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
 
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
   if (winograd_applies(g)) return winograd_backward_weight(g, image, output_grad, weight_grad);
+  const int64_t rows = chunk_rows(g);
+  if (rows < g.out_h) {
+    float* col = column_workspace(g.column_rows() * rows * g.out_w);
+    for (int64_t first = 0; first < g.out_h; first += rows) {
+      const ConvGeometry band = row_band(g, first, std::min(rows, g.out_h - first));
+      im2col(band, image, col);
+      // weight_grad[O, C*KH*KW] += output_grad[:, band] · col^T
+      gemm(false, true, g.out_channels, g.column_rows(), band.out_area(), 1.f, output_grad + first * g.out_w,
+           g.out_area(), col, band.out_area(), 1.f, weight_grad, g.column_rows());
+    }
+    return;
+  }
   const float* col = columns_of(g, image);  // [C*KH*KW, OH*OW]
   const int64_t m = g.out_channels / g.groups, n = g.column_rows() / g.groups, k = g.out_area();
   for (int64_t group = 0; group < g.groups; ++group) {

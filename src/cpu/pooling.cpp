@@ -1,5 +1,7 @@
 #include "cpu/pooling.hpp"
 
+#include <immintrin.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -29,18 +31,67 @@ inline void pool_window(const PoolGeometry& g, const float* plane, int64_t oy, i
   }
 }
 
+#if defined(__AVX512F__)
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_ps(), which it
+// then reports as maybe uninitialised (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+// VGG's 2x2, stride-2 windows, 16 outputs at a time: outputs [ox, ox + 16)
+// of output row oy, all four inputs of each window inside the plane. The
+// same rule as pool_window: visit (0,0), (0,1), (1,0), (1,1), take a value
+// that is greater or NaN.
+inline void pool_2x2_16(const PoolGeometry& g, const float* plane, int64_t oy, int64_t ox, float* out,
+                        int32_t* arg) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const float* r0 = plane + 2 * oy * g.in_w + 2 * ox;
+  const float* r1 = r0 + g.in_w;
+  const __m512 a0 = _mm512_loadu_ps(r0), a1 = _mm512_loadu_ps(r0 + 16);
+  const __m512 b0 = _mm512_loadu_ps(r1), b1 = _mm512_loadu_ps(r1 + 16);
+  const __m512 v[4] = {_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1),
+                       _mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1)};
+  const int32_t offset[4] = {0, 1, static_cast<int32_t>(g.in_w), static_cast<int32_t>(g.in_w + 1)};
+  __m512 best = v[0];
+  __m512i index = _mm512_setzero_si512();
+  for (int k = 1; k < 4; ++k) {
+    const __mmask16 take =
+        _mm512_cmp_ps_mask(v[k], best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v[k], v[k], _CMP_UNORD_Q);
+    best = _mm512_mask_blend_ps(take, best, v[k]);
+    index = _mm512_mask_blend_epi32(take, index, _mm512_set1_epi32(offset[k]));
+  }
+  // index of (2*oy, 2*(ox + l)) in the plane, plus the winner's offset
+  const __m512i lanes = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i base = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(2 * oy * g.in_w + 2 * ox)), lanes);
+  _mm512_storeu_ps(out, best);
+  _mm512_storeu_si512(arg, _mm512_add_epi32(base, index));
+}
+#pragma GCC diagnostic pop
+#endif
+
 }  // namespace
 
 void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* argmax) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+  // 2x2 stride 2 without padding: whole windows in the first in_h/2 rows and in_w/2 columns
+  const bool two_by_two =
+      g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0;
+  const int64_t full_rows = two_by_two ? std::min(g.out_h, g.in_h / 2) : 0;
+  const int64_t full_cols = two_by_two ? std::min(g.out_w, g.in_w / 2) : 0;
 #pragma omp parallel for schedule(static) if (g.planes * out_plane >= kParallelMin)
   for (int64_t p = 0; p < g.planes; ++p) {
     const float* plane = x + p * in_plane;
     float* out = y + p * out_plane;
     int32_t* arg = argmax + p * out_plane;
-    for (int64_t oy = 0; oy < g.out_h; ++oy)
-      for (int64_t ox = 0; ox < g.out_w; ++ox)
-        pool_window(g, plane, oy, ox, out[oy * g.out_w + ox], arg[oy * g.out_w + ox]);
+    for (int64_t oy = 0; oy < g.out_h; ++oy) {
+      int64_t ox = 0;
+#if defined(__AVX512F__)
+      if (oy < full_rows)
+        for (; ox + 16 <= full_cols; ox += 16)
+          pool_2x2_16(g, plane, oy, ox, out + oy * g.out_w + ox, arg + oy * g.out_w + ox);
+#endif
+      for (; ox < g.out_w; ++ox) pool_window(g, plane, oy, ox, out[oy * g.out_w + ox], arg[oy * g.out_w + ox]);
+    }
   }
 }
 

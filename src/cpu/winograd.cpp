@@ -28,6 +28,17 @@ constexpr int64_t kMinChannels = 64;
 
 #define FCN_LANES for (int l = 0; l < kLanes; ++l)
 
+// One element of kLanes tiles: a vector of GCC's extension, so that the 1-d
+// transforms below are whole-vector arithmetic (all loads before the
+// stores, nothing for the compiler to prove about aliasing).
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+inline Lanes load(const float* p) {
+  Lanes v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, Lanes v) { std::memcpy(p, &v, sizeof v); }
+
 // The 1-d transforms of F(m, 3) on lane vectors (a = m + 2 taps in, m out).
 // The 2-d transforms apply them to the rows, then the columns of a tile.
 // Each is factored so that it is exact on constant data (a difference of
@@ -48,28 +59,25 @@ struct F2x3 {
   static constexpr float G[a][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
   // t = B^T d
   static void input(const float* const d[a], float* const t[a]) {
-    FCN_LANES {
-      t[0][l] = d[0][l] - d[2][l];
-      t[1][l] = d[1][l] + d[2][l];
-      t[2][l] = d[2][l] - d[1][l];
-      t[3][l] = d[1][l] - d[3][l];
-    }
+    const Lanes d0 = load(d[0]), d1 = load(d[1]), d2 = load(d[2]), d3 = load(d[3]);
+    store(t[0], d0 - d2);
+    store(t[1], d1 + d2);
+    store(t[2], d2 - d1);
+    store(t[3], d1 - d3);
   }
   // y = A^T x
   static void output(const float* const x[a], float* const y[m]) {
-    FCN_LANES {
-      y[0][l] = x[0][l] + x[1][l] + x[2][l];
-      y[1][l] = x[1][l] - x[2][l] - x[3][l];
-    }
+    const Lanes x0 = load(x[0]), x1 = load(x[1]), x2 = load(x[2]), x3 = load(x[3]);
+    store(y[0], x0 + x1 + x2);
+    store(y[1], x1 - x2 - x3);
   }
   // t = A y (the adjoint of output)
   static void output_adjoint(const float* const y[m], float* const t[a]) {
-    FCN_LANES {
-      t[0][l] = y[0][l];
-      t[1][l] = y[0][l] + y[1][l];
-      t[2][l] = y[0][l] - y[1][l];
-      t[3][l] = -y[1][l];
-    }
+    const Lanes y0 = load(y[0]), y1 = load(y[1]);
+    store(t[0], y0);
+    store(t[1], y0 + y1);
+    store(t[2], y0 - y1);
+    store(t[3], -y1);
   }
 };
 
@@ -88,36 +96,32 @@ struct F4x3 {
                                     {1.f / 24, -1.f / 12, 1.f / 6},
                                     {0, 0, 1}};
   static void input(const float* const d[a], float* const t[a]) {
-    FCN_LANES {
-      const float d0 = d[0][l], d1 = d[1][l], d2 = d[2][l], d3 = d[3][l], d4 = d[4][l], d5 = d[5][l];
-      t[0][l] = 4.f * (d0 - d2) + (d4 - d2);
-      t[1][l] = (d3 + d4) - 4.f * (d1 + d2);
-      t[2][l] = 4.f * (d1 - d2) + (d4 - d3);
-      t[3][l] = 2.f * (d3 - d1) + (d4 - d2);
-      t[4][l] = 2.f * (d1 - d3) + (d4 - d2);
-      t[5][l] = 4.f * (d1 - d3) + (d5 - d3);
-    }
+    const Lanes d0 = load(d[0]), d1 = load(d[1]), d2 = load(d[2]), d3 = load(d[3]), d4 = load(d[4]),
+                d5 = load(d[5]);
+    store(t[0], 4.f * (d0 - d2) + (d4 - d2));
+    store(t[1], (d3 + d4) - 4.f * (d1 + d2));
+    store(t[2], 4.f * (d1 - d2) + (d4 - d3));
+    store(t[3], 2.f * (d3 - d1) + (d4 - d2));
+    store(t[4], 2.f * (d1 - d3) + (d4 - d2));
+    store(t[5], 4.f * (d1 - d3) + (d5 - d3));
   }
   static void output(const float* const x[a], float* const y[m]) {
-    FCN_LANES {
-      const float s12 = x[1][l] + x[2][l], d12 = x[1][l] - x[2][l];
-      const float s34 = x[3][l] + x[4][l], d34 = x[3][l] - x[4][l];
-      y[0][l] = x[0][l] + s12 + s34;
-      y[1][l] = d12 + 2.f * d34;
-      y[2][l] = s12 + 4.f * s34;
-      y[3][l] = d12 + 8.f * d34 + x[5][l];
-    }
+    const Lanes x0 = load(x[0]), x1 = load(x[1]), x2 = load(x[2]), x3 = load(x[3]), x4 = load(x[4]),
+                x5 = load(x[5]);
+    const Lanes s12 = x1 + x2, d12 = x1 - x2, s34 = x3 + x4, d34 = x3 - x4;
+    store(y[0], x0 + s12 + s34);
+    store(y[1], d12 + 2.f * d34);
+    store(y[2], s12 + 4.f * s34);
+    store(y[3], d12 + 8.f * d34 + x5);
   }
   static void output_adjoint(const float* const y[m], float* const t[a]) {
-    FCN_LANES {
-      const float y0 = y[0][l], y1 = y[1][l], y2 = y[2][l], y3 = y[3][l];
-      t[0][l] = y0;
-      t[1][l] = (y0 + y2) + (y1 + y3);
-      t[2][l] = (y0 + y2) - (y1 + y3);
-      t[3][l] = (y0 + 4.f * y2) + 2.f * (y1 + 4.f * y3);
-      t[4][l] = (y0 + 4.f * y2) - 2.f * (y1 + 4.f * y3);
-      t[5][l] = y3;
-    }
+    const Lanes y0 = load(y[0]), y1 = load(y[1]), y2 = load(y[2]), y3 = load(y[3]);
+    store(t[0], y0);
+    store(t[1], (y0 + y2) + (y1 + y3));
+    store(t[2], (y0 + y2) - (y1 + y3));
+    store(t[3], (y0 + 4.f * y2) + 2.f * (y1 + 4.f * y3));
+    store(t[4], (y0 + 4.f * y2) - 2.f * (y1 + 4.f * y3));
+    store(t[5], y3);
   }
 };
 
@@ -508,9 +512,10 @@ void accumulate_weight_grad(int64_t out_channels, int64_t channels, const float*
 
 // Scratch buffers: `slot` names a use; each thread keeps its own (the
 // OpenMP team's threads persist, so the buffers are allocated once).
-enum Slot { kTilesIn, kTilesOut, kWeights, kWeightGrads };
+// kWeights holds U (forward, backward-data) or the weight-gradient partials.
+enum Slot { kTilesIn, kTilesOut, kWeights };
 float* scratch(Slot slot, int64_t numel) {
-  thread_local Tensor buffers[4];
+  thread_local Tensor buffers[3];
   Tensor& t = buffers[slot];
   numel += kLanes;  // slack: transform_output reads whole lane vectors
   if (t.numel() < numel) t.reshape({numel});
@@ -523,11 +528,7 @@ float* scratch(Slot slot, int64_t numel) {
 // once per block (measured on VGG16's layers), but at least two blocks per
 // thread when the image allows.
 int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads) {
-#ifdef FCN_WINO_SMALL
-  int64_t block = widest_channels <= 128 ? FCN_WINO_SMALL : FCN_WINO_LARGE;
-#else
-  int64_t block = widest_channels <= 128 ? 64 : 256;
-#endif
+  int64_t block = widest_channels <= 128 ? 64 : 128;
   block = std::min(block, (tiles + 2 * threads - 1) / (2 * threads));
   return std::max<int64_t>(kLanes, (block + kLanes - 1) / kLanes * kLanes);
 }
@@ -605,7 +606,7 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   const int64_t in_plane = g.height * g.width, out_plane = g.out_h * g.out_w;
   const int64_t du_numel = xis * out_channels * channels;
   // one dU [xi][K][C] per thread, summed at the end
-  float* partials = scratch(kWeightGrads, du_numel * threads);
+  float* partials = scratch(kWeights, du_numel * threads);
   std::vector<char> used(threads, 0);
 #pragma omp parallel num_threads(threads) if (blocks > 1)
   {
