@@ -32,6 +32,7 @@ struct VarFreer {
 
 template <typename T>
 bool copy_column_major(const matvar_t* var, Image& label) {
+  if (var->nbytes / sizeof(T) < static_cast<size_t>(label.width) * label.height) return false;  // a corrupt file
   const T* data = static_cast<const T*>(var->data);
   for (int x = 0; x < label.width; ++x)
     for (int y = 0; y < label.height; ++y) {
@@ -63,6 +64,16 @@ Image read_sbd_label(const std::string& path) {
   std::unique_ptr<matvar_t, VarFreer> gt(Mat_VarRead(mat.get(), "GTcls"));
   if (!gt) throw Error(path + ": no readable variable GTcls" + (matio_message.empty() ? "" : " (" + matio_message + ")"));
   if (gt->class_type != MAT_C_STRUCT) throw Error(path + ": GTcls is not a struct");
+  // matio indexes a struct's field table as the file describes it; check that
+  // table first (a corrupt file crashed Mat_VarGetStructFieldByName)
+  const unsigned fields = Mat_VarGetNumberOfFields(gt.get());
+  char* const* names = Mat_VarGetStructFieldnames(gt.get());
+  // (element 0, which is all we read, must exist with a pointer per field)
+  bool sane = gt->data && names && fields > 0 && gt->rank >= 1 && gt->dims &&
+              gt->data_size == sizeof(matvar_t*) && gt->nbytes / sizeof(matvar_t*) >= fields;
+  for (int d = 0; sane && d < gt->rank; ++d) sane = gt->dims[d] > 0;
+  for (unsigned i = 0; sane && i < fields; ++i) sane = names[i] != nullptr;
+  if (!sane) throw Error(path + ": GTcls is a corrupt struct");
   const matvar_t* seg = Mat_VarGetStructFieldByName(gt.get(), "Segmentation", 0);
   if (!seg) throw Error(path + ": GTcls has no field Segmentation");
   if (seg->rank != 2 || !seg->data || seg->isComplex) throw Error(path + ": GTcls.Segmentation is not a 2-d real array");

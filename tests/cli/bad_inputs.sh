@@ -12,6 +12,7 @@
 # Usage (from the repo root): bash tests/cli/bad_inputs.sh path/to/fcn
 set -uo pipefail
 fcn=$(realpath "$1")
+repo=$(pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -391,6 +392,18 @@ bad "train: --data root missing" 'nope/ImageSets/Segmentation/train\.txt: cannot
   "$fcn" train --config cfg.json --out r --set data.root=nope
 bad "train: data.root of the wrong type" 'data\.root: expected a string' "$fcn" train --config cfg.json --out r --set data.root=5
 good "describe ignores the data section" "$fcn" describe --config cfg.json --set data.root=5 --size 8 8
+
+# SBD labels (.mat): a 4-byte edit of a fixture that crashed libmatio's Mat_VarGetStructFieldByName
+cp -r "$repo/tests/fixtures/data/sbd" sbd
+/usr/bin/python3 -c "
+import sys
+b = bytearray(open('sbd/cls/s1.mat', 'rb').read())
+b[245:249] = bytes([0xce, 0xed, 0xe2, 0x1b])
+open('sbd/cls/s1.mat', 'wb').write(b)"
+sed 's#"format": "voc", "root": "ds"#"format": "sbd", "root": "sbd"#' cfg.json >cfg_sbd.json
+bad "train: corrupt SBD .mat label" 'sbd/cls/s1\.mat: ' "$fcn" train --config cfg_sbd.json --out r
+echo "not a mat file" >sbd/cls/s1.mat
+bad "train: SBD label that is not a .mat file" 'sbd/cls/s1\.mat: cannot open as a MATLAB file' "$fcn" train --config cfg_sbd.json --out r
 
 echo "== train: weights, resume, output"
 bad "train --resume missing file" 'nope\.safetensors: cannot open file' "$fcn" train --config cfg.json --out r --resume nope.safetensors
