@@ -135,7 +135,10 @@ void Trainer::open_datasets() {
 
 void Trainer::build_graph() {
   const ModelConfig& model = options_.config.model;
-  graph_ = std::make_unique<Graph>(model_graph_spec(model), model.graph.is_null() ? "model" : "model.graph");
+  // only the loss, and the scores in validation, are read after forward
+  GraphOptions options;
+  options.reuse_values = true;
+  graph_ = std::make_unique<Graph>(model_graph_spec(model), model.graph.is_null() ? "model" : "model.graph", options);
   const auto& inputs = graph_->input_names();
   if (inputs.size() != 2 || !graph_->has_blob("data") || !graph_->has_blob("label") ||
       graph_->input_channels("data") != 3 || graph_->input_channels("label") != 1)

@@ -29,13 +29,13 @@ TEST_CASE("relu gradient check, plain and leaky") {
 
 TEST_CASE("relu matches PyTorch relu and leaky_relu") { check_parity("relu_parity.safetensors"); }
 
-TEST_CASE("relu runs in place: backward reads only the output") {
+TEST_CASE("relu runs in place: backward reads neither the input nor the output") {
   for (double slope : {0.0, 0.25}) {
     INFO("slope " << slope);
     auto layer = make_test_layer(relu_spec(slope));
     CHECK(layer->in_place_input() == 0);
     CHECK_FALSE(layer->backward_needs_inputs());
-    CHECK(layer->backward_needs_output());
+    CHECK_FALSE(layer->backward_needs_output());
     std::mt19937_64 rng(9);
     const Tensor x = random_tensor({1, 2, 3, 5}, rng);
     const Tensor dy = random_tensor(x.shape(), rng);
@@ -52,8 +52,23 @@ TEST_CASE("relu runs in place: backward reads only the output") {
     Tensor garbage(x.shape());  // what the input blob holds after an in-place forward, at worst
     garbage.fill(std::numeric_limits<float>::quiet_NaN());
     Tensor dx_in_place(x.shape());
-    layer->backward({&garbage}, in_place, dy, {&dx_in_place});
+    layer->backward({&garbage}, garbage, dy, {&dx_in_place});
     for (int64_t i = 0; i < x.numel(); ++i) CHECK(dx_in_place[i] == dx_separate[i]);
+  }
+}
+
+TEST_CASE("relu's kept bits cover every length, not only whole words of 16") {
+  auto layer = make_test_layer(relu_spec(0.0));
+  for (int64_t width : {1, 15, 16, 17, 33, 100}) {
+    INFO("width " << width);
+    std::mt19937_64 rng(static_cast<uint64_t>(width));
+    const Tensor x = random_tensor({1, 1, 1, width}, rng);
+    const Tensor dy = random_tensor(x.shape(), rng);
+    layer->reshape({x.shape()});
+    Tensor y(x.shape()), dx(x.shape());
+    layer->forward({&x}, y, Mode::test);
+    layer->backward({&x}, y, dy, {&dx});
+    for (int64_t i = 0; i < width; ++i) CHECK(dx[i] == (x[i] > 0.f ? dy[i] : 0.f));
   }
 }
 

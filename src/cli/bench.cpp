@@ -104,7 +104,9 @@ void run_bench(const BenchArgs& args) {
   const int threads = args.threads > 0 ? args.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   set_threads(threads);
 
-  Graph graph(load_graph_spec(args.model), "graph");
+  GraphOptions options;
+  options.reuse_values = true;  // as fcn train and fcn predict run it
+  Graph graph(load_graph_spec(args.model), "graph", options);
   std::map<std::string, Shape> shapes;
   for (const auto& name : graph.input_names())
     shapes[name] = {1, graph.input_channels(name), args.size[0], args.size[1]};

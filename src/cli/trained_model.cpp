@@ -14,7 +14,9 @@ TrainedModel::TrainedModel(const std::string& config_file, const std::vector<std
                            std::string weights_file)
     : config_(load_config(config_file, overrides)), weights_file_(std::move(weights_file)) {
   const ModelConfig& model = config_.model;
-  graph_ = std::make_unique<Graph>(model_graph_spec(model), model.graph.is_null() ? "model" : "model.graph");
+  GraphOptions options;
+  options.reuse_values = true;  // only the scores are read after forward
+  graph_ = std::make_unique<Graph>(model_graph_spec(model), model.graph.is_null() ? "model" : "model.graph", options);
   class_names_ = resolve_class_names(config_.data, model.zoo.num_classes);
 }
 

@@ -1,5 +1,7 @@
 #include "cpu/elementwise.hpp"
 
+#include <immintrin.h>
+
 #include <algorithm>
 
 namespace fcn::cpu {
@@ -9,14 +11,42 @@ namespace {
 constexpr int64_t kParallelMin = 1 << 15;
 }  // namespace
 
-void relu_forward(const float* x, float* y, int64_t n, float slope) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) y[i] = std::max(x[i], 0.f) + slope * std::min(x[i], 0.f);
+// Both kernels go 16 elements (one mask word) at a time: one AVX-512
+// compare or blend per word, a plain loop elsewhere.
+void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float slope) {
+  const int64_t words = relu_mask_words(n);
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t w = 0; w < words; ++w) {
+    const int64_t begin = 16 * w, count = std::min<int64_t>(16, n - begin);
+#pragma omp simd
+    for (int64_t i = begin; i < begin + count; ++i) y[i] = std::max(x[i], 0.f) + slope * std::min(x[i], 0.f);
+#if defined(__AVX512F__)
+    const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
+    positive[w] = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, y + begin), _mm512_setzero_ps(),
+                                          _CMP_GT_OQ);
+#else
+    uint16_t bits = 0;
+    for (int64_t j = 0; j < count; ++j) bits |= static_cast<uint16_t>(y[begin + j] > 0.f) << j;
+    positive[w] = bits;
+#endif
+  }
 }
 
-void relu_backward_accumulate(const float* y, const float* dy, float* dx, int64_t n, float slope) {
-#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (int64_t i = 0; i < n; ++i) dx[i] += y[i] > 0.f ? dy[i] : slope * dy[i];
+void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope) {
+  const int64_t words = relu_mask_words(n);
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t w = 0; w < words; ++w) {
+    const int64_t begin = 16 * w, count = std::min<int64_t>(16, n - begin);
+#if defined(__AVX512F__)
+    const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
+    const __m512 grad = _mm512_maskz_loadu_ps(lanes, dy + begin);
+    const __m512 passed = _mm512_mask_blend_ps(positive[w], _mm512_mul_ps(_mm512_set1_ps(slope), grad), grad);
+    _mm512_mask_storeu_ps(dx + begin, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, dx + begin), passed));
+#else
+    for (int64_t j = 0; j < count; ++j)
+      dx[begin + j] += (positive[w] >> j & 1u) ? dy[begin + j] : slope * dy[begin + j];
+#endif
+  }
 }
 
 void scale(const float* x, float a, float* y, int64_t n) {

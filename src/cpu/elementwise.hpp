@@ -7,10 +7,13 @@
 
 namespace fcn::cpu {
 
-// y = max(x, 0) + slope * min(x, 0); y may alias x.
-void relu_forward(const float* x, float* y, int64_t n, float slope);
-// dx += dy * (y > 0 ? 1 : slope): reads the output only, so it holds in place.
-void relu_backward_accumulate(const float* y, const float* dy, float* dx, int64_t n, float slope);
+// y = max(x, 0) + slope * min(x, 0); y may alias x. Also records which
+// outputs are positive, one bit each: bit j of positive[i] is y[16i + j] > 0
+// (relu_mask_words(n) words), so that backward needs neither x nor y.
+void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float slope);
+// dx += dy * (y > 0 ? 1 : slope), y > 0 read from relu_forward's bits.
+void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope);
+inline int64_t relu_mask_words(int64_t n) { return (n + 15) / 16; }
 
 // y = a * x; y may alias x.
 void scale(const float* x, float a, float* y, int64_t n);

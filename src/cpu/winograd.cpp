@@ -647,21 +647,26 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   if (du) accumulate_weight_grad<T>(out_channels, channels, du, weight_grad);
 }
 
-// FCN_WINOGRAD=0 (off), 2 or 4; 2 unless set.
-int configured_tile() {
-  static const int tile = [] {
+// FCN_WINOGRAD: 0 (off), 2 (F(2x2, 3x3) everywhere), 4 (F(4x4, 3x3)
+// everywhere); unset: forward 2, backward 4. Returns {forward, backward}.
+struct Tiles {
+  int forward, backward;
+};
+Tiles configured_tiles() {
+  static const Tiles tiles = [] {
     const char* value = std::getenv("FCN_WINOGRAD");
-    if (!value || !*value) return 2;
-    if (std::strcmp(value, "0") == 0) return 0;
-    if (std::strcmp(value, "4") == 0) return 4;
-    return 2;
+    if (!value || !*value) return Tiles{2, 4};
+    if (std::strcmp(value, "0") == 0) return Tiles{0, 0};
+    if (std::strcmp(value, "4") == 0) return Tiles{4, 4};
+    return Tiles{2, 2};
   }();
-  return tile;
+  return tiles;
 }
 
 }  // namespace
 
-int winograd_tile() { return configured_tile(); }
+int winograd_forward_tile() { return configured_tiles().forward; }
+int winograd_backward_tile() { return configured_tiles().backward; }
 
 namespace {
 
@@ -672,7 +677,7 @@ void check_tile(int tile) {
 }  // namespace
 
 bool winograd_applies(const ConvGeometry& g) {
-  return configured_tile() != 0 && g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 &&
+  return configured_tiles().forward != 0 && g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 &&
          g.dilation_h == 1 && g.dilation_w == 1 && g.groups == 1 && g.pad_h <= 2 && g.pad_w <= 2 &&
          g.channels >= kMinChannels && g.out_channels >= kMinChannels;
 }

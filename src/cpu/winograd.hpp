@@ -25,16 +25,22 @@
 // output whose 3x3 window is constant is the same number wherever it lies,
 // so the exact ties of the constant padded regions stay exact (and the
 // pooling gradients go where PyTorch sends them). F(4x4, 3x3) does less
-// arithmetic but breaks such ties in the last bit (see winograd.cpp).
+// arithmetic but breaks such ties in the last bit (see winograd.cpp), so it
+// serves the backward passes, which decide nothing.
 #include <cstdint>
 
 #include "cpu/im2col.hpp"
 
 namespace fcn::cpu {
 
-// The tile size m in use: FCN_WINOGRAD in the environment, 2 (the default)
-// or 4, or 0 to turn the path off (im2col + GEMM for every conv).
-int winograd_tile();
+// The tile sizes m in use. By default the forward pass uses F(2x2, 3x3),
+// which keeps max-pooling ties exact, and the two backward passes use
+// F(4x4, 3x3): they make no max/ReLU decisions, so only their rounding
+// differs, and they are two thirds of a train step's convolution work.
+// FCN_WINOGRAD in the environment overrides: 2 or 4 for every pass, 0 to
+// turn the path off (im2col + GEMM for every conv).
+int winograd_forward_tile();
+int winograd_backward_tile();
 
 // Whether the geometry is one the Winograd path computes: 3x3 kernel,
 // stride 1, dilation 1, one group, pad <= 2 (backward-data is then a pad
@@ -49,10 +55,10 @@ bool winograd_applies(const ConvGeometry& g);
 //   image_grad += conv_transpose(output_grad)
 //   weight_grad += d conv / d weight, contracted with output_grad
 void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                      const float* bias = nullptr, int tile = winograd_tile());
+                      const float* bias = nullptr, int tile = winograd_forward_tile());
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
-                            int tile = winograd_tile());
+                            int tile = winograd_backward_tile());
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
-                              float* weight_grad, int tile = winograd_tile());
+                              float* weight_grad, int tile = winograd_backward_tile());
 
 }  // namespace fcn::cpu

@@ -1,6 +1,7 @@
 #include "fcn/layers/relu.hpp"
 
 #include "cpu/elementwise.hpp"
+#include "fcn/error.hpp"
 #include "fcn/layers/factories.hpp"
 
 namespace fcn {
@@ -14,18 +15,21 @@ Shape ReluLayer::reshape(const std::vector<Shape>& input_shapes) {
 }
 
 void ReluLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
-  cpu::relu_forward(inputs[0]->data(), output.data(), output.numel(), negative_slope_);
+  positive_.resize(cpu::relu_mask_words(output.numel()));
+  cpu::relu_forward(inputs[0]->data(), output.data(), positive_.data(), output.numel(), negative_slope_);
 }
 
 void ReluLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
                          const std::vector<Tensor*>& input_grads) {
   if (!input_grads[0]) return;
-  cpu::relu_backward_accumulate(output.data(), output_grad.data(), input_grads[0]->data(), output.numel(),
+  if (static_cast<int64_t>(positive_.size()) != cpu::relu_mask_words(output.numel()))
+    throw Error("layer '" + name() + "' (relu): backward before forward");
+  cpu::relu_backward_accumulate(positive_.data(), output_grad.data(), input_grads[0]->data(), output.numel(),
                                 negative_slope_);
 }
 
 std::unique_ptr<Layer> make_relu_layer(LayerContext context, SpecReader& reader) {
-  // slope >= 0 keeps sign(y) == sign(x), which the output-only backward needs
+  // slope >= 0 keeps sign(y) == sign(x): the kept bits (y > 0) are the derivative's cases
   const double slope = reader.get_number("negative_slope", 0.0, 0.0);
   return std::make_unique<ReluLayer>(std::move(context), static_cast<float>(slope));
 }

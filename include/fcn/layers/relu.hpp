@@ -1,7 +1,12 @@
 #pragma once
 // relu: y = max(x, 0) + negative_slope * min(x, 0) (leaky when slope > 0).
-// Backward reads only the output (y > 0 iff x > 0 for slope >= 0), so the
-// graph may run it in place over its input.
+// Forward keeps one bit per element (y > 0, which is x > 0 for slope >= 0)
+// and backward reads only those bits: the graph may run the layer in place
+// over its input and reuse the output's memory once the next layer has
+// read it (a ReLU before a max pool: the pool keeps its argmax).
+#include <cstdint>
+#include <vector>
+
 #include "fcn/layer.hpp"
 
 namespace fcn {
@@ -17,10 +22,11 @@ class ReluLayer : public Layer {
                 const std::vector<Tensor*>& input_grads) override;
   int in_place_input() const override { return 0; }
   bool backward_needs_inputs() const override { return false; }
-  bool backward_needs_output() const override { return true; }
+  bool backward_needs_output() const override { return false; }
 
  private:
   float negative_slope_;
+  std::vector<uint16_t> positive_;  // bit j of word i: output 16i + j > 0, from the last forward
 };
 
 }  // namespace fcn
