@@ -89,11 +89,13 @@ void fill_inputs(Graph& graph, uint64_t seed) {
   }
 }
 
-// The solver settings: the config parser does not read the solver section
-// yet (fcn::load_config is declared but not built), so the reference recipe's
-// values apply: momentum 0.99, weight decay 5e-4, lr 1e-10.
-// TODO: read the config's solver section with fcn::load_config once it lands.
-SolverConfig bench_solver_config() { return SolverConfig{}; }
+// The config's solver section (momentum, weight decay, lr multipliers shape
+// the update's cost only by which params they touch); the reference recipe's
+// values with --graph or without the section.
+SolverConfig bench_solver_config(const ModelArgs& model) {
+  if (model.config_file.empty()) return SolverConfig{};
+  return load_config(model.config_file, model.overrides).solver;
+}
 
 void run_bench(const BenchArgs& args) {
   if (args.size.size() != 2 || args.size[0] < 1 || args.size[1] < 1)
@@ -114,7 +116,7 @@ void run_bench(const BenchArgs& args) {
   graph.init_params(args.seed);
   fill_inputs(graph, args.seed + 1);
 
-  const SolverConfig solver_config = bench_solver_config();
+  const SolverConfig solver_config = bench_solver_config(args.model);
   Solver solver(solver_config);
   const std::vector<Param*> params = graph.params();
   const double gflop_forward = graph.forward_flops() / 1e9;
