@@ -47,10 +47,7 @@ class Solver {
   void set_momentum(const std::string& param_name, const Tensor& value);
 
  private:
-  void normalize(Param& param) const;
-  void regularize(Param& param) const;
-  void update_momentum(Param& param, double lr);
-  static void apply(Param& param, const Tensor& velocity);
+  void update(Param& param, double lr);
   Tensor& velocity(const Param& param);
 
   SolverConfig config_;
