@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "fcn/error.hpp"
+#include "fcn/layers/relu.hpp"
 
 namespace fcn {
 
@@ -204,6 +205,26 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
   last_input_shapes_ = input_shapes;
 }
 
+// A ReLU (slope 0) in place over a conv's output: the conv writes max(y, 0)
+// as it writes y, and the ReLU only records its bits (one pass less over a
+// large blob). `group` maps each blob to the buffer it shares.
+void Graph::fuse_relus(const std::vector<int>& group) {
+  const int inputs = static_cast<int>(input_names_.size());
+  std::vector<int> producer(blobs_.size(), -1);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    producer[nodes_[i].output_blob] = static_cast<int>(i);
+    layers_[i]->rectify_output(false);
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto* relu = dynamic_cast<ReluLayer*>(layers_[i].get());
+    if (!relu) continue;
+    const int in = nodes_[i].input_blobs[0], out = nodes_[i].output_blob;
+    const bool in_place = in >= inputs && group[out] == group[in];
+    relu->set_input_rectified(in_place && relu->negative_slope() == 0.f &&
+                              layers_[producer[in]]->rectify_output(true));
+  }
+}
+
 void Graph::plan_memory() {
   const int L = static_cast<int>(layers_.size());
   const int end_of_step = 2 * L;  // after the last backward
@@ -247,6 +268,7 @@ void Graph::plan_memory() {
     if (shape_numel(blob_shapes_[in]) != shape_numel(blob_shapes_[out])) continue;
     group[out] = group[in];
   }
+  fuse_relus(group);
 
   if (!options_.reuse_values)  // every value stays readable until forward() returns
     for (size_t b = inputs; b < count; ++b) last_read[b] = std::max(last_read[b], L - 1);

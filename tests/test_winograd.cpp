@@ -6,6 +6,7 @@
 // for constant windows.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -144,7 +145,7 @@ TEST_CASE("winograd matches a double-precision reference (forward, backward-data
       reference_backward(g, w, x, dy, dx_ref, dw_ref);
 
       std::vector<float> y(g.output_numel(), 123.f);
-      winograd_forward(g, w.data(), x.data(), 0.f, y.data(), nullptr, tile);
+      winograd_forward(g, w.data(), x.data(), 0.f, y.data(), nullptr, false, tile);
       const double forward_error = relative_error(y, y_ref);
       const double im2col_error = relative_error(im2col_forward(g, w, x), y_ref);
       INFO("forward error " << forward_error << " (im2col " << im2col_error << ")");
@@ -155,10 +156,15 @@ TEST_CASE("winograd matches a double-precision reference (forward, backward-data
       // beta = 1 accumulates, with a bias per output channel
       std::vector<float> y2(g.output_numel(), 0.5f), bias(g.out_channels);
       for (int64_t k = 0; k < g.out_channels; ++k) bias[k] = 0.1f * static_cast<float>(k % 7) - 0.3f;
-      winograd_forward(g, w.data(), x.data(), 1.f, y2.data(), bias.data(), tile);
+      winograd_forward(g, w.data(), x.data(), 1.f, y2.data(), bias.data(), false, tile);
       std::vector<double> y2_ref(y_ref);
       for (size_t i = 0; i < y2_ref.size(); ++i) y2_ref[i] += 0.5 + bias[i / g.out_area()];
       CHECK(relative_error(y2, y2_ref) < 2e-5);
+
+      // rectify: the fused ReLU is max(., 0) of exactly the unfused numbers
+      std::vector<float> y3(g.output_numel(), 0.5f);
+      winograd_forward(g, w.data(), x.data(), 1.f, y3.data(), bias.data(), true, tile);
+      for (size_t i = 0; i < y3.size(); ++i) REQUIRE(y3[i] == std::max(y2[i], 0.f));
 
       // the backward passes accumulate into what is there
       std::vector<float> dx(g.image_numel(), 0.25f), dw(w.size(), -0.5f);

@@ -77,6 +77,10 @@ class Layer {
   // Input index of a blob whose values backward never reads, so the graph may
   // let the output overwrite it (ReLU). -1: not in-place capable.
   virtual int in_place_input() const { return -1; }
+  // Asks the layer to write max(y, 0) instead of its output y, or to stop
+  // (on false); returns whether it does. The graph asks when a ReLU runs in
+  // place over the output, to save that ReLU a pass over the blob.
+  virtual bool rectify_output(bool on) { return false; }
   // Whether backward reads the input values (false lets the graph free them).
   virtual bool backward_needs_inputs() const { return true; }
   virtual bool backward_needs_output() const { return false; }

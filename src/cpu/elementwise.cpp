@@ -11,8 +11,24 @@ namespace {
 constexpr int64_t kParallelMin = 1 << 15;
 }  // namespace
 
-// Both kernels go 16 elements (one mask word) at a time: one AVX-512
+// The ReLU kernels go 16 elements (one mask word) at a time: one AVX-512
 // compare or blend per word, a plain loop elsewhere.
+namespace {
+
+// Bits j of the result: y[j] > 0, for count <= 16 values.
+inline uint16_t positive_word(const float* y, int64_t count) {
+#if defined(__AVX512F__)
+  const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
+  return _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, y), _mm512_setzero_ps(), _CMP_GT_OQ);
+#else
+  uint16_t bits = 0;
+  for (int64_t j = 0; j < count; ++j) bits |= static_cast<uint16_t>(y[j] > 0.f) << j;
+  return bits;
+#endif
+}
+
+}  // namespace
+
 void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float slope) {
   const int64_t words = relu_mask_words(n);
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
@@ -20,16 +36,14 @@ void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float
     const int64_t begin = 16 * w, count = std::min<int64_t>(16, n - begin);
 #pragma omp simd
     for (int64_t i = begin; i < begin + count; ++i) y[i] = std::max(x[i], 0.f) + slope * std::min(x[i], 0.f);
-#if defined(__AVX512F__)
-    const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
-    positive[w] = _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, y + begin), _mm512_setzero_ps(),
-                                          _CMP_GT_OQ);
-#else
-    uint16_t bits = 0;
-    for (int64_t j = 0; j < count; ++j) bits |= static_cast<uint16_t>(y[begin + j] > 0.f) << j;
-    positive[w] = bits;
-#endif
+    positive[w] = positive_word(y + begin, count);
   }
+}
+
+void positive_bits(const float* y, uint16_t* positive, int64_t n) {
+  const int64_t words = relu_mask_words(n);
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t w = 0; w < words; ++w) positive[w] = positive_word(y + 16 * w, std::min<int64_t>(16, n - 16 * w));
 }
 
 void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope) {

@@ -14,6 +14,8 @@ void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float
 // dx += dy * (y > 0 ? 1 : slope), y > 0 read from relu_forward's bits.
 void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope);
 inline int64_t relu_mask_words(int64_t n) { return (n + 15) / 16; }
+// Only the bits of relu_forward, for a y that is already max(x, 0).
+void positive_bits(const float* y, uint16_t* positive, int64_t n);
 
 // y = a * x; y may alias x.
 void scale(const float* x, float a, float* y, int64_t n);

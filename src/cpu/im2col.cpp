@@ -114,8 +114,8 @@ ConvGeometry row_band(const ConvGeometry& g, int64_t first, int64_t rows) {
 }  // namespace
 
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                  const float* bias) {
-  if (winograd_applies(g)) return winograd_forward(g, weight, image, beta, output, bias);
+                  const float* bias, bool rectify) {
+  if (winograd_applies(g)) return winograd_forward(g, weight, image, beta, output, bias, rectify);
   const int64_t rows = chunk_rows(g);
   if (rows < g.out_h) {
     float* col = column_workspace(g.column_rows() * rows * g.out_w);
@@ -134,7 +134,10 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
       gemm(false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, beta, output + group * m * n);
     }
   }
-  if (bias) add_channel_bias(g.out_channels, g.out_area(), bias, output);
+  if (rectify)
+    add_channel_bias_rectify(g.out_channels, g.out_area(), bias, output);
+  else if (bias)
+    add_channel_bias(g.out_channels, g.out_area(), bias, output);
 }
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
@@ -220,6 +223,19 @@ void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* 
   for (int64_t c = 0; c < channels; ++c) {
     float* plane = out + c * area;
     for (int64_t i = 0; i < area; ++i) plane[i] += bias[c];
+  }
+}
+
+void add_channel_bias_rectify(int64_t channels, int64_t area, const float* bias, float* out) {
+#pragma omp parallel for schedule(static) if (channels * area >= kParallelMinEntries)
+  for (int64_t c = 0; c < channels; ++c) {
+    float* plane = out + c * area;
+    const float b = bias ? bias[c] : 0.f;
+    // (x < 0 ? 0 : x) lets a NaN through; the ReLU layer's max(x, 0) does too
+    for (int64_t i = 0; i < area; ++i) {
+      const float x = bias ? plane[i] + b : plane[i];
+      plane[i] = x < 0.f ? 0.f : x;
+    }
   }
 }
 

@@ -37,9 +37,10 @@ void im2col(const ConvGeometry& g, const float* image, float* col);
 void col2im_add(const ConvGeometry& g, const float* col, float* image);
 
 // output = W · im2col(image) + beta * output (+ bias[o] on output channel o
-// when bias is not null), per group.
+// when bias is not null), per group; then max(output, 0) when rectify (a
+// ReLU fused into the pass that writes the output).
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                  const float* bias = nullptr);
+                  const float* bias = nullptr, bool rectify = false);
 // image_grad += col2im(W^T · output_grad), per group.
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad);
 // weight_grad += output_grad · im2col(image)^T, per group.
@@ -53,6 +54,8 @@ void depthwise_backward_data(const ConvGeometry& g, const float* weight, const f
 
 // out[c, i] += bias[c]                                  // out: [channels, area]
 void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out);
+// out[c] = max(out[c] + bias[c], 0) (bias may be null): NaN stays NaN, as in the ReLU layer.
+void add_channel_bias_rectify(int64_t channels, int64_t area, const float* bias, float* out);
 // bias_grad[c] += sum_i grad[c, i]                      // grad: [channels, area]
 void add_channel_sums(int64_t channels, int64_t area, const float* grad, float* bias_grad);
 

@@ -301,7 +301,7 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
 // for the group's lanes and inside the output.
 template <class T>
 void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, const Group& g, float beta,
-                          float* plane) {
+                          bool rectify, float* plane) {
   constexpr int m = T::m;
   const int64_t x0 = g.col0 * m;
   __mmask16 mask[m];
@@ -319,6 +319,7 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
     for (int q = 0; q < m; ++q) {
       if (!mask[q]) continue;
       if (beta != 0.f) v[q] = _mm512_add_ps(v[q], _mm512_maskz_loadu_ps(mask[q], row + 16 * q));
+      if (rectify) v[q] = _mm512_max_ps(_mm512_setzero_ps(), v[q]);  // a NaN or -0 in v passes, as in max(x, 0)
       _mm512_mask_storeu_ps(row + 16 * q, mask[q], v[q]);
     }
   }
@@ -347,7 +348,7 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
 
 template <class T>
 void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, const Group& g, float beta,
-                          float* plane) {
+                          bool rectify, float* plane) {
   for (int l = 0; l < g.lanes; ++l)
     for (int i = 0; i < T::m; ++i)
       for (int j = 0; j < T::m; ++j) {
@@ -355,6 +356,7 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
         if (oy >= t.out_h || ox >= t.out_w) continue;
         float& dst = plane[oy * t.out_w + ox];
         dst = y[i][j][l] + (beta != 0.f ? dst : 0.f);
+        if (rectify && dst < 0.f) dst = 0.f;
       }
 }
 #endif
@@ -435,12 +437,12 @@ void transform_output_grad(const TileGrid<T>& t, const float* plane, const Group
 }
 
 // Y = A^T M A of the group's tiles, written into one output plane (cropped
-// at its edges): plane = Y + bias + beta * plane. m points at lane 0 of xi = 0; the
+// at its edges): plane = Y + bias + beta * plane, then max(plane, 0) when rectify. m points at lane 0 of xi = 0; the
 // lanes past a partial group are read (the block buffers have kLanes floats
 // of slack) but not stored.
 template <class T>
 void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, const Group& g, float beta,
-                      float bias, float* plane) {
+                      float bias, bool rectify, float* plane) {
   constexpr int a = T::a, mm = T::m;
   alignas(64) LaneTiles<mm, mm> y;
   const float* in[a * a];
@@ -451,7 +453,7 @@ void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, c
   if (bias != 0.f)
     for (int e = 0; e < mm * mm; ++e)
       for (int l = 0; l < kLanes; ++l) y[e / mm][e % mm][l] += bias;
-  scatter_output_tiles(t, y, g, beta, plane);
+  scatter_output_tiles(t, y, g, beta, rectify, plane);
 }
 
 // U[xi][k][c] = (G g G^T)[xi] of every 3x3 kernel g = weight[k][c], rotated
@@ -539,7 +541,7 @@ int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads) {
 // [xi][channels][out_channels] read transposed when trans_u).
 template <class T>
 void convolve(const TileGrid<T>& grid, int64_t channels, int64_t out_channels, const float* u, bool trans_u,
-              const float* image, float beta, const float* bias, float* output) {
+              const float* image, float beta, const float* bias, bool rectify, float* output) {
   constexpr int xis = T::a * T::a;
   const int64_t tiles = grid.count();
   const int threads = omp_get_max_threads();
@@ -569,19 +571,19 @@ void convolve(const TileGrid<T>& grid, int64_t channels, int64_t out_channels, c
     for (int64_t k = 0; k < out_channels; ++k)
       for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
         transform_output(grid, m + k * block + t, out_channels * block, group, beta, bias ? bias[k] : 0.f,
-                         output + k * out_plane);
+                         rectify, output + k * out_plane);
       });
   }
 }
 
 template <class T>
 void forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-             const float* bias) {
+             const float* bias, bool rectify) {
   const SerialBlasScope serial_blas;
   float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);  // [xi][K][C]
   transform_weights<T>(g.out_channels, g.channels, weight, false, u);
   const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
-  convolve(grid, g.channels, g.out_channels, u, false, image, beta, bias, output);
+  convolve(grid, g.channels, g.out_channels, u, false, image, beta, bias, rectify, output);
 }
 
 template <class T>
@@ -591,7 +593,7 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
   float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);
   transform_weights<T>(g.out_channels, g.channels, weight, true, u);
   const TileGrid<T> grid(g.out_h, g.out_w, g.height, g.width, 2 - g.pad_h, 2 - g.pad_w);
-  convolve(grid, g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, image_grad);
+  convolve(grid, g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, false, image_grad);
 }
 
 template <class T>
@@ -683,12 +685,12 @@ bool winograd_applies(const ConvGeometry& g) {
 }
 
 void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                      const float* bias, int tile) {
+                      const float* bias, bool rectify, int tile) {
   check_tile(tile);
   if (tile == 4)
-    forward<F4x3>(g, weight, image, beta, output, bias);
+    forward<F4x3>(g, weight, image, beta, output, bias, rectify);
   else
-    forward<F2x3>(g, weight, image, beta, output, bias);
+    forward<F2x3>(g, weight, image, beta, output, bias, rectify);
 }
 
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad,

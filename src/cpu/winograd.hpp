@@ -51,11 +51,12 @@ bool winograd_applies(const ConvGeometry& g);
 // The three passes, with the semantics of conv_forward, conv_backward_data
 // and conv_backward_weight (src/cpu/im2col.hpp) for one sample, with tiles
 // of `tile` (2 or 4):
-//   output = conv(image) + beta * output (+ bias[k])     (beta 0 or 1)
+//   output = conv(image) + beta * output (+ bias[k])     (beta 0 or 1),
+//            then max(output, 0) when rectify
 //   image_grad += conv_transpose(output_grad)
 //   weight_grad += d conv / d weight, contracted with output_grad
 void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                      const float* bias = nullptr, int tile = winograd_forward_tile());
+                      const float* bias = nullptr, bool rectify = false, int tile = winograd_forward_tile());
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
                             int tile = winograd_backward_tile());
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,

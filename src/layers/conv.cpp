@@ -120,7 +120,7 @@ void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output
   for (int64_t n = 0; n < x.n(); ++n) {
     float* y = output.data() + n * g.output_numel();
     cpu::conv_forward(g, weight_.data.data(), x.data() + n * g.image_numel(), 0.f, y,
-                      options_.bias ? bias_.data.data() : nullptr);
+                      options_.bias ? bias_.data.data() : nullptr, rectify_);
   }
 }
 

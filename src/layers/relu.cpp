@@ -16,7 +16,10 @@ Shape ReluLayer::reshape(const std::vector<Shape>& input_shapes) {
 
 void ReluLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
   positive_.resize(cpu::relu_mask_words(output.numel()));
-  cpu::relu_forward(inputs[0]->data(), output.data(), positive_.data(), output.numel(), negative_slope_);
+  if (input_rectified_ && inputs[0]->data() == output.data())
+    cpu::positive_bits(output.data(), positive_.data(), output.numel());
+  else
+    cpu::relu_forward(inputs[0]->data(), output.data(), positive_.data(), output.numel(), negative_slope_);
 }
 
 void ReluLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,

@@ -84,6 +84,13 @@ class ConvLayer : public ConvolutionBase {
                 const std::vector<Tensor*>& input_grads) override;
   // x_out = x_in / s + (pad - d(k-1)/2) / s
   CoordMap coord_map() const override;
+  bool rectify_output(bool on) override {
+    rectify_ = on;
+    return true;
+  }
+
+ private:
+  bool rectify_ = false;  // a ReLU runs in place over the output: write max(y, 0) (Graph::plan_memory)
 };
 
 }  // namespace fcn

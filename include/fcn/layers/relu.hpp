@@ -23,9 +23,14 @@ class ReluLayer : public Layer {
   int in_place_input() const override { return 0; }
   bool backward_needs_inputs() const override { return false; }
   bool backward_needs_output() const override { return false; }
+  float negative_slope() const { return negative_slope_; }
+  // In place over an output its producer has already rectified
+  // (Layer::rectify_output): forward only records the kept bits.
+  void set_input_rectified(bool on) { input_rectified_ = on; }
 
  private:
   float negative_slope_;
+  bool input_rectified_ = false;
   std::vector<uint16_t> positive_;  // bit j of word i: output 16i + j > 0, from the last forward
 };
 
