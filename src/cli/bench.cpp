@@ -210,7 +210,12 @@ void add_bench_command(CLI::App& app) {
       "bench",
       "Time train steps (forward + backward + SGD update) and inference of a config's model\n"
       "on random data: medians after one warm-up, GFLOP/s (a train step counts 3x the forward\n"
-      "FLOPs), peak RSS and the BLAS kernel. Uses the config's model only (no data, no weights).");
+      "FLOPs), peak RSS and the BLAS kernel. Uses the config's model and solver sections only\n"
+      "(no data, no weights).");
+  cmd->footer(
+      "Environment: FCN_PROFILE=1 prints per-layer forward/backward times; FCN_WINOGRAD=0|2|4\n"
+      "forces im2col or one Winograd tile size for every 3x3 conv (default: F(2x2,3x3) forward,\n"
+      "F(4x4,3x3) backward). tools/bench.sh runs this next to PyTorch and prints a table.");
   add_model_options(cmd, args->model, false);
   cmd->add_option("--size", args->size, "input height and width")->expected(2)->capture_default_str();
   cmd->add_option("--iters", args->iters, "timed runs of each kind (after one warm-up)")->capture_default_str();
