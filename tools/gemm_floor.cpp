@@ -24,6 +24,8 @@
 #include "fcn/blas_kernel.hpp"
 #include "fcn/error.hpp"
 
+#include "tool_main.hpp"
+
 namespace {
 
 constexpr int kClasses = 21;
@@ -189,12 +191,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  fcn::select_blas_kernel(argc, argv);
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return tool_main(argc, argv, run); }

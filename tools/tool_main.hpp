@@ -1,0 +1,18 @@
+#pragma once
+// The entry point of the small C++ tools (sgemm_peak, gemm_floor): the BLAS
+// kernel is chosen first (which may re-execute the tool in place, before
+// OpenBLAS starts), and an exception becomes one line on stderr and exit 1.
+#include <cstdio>
+#include <exception>
+
+#include "fcn/blas_kernel.hpp"
+
+inline int tool_main(int argc, char** argv, int (*run)(int, char**)) {
+  fcn::select_blas_kernel(argc, argv);
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
