@@ -117,17 +117,20 @@ TEST_CASE("reshaping to a new input size gives the same results as a fresh graph
 }
 
 TEST_CASE("the memory plan changes no number: losses, param grads and outputs match a graph without it") {
-  // conv -> relu (in place) -> pool -> conv -> relu -> fan-out into a sum and a
-  // deconv, then the loss: shared gradient buffers, in-place ReLU, reused values
+  // conv -> relu (in place) -> pool -> conv -> relu -> fan-out into a sum,
+  // 1x1 conv and a deconv, then the loss: shared gradient buffers, in-place
+  // ReLU fused into the conv before it (c1 on im2col, c2 with 64 channels on
+  // Winograd), reused values
   const json spec = spec_with(json::parse(R"([
-    {"name": "c1", "type": "conv", "inputs": ["data"], "num_output": 4, "kernel": 3, "pad": 1},
+    {"name": "c1", "type": "conv", "inputs": ["data"], "num_output": 64, "kernel": 3, "pad": 1},
     {"name": "r1", "type": "relu", "inputs": ["c1"]},
     {"name": "p1", "type": "max_pool", "inputs": ["r1"], "kernel": 2, "stride": 2},
-    {"name": "c2", "type": "conv", "inputs": ["p1"], "num_output": 3, "kernel": 3, "pad": 1},
+    {"name": "c2", "type": "conv", "inputs": ["p1"], "num_output": 64, "kernel": 3, "pad": 1},
     {"name": "r2", "type": "relu", "inputs": ["c2"]},
     {"name": "s", "type": "scale", "inputs": ["r2"], "value": 0.5},
     {"name": "f", "type": "sum", "inputs": ["r2", "s"]},
-    {"name": "up", "type": "deconv", "inputs": ["f"], "num_output": 3, "kernel": 4, "stride": 2, "pad": 1,
+    {"name": "c3", "type": "conv", "inputs": ["f"], "num_output": 3, "kernel": 1},
+    {"name": "up", "type": "deconv", "inputs": ["c3"], "num_output": 3, "kernel": 4, "stride": 2, "pad": 1,
      "bias": false, "weight_init": "bilinear", "lr_mult": 0},
     {"name": "loss", "type": "softmax_loss", "inputs": ["up", "label"], "normalize": "none"}])"));
   std::mt19937_64 rng(11);
