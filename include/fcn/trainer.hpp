@@ -111,10 +111,12 @@ class Trainer {
   TrainOptions options_;
   const SolverConfig& solver_config_;
   Communicator& comm_;
-  std::unique_ptr<GradientReducer> reducer_;  // only with several ranks
   int threads_ = 1;
   std::unique_ptr<Dataset> train_set_, val_set_;
   std::unique_ptr<Graph> graph_;
+  // only with several ranks; after graph_, so that it goes first (its
+  // destructor takes its hook off the graph)
+  std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<Solver> solver_;
   std::unique_ptr<Prefetcher> loader_;
   std::unique_ptr<RunLog> log_;
