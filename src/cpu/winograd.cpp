@@ -607,14 +607,17 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   const int64_t blocks = (tiles + block - 1) / block;
   const int64_t in_plane = g.height * g.width, out_plane = g.out_h * g.out_w;
   const int64_t du_numel = xis * out_channels * channels;
-  // one dU [xi][K][C] per thread, summed at the end
+  // one dU [xi][K][C] per thread, summed at the end in thread order; the
+  // blocks go to the threads round-robin, not first come first served, so
+  // that each partial, and so the weight gradient, is the same number in
+  // every run (resume and MPI equivalence are bit-exact for a thread count)
   float* partials = scratch(kWeights, du_numel * threads);
   std::vector<char> used(threads, 0);
 #pragma omp parallel num_threads(threads) if (blocks > 1)
   {
     const int me = omp_get_thread_num();
     float* du = partials + me * du_numel;
-#pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(static, 1)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t first = b * block, count = std::min(block, tiles - first);
       float* v = scratch(kTilesIn, xis * channels * count);          // [xi][C][count]

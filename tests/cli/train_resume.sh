@@ -3,7 +3,8 @@
 # uninterrupted run (FCN-8s at width 1/32, with dropout, on a tiny synthetic
 # set): after a clean split (max_iter 6, then --resume to 12), after SIGINT
 # (exit 130 and the printed resume command), and after kill -9 at a random
-# moment (resume from the newest checkpoint).
+# moment (resume from the newest checkpoint). And two runs at 2 threads of a
+# model wide enough for the Winograd path end bit-identical.
 # Usage (from the repo root): bash tests/cli/train_resume.sh path/to/fcn
 set -euo pipefail
 fcn=$(realpath "$1")
@@ -85,4 +86,13 @@ newest=$(newest_checkpoint killed)
 echo "killed; resuming from $(basename "$newest")"
 "$fcn" train --config killed/config.json --out killed --resume "$newest" 2>>killed.log || { cat killed.log; fail "resume after kill -9"; }
 same_params ref/final.safetensors killed/final.safetensors
+
+echo "== 2 threads on a model wide enough for the Winograd path: two runs, one result"
+# (resume exactness needs it: the threads must not add up in arrival order)
+for run in wide1 wide2; do
+  "$fcn" train --config tiny.json --out $run --set model.width=0.125 --set solver.threads=2 \
+    --set solver.max_iter=12 --set solver.test_every=0 --set solver.snapshot_every=0 2>$run.log ||
+    { cat $run.log; fail "$run"; }
+done
+same_params wide1/final.safetensors wide2/final.safetensors
 echo "PASS"
