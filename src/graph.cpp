@@ -207,14 +207,11 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
 
 // A ReLU (slope 0) in place over a conv's output: the conv writes max(y, 0)
 // as it writes y, and the ReLU only records its bits (one pass less over a
-// large blob). `group` maps each blob to the buffer it shares.
-void Graph::fuse_relus(const std::vector<int>& group) {
+// large blob). `group` maps each blob to the buffer it shares, `producer`
+// to the layer that writes it.
+void Graph::fuse_relus(const std::vector<int>& group, const std::vector<int>& producer) {
   const int inputs = static_cast<int>(input_names_.size());
-  std::vector<int> producer(blobs_.size(), -1);
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    producer[nodes_[i].output_blob] = static_cast<int>(i);
-    layers_[i]->rectify_output(false);
-  }
+  for (auto& layer : layers_) layer->rectify_output(false);
   for (size_t i = 0; i < layers_.size(); ++i) {
     auto* relu = dynamic_cast<ReluLayer*>(layers_[i].get());
     if (!relu) continue;
@@ -268,7 +265,7 @@ void Graph::plan_memory() {
     if (shape_numel(blob_shapes_[in]) != shape_numel(blob_shapes_[out])) continue;
     group[out] = group[in];
   }
-  fuse_relus(group);
+  fuse_relus(group, producer);
 
   if (!options_.reuse_values)  // every value stays readable until forward() returns
     for (size_t b = inputs; b < count; ++b) last_read[b] = std::max(last_read[b], L - 1);

@@ -122,7 +122,7 @@ class Graph {
   void plan_gradients();
   bool reusing_memory() const { return options_.reuse_memory && !options_.grad_all_blobs; }
   void plan_memory();
-  void fuse_relus(const std::vector<int>& group);
+  void fuse_relus(const std::vector<int>& group, const std::vector<int>& producer);
 
   GraphOptions options_;
   std::vector<std::string> input_names_;

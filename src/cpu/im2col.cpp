@@ -134,10 +134,7 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
       gemm(false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, beta, output + group * m * n);
     }
   }
-  if (rectify)
-    add_channel_bias_rectify(g.out_channels, g.out_area(), bias, output);
-  else if (bias)
-    add_channel_bias(g.out_channels, g.out_area(), bias, output);
+  if (bias || rectify) add_channel_bias(g.out_channels, g.out_area(), bias, output, rectify);
 }
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
@@ -218,15 +215,7 @@ void depthwise_backward_data(const ConvGeometry& g, const float* weight, const f
     conv_backward_data(one, weight + c * kernel, output_grad + c * out_plane, image_grad + c * in_plane);
 }
 
-void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out) {
-#pragma omp parallel for schedule(static) if (channels * area >= kParallelMinEntries)
-  for (int64_t c = 0; c < channels; ++c) {
-    float* plane = out + c * area;
-    for (int64_t i = 0; i < area; ++i) plane[i] += bias[c];
-  }
-}
-
-void add_channel_bias_rectify(int64_t channels, int64_t area, const float* bias, float* out) {
+void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out, bool rectify) {
 #pragma omp parallel for schedule(static) if (channels * area >= kParallelMinEntries)
   for (int64_t c = 0; c < channels; ++c) {
     float* plane = out + c * area;
@@ -234,7 +223,7 @@ void add_channel_bias_rectify(int64_t channels, int64_t area, const float* bias,
     // (x < 0 ? 0 : x) lets a NaN through; the ReLU layer's max(x, 0) does too
     for (int64_t i = 0; i < area; ++i) {
       const float x = bias ? plane[i] + b : plane[i];
-      plane[i] = x < 0.f ? 0.f : x;
+      plane[i] = rectify && x < 0.f ? 0.f : x;
     }
   }
 }

@@ -53,9 +53,9 @@ void depthwise_forward(const ConvGeometry& g, const float* weight, const float* 
 void depthwise_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad);
 
 // out[c, i] += bias[c]                                  // out: [channels, area]
-void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out);
-// out[c] = max(out[c] + bias[c], 0) (bias may be null): NaN stays NaN, as in the ReLU layer.
-void add_channel_bias_rectify(int64_t channels, int64_t area, const float* bias, float* out);
+// out[c] += bias[c] (bias may be null), then max(out[c], 0) when rectify:
+// NaN stays NaN, as in the ReLU layer.
+void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out, bool rectify = false);
 // bias_grad[c] += sum_i grad[c, i]                      // grad: [channels, area]
 void add_channel_sums(int64_t channels, int64_t area, const float* grad, float* bias_grad);
 
