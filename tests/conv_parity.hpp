@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "fcn/safetensors.hpp"
+#include "fcn/io/safetensors.hpp"
 #include "gradcheck.hpp"
 
 namespace fcn::testing {

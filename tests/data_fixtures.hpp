@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "fcn/image_io.hpp"
-#include "fcn/spec_reader.hpp"
+#include "fcn/io/image_io.hpp"
+#include "fcn/core/spec_reader.hpp"
 
 namespace fcn::testing {
 

@@ -17,7 +17,8 @@
 #include <sstream>
 #include <vector>
 
-#include "fcn/layer.hpp"
+#include "fcn/core/layer.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn::testing {
 

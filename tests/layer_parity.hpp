@@ -7,7 +7,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "fcn/safetensors.hpp"
+#include "fcn/io/safetensors.hpp"
 #include "gradcheck.hpp"
 
 namespace fcn::testing {

@@ -10,7 +10,7 @@
 #include <sstream>
 #include <string>
 
-#include "fcn/blas_kernel.hpp"
+#include "fcn/cpu/blas_kernel.hpp"
 
 namespace {
 

@@ -7,8 +7,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "fcn/checkpoint.hpp"
-#include "fcn/error.hpp"
+#include "fcn/train/checkpoint.hpp"
+#include "fcn/core/error.hpp"
 
 using namespace fcn;
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 #include <random>
 
 #include "conv_parity.hpp"
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 #include "fcn/layers/conv.hpp"
 #include "gradcheck.hpp"
 

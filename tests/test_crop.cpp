@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "fcn/graph.hpp"
+#include "fcn/graph/graph.hpp"
 #include "fcn/layers/crop.hpp"
 #include "gradcheck.hpp"
 #include "layer_parity.hpp"

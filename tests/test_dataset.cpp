@@ -6,7 +6,10 @@
 #include "data_fixtures.hpp"
 #include "fcn/data/augment.hpp"
 #include "fcn/data/dataset.hpp"
-#include "fcn/error.hpp"
+#include "fcn/data/prefetcher.hpp"
+#include "fcn/data/sampling.hpp"
+#include "fcn/model/config.hpp"
+#include "fcn/core/error.hpp"
 
 using namespace fcn;
 using fcn::testing::data_fixture;

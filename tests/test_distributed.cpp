@@ -8,9 +8,9 @@
 #include <map>
 #include <set>
 
-#include "fcn/distributed.hpp"
-#include "fcn/graph.hpp"
-#include "fcn/metrics.hpp"
+#include "fcn/train/distributed.hpp"
+#include "fcn/graph/graph.hpp"
+#include "fcn/eval/metrics.hpp"
 #include "gradcheck.hpp"
 
 using namespace fcn;

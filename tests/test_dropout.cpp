@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 #include "gradcheck.hpp"
 
 using namespace fcn;

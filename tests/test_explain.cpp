@@ -13,7 +13,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
-#include "fcn/explain.hpp"
+#include "fcn/explain/explain.hpp"
 
 using namespace fcn;
 

@@ -31,14 +31,14 @@
 #include <vector>
 
 #include "data_fixtures.hpp"
-#include "fcn/config.hpp"
+#include "fcn/model/config.hpp"
 #include "fcn/data/sbd_mat.hpp"
-#include "fcn/error.hpp"
-#include "fcn/graph.hpp"
-#include "fcn/image_io.hpp"
-#include "fcn/safetensors.hpp"
-#include "fcn/spec_reader.hpp"
-#include "fcn/weights.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/graph/graph.hpp"
+#include "fcn/io/image_io.hpp"
+#include "fcn/io/safetensors.hpp"
+#include "fcn/core/spec_reader.hpp"
+#include "fcn/model/weights.hpp"
 
 using namespace fcn;
 

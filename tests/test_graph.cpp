@@ -2,8 +2,8 @@
 
 #include <cmath>
 
-#include "fcn/error.hpp"
-#include "fcn/graph.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/graph/graph.hpp"
 #include "gradcheck.hpp"
 
 using namespace fcn;

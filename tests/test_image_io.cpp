@@ -4,9 +4,9 @@
 #include <random>
 
 #include "data_fixtures.hpp"
-#include "fcn/error.hpp"
-#include "fcn/image_io.hpp"
-#include "fcn/palette.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/io/image_io.hpp"
+#include "fcn/io/palette.hpp"
 
 using namespace fcn;
 using fcn::testing::data_fixture;

@@ -2,8 +2,8 @@
 // argmax masks.
 #include <catch2/catch.hpp>
 
-#include "fcn/error.hpp"
-#include "fcn/inference.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/eval/inference.hpp"
 
 using namespace fcn;
 

@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "data_fixtures.hpp"
-#include "fcn/error.hpp"
-#include "fcn/metrics.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/eval/metrics.hpp"
 
 using namespace fcn;
 

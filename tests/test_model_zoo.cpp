@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 
-#include "fcn/describe.hpp"
-#include "fcn/graph.hpp"
-#include "fcn/model_zoo.hpp"
+#include "fcn/model/describe.hpp"
+#include "fcn/graph/graph.hpp"
+#include "fcn/model/model_zoo.hpp"
 
 using namespace fcn;
 

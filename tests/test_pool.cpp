@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 #include "fcn/layers/pool.hpp"
 #include "gradcheck.hpp"
 #include "layer_parity.hpp"

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "fcn/error.hpp"
-#include "fcn/safetensors.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/io/safetensors.hpp"
 
 using namespace fcn;
 

@@ -6,9 +6,9 @@
 #include <cstring>
 #include <limits>
 
-#include "fcn/graph.hpp"
-#include "fcn/solver.hpp"
-#include "fcn/weights.hpp"
+#include "fcn/graph/graph.hpp"
+#include "fcn/train/solver.hpp"
+#include "fcn/model/weights.hpp"
 #include "layer_parity.hpp"
 
 using namespace fcn;

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 
-#include "fcn/config.hpp"
-#include "fcn/error.hpp"
-#include "fcn/spec_reader.hpp"
+#include "fcn/model/config.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/core/spec_reader.hpp"
 
 using namespace fcn;
 

@@ -7,7 +7,7 @@
 #include "data_fixtures.hpp"
 #include "fcn/data/dataset.hpp"
 #include "fcn/data/synthetic.hpp"
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 
 using namespace fcn;
 using fcn::testing::ScratchDir;

@@ -10,11 +10,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "fcn/checkpoint.hpp"
+#include "fcn/train/checkpoint.hpp"
 #include "fcn/data/synthetic.hpp"
-#include "fcn/error.hpp"
-#include "fcn/safetensors.hpp"
-#include "fcn/trainer.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/io/safetensors.hpp"
+#include "fcn/train/trainer.hpp"
 
 using namespace fcn;
 namespace fs = std::filesystem;

@@ -11,9 +11,9 @@
 #include <random>
 #include <vector>
 
-#include "cpu/gemm.hpp"
-#include "cpu/im2col.hpp"
-#include "cpu/winograd.hpp"
+#include "fcn/cpu/gemm.hpp"
+#include "fcn/cpu/convolution.hpp"
+#include "fcn/cpu/winograd.hpp"
 
 using namespace fcn;
 using namespace fcn::cpu;

@@ -21,8 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fcn/blas_kernel.hpp"
-#include "fcn/error.hpp"
+#include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/core/error.hpp"
 
 #include "tool_main.hpp"
 

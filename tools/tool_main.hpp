@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "fcn/blas_kernel.hpp"
+#include "fcn/cpu/blas_kernel.hpp"
 
 inline int tool_main(int argc, char** argv, int (*run)(int, char**)) {
   fcn::select_blas_kernel(argc, argv);

@@ -20,10 +20,10 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_args.hpp"
-#include "fcn/blas_kernel.hpp"
-#include "fcn/error.hpp"
-#include "fcn/graph.hpp"
-#include "fcn/solver.hpp"
+#include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/graph/graph.hpp"
+#include "fcn/train/solver.hpp"
 
 namespace fcn::cli {
 

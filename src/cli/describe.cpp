@@ -3,8 +3,8 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_args.hpp"
-#include "fcn/describe.hpp"
-#include "fcn/error.hpp"
+#include "fcn/model/describe.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn::cli {
 

@@ -13,13 +13,15 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
-#include "cli/trained_model.hpp"
+#include "fcn/eval/trained_model.hpp"
 #include "fcn/data/dataset.hpp"
-#include "fcn/error.hpp"
-#include "fcn/image_io.hpp"
-#include "fcn/inference.hpp"
-#include "fcn/metrics.hpp"
-#include "fcn/safetensors.hpp"
+#include "fcn/data/prefetcher.hpp"
+#include "fcn/data/sampling.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/io/image_io.hpp"
+#include "fcn/eval/inference.hpp"
+#include "fcn/eval/metrics.hpp"
+#include "fcn/io/safetensors.hpp"
 
 namespace fcn::cli {
 

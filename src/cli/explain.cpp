@@ -6,8 +6,8 @@
 #include <fmt/format.h>
 
 #include "cli/commands.hpp"
-#include "fcn/error.hpp"
-#include "fcn/explain.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/explain/explain.hpp"
 
 namespace fcn::cli {
 

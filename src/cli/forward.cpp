@@ -4,10 +4,10 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_args.hpp"
-#include "fcn/error.hpp"
-#include "fcn/graph.hpp"
-#include "fcn/safetensors.hpp"
-#include "fcn/weights.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/graph/graph.hpp"
+#include "fcn/io/safetensors.hpp"
+#include "fcn/model/weights.hpp"
 
 namespace fcn::cli {
 

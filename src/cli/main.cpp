@@ -4,11 +4,28 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/commands.hpp"
-#include "fcn/blas_kernel.hpp"
-#include "fcn/error.hpp"
-#include "fcn/version.hpp"
+#include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/core/version.hpp"
+
+namespace {
+
+// Build and runtime facts for --version: compiler, BLAS kernel, MPI.
+std::string build_info() {
+  std::string info = "compiler: " + std::string(__VERSION__) + "\n";
+  info += "BLAS: OpenBLAS, kernel " + fcn::blas_kernel_report() + "\n";
+#ifdef FCN_HAVE_MPI
+  info += "MPI: enabled\n";
+#else
+  info += "MPI: not built\n";
+#endif
+  return info;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   fcn::select_blas_kernel(argc, argv);  // first: may re-exec with a better OpenBLAS kernel
@@ -20,7 +37,7 @@ int main(int argc, char** argv) {
                " - Fully Convolutional Networks for semantic segmentation.\n"
                "Train FCN-32s/16s/8s from a JSON config, score mean IoU, predict masks.\n"
                "Start with tools/demo.sh; every command has --help."};
-  app.set_version_flag("--version", [] { return "fcn " + fcn::version_string() + "\n" + fcn::build_info(); });
+  app.set_version_flag("--version", [] { return "fcn " + fcn::version_string() + "\n" + build_info(); });
   app.require_subcommand(1);
   fcn::cli::add_train_command(app);
   fcn::cli::add_eval_command(app);

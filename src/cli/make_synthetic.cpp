@@ -5,7 +5,7 @@
 
 #include "cli/commands.hpp"
 #include "fcn/data/synthetic.hpp"
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn::cli {
 

@@ -1,6 +1,6 @@
 #include "cli/model_args.hpp"
 
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn::cli {
 

@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "fcn/config.hpp"
+#include "fcn/model/config.hpp"
 
 namespace fcn::cli {
 

@@ -7,9 +7,9 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
-#include "cli/trained_model.hpp"
-#include "fcn/error.hpp"
-#include "fcn/image_io.hpp"
+#include "fcn/eval/trained_model.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/io/image_io.hpp"
 
 namespace fcn::cli {
 

@@ -7,10 +7,10 @@
 #include <memory>
 
 #include "cli/commands.hpp"
-#include "fcn/config.hpp"
-#include "fcn/distributed.hpp"
-#include "fcn/error.hpp"
-#include "fcn/trainer.hpp"
+#include "fcn/model/config.hpp"
+#include "fcn/train/distributed.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/train/trainer.hpp"
 
 namespace fcn::cli {
 

@@ -1,4 +1,4 @@
-#include "fcn/blas_kernel.hpp"
+#include "fcn/cpu/blas_kernel.hpp"
 
 #include <cblas.h>
 #include <unistd.h>

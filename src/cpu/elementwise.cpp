@@ -1,4 +1,4 @@
-#include "cpu/elementwise.hpp"
+#include "fcn/cpu/elementwise.hpp"
 
 #include <immintrin.h>
 

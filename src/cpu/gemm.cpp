@@ -1,4 +1,4 @@
-#include "cpu/gemm.hpp"
+#include "fcn/cpu/gemm.hpp"
 
 #include <cblas.h>
 #include <omp.h>

@@ -1,4 +1,4 @@
-#include "cpu/pooling.hpp"
+#include "fcn/cpu/pooling.hpp"
 
 #include <immintrin.h>
 

@@ -1,4 +1,4 @@
-#include "cpu/softmax.hpp"
+#include "fcn/cpu/softmax.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "cpu/winograd.hpp"
+#include "fcn/cpu/winograd.hpp"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "cpu/gemm.hpp"
-#include "fcn/error.hpp"
-#include "fcn/tensor.hpp"
+#include "fcn/cpu/gemm.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/core/tensor.hpp"
 
 namespace fcn::cpu {
 

@@ -9,7 +9,7 @@
 
 #include "fcn/data/augment.hpp"
 #include "fcn/data/layout.hpp"
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn {
 
@@ -144,6 +144,27 @@ Sample Dataset::load(size_t index, const AugmentConfig* augment, uint64_t augmen
   if (augment && !augment_is_identity(*augment))
     augment_sample(sample.image, sample.label, *augment, augment_seed, static_cast<float>(impl_->config.ignore_label));
   return sample;
+}
+
+const std::vector<std::string>& voc_class_names() {
+  static const std::vector<std::string> names = {
+      "background", "aeroplane", "bicycle", "bird",  "boat",        "bottle", "bus",
+      "car",        "cat",       "chair",   "cow",   "diningtable", "dog",    "horse",
+      "motorbike",  "person",    "pottedplant", "sheep", "sofa",    "train",  "tvmonitor"};
+  return names;
+}
+
+std::vector<std::string> resolve_class_names(const DataConfig& config, int64_t num_classes) {
+  if (!config.class_names.empty()) {
+    if (static_cast<int64_t>(config.class_names.size()) != num_classes)
+      throw Error("data.class_names: has " + std::to_string(config.class_names.size()) + " names but there are " +
+                  std::to_string(num_classes) + " classes");
+    return config.class_names;
+  }
+  if (num_classes == static_cast<int64_t>(voc_class_names().size())) return voc_class_names();
+  std::vector<std::string> names;
+  for (int64_t i = 0; i < num_classes; ++i) names.push_back("class_" + std::to_string(i));
+  return names;
 }
 
 }  // namespace fcn

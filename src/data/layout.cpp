@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "fcn/data/sbd_mat.hpp"
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn {
 

@@ -6,8 +6,9 @@
 #include <mutex>
 #include <thread>
 
-#include "fcn/data/dataset.hpp"
-#include "fcn/error.hpp"
+#include "fcn/data/prefetcher.hpp"
+#include "fcn/data/sampling.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn {
 

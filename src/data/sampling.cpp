@@ -1,9 +1,9 @@
 // Training order: global sample index g -> (epoch g / n, position g % n) of
 // a per-epoch Fisher-Yates permutation seeded from (seed, epoch); the
 // sample's augmentation seed is derived from (seed, g).
-#include "fcn/data/dataset.hpp"
+#include "fcn/data/sampling.hpp"
 #include "fcn/data/random.hpp"
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <mutex>
 
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn {
 

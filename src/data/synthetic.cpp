@@ -9,7 +9,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "fcn/data/random.hpp"
-#include "fcn/error.hpp"
+#include "fcn/core/error.hpp"
 
 namespace fcn {
 

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <sstream>
 
-#include "cpu/elementwise.hpp"
-#include "fcn/layers/factories.hpp"
+#include "fcn/cpu/elementwise.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn {
 

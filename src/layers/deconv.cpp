@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "cpu/im2col.hpp"
-#include "fcn/error.hpp"
-#include "fcn/layers/factories.hpp"
+#include "fcn/cpu/convolution.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn {
 

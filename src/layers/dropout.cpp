@@ -2,9 +2,9 @@
 
 #include <cstring>
 
-#include "cpu/elementwise.hpp"
-#include "fcn/error.hpp"
-#include "fcn/layers/factories.hpp"
+#include "fcn/cpu/elementwise.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn {
 

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <limits>
 
-#include "cpu/pooling.hpp"
-#include "fcn/layers/factories.hpp"
+#include "fcn/cpu/pooling.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn {
 

@@ -1,8 +1,8 @@
 #include "fcn/layers/relu.hpp"
 
-#include "cpu/elementwise.hpp"
-#include "fcn/error.hpp"
-#include "fcn/layers/factories.hpp"
+#include "fcn/cpu/elementwise.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn {
 

@@ -3,9 +3,9 @@
 #include <cmath>
 #include <sstream>
 
-#include "cpu/softmax.hpp"
-#include "fcn/error.hpp"
-#include "fcn/layers/factories.hpp"
+#include "fcn/cpu/softmax.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn {
 

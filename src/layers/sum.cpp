@@ -1,7 +1,7 @@
 #include "fcn/layers/sum.hpp"
 
-#include "cpu/elementwise.hpp"
-#include "fcn/layers/factories.hpp"
+#include "fcn/cpu/elementwise.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn {
 

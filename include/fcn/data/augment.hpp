@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "fcn/data/dataset.hpp"
-#include "fcn/tensor.hpp"
+#include "fcn/core/tensor.hpp"
 
 namespace fcn {
 

@@ -1,6 +1,6 @@
 #pragma once
-// Datasets in VOC, SBD or plain-folder layout, seeded augmentation and a
-// background prefetcher. Nothing here knows about layers.
+// Datasets in VOC, SBD or plain-folder layout (sample order: sampling.hpp;
+// background loading: prefetcher.hpp). Nothing here knows about layers.
 //
 // Sample order is a pure function of (seed, global sample index): global
 // index g is position g % n of the permutation for epoch g / n, and every
@@ -8,14 +8,13 @@
 // resuming needs only the iteration, and data-parallel ranks can each load
 // their own global indices.
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "fcn/image_io.hpp"
-#include "fcn/spec_reader.hpp"
-#include "fcn/tensor.hpp"
+#include "fcn/io/image_io.hpp"
+#include "fcn/core/spec_reader.hpp"
+#include "fcn/core/tensor.hpp"
 
 namespace fcn {
 
@@ -49,9 +48,6 @@ struct DataConfig {
   int prefetch = 4;  // samples loaded ahead by the background thread
 };
 
-// Reads the config's "data" section (every key validated with its path).
-DataConfig parse_data_config(SpecReader& reader);
-json data_config_to_json(const DataConfig& config);
 const std::vector<std::string>& voc_class_names();
 // config.class_names when given (it must have num_classes names), else VOC's
 // names for 21 classes, else "class_0", "class_1", ...
@@ -97,31 +93,6 @@ class Dataset {
   Sample load(size_t index, const AugmentConfig* augment = nullptr, uint64_t augment_seed = 0) const;
   // The entry's label map alone (values checked as in load), for scoring.
   Image load_label(size_t index) const;
-
- private:
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
-// Which dataset entry global sample index g is, and the seed of its draws.
-struct SampleRef {
-  int64_t global_index = 0;
-  size_t dataset_index = 0;
-  uint64_t seed = 0;
-};
-SampleRef training_sample(int64_t global_index, size_t dataset_size, uint64_t seed, bool shuffle = true);
-
-// Loads samples in a background thread, `depth` ahead of the consumer, for
-// the global indices that `next_global_index` yields in order (it is called
-// on that thread). With the dataset's on_error "skip", a sample that fails
-// to load is replaced by the next index, with a warning.
-class Prefetcher {
- public:
-  Prefetcher(const Dataset& dataset, std::function<int64_t()> next_global_index, uint64_t seed,
-             const AugmentConfig& augment, bool shuffle, int depth);
-  ~Prefetcher();
-  // Blocks until the next sample is ready; rethrows a loading error.
-  Sample next();
 
  private:
   struct Impl;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "fcn/data/dataset.hpp"
-#include "fcn/image_io.hpp"
+#include "fcn/io/image_io.hpp"
 
 namespace fcn {
 

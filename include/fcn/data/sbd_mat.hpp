@@ -4,7 +4,7 @@
 // libmatio; MATLAB stores it column-major).
 #include <string>
 
-#include "fcn/image_io.hpp"
+#include "fcn/io/image_io.hpp"
 
 namespace fcn {
 

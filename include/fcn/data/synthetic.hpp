@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "fcn/image_io.hpp"
+#include "fcn/io/image_io.hpp"
 
 namespace fcn {
 

@@ -17,7 +17,7 @@
 #include <optional>
 #include <random>
 
-#include "fcn/layer.hpp"
+#include "fcn/core/layer.hpp"
 
 namespace fcn {
 

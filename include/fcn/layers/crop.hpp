@@ -7,7 +7,7 @@
 #include <array>
 #include <vector>
 
-#include "fcn/layer.hpp"
+#include "fcn/core/layer.hpp"
 
 namespace fcn {
 

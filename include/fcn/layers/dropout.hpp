@@ -5,7 +5,7 @@
 // mode. Backward reads only the mask, so the layer may run in place.
 #include <vector>
 
-#include "fcn/layer.hpp"
+#include "fcn/core/layer.hpp"
 
 namespace fcn {
 

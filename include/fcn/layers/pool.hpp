@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "fcn/layer.hpp"
+#include "fcn/core/layer.hpp"
 
 namespace fcn {
 

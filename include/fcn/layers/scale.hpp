@@ -2,7 +2,7 @@
 // scale: y = w * x with a scalar w, fixed (`value`) or learnable (one param
 // "<layer>.weight" of shape [1], initialised to `value`). FCN-8s-atonce
 // scales pool4 by 0.01 and pool3 by 0.0001 this way.
-#include "fcn/layer.hpp"
+#include "fcn/core/layer.hpp"
 
 namespace fcn {
 

@@ -7,7 +7,7 @@
 // dscore += dloss * (softmax - onehot(label)) / norm; no gradient to label.
 #include <string>
 
-#include "fcn/layer.hpp"
+#include "fcn/core/layer.hpp"
 
 namespace fcn {
 

@@ -3,7 +3,7 @@
 // FCN skip fusion); backward: dx_i += coeff_i * dy.
 #include <vector>
 
-#include "fcn/layer.hpp"
+#include "fcn/core/layer.hpp"
 
 namespace fcn {
 

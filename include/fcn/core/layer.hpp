@@ -1,0 +1,117 @@
+#pragma once
+// The layer contract.
+//
+// * `reshape(input_shapes)` validates the inputs and returns the output shape;
+//   errors name the layer, its type and the offending shapes (`fail_shape`).
+// * `forward(inputs, output, mode)` writes the output blob.
+// * `backward(...)` ACCUMULATES: it adds (+=) into every non-null input
+//   gradient and into the grad of every non-frozen parameter. The graph zeroes
+//   blob gradients once per backward pass and the solver zeroes parameter
+//   gradients once per step, so a blob read by two layers (a skip connection)
+//   receives the sum of both contributions without split layers.
+//   A null `input_grads[i]` means nobody needs that gradient: skip the work.
+//   A frozen parameter (lr_mult 0) gets no gradient, but the layer still
+//   passes gradients to its inputs.
+// * Every layer has exactly one output blob, named after the layer.
+#include <array>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fcn/core/spec_reader.hpp"
+#include "fcn/core/tensor.hpp"
+
+namespace fcn {
+
+enum class Mode { train, test };
+
+struct Param {
+  std::string name;  // "<layer>.weight", "<layer>.bias"
+  Tensor data;
+  Tensor grad;  // same shape as data; untouched while frozen
+  float lr_mult = 1.f;
+  float decay_mult = 1.f;
+  json init;  // initialiser spec, e.g. {"type": "gaussian", "std": 0.01}
+  bool frozen() const { return lr_mult == 0.f; }
+};
+
+// Spatial coordinate map of one layer, per axis (h, w): a point at input
+// coordinate x lands at output coordinate a*x + b (Caffe's coord_map).
+struct CoordMap {
+  std::array<double, 2> scale{1.0, 1.0};
+  std::array<double, 2> shift{0.0, 0.0};
+  CoordMap then(const CoordMap& next) const;  // apply this, then `next`
+};
+
+// What every layer is built with: the keys common to all layers (name,
+// inputs), read by create_layer before the type's builder reads the rest.
+struct LayerContext {
+  std::string name;
+  std::vector<std::string> inputs;
+};
+
+class Layer {
+ public:
+  Layer(LayerContext context) : name_(std::move(context.name)), inputs_(std::move(context.inputs)) {}
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  virtual std::string type() const = 0;
+  const std::string& name() const { return name_; }
+  const std::vector<std::string>& inputs() const { return inputs_; }
+
+  virtual Shape reshape(const std::vector<Shape>& input_shapes) = 0;
+  virtual void forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) = 0;
+  virtual void backward(const std::vector<const Tensor*>& inputs, const Tensor& output,
+                        const Tensor& output_grad, const std::vector<Tensor*>& input_grads) = 0;
+
+  virtual std::vector<Param*> params() { return {}; }
+  // Fills every parameter from its `init` spec (called once after construction).
+  // Virtual for layers whose weight shape is only known at reshape (conv,
+  // deconv): they draw their seed here and initialise when they allocate.
+  virtual void init_params(std::mt19937_64& rng);
+
+  // Input index of a blob whose values backward never reads, so the graph may
+  // let the output overwrite it (ReLU). -1: not in-place capable.
+  virtual int in_place_input() const { return -1; }
+  // Asks the layer to write max(y, 0) instead of its output y, or to stop
+  // (on false); returns whether it does. The graph asks when a ReLU runs in
+  // place over the output, to save that ReLU a pass over the blob.
+  virtual bool rectify_output(bool on) { return false; }
+  // Whether backward reads the input values (false lets the graph free them).
+  virtual bool backward_needs_inputs() const { return true; }
+  virtual bool backward_needs_output() const { return false; }
+  virtual bool is_loss() const { return false; }
+  virtual CoordMap coord_map() const { return {}; }
+  // Called by the graph before reshape with the coordinate maps of the input
+  // blobs (relative to the graph inputs); crop "auto" derives its offset here.
+  virtual void set_input_coord_maps(const std::vector<CoordMap>& input_maps) {}
+  // Multiply-adds x 2 of the last reshape (for describe, bench).
+  virtual double forward_flops() const { return 0.0; }
+  // Random draws (dropout) come from this generator; the graph seeds it.
+  void set_rng(std::mt19937_64* rng) { rng_ = rng; }
+
+ protected:
+  [[noreturn]] void fail_shape(const std::string& problem, const std::vector<Shape>& input_shapes) const;
+  void expect_inputs(const std::vector<Shape>& input_shapes, size_t count, int ndim = 4) const;
+  std::mt19937_64* rng_ = nullptr;
+
+ private:
+  std::string name_;
+  std::vector<std::string> inputs_;
+};
+
+// Creates a param with shape and init, and the common lr/decay keys.
+// `prefix` is "" for the weight and "bias_" for the bias.
+Param make_param(const std::string& layer_name, const std::string& suffix, const Shape& shape, json init,
+                 SpecReader& reader, const std::string& prefix, float default_lr_mult, float default_decay_mult);
+// Reads an initialiser spec: "msra" or {"type": "gaussian", "std": 0.01}.
+json read_init(SpecReader& reader, const std::string& key, const json& fallback,
+               const std::vector<std::string>& allowed);
+// Fills `param.data` from `param.init` (fan-in/out from the weight shape).
+void initialise_param(Param& param, std::mt19937_64& rng);
+
+}  // namespace fcn

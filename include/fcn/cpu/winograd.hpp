@@ -1,0 +1,65 @@
+#pragma once
+// Winograd convolution F(m x m, 3 x 3) (Lavin & Gray, "Fast Algorithms for
+// Convolutional Neural Networks", 2016) for the 3x3, stride-1 convolutions
+// that carry nearly all of VGG16's FLOPs. The output is cut into m x m
+// tiles; each tile needs the a x a input patch around it (a = m + 2), and
+//
+//   Y_tile[k] = A^T [ sum_c (G g[k,c] G^T) . (B^T d[c] B) ] A        (. = elementwise)
+//
+// so one conv becomes a^2 independent GEMMs over the transformed tiles,
+// M[xi] = U[xi] V[xi] with U[xi] [K, C] from the weights and V[xi] [C, tiles]
+// from the input: a^2 / m^2 multiplies per output and input channel instead
+// of 9 (F(2x2, 3x3): 16 / 4, F(4x4, 3x3): 36 / 16). The transforms are
+// linear maps of the tiles, and so are their adjoints:
+//
+//   backward data:   image_grad = the same convolution of output_grad with
+//                    pad 2 - p and the kernel flipped and transposed (U^T);
+//   backward weight: dU[xi] = sum over tiles (A dY A^T)[xi] V[xi]^T, then
+//                    weight_grad = G^T dU G.
+//
+// The GEMMs run per block of tiles, one block per thread at a time, so the
+// transformed tiles never exist for the whole image at once. The numbers
+// differ from im2col + GEMM by rounding only (tests/test_winograd.cpp bounds
+// it against a double-precision reference). F(2x2, 3x3), the default, also
+// keeps what im2col + GEMM guarantees and FCN's max-pooling relies on: an
+// output whose 3x3 window is constant is the same number wherever it lies,
+// so the exact ties of the constant padded regions stay exact (and the
+// pooling gradients go where PyTorch sends them). F(4x4, 3x3) does less
+// arithmetic but breaks such ties in the last bit (see winograd.cpp), so it
+// serves the backward passes, which decide nothing.
+#include <cstdint>
+
+#include "fcn/cpu/convolution.hpp"
+
+namespace fcn::cpu {
+
+// The tile sizes m in use. By default the forward pass uses F(2x2, 3x3),
+// which keeps max-pooling ties exact, and the two backward passes use
+// F(4x4, 3x3): they make no max/ReLU decisions, so only their rounding
+// differs, and they are two thirds of a train step's convolution work.
+// FCN_WINOGRAD in the environment overrides: 2 or 4 for every pass, 0 to
+// turn the path off (im2col + GEMM for every conv).
+int winograd_forward_tile();
+int winograd_backward_tile();
+
+// Whether the geometry is one the Winograd path computes: 3x3 kernel,
+// stride 1, dilation 1, one group, pad <= 2 (backward-data is then a pad
+// 2 - p convolution), enough channels on both sides for the GEMMs to pay,
+// and the path not turned off.
+bool winograd_applies(const ConvGeometry& g);
+
+// The three passes, with the semantics of conv_forward, conv_backward_data
+// and conv_backward_weight (src/cpu/im2col.hpp) for one sample, with tiles
+// of `tile` (2 or 4):
+//   output = conv(image) + beta * output (+ bias[k])     (beta 0 or 1),
+//            then max(output, 0) when rectify
+//   image_grad += conv_transpose(output_grad)
+//   weight_grad += d conv / d weight, contracted with output_grad
+void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
+                      const float* bias = nullptr, bool rectify = false, int tile = winograd_forward_tile());
+void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
+                            int tile = winograd_backward_tile());
+void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
+                              float* weight_grad, int tile = winograd_backward_tile());
+
+}  // namespace fcn::cpu

@@ -1,0 +1,146 @@
+#pragma once
+// Graph: named blobs, layers in topological (spec) order, forward in order,
+// backward in reverse from the loss through the layers that need it.
+//
+// Gradient rule (see layer.hpp): backward() zeroes the blob gradients it owns
+// once, then every layer adds into them, so fan-out sums. Parameter gradients
+// are only zeroed by zero_param_grads() (the solver, once per step), so
+// several backward passes accumulate (iter_size).
+//
+// Memory plan (reuse_memory, the default): after reshape, every blob value
+// and blob gradient gets a lifetime on the timeline forward layer 0..L-1,
+// then backward layer L-1..0. A value lives from its producer's forward to
+// its last reader (the last consumer's forward, the backward of a consumer
+// that reads its inputs, like conv's weight gradient, or of a producer that
+// reads its output, like ReLU), and at least until forward() returns. A
+// gradient lives from the backward of its last consumer (where it is zeroed)
+// to its producer's backward. Lifetimes that do not overlap share a buffer
+// (offsets in one arena, largest first, greedy), so backward() reuses the buffers of values it no
+// longer needs for gradients, and an in-place layer (ReLU) writes over its
+// input blob when nothing else reads that blob (the two then hold the same,
+// output, values). After forward() every blob holds its value; after
+// backward() only the graph inputs, the blobs no layer reads and the inputs
+// of loss layers are sure to; blob gradients are only valid inside
+// backward(). reuse_values also lets values share buffers during forward()
+// (for inference, where only the final blobs are read).
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "fcn/core/layer.hpp"
+
+namespace fcn {
+
+struct GraphOptions {
+  // Give a gradient to every non-input blob, not only to those between the
+  // loss and a trainable parameter (fcn forward --backward dumps them all).
+  bool grad_all_blobs = false;
+  // Share gradient buffers and run in-place layers over their input (see
+  // above). Off (or grad_all_blobs): every blob and gradient keeps its own
+  // buffer and its values, as `fcn forward` needs to dump them all.
+  bool reuse_memory = true;
+  // With reuse_memory, also let values share buffers during forward (see above).
+  bool reuse_values = false;
+  // Time every layer's forward and backward (layer_timings()); FCN_PROFILE=1
+  // in the environment turns it on too.
+  bool profile = false;
+};
+
+// Accumulated wall-clock time of one layer (options.profile).
+struct LayerTiming {
+  double forward_s = 0, backward_s = 0;
+  int64_t forward_calls = 0, backward_calls = 0;
+};
+
+class Graph {
+ public:
+  // spec: {"inputs": {"data": {"channels": 3}, ...}, "layers": [...]};
+  // `path` names the spec in errors ("model.graph").
+  Graph(const json& spec, const std::string& path = "graph", GraphOptions options = {});
+
+  // Infers every blob's shape for these input shapes (NCHW). Cheap when the
+  // shapes did not change.
+  void reshape(const std::map<std::string, Shape>& input_shapes);
+  void forward(Mode mode);
+  // d(loss)/d(loss) = 1 for every loss layer (or for the last blob when the
+  // graph has no loss layer), then reverse order.
+  void backward();
+  // Called by backward() right after layer `layer_index` (an index into
+  // layers()) ran its backward: that layer's param gradients are final for
+  // this pass (the data-parallel reducer starts sending them). Empty = none.
+  void set_backward_hook(std::function<void(size_t layer_index)> hook) { backward_hook_ = std::move(hook); }
+  void zero_param_grads();
+  // Sum of the loss layers' outputs after forward.
+  double loss() const;
+
+  // Fills every parameter from its initialiser. Layers size their
+  // parameters in reshape (input channels), so reshape() must run first.
+  void init_params(uint64_t seed);
+
+  const std::vector<std::string>& input_names() const { return input_names_; }
+  int64_t input_channels(const std::string& name) const;
+  std::vector<std::string> blob_names() const;  // inputs first, then layer outputs in order
+  bool has_blob(const std::string& name) const { return blob_index_.count(name) > 0; }
+  Tensor& blob(const std::string& name);
+  const Tensor& blob(const std::string& name) const;
+  // Null when the blob carries no gradient.
+  const Tensor* blob_grad(const std::string& name) const;
+  const Shape& blob_shape(const std::string& name) const { return blob(name).shape(); }
+  CoordMap blob_coord_map(const std::string& name) const;
+
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+  Layer* find_layer(const std::string& name);
+  std::vector<Param*> params();
+  Param* find_param(const std::string& name);
+  double forward_flops() const;
+
+  // Bytes of the buffers holding blob values and gradients (not params,
+  // not layer-internal state or scratch).
+  int64_t blob_buffer_bytes() const;
+
+  bool profiling() const { return options_.profile; }
+  // One entry per layer, in layers() order.
+  const std::vector<LayerTiming>& layer_timings() const { return timings_; }
+  void reset_timings();
+  // Per-layer milliseconds per call and share of the total, for humans.
+  std::string timing_table() const;
+
+  // Random source for layers that draw (dropout); reseed for exact resume.
+  std::mt19937_64& rng() { return rng_; }
+
+ private:
+  struct Node {
+    std::vector<int> input_blobs;
+    int output_blob = -1;
+    bool runs_backward = false;
+    std::vector<int> grads_born;  // gradients first written by this layer's backward: zeroed before it
+  };
+  int blob_id(const std::string& name) const;
+  void plan_gradients();
+  bool reusing_memory() const { return options_.reuse_memory && !options_.grad_all_blobs; }
+  void plan_memory();
+  void fuse_relus(const std::vector<int>& group, const std::vector<int>& producer);
+
+  GraphOptions options_;
+  std::vector<std::string> input_names_;
+  std::vector<int64_t> input_channels_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<Node> nodes_;
+  std::map<std::string, int> blob_index_;
+  std::vector<std::string> blob_names_;
+  std::vector<Tensor> blobs_;
+  std::vector<Tensor> grads_;
+  std::vector<bool> has_grad_;
+  std::vector<CoordMap> coord_maps_;
+  std::map<std::string, Shape> last_input_shapes_;
+  std::mt19937_64 rng_{1337};
+  std::function<void(size_t)> backward_hook_;
+  std::vector<Shape> blob_shapes_;  // of the last reshape, for the memory plan
+  Tensor arena_;                    // the memory plan's storage: blobs and gradients at offsets
+  std::vector<LayerTiming> timings_;
+};
+
+}  // namespace fcn

@@ -1,0 +1,472 @@
+#include "fcn/graph/graph.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+
+#include "fcn/core/error.hpp"
+#include "fcn/layers/registry.hpp"
+#include "fcn/layers/relu.hpp"
+
+namespace fcn {
+
+namespace {
+
+bool env_flag(const char* name) {
+  const char* value = std::getenv(name);
+  return value && *value && std::strcmp(value, "0") != 0;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// A lifetime on the step timeline (both ends inclusive) and a size.
+struct Interval {
+  int64_t numel = 0;
+  int start = 0, end = 0;
+  bool overlaps(const Interval& o) const { return start <= o.end && o.start <= end; }
+};
+
+// Offsets (floats, 64-byte aligned) in one arena for intervals that must not
+// share memory while both are alive: the largest first, each at the lowest
+// offset clear of every placed interval whose lifetime overlaps its own
+// ("greedy by size" offset planning, as TFLite's arena planner). Unlike
+// whole-buffer reuse, a large gradient can take the room of several small
+// dead values. Returns the offsets and the arena size.
+std::pair<std::vector<int64_t>, int64_t> pack_intervals(const std::vector<Interval>& items) {
+  constexpr int64_t kAlign = 16;
+  const auto aligned = [](int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  std::vector<int> order(items.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return items[a].numel > items[b].numel; });
+  std::vector<int64_t> offset(items.size(), -1);
+  std::vector<int> placed;
+  int64_t arena = 0;
+  for (int item : order) {
+    std::vector<std::pair<int64_t, int64_t>> taken;  // [begin, end) of live neighbours
+    for (int other : placed)
+      if (items[item].overlaps(items[other])) taken.push_back({offset[other], offset[other] + aligned(items[other].numel)});
+    std::sort(taken.begin(), taken.end());
+    int64_t at = 0;
+    for (const auto& [begin, end] : taken) {
+      if (begin - at >= items[item].numel) break;  // fits in the gap before this one
+      at = std::max(at, end);
+    }
+    offset[item] = at;
+    placed.push_back(item);
+    arena = std::max(arena, at + aligned(items[item].numel));
+  }
+  return {offset, arena};
+}
+
+}  // namespace
+
+Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : options_(options) {
+  if (env_flag("FCN_PROFILE")) options_.profile = true;
+  SpecReader reader(spec, path);
+  SpecReader inputs = reader.get_object("inputs");
+  for (const auto& item : spec.at("inputs").items()) {
+    SpecReader input = inputs.get_object(item.key());
+    input_names_.push_back(item.key());
+    input_channels_.push_back(input.get_int("channels", 1, 1));
+    input.finish();
+    blob_index_[item.key()] = static_cast<int>(blob_names_.size());
+    blob_names_.push_back(item.key());
+  }
+  if (input_names_.empty()) inputs.fail("", "declare at least one input blob");
+
+  const json& layer_specs = reader.raw("layers");
+  if (!layer_specs.is_array() || layer_specs.empty())
+    reader.fail("layers", "expected a non-empty list of layer objects");
+  for (size_t i = 0; i < layer_specs.size(); ++i) {
+    const std::string layer_path = reader.key_path("layers") + "[" + std::to_string(i) + "]";
+    auto layer = create_layer(layer_specs[i], layer_path);
+    Node node;
+    for (size_t k = 0; k < layer->inputs().size(); ++k) {
+      const std::string& input = layer->inputs()[k];
+      auto it = blob_index_.find(input);
+      if (it == blob_index_.end()) {
+        const std::string hint = closest_match(input, blob_names_);
+        throw Error(layer_path + ".inputs[" + std::to_string(k) + "]: layer '" + layer->name() +
+                    "' reads blob '" + input + "', which no earlier layer or graph input produces" +
+                    (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+      }
+      node.input_blobs.push_back(it->second);
+    }
+    if (blob_index_.count(layer->name()))
+      throw Error(layer_path + ".name: duplicate name '" + layer->name() +
+                  "' (every layer's output blob is named after it and must be unique)");
+    node.output_blob = static_cast<int>(blob_names_.size());
+    blob_index_[layer->name()] = node.output_blob;
+    blob_names_.push_back(layer->name());
+    layer->set_rng(&rng_);
+    layers_.push_back(std::move(layer));
+    nodes_.push_back(node);
+  }
+  reader.finish();
+  blobs_.resize(blob_names_.size());
+  grads_.resize(blob_names_.size());
+  blob_shapes_.resize(blob_names_.size());
+  coord_maps_.resize(blob_names_.size());
+  timings_.resize(layers_.size());
+}
+
+void Graph::plan_gradients() {
+  // A blob carries a gradient when a trainable parameter lies upstream of it
+  // (or always, with grad_all_blobs) and it reaches a loss.
+  const size_t count = blob_names_.size();
+  std::vector<bool> upstream_trainable(count, false);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    bool trainable = options_.grad_all_blobs;
+    for (Param* p : layers_[i]->params()) trainable = trainable || !p->frozen();
+    for (int b : nodes_[i].input_blobs) trainable = trainable || upstream_trainable[b];
+    upstream_trainable[nodes_[i].output_blob] = trainable;
+  }
+  bool any_loss = false;
+  for (const auto& layer : layers_) any_loss = any_loss || layer->is_loss();
+  std::vector<bool> reaches_loss(count, false);
+  for (size_t i = layers_.size(); i-- > 0;) {
+    const int out = nodes_[i].output_blob;
+    if (layers_[i]->is_loss() || (!any_loss && i + 1 == layers_.size())) reaches_loss[out] = true;
+    if (reaches_loss[out])
+      for (int b : nodes_[i].input_blobs) reaches_loss[b] = true;
+  }
+  has_grad_.assign(count, false);
+  for (size_t b = input_names_.size(); b < count; ++b) has_grad_[b] = upstream_trainable[b] && reaches_loss[b];
+  for (size_t i = 0; i < layers_.size(); ++i) nodes_[i].runs_backward = has_grad_[nodes_[i].output_blob];
+}
+
+int Graph::blob_id(const std::string& name) const {
+  auto it = blob_index_.find(name);
+  if (it == blob_index_.end()) {
+    const std::string hint = closest_match(name, blob_names_);
+    throw Error("no blob named '" + name + "'" + (hint.empty() ? "" : "; did you mean '" + hint + "'?"));
+  }
+  return it->second;
+}
+
+int64_t Graph::input_channels(const std::string& name) const {
+  for (size_t i = 0; i < input_names_.size(); ++i)
+    if (input_names_[i] == name) return input_channels_[i];
+  throw Error("no graph input named '" + name + "'");
+}
+
+void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
+  if (input_shapes == last_input_shapes_) return;
+  for (size_t i = 0; i < input_names_.size(); ++i) {
+    auto it = input_shapes.find(input_names_[i]);
+    if (it == input_shapes.end()) throw Error("graph input '" + input_names_[i] + "' was not given a shape");
+    const Shape& s = it->second;
+    if (s.size() != 4 || s[1] != input_channels_[i])
+      throw Error("graph input '" + input_names_[i] + "': expected shape [N, " +
+                  std::to_string(input_channels_[i]) + ", H, W], got " + shape_str(s));
+    blobs_[i].reshape(s);
+    coord_maps_[i] = CoordMap{};
+  }
+  for (const auto& item : input_shapes) blob_id(item.first);  // rejects unknown names
+  std::vector<Shape> blob_shapes(blobs_.size());
+  for (size_t i = 0; i < input_names_.size(); ++i) blob_shapes[i] = blobs_[i].shape();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    std::vector<Shape> shapes;
+    std::vector<CoordMap> maps;
+    for (int b : nodes_[i].input_blobs) {
+      shapes.push_back(blob_shapes[b]);
+      maps.push_back(coord_maps_[b]);
+    }
+    layers_[i]->set_input_coord_maps(maps);
+    const int ob = nodes_[i].output_blob;
+    blob_shapes[ob] = layers_[i]->reshape(shapes);
+    try {
+      shape_numel(blob_shapes[ob]);  // an impossibly large output must not reach the next layer's arithmetic
+    } catch (const Error& e) {
+      throw Error("layer '" + layers_[i]->name() + "' (" + layers_[i]->type() + "): output " + e.what());
+    }
+    coord_maps_[ob] = (maps.empty() ? CoordMap{} : maps[0]).then(layers_[i]->coord_map());
+  }
+  // Layers may size their parameters in reshape (input channels), so the
+  // gradient plan follows the shapes.
+  plan_gradients();
+  last_input_shapes_.clear();  // until the plan is in place (a throw leaves the graph un-reshaped)
+  if (reusing_memory()) {
+    for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
+      blob_shapes_[b] = blob_shapes[b];
+      grads_[b].release();  // the plan points the live ones into its buffers
+    }
+    plan_memory();
+  } else {
+    for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
+      blobs_[b].reshape(blob_shapes[b]);
+      if (has_grad_[b]) grads_[b].reshape(blob_shapes[b]);
+    }
+  }
+  last_input_shapes_ = input_shapes;
+}
+
+// A ReLU (slope 0) in place over a conv's output: the conv writes max(y, 0)
+// as it writes y, and the ReLU only records its bits (one pass less over a
+// large blob). `group` maps each blob to the buffer it shares, `producer`
+// to the layer that writes it.
+void Graph::fuse_relus(const std::vector<int>& group, const std::vector<int>& producer) {
+  const int inputs = static_cast<int>(input_names_.size());
+  for (auto& layer : layers_) layer->rectify_output(false);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto* relu = dynamic_cast<ReluLayer*>(layers_[i].get());
+    if (!relu) continue;
+    const int in = nodes_[i].input_blobs[0], out = nodes_[i].output_blob;
+    const bool in_place = in >= inputs && group[out] == group[in];
+    relu->set_input_rectified(in_place && relu->negative_slope() == 0.f &&
+                              layers_[producer[in]]->rectify_output(true));
+  }
+}
+
+void Graph::plan_memory() {
+  const int L = static_cast<int>(layers_.size());
+  const int end_of_step = 2 * L;  // after the last backward
+  const size_t inputs = input_names_.size(), count = blobs_.size();
+  const auto backward_step = [L](size_t layer) { return 2 * L - 1 - static_cast<int>(layer); };
+  std::vector<int> producer(count, -1), consumers(count, 0);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    producer[nodes_[i].output_blob] = static_cast<int>(i);
+    for (int b : nodes_[i].input_blobs) ++consumers[b];
+  }
+
+  // Values: the last step that reads each blob.
+  std::vector<int> last_read(count, -1);
+  for (size_t b = inputs; b < count; ++b) {
+    const int p = producer[b];
+    last_read[b] = p;
+    if (consumers[b] == 0) last_read[b] = end_of_step;  // a graph output
+    if (nodes_[p].runs_backward && layers_[p]->backward_needs_output())
+      last_read[b] = std::max(last_read[b], backward_step(p));
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    for (int b : nodes_[i].input_blobs) {
+      if (b < static_cast<int>(inputs)) continue;
+      int last = static_cast<int>(i);
+      if (layers_[i]->is_loss()) last = end_of_step;  // the scores stay readable
+      if (nodes_[i].runs_backward && layers_[i]->backward_needs_inputs()) last = std::max(last, backward_step(i));
+      last_read[b] = std::max(last_read[b], last);
+    }
+  }
+  // In place: a layer may write over an input that only it reads, whose
+  // producer's backward does not read it, and that is not a graph input.
+  std::vector<int> group(count);
+  std::iota(group.begin(), group.end(), 0);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const int k = layers_[i]->in_place_input();
+    if (k < 0 || k >= static_cast<int>(nodes_[i].input_blobs.size())) continue;
+    const int in = nodes_[i].input_blobs[k], out = nodes_[i].output_blob;
+    const int p = producer[in];
+    if (in < static_cast<int>(inputs) || consumers[in] != 1) continue;
+    if (nodes_[p].runs_backward && layers_[p]->backward_needs_output()) continue;
+    if (shape_numel(blob_shapes_[in]) != shape_numel(blob_shapes_[out])) continue;
+    group[out] = group[in];
+  }
+  fuse_relus(group, producer);
+
+  if (!options_.reuse_values)  // every value stays readable until forward() returns
+    for (size_t b = inputs; b < count; ++b) last_read[b] = std::max(last_read[b], L - 1);
+  // One interval per value group and one per gradient.
+  std::vector<Interval> items;
+  std::vector<int> value_item(count, -1), grad_item(count, -1);
+  for (size_t b = inputs; b < count; ++b) {
+    const int root = group[b];
+    const Interval own{shape_numel(blob_shapes_[b]), producer[b], last_read[b]};
+    if (value_item[root] < 0) {
+      value_item[root] = static_cast<int>(items.size());
+      items.push_back(own);
+    } else {
+      Interval& merged = items[value_item[root]];
+      merged.numel = std::max(merged.numel, own.numel);
+      merged.start = std::min(merged.start, own.start);
+      merged.end = std::max(merged.end, own.end);
+    }
+    value_item[b] = value_item[root];
+  }
+  for (auto& node : nodes_) node.grads_born.clear();
+  std::vector<int> seeded;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (layers_[i]->is_loss()) seeded.push_back(nodes_[i].output_blob);
+  if (seeded.empty() && !layers_.empty()) seeded.push_back(nodes_.back().output_blob);
+  for (size_t b = inputs; b < count; ++b) {
+    if (!has_grad_[b]) continue;
+    const int p = producer[b];
+    int first_writer = -1;  // the consumer whose backward runs first
+    for (size_t i = 0; i < layers_.size(); ++i)
+      for (int in : nodes_[i].input_blobs)
+        if (in == static_cast<int>(b) && nodes_[i].runs_backward) first_writer = static_cast<int>(i);
+    const bool is_seed = std::find(seeded.begin(), seeded.end(), static_cast<int>(b)) != seeded.end();
+    int birth = backward_step(p);
+    if (first_writer >= 0) {
+      birth = backward_step(first_writer);
+      nodes_[first_writer].grads_born.push_back(static_cast<int>(b));
+    } else if (!is_seed) {
+      nodes_[p].grads_born.push_back(static_cast<int>(b));  // nobody adds to it: zero for its producer
+    }
+    if (is_seed) birth = L;  // filled with 1 as backward starts
+    grad_item[b] = static_cast<int>(items.size());
+    items.push_back({shape_numel(blob_shapes_[b]), birth, backward_step(p)});
+  }
+
+  const auto [offset, arena_numel] = pack_intervals(items);
+  arena_.reshape({arena_numel});
+  for (size_t b = inputs; b < count; ++b) {
+    blobs_[b].share_storage(arena_.data() + offset[value_item[b]], blob_shapes_[b]);
+    if (grad_item[b] >= 0) grads_[b].share_storage(arena_.data() + offset[grad_item[b]], blob_shapes_[b]);
+  }
+}
+
+void Graph::forward(Mode mode) {
+  if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before forward()");
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    std::vector<const Tensor*> inputs;
+    for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
+    const auto start = std::chrono::steady_clock::now();
+    layers_[i]->forward(inputs, blobs_[nodes_[i].output_blob], mode);
+    if (options_.profile) {
+      timings_[i].forward_s += seconds_since(start);
+      ++timings_[i].forward_calls;
+    }
+  }
+}
+
+void Graph::backward() {
+  if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before backward()");
+  const bool planned = reusing_memory();  // planned gradients are zeroed as they come to life
+  if (!planned)
+    for (size_t b = 0; b < grads_.size(); ++b)
+      if (has_grad_[b]) grads_[b].zero();
+  bool any_loss = false;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!layers_[i]->is_loss()) continue;
+    any_loss = true;
+    const int ob = nodes_[i].output_blob;
+    if (has_grad_[ob]) grads_[ob].fill(1.f);
+  }
+  if (!any_loss && !layers_.empty()) {
+    const int ob = nodes_.back().output_blob;
+    if (has_grad_[ob]) grads_[ob].fill(1.f);
+  }
+  for (size_t i = layers_.size(); i-- > 0;) {
+    const Node& node = nodes_[i];
+    if (!node.runs_backward) continue;
+    std::vector<const Tensor*> inputs;
+    std::vector<Tensor*> input_grads;
+    for (int b : node.input_blobs) {
+      inputs.push_back(&blobs_[b]);
+      input_grads.push_back(has_grad_[b] ? &grads_[b] : nullptr);
+    }
+    const auto start = std::chrono::steady_clock::now();
+    if (planned)
+      for (int b : node.grads_born) grads_[b].zero();
+    layers_[i]->backward(inputs, blobs_[node.output_blob], grads_[node.output_blob], input_grads);
+    if (options_.profile) {
+      timings_[i].backward_s += seconds_since(start);
+      ++timings_[i].backward_calls;
+    }
+    if (backward_hook_) backward_hook_(i);
+  }
+}
+
+void Graph::zero_param_grads() {
+  // VGG16's gradients are half a gigabyte: zeroed in parallel chunks
+  constexpr int64_t kChunk = int64_t{1} << 20;
+  std::vector<std::pair<float*, int64_t>> chunks;
+  for (Param* p : params()) {
+    if (p->frozen()) continue;
+    for (int64_t at = 0; at < p->grad.numel(); at += kChunk)
+      chunks.push_back({p->grad.data() + at, std::min(kChunk, p->grad.numel() - at)});
+  }
+#pragma omp parallel for schedule(static) if (chunks.size() > 1)
+  for (size_t i = 0; i < chunks.size(); ++i) std::memset(chunks[i].first, 0, sizeof(float) * chunks[i].second);
+}
+
+double Graph::loss() const {
+  double total = 0;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!layers_[i]->is_loss()) continue;
+    const Tensor& out = blobs_[nodes_[i].output_blob];
+    for (int64_t k = 0; k < out.numel(); ++k) total += out[k];
+  }
+  return total;
+}
+
+void Graph::init_params(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (auto& layer : layers_) layer->init_params(rng);
+}
+
+std::vector<std::string> Graph::blob_names() const { return blob_names_; }
+
+Tensor& Graph::blob(const std::string& name) { return blobs_[blob_id(name)]; }
+const Tensor& Graph::blob(const std::string& name) const { return blobs_[blob_id(name)]; }
+
+const Tensor* Graph::blob_grad(const std::string& name) const {
+  const int b = blob_id(name);
+  return has_grad_[b] ? &grads_[b] : nullptr;
+}
+
+CoordMap Graph::blob_coord_map(const std::string& name) const { return coord_maps_[blob_id(name)]; }
+
+Layer* Graph::find_layer(const std::string& name) {
+  for (auto& layer : layers_)
+    if (layer->name() == name) return layer.get();
+  return nullptr;
+}
+
+std::vector<Param*> Graph::params() {
+  std::vector<Param*> out;
+  for (auto& layer : layers_)
+    for (Param* p : layer->params()) out.push_back(p);
+  return out;
+}
+
+Param* Graph::find_param(const std::string& name) {
+  for (auto& layer : layers_)
+    for (Param* p : layer->params())
+      if (p->name == name) return p;
+  return nullptr;
+}
+
+double Graph::forward_flops() const {
+  double total = 0;
+  for (const auto& layer : layers_) total += layer->forward_flops();
+  return total;
+}
+
+int64_t Graph::blob_buffer_bytes() const {
+  int64_t floats = 0;
+  floats += arena_.capacity();
+  for (const Tensor& t : blobs_) floats += t.capacity();  // own storage only (views have none)
+  for (const Tensor& t : grads_) floats += t.capacity();
+  return floats * static_cast<int64_t>(sizeof(float));
+}
+
+void Graph::reset_timings() { std::fill(timings_.begin(), timings_.end(), LayerTiming{}); }
+
+std::string Graph::timing_table() const {
+  double total = 0;
+  for (const LayerTiming& t : timings_) total += t.forward_s + t.backward_s;
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-16s %-12s %11s %11s %7s\n", "layer", "type", "forward ms", "backward ms",
+                "share");
+  out += line;
+  const auto per_call = [](double s, int64_t calls) { return calls ? 1e3 * s / static_cast<double>(calls) : 0.0; };
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const LayerTiming& t = timings_[i];
+    std::snprintf(line, sizeof line, "%-16s %-12s %11.2f %11.2f %6.1f%%\n", layers_[i]->name().c_str(),
+                  layers_[i]->type().c_str(), per_call(t.forward_s, t.forward_calls),
+                  per_call(t.backward_s, t.backward_calls),
+                  total > 0 ? 100.0 * (t.forward_s + t.backward_s) / total : 0.0);
+    out += line;
+  }
+  std::snprintf(line, sizeof line, "%-29s %11.3f s in all\n", "total", total);
+  return out + line;
+}
+
+}  // namespace fcn

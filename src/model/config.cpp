@@ -1,0 +1,252 @@
+// A run's configuration, every section: model, data, solver, init, the
+// --set overrides and the whole file's load and validation.
+#include "fcn/model/config.hpp"
+
+#include "fcn/core/error.hpp"
+#include "fcn/core/layer.hpp"
+
+namespace fcn {
+
+namespace {
+
+ModelConfig read_model(SpecReader reader) {
+  ModelConfig model;
+  if (reader.has("graph")) {
+    model.graph = reader.raw("graph");
+    if (!model.graph.is_object()) reader.fail("graph", "expected a graph object with \"inputs\" and \"layers\"");
+    if (reader.has("arch")) reader.fail("arch", "give either \"arch\" or \"graph\", not both");
+  } else {
+    ModelSpec& zoo = model.zoo;
+    zoo.arch = reader.get_choice("arch", model_archs(), zoo.arch);
+  }
+  ModelSpec& zoo = model.zoo;
+  zoo.num_classes = reader.get_int("num_classes", zoo.num_classes, 1, 255);
+  zoo.width = reader.get_number("width", zoo.width, 1e-3, 16.0);
+  zoo.normalize = reader.get_choice("normalize", {"valid", "batch", "none"}, zoo.normalize);
+  zoo.ignore_label = reader.get_int("ignore_label", zoo.ignore_label, -1);
+  zoo.dropout = reader.get_number("dropout", zoo.dropout, 0.0, 0.99);
+  const std::vector<std::string> inits = {"gaussian", "xavier", "msra", "zero", "constant"};
+  zoo.weight_init = read_init(reader, "weight_init", zoo.weight_init, inits);
+  zoo.score_init = read_init(reader, "score_init", zoo.score_init, inits);
+  reader.finish();
+  return model;
+}
+
+SolverConfig read_solver(SpecReader reader) {
+  SolverConfig s;
+  s.base_lr = reader.get_number("base_lr", s.base_lr, 0.0);
+  s.lr_policy = reader.get_choice("lr_policy", {"fixed", "step", "multistep", "poly", "inv"}, s.lr_policy);
+  s.gamma = reader.get_number("gamma", s.gamma, 0.0);
+  s.stepsize = reader.get_int("stepsize", s.stepsize, 0);
+  for (double v : reader.get_number_list("stepvalues", {})) {
+    if (v < 0 || v != static_cast<double>(static_cast<int64_t>(v)))
+      reader.fail("stepvalues", "expected non-negative integers");
+    s.stepvalues.push_back(static_cast<int64_t>(v));
+  }
+  s.power = reader.get_number("power", s.power, 0.0);
+  s.momentum = reader.get_number("momentum", s.momentum, 0.0, 1.0);
+  s.weight_decay = reader.get_number("weight_decay", s.weight_decay, 0.0);
+  s.iter_size = reader.get_int("iter_size", s.iter_size, 1);
+  s.max_iter = reader.get_int("max_iter", s.max_iter, 0);
+  s.snapshot_every = reader.get_int("snapshot_every", s.snapshot_every, 0);
+  s.test_every = reader.get_int("test_every", s.test_every, 0);
+  s.display_every = reader.get_int("display_every", s.display_every, 0);
+  s.val_limit = reader.get_int("val_limit", s.val_limit, 0);
+  s.threads = static_cast<int>(reader.get_int("threads", s.threads, 0, 1024));
+  s.seed = static_cast<uint64_t>(reader.get_int("seed", static_cast<int64_t>(s.seed), 0));
+  s.on_nan = reader.get_choice("on_nan", {"stop", "skip"}, s.on_nan);
+  s.allreduce_bucket_mb = reader.get_number("allreduce_bucket_mb", s.allreduce_bucket_mb, 0.001);
+  if (s.lr_policy == "step" && s.stepsize <= 0) reader.fail("stepsize", "lr_policy \"step\" needs stepsize > 0");
+  if (s.lr_policy == "multistep" && s.stepvalues.empty())
+    reader.fail("stepvalues", "lr_policy \"multistep\" needs a list of iterations");
+  reader.finish();
+  return s;
+}
+
+InitConfig read_init_section(SpecReader reader) {
+  InitConfig init;
+  init.weights = reader.get_string("weights", "");
+  reader.finish();
+  return init;
+}
+
+json parse_override_value(const std::string& text) {
+  try {
+    return json::parse(text);
+  } catch (const json::exception&) {
+    return text;  // not JSON: taken as a string
+  }
+}
+
+}  // namespace
+
+json ModelConfig::to_json() const {
+  json out = json::object();
+  if (!graph.is_null()) {
+    out["graph"] = graph;
+  } else {
+    out["arch"] = zoo.arch;
+  }
+  out["num_classes"] = zoo.num_classes;
+  out["width"] = zoo.width;
+  out["normalize"] = zoo.normalize;
+  out["ignore_label"] = zoo.ignore_label;
+  out["dropout"] = zoo.dropout;
+  out["weight_init"] = zoo.weight_init;
+  out["score_init"] = zoo.score_init;
+  return out;
+}
+
+json SolverConfig::to_json() const {
+  return {{"base_lr", base_lr},       {"lr_policy", lr_policy},   {"gamma", gamma},
+          {"stepsize", stepsize},     {"stepvalues", stepvalues}, {"power", power},
+          {"momentum", momentum},     {"weight_decay", weight_decay}, {"iter_size", iter_size},
+          {"max_iter", max_iter},     {"snapshot_every", snapshot_every}, {"test_every", test_every},
+          {"display_every", display_every}, {"val_limit", val_limit}, {"threads", threads},
+          {"seed", seed},             {"on_nan", on_nan},         {"allreduce_bucket_mb", allreduce_bucket_mb}};
+}
+
+json InitConfig::to_json() const { return {{"weights", weights}}; }
+
+ModelConfig parse_model_section(SpecReader reader) { return read_model(std::move(reader)); }
+SolverConfig parse_solver_section(SpecReader reader) { return read_solver(std::move(reader)); }
+InitConfig parse_init_section(SpecReader reader) { return read_init_section(std::move(reader)); }
+
+void apply_overrides(json& config, const std::vector<std::string>& overrides) {
+  for (const auto& item : overrides) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw Error("--set " + item + ": expected key=value, e.g. --set solver.max_iter=500");
+    const std::string path = item.substr(0, eq);
+    json* node = &config;
+    size_t start = 0;
+    while (true) {
+      const size_t dot = path.find('.', start);
+      const std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      if (key.empty()) throw Error("--set " + item + ": empty key in \"" + path + "\"");
+      if (!node->is_object()) throw Error("--set " + item + ": \"" + path.substr(0, start - 1) + "\" is not an object");
+      if (dot == std::string::npos) {
+        (*node)[key] = parse_override_value(item.substr(eq + 1));
+        break;
+      }
+      if (!node->contains(key)) (*node)[key] = json::object();
+      node = &(*node)[key];
+      start = dot + 1;
+    }
+  }
+}
+
+ModelConfig parse_model_config(const json& config, const std::string& source) {
+  SpecReader reader(config, "");
+  if (!reader.has("model")) throw Error(source + ": missing the \"model\" section");
+  try {
+    return read_model(reader.get_object("model"));
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
+
+json model_graph_spec(const ModelConfig& model) {
+  return model.graph.is_null() ? build_fcn_graph(model.zoo) : model.graph;
+}
+
+// ---- the "data" section
+
+namespace {
+
+AugmentConfig parse_augment(SpecReader reader) {
+  AugmentConfig augment;
+  augment.flip = reader.get_bool("flip", augment.flip);
+  const std::vector<double> scale = reader.get_number_list("scale", {augment.scale_min, augment.scale_max});
+  if (scale.size() != 2 || !(scale[0] > 0) || !(scale[0] <= scale[1]))
+    reader.fail("scale", "expected [min, max] with 0 < min <= max");
+  augment.scale_min = scale[0];
+  augment.scale_max = scale[1];
+  const auto crop = reader.get_hw("crop", {0, 0}, 0);
+  if ((crop[0] == 0) != (crop[1] == 0)) reader.fail("crop", "expected [h, w] both positive, or 0 for no crop");
+  augment.crop_height = crop[0];
+  augment.crop_width = crop[1];
+  reader.finish();
+  return augment;
+}
+
+}  // namespace
+
+DataConfig parse_data_config(SpecReader& reader) {
+  DataConfig config;
+  config.format = reader.get_choice("format", {"voc", "sbd", "folder"}, config.format);
+  config.root = reader.get_string("root");
+  config.train_split = reader.get_string("train_split", config.train_split);
+  config.val_split = reader.get_string("val_split", config.val_split);
+  config.image_dir = reader.get_string("image_dir", config.image_dir);
+  config.label_dir = reader.get_string("label_dir", config.label_dir);
+  config.image_ext = reader.get_string("image_ext", config.image_ext);
+  if (config.image_ext.empty() || config.image_ext[0] != '.')
+    reader.fail("image_ext", "expected an extension starting with '.', got \"" + config.image_ext + "\"");
+  config.mean_bgr = reader.get_number_list("mean_bgr", config.mean_bgr);
+  if (config.mean_bgr.size() != 3) reader.fail("mean_bgr", "expected 3 numbers (blue, green, red)");
+  config.input_scale = reader.get_number("input_scale", config.input_scale, 1e-6, 1e6);
+  if (reader.has("class_names")) config.class_names = reader.get_string_list("class_names");
+  reader.accept("class_names");
+  if (reader.has("augment")) config.augment = parse_augment(reader.get_object("augment"));
+  reader.accept("augment");
+  config.seed = static_cast<uint64_t>(reader.get_int("seed", static_cast<int64_t>(config.seed), 0));
+  config.on_error = reader.get_choice("on_error", {"stop", "skip"}, config.on_error);
+  config.ignore_label = reader.get_int("ignore_label", config.ignore_label, 0, 255);
+  config.prefetch = static_cast<int>(reader.get_int("prefetch", config.prefetch, 1, 256));
+  reader.finish();
+  return config;
+}
+
+json data_config_to_json(const DataConfig& config) {
+  const AugmentConfig& a = config.augment;
+  return json{{"format", config.format},
+              {"root", config.root},
+              {"train_split", config.train_split},
+              {"val_split", config.val_split},
+              {"image_dir", config.image_dir},
+              {"label_dir", config.label_dir},
+              {"image_ext", config.image_ext},
+              {"mean_bgr", config.mean_bgr},
+              {"input_scale", config.input_scale},
+              {"class_names", config.class_names},
+              {"augment",
+               {{"flip", a.flip}, {"scale", {a.scale_min, a.scale_max}}, {"crop", {a.crop_height, a.crop_width}}}},
+              {"seed", config.seed},
+              {"on_error", config.on_error},
+              {"ignore_label", config.ignore_label},
+              {"prefetch", config.prefetch}};
+}
+
+// ---- the whole config
+
+json Config::to_json() const {
+  return {{"model", model.to_json()}, {"data", data_config_to_json(data)}, {"solver", solver.to_json()},
+          {"init", init.to_json()}};
+}
+
+Config parse_config(const json& config, const std::string& source) {
+  try {
+    SpecReader reader(config, "");
+    Config out;
+    out.model = parse_model_section(reader.get_object("model"));
+    if (reader.has("data")) {
+      SpecReader data = reader.get_object("data");
+      out.data = parse_data_config(data);
+    }
+    if (reader.has("solver")) out.solver = parse_solver_section(reader.get_object("solver"));
+    if (reader.has("init")) out.init = parse_init_section(reader.get_object("init"));
+    reader.finish();
+    return out;
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
+
+Config load_config(const std::string& filename, const std::vector<std::string>& overrides) {
+  json config = read_json_file(filename);
+  apply_overrides(config, overrides);
+  return parse_config(config, filename);
+}
+
+}  // namespace fcn

@@ -1,0 +1,121 @@
+#include "fcn/model/describe.hpp"
+
+#include <cmath>
+#include <map>
+
+#include <fmt/format.h>
+
+namespace fcn {
+
+namespace {
+
+std::array<int64_t, 2> hw_of(const json& layer, const char* key, int64_t fallback) {
+  if (!layer.contains(key)) return {fallback, fallback};
+  const json& v = layer[key];
+  if (v.is_array()) return {v[0].get<int64_t>(), v[1].get<int64_t>()};
+  return {v.get<int64_t>(), v.get<int64_t>()};
+}
+
+// Extent (in input pixels) that one output pixel reads.
+std::array<double, 2> input_extent(const json& layer) {
+  const std::string type = layer.value("type", "");
+  const auto kernel = hw_of(layer, "kernel", 1);
+  if (type == "conv") {
+    const auto dilation = hw_of(layer, "dilation", 1);
+    return {static_cast<double>(dilation[0] * (kernel[0] - 1) + 1),
+            static_cast<double>(dilation[1] * (kernel[1] - 1) + 1)};
+  }
+  if (type == "max_pool") return {static_cast<double>(kernel[0]), static_cast<double>(kernel[1])};
+  if (type == "deconv") {
+    // an output pixel gathers from ceil(k/s) input pixels per axis
+    const auto stride = hw_of(layer, "stride", 1);
+    return {std::ceil(static_cast<double>(kernel[0]) / stride[0]), std::ceil(static_cast<double>(kernel[1]) / stride[1])};
+  }
+  return {1, 1};
+}
+
+std::string dims(const std::array<double, 2>& v) {
+  auto one = [](double x) { return std::fabs(x - std::round(x)) < 1e-9 ? fmt::format("{}", std::llround(x)) : fmt::format("{:.3g}", x); };
+  return v[0] == v[1] ? one(v[0]) : one(v[0]) + "x" + one(v[1]);
+}
+
+std::string human(double x) {
+  if (x >= 1e9) return fmt::format("{:.2f}G", x / 1e9);
+  if (x >= 1e6) return fmt::format("{:.2f}M", x / 1e6);
+  if (x >= 1e3) return fmt::format("{:.1f}K", x / 1e3);
+  return fmt::format("{:.0f}", x);
+}
+
+}  // namespace
+
+GraphSummary describe_graph(Graph& graph, const json& spec) {
+  GraphSummary summary;
+  std::map<std::string, std::array<double, 2>> receptive;  // per blob
+  for (const auto& name : graph.input_names()) receptive[name] = {1, 1};
+  const auto& layers = graph.layers();
+  for (size_t i = 0; i < layers.size(); ++i) {
+    Layer& layer = *layers[i];
+    const json& layer_spec = spec.at("layers").at(i);
+    LayerSummary s;
+    s.name = layer.name();
+    s.type = layer.type();
+    s.inputs = layer.inputs();
+    s.output_shape = graph.blob_shape(layer.name());
+    for (Param* p : layer.params()) {
+      s.params += p->data.numel();
+      if (!p->frozen()) s.trainable_params += p->data.numel();
+    }
+    s.flops = layer.forward_flops();
+    const CoordMap out_map = graph.blob_coord_map(layer.name());
+    const std::array<double, 2> input_rf =
+        layer.inputs().empty() ? std::array<double, 2>{1, 1} : receptive[layer.inputs()[0]];
+    const CoordMap in_map =
+        layer.inputs().empty() ? CoordMap{} : graph.blob_coord_map(layer.inputs()[0]);
+    const auto extent = input_extent(layer_spec);
+    for (int a = 0; a < 2; ++a) {
+      s.stride[a] = 1.0 / out_map.scale[a];
+      // rf_out = rf_in + (extent - 1) * jump_in, jump_in = data pixels per input pixel
+      s.receptive_field[a] = input_rf[a] + (extent[a] - 1) / in_map.scale[a];
+      if (s.type == "crop") s.offset[a] = -layer.coord_map().shift[a];
+    }
+    receptive[layer.name()] = s.receptive_field;
+    summary.params += s.params;
+    summary.trainable_params += s.trainable_params;
+    summary.flops += s.flops;
+    summary.layers.push_back(std::move(s));
+  }
+  return summary;
+}
+
+json GraphSummary::to_json() const {
+  json out_layers = json::array();
+  for (const auto& s : layers) {
+    json l = {{"name", s.name},     {"type", s.type},   {"inputs", s.inputs},
+              {"output_shape", s.output_shape},         {"params", s.params},
+              {"trainable_params", s.trainable_params}, {"flops", s.flops},
+              {"stride", s.stride}, {"receptive_field", s.receptive_field}};
+    if (s.type == "crop") l["offset"] = s.offset;
+    out_layers.push_back(std::move(l));
+  }
+  return {{"layers", out_layers}, {"params", params}, {"trainable_params", trainable_params},
+          {"flops", flops}, {"gflop", flops / 1e9}};
+}
+
+std::string GraphSummary::table() const {
+  std::string out = fmt::format("{:<14} {:<12} {:<26} {:<18} {:>9} {:>9} {:>7} {:>7} {:>7}\n", "layer", "type",
+                                "inputs", "output", "params", "FLOPs", "stride", "RF", "offset");
+  for (const auto& s : layers) {
+    std::string inputs;
+    for (const auto& in : s.inputs) inputs += (inputs.empty() ? "" : ",") + in;
+    const std::string params_text = s.params == 0 ? "-" : human(static_cast<double>(s.params)) +
+                                                              (s.trainable_params == 0 ? "*" : "");
+    out += fmt::format("{:<14} {:<12} {:<26} {:<18} {:>9} {:>9} {:>7} {:>7} {:>7}\n", s.name, s.type, inputs,
+                       shape_str(s.output_shape), params_text, s.flops > 0 ? human(s.flops) : "-", dims(s.stride),
+                       dims(s.receptive_field), s.type == "crop" ? dims(s.offset) : "");
+  }
+  out += fmt::format("total: {} params ({} trainable; * = frozen), {:.1f} GFLOP forward (2 per multiply-add)\n",
+                     fmt::group_digits(params), fmt::group_digits(trainable_params), flops / 1e9);
+  return out;
+}
+
+}  // namespace fcn

@@ -1,0 +1,129 @@
+#include "fcn/train/run_log.hpp"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "fcn/core/error.hpp"
+#include "fcn/io/safetensors.hpp"
+
+namespace fcn {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::string duration_str(double seconds) {
+  const long long s = std::llround(std::max(0.0, seconds));
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, s / 60 % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
+  return buf;
+}
+
+double number_or_nan(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
+
+}  // namespace
+
+RunLog::RunLog(const std::string& out_dir, int64_t start_iter, int64_t max_iter, int64_t iter_size,
+               int64_t display_every)
+    : out_dir_(out_dir), max_iter_(max_iter), iter_size_(iter_size), display_every_(display_every),
+      tty_(isatty(fileno(stderr)) != 0), window_start_(Clock::now()), start_iter_(start_iter),
+      run_start_(window_start_) {
+  const std::string path = out_dir + "/metrics.jsonl";
+  // Keep the earlier records up to the resumed iteration; a line cut short
+  // by a crash does not parse and is dropped.
+  std::string kept;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+    if (record.is_discarded() || !record.is_object() || !record.contains("iter")) continue;
+    const int64_t iter = record["iter"].get<int64_t>();
+    if (iter > start_iter) continue;
+    kept += line + "\n";
+    if (record.contains("loss")) loss_points_.push_back({iter, number_or_nan(record["loss"])});
+    if (record.contains("val")) iou_points_.push_back({iter, number_or_nan(record["val"].value("mean_iou", nlohmann::json()))});
+  }
+  in.close();
+  write_file_atomic(path, kept);
+  metrics_ = std::fopen(path.c_str(), "a");
+  if (!metrics_) throw Error(path + ": cannot open for appending");
+}
+
+RunLog::~RunLog() {
+  break_line();
+  if (metrics_) std::fclose(metrics_);
+}
+
+void RunLog::append(const nlohmann::json& record) {
+  const std::string line = record.dump() + "\n";
+  if (std::fputs(line.c_str(), metrics_) < 0 || std::fflush(metrics_) != 0)
+    spdlog::warn("{}/metrics.jsonl: write failed; the record of iteration {} is lost", out_dir_,
+                 record["iter"].get<int64_t>());
+}
+
+void RunLog::reset_window() {
+  window_loss_ = 0;
+  window_losses_ = 0;
+  window_steps_ = 0;
+  window_start_ = Clock::now();
+}
+
+double RunLog::window_mean_loss() const {
+  return window_losses_ ? window_loss_ / static_cast<double>(window_losses_) : std::nan("");
+}
+
+void RunLog::step(int64_t iter, double loss, double lr) {
+  if (std::isfinite(loss)) {  // a skipped non-finite step does not poison the mean
+    window_loss_ += loss;
+    ++window_losses_;
+  }
+  ++window_steps_;
+  const bool logged = display_every_ > 0 && (iter % display_every_ == 0 || iter == max_iter_);
+  if (logged) {
+    const double mean_loss = window_mean_loss();
+    const double images_per_s = window_steps_ * iter_size_ / std::max(1e-9, seconds_since(window_start_));
+    append({{"iter", iter}, {"loss", mean_loss}, {"lr", lr}, {"images_per_s", images_per_s}});
+    loss_points_.push_back({iter, mean_loss});
+    print_progress(iter, lr, true);
+    reset_window();
+  } else if (tty_) {
+    print_progress(iter, lr, false);
+  }
+}
+
+void RunLog::print_progress(int64_t iter, double lr, bool keep) {
+  const double images_per_s = window_steps_ * iter_size_ / std::max(1e-9, seconds_since(window_start_));
+  const double per_step = seconds_since(run_start_) / std::max<int64_t>(1, iter - start_iter_);
+  std::fprintf(stderr, "%siter %lld/%lld  loss %.4f  lr %.3g  %.1f img/s  ETA %s%s", tty_ ? "\r\033[K" : "",
+               static_cast<long long>(iter), static_cast<long long>(max_iter_), window_mean_loss(), lr,
+               images_per_s, duration_str(per_step * static_cast<double>(max_iter_ - iter)).c_str(),
+               keep ? "\n" : "");
+  std::fflush(stderr);
+  line_open_ = !keep;
+}
+
+void RunLog::break_line() {
+  if (!line_open_) return;
+  std::fputc('\n', stderr);
+  line_open_ = false;
+}
+
+void RunLog::validation(int64_t iter, const Scores& s) {
+  append({{"iter", iter},
+          {"val", {{"pixel_acc", s.pixel_acc}, {"mean_acc", s.mean_acc}, {"mean_iou", s.mean_iou}, {"fwavacc", s.fwavacc}}}});
+  iou_points_.push_back({iter, s.mean_iou});
+  break_line();
+  spdlog::info("iter {}: val mean IoU {:.4f}, pixel acc {:.4f}, mean acc {:.4f}, fwavacc {:.4f} ({} images)", iter,
+               s.mean_iou, s.pixel_acc, s.mean_acc, s.fwavacc, s.num_images);
+}
+
+void RunLog::write_curves() const { write_curves_png(out_dir_ + "/curves.png", loss_points_, iou_points_); }
+
+}  // namespace fcn

@@ -1,0 +1,77 @@
+#include "fcn/train/solver.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "fcn/core/error.hpp"
+
+namespace fcn {
+
+double learning_rate(const SolverConfig& c, int64_t iter) {
+  const double it = static_cast<double>(iter);
+  if (c.lr_policy == "fixed") return c.base_lr;
+  if (c.lr_policy == "step") return c.base_lr * std::pow(c.gamma, std::floor(it / static_cast<double>(c.stepsize)));
+  if (c.lr_policy == "multistep") {
+    const auto passed = std::count_if(c.stepvalues.begin(), c.stepvalues.end(), [&](int64_t s) { return iter >= s; });
+    return c.base_lr * std::pow(c.gamma, static_cast<double>(passed));
+  }
+  if (c.lr_policy == "poly") {
+    if (c.max_iter <= 0) return c.base_lr;
+    return c.base_lr * std::pow(std::max(0.0, 1.0 - it / static_cast<double>(c.max_iter)), c.power);
+  }
+  if (c.lr_policy == "inv") return c.base_lr * std::pow(1.0 + c.gamma * it, -c.power);
+  throw Error("solver.lr_policy: unknown policy \"" + c.lr_policy + "\"");
+}
+
+Solver::Solver(const SolverConfig& config) : config_(config) {
+  learning_rate(0);  // rejects an unknown policy now rather than at the first step
+}
+
+void Solver::step(const std::vector<Param*>& params, double lr) {
+  for (Param* p : params)
+    if (!p->frozen()) update(*p, lr);
+}
+
+// The four steps of the header in one pass over g, v and w (they are memory
+// bound: one pass instead of four). grad is left as it was.
+void Solver::update(Param& p, double lr) {
+  Tensor& velocity_tensor = velocity(p);
+  const bool normalize = config_.iter_size > 1;
+  const float normalizer = 1.f / static_cast<float>(config_.iter_size);
+  const float decay = static_cast<float>(config_.weight_decay * p.decay_mult);
+  const float momentum = static_cast<float>(config_.momentum), rate = static_cast<float>(lr * p.lr_mult);
+  const float* grad = p.grad.data();
+  float* weight = p.data.data();
+  float* v = velocity_tensor.data();
+  const int64_t n = p.data.numel();
+#pragma omp parallel for simd schedule(static) if (n >= (1 << 15))
+  for (int64_t i = 0; i < n; ++i) {
+    float g = grad[i];
+    if (normalize) g = normalizer * g;
+    if (decay != 0.f) g += decay * weight[i];
+    v[i] = momentum * v[i] + rate * g;
+    weight[i] -= v[i];
+  }
+}
+
+Tensor& Solver::velocity(const Param& p) {
+  Tensor& v = momentum_[p.name];
+  if (v.shape() != p.data.shape()) v = Tensor(p.data.shape());  // zeros
+  return v;
+}
+
+void Solver::set_momentum(const std::string& param_name, const Tensor& value) { momentum_[param_name] = value; }
+
+bool gradients_finite(const std::vector<Param*>& params) {
+  for (const Param* p : params) {
+    if (p->frozen()) continue;
+    const float* g = p->grad.data();
+    // g * 0 is 0 for a finite g and nan for inf or nan, so the sum flags both
+    float sum = 0.f;
+    for (int64_t i = 0; i < p->grad.numel(); ++i) sum += g[i] * 0.f;
+    if (!std::isfinite(sum)) return false;
+  }
+  return true;
+}
+
+}  // namespace fcn

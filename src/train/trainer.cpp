@@ -1,0 +1,410 @@
+#include "fcn/train/trainer.hpp"
+
+#include <cblas.h>
+#include <omp.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <thread>
+
+#include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/train/checkpoint.hpp"
+#include "fcn/data/random.hpp"
+#include "fcn/train/distributed.hpp"
+#include "fcn/core/error.hpp"
+#include "fcn/io/image_io.hpp"
+#include "fcn/eval/inference.hpp"
+#include "fcn/io/safetensors.hpp"
+
+namespace fcn {
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int signal) { g_stop_signal = signal; }
+
+// SIGINT/SIGTERM -> on_stop_signal for the lifetime of the object. The
+// handler resets itself (SA_RESETHAND): a second signal kills at once.
+class StopSignals {
+ public:
+  explicit StopSignals(bool enabled) : enabled_(enabled) {
+    if (!enabled_) return;
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~StopSignals() {
+    if (!enabled_) return;
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+
+ private:
+  bool enabled_;
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+const char* signal_name(int signal) { return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "a signal"; }
+
+constexpr int kGridRows = 4;  // validation images shown in val_samples.png
+
+// [1, 1, H, W] class ids -> 1-channel label map.
+Image label_from_tensor(const Tensor& t) {
+  Image out(static_cast<int>(t.h()), static_cast<int>(t.w()), 1);
+  for (int64_t i = 0; i < t.numel(); ++i) out.pixels[i] = static_cast<uint8_t>(std::clamp(t[i], 0.f, 255.f));
+  return out;
+}
+
+std::string count_str(int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+int set_compute_threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  openblas_set_num_threads(n);
+  omp_set_num_threads(n);
+  return n;
+}
+
+void request_stop(int signal) { g_stop_signal = signal; }
+
+Trainer::Trainer(TrainOptions options)
+    : options_(std::move(options)), solver_config_(options_.config.solver), comm_(Communicator::world()) {
+  Config& config = options_.config;
+  if (!options_.init_weights.empty()) config.init.weights = options_.init_weights;
+  if (config.data.root.empty()) throw Error("config: the \"data\" section with data.root is needed for training");
+  if (options_.out_dir.empty()) throw Error("train: no output directory given");
+  threads_ = set_compute_threads(threads_per_rank(solver_config_.threads, comm_));
+  if (comm_.is_root()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.out_dir + "/checkpoints", ec);
+    if (ec) throw Error(options_.out_dir + "/checkpoints: cannot create the directory (" + ec.message() + ")");
+  }
+  // N ranks x iter_size k follow the trajectory of iter_size N*k: that is
+  // what a checkpoint's hash must match on resume
+  json hashed = config.to_json();
+  if (comm_.distributed()) hashed["solver"]["iter_size"] = solver_config_.iter_size * comm_.size();
+  config_hash_ = config_hash(hashed);
+  open_datasets();
+  build_graph();
+  SolverConfig solver = solver_config_;
+  solver.iter_size *= comm_.size();  // the summed gradients of every rank's samples
+  solver_ = std::make_unique<Solver>(solver);
+  initialise_params();
+  if (comm_.distributed()) {
+    check_same_params(comm_, *graph_);
+    reducer_ = std::make_unique<GradientReducer>(comm_, *graph_, solver_config_.allreduce_bucket_mb,
+                                                 allreduce_overlap_from_env());
+  }
+  if (comm_.is_root()) {
+    write_resolved_config();
+    print_header();
+    log_ = std::make_unique<RunLog>(options_.out_dir, start_iter_, solver_config_.max_iter,
+                                    solver_config_.iter_size * comm_.size(), solver_config_.display_every);
+  }
+  start_loader();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::open_datasets() {
+  const Config& config = options_.config;
+  const int64_t classes = config.model.zoo.num_classes;
+  train_set_ = std::make_unique<Dataset>(config.data, config.data.train_split, classes);
+  train_set_->validate();
+  if (solver_config_.test_every > 0) {
+    val_set_ = std::make_unique<Dataset>(config.data, config.data.val_split, classes);
+    val_set_->validate();
+  }
+}
+
+void Trainer::build_graph() {
+  const ModelConfig& model = options_.config.model;
+  // only the loss, and the scores in validation, are read after forward
+  GraphOptions options;
+  options.reuse_values = true;
+  graph_ = std::make_unique<Graph>(model_graph_spec(model), model.graph.is_null() ? "model" : "model.graph", options);
+  const auto& inputs = graph_->input_names();
+  if (inputs.size() != 2 || !graph_->has_blob("data") || !graph_->has_blob("label") ||
+      graph_->input_channels("data") != 3 || graph_->input_channels("label") != 1)
+    throw Error("model.graph.inputs: training needs exactly the inputs \"data\" (3 channels) and \"label\" (1 channel)");
+  // Params are sized at the first reshape; any image size will do, so take
+  // the first training image's.
+  const ImageSize size = read_image_size(train_set_->image_path(0));
+  graph_->reshape({{"data", {1, 3, size.height, size.width}}, {"label", {1, 1, size.height, size.width}}});
+  const std::string score = score_blob_name(*graph_);
+  const int64_t channels = graph_->blob_shape(score).at(1);
+  if (channels != model.zoo.num_classes)
+    throw Error("model.num_classes is " + std::to_string(model.zoo.num_classes) + " but the graph's score blob '" +
+                score + "' has " + std::to_string(channels) + " channels");
+}
+
+void Trainer::initialise_params() {
+  graph_->init_params(solver_config_.seed);
+  if (!options_.resume.empty()) {
+    if (!options_.init_weights.empty()) spdlog::warn("--init is ignored when resuming: the checkpoint holds every param");
+    const CheckpointInfo info = load_checkpoint(options_.resume, *graph_, *solver_);
+    if (!info.config_hash.empty() && info.config_hash != config_hash_)
+      spdlog::warn("{} was written with a different config (hash {} vs {}); the run will not match an "
+                   "uninterrupted one", options_.resume, info.config_hash, config_hash_);
+    start_iter_ = info.iter;
+    last_checkpoint_ = options_.resume;
+    last_saved_iter_ = info.iter;
+    return;
+  }
+  if (!options_.config.init.weights.empty()) load_init_weights(options_.config.init.weights, *graph_);
+}
+
+void Trainer::write_resolved_config() const {
+  write_file_atomic(options_.out_dir + "/config.json", options_.config.to_json().dump(2) + "\n");
+}
+
+void Trainer::print_header() const {
+  const ModelConfig& model = options_.config.model;
+  int64_t total = 0, trainable = 0;
+  for (Param* p : graph_->params()) {
+    total += p->data.numel();
+    if (!p->frozen()) trainable += p->data.numel();
+  }
+  const std::string name = model.graph.is_null() ? model.zoo.arch + " (width " + fmt::format("{:g}", model.zoo.width) + ")"
+                                                 : "explicit graph (" + std::to_string(graph_->layers().size()) + " layers)";
+  spdlog::info("model: {}, {} classes, {} params ({} trainable)", name, model.zoo.num_classes, count_str(total),
+               count_str(trainable));
+  const SolverConfig& s = solver_config_;
+  const int64_t val_images = val_set_ ? static_cast<int64_t>(val_set_->size()) : 0;
+  spdlog::info("data: {} {}: {} train images ({}), {} val images ({}){}", options_.config.data.format,
+               options_.config.data.root, train_set_->size(), options_.config.data.train_split, val_images,
+               options_.config.data.val_split,
+               s.val_limit > 0 && val_images > s.val_limit ? ", validating on the first " + std::to_string(s.val_limit) : "");
+  spdlog::info("solver: base_lr {:g} ({}), momentum {:g}, weight_decay {:g}, iter_size {}, {} iterations, seed {}",
+               s.base_lr, s.lr_policy, s.momentum, s.weight_decay, s.iter_size, s.max_iter, s.seed);
+  spdlog::info("threads: {}; BLAS: {}", threads_, blas_kernel_report());
+  if (reducer_)
+    spdlog::info("data parallel: {} ranks ({} on this host) x iter_size {} = {} images per step; allreduce of {:.1f} MiB "
+                 "in {} buckets (solver.allreduce_bucket_mb {:g}), overlapped with backward: {}",
+                 comm_.size(), comm_.local_size(), s.iter_size, s.iter_size * comm_.size(),
+                 reducer_->total_bytes() / 1048576.0, reducer_->buckets().size(), s.allreduce_bucket_mb,
+                 reducer_->overlap() ? "yes" : "no (FCN_ALLREDUCE_OVERLAP=0)");
+  spdlog::info("out: {}{}", options_.out_dir,
+               options_.resume.empty() ? "" : " (resuming from " + options_.resume + " at iteration " + std::to_string(start_iter_) + ")");
+}
+
+void Trainer::start_loader() {
+  next_sample_ = start_iter_ * solver_config_.iter_size;  // this rank's samples so far
+  const DataConfig& data = options_.config.data;
+  const int64_t k = solver_config_.iter_size;
+  const int rank = comm_.rank(), ranks = comm_.size();
+  // the callback runs on the loader thread, the only one touching next_sample_
+  loader_ = std::make_unique<Prefetcher>(
+      *train_set_, [this, k, rank, ranks] { return rank_sample_index(next_sample_++, k, rank, ranks); }, data.seed,
+      data.augment, true, data.prefetch);
+}
+
+double Trainer::accumulate_gradients(int64_t step) {
+  graph_->zero_param_grads();
+  double total = 0;
+  for (int64_t i = 0; i < solver_config_.iter_size; ++i) {
+    const Sample sample = loader_->next();
+    // dropout draws depend on the sample alone, not on the history
+    graph_->rng().seed(derive_seed(solver_config_.seed, static_cast<uint64_t>(sample.global_index)));
+    graph_->reshape({{"data", sample.image.shape()}, {"label", sample.label.shape()}});
+    graph_->blob("data") = sample.image;  // copies into the blob's own storage
+    graph_->blob("label") = sample.label;
+    graph_->forward(Mode::train);
+    // the last pass hands each finished bucket of gradients to the allreduce
+    if (reducer_ && i + 1 == solver_config_.iter_size) reducer_->begin_last_pass();
+    // Single process, iter_size > 1: each sample's gradient is computed
+    // into zeroed buffers and then added, so the sum is the one an
+    // allreduce over ranks forms (g0 + g1 exactly, not g0 plus g1's partial
+    // sums): N ranks x iter_size k follow one process with iter_size N*k.
+    const bool separate = !reducer_ && solver_config_.iter_size > 1;
+    if (separate && i > 0) graph_->zero_param_grads();
+    graph_->backward();  // adds into the param gradients
+    if (separate) add_to_gradient_sum(i == 0);
+    total += graph_->loss();
+  }
+  if (!reducer_) {
+    if (solver_config_.iter_size > 1) restore_gradient_sum();
+    return total / static_cast<double>(solver_config_.iter_size);
+  }
+  reducer_->finish();  // the gradients now hold the sums over every rank's samples
+  comm_.allreduce_sum(&total, 1);
+  return total / static_cast<double>(solver_config_.iter_size * comm_.size());
+}
+
+void Trainer::add_to_gradient_sum(bool first) {
+  const std::vector<Param*> params = graph_->params();
+  gradient_sum_.resize(params.size());
+  for (size_t p = 0; p < params.size(); ++p) {
+    if (params[p]->frozen()) continue;
+    const Tensor& grad = params[p]->grad;
+    if (first) {
+      gradient_sum_[p] = grad;
+      continue;
+    }
+    Tensor& sum = gradient_sum_[p];
+    for (int64_t i = 0; i < grad.numel(); ++i) sum[i] += grad[i];
+  }
+}
+
+void Trainer::restore_gradient_sum() {
+  const std::vector<Param*> params = graph_->params();
+  for (size_t p = 0; p < params.size(); ++p)
+    if (!params[p]->frozen()) params[p]->grad = gradient_sum_[p];
+}
+
+bool Trainer::apply_update(int64_t step, double loss, double lr) {
+  const std::vector<Param*> params = graph_->params();
+  if (std::isfinite(loss) && gradients_finite(params)) {
+    solver_->step(params, lr);
+    return true;
+  }
+  const std::string what = std::isfinite(loss) ? "a gradient is not finite" : fmt::format("the loss is {}", loss);
+  if (solver_config_.on_nan == "stop") {
+    const std::string kept = last_checkpoint_.empty() ? "no checkpoint was written yet"
+                                                      : "the last good checkpoint is " + last_checkpoint_;
+    throw Error("iteration " + std::to_string(step + 1) + ": " + what + "; training stopped (solver.on_nan \"stop\"); " +
+                kept + ". A smaller solver.base_lr usually helps; solver.on_nan \"skip\" skips such updates");
+  }
+  if (log_) log_->break_line();
+  spdlog::warn("iteration {}: {}; update skipped (solver.on_nan \"skip\")", step + 1, what);
+  return false;
+}
+
+Scores Trainer::validate(int64_t iter) {
+  if (!val_set_) throw Error("validation needs the val split (solver.test_every > 0)");
+  const int64_t count = solver_config_.val_limit > 0
+                            ? std::min<int64_t>(solver_config_.val_limit, static_cast<int64_t>(val_set_->size()))
+                            : static_cast<int64_t>(val_set_->size());
+  const DataConfig& data = options_.config.data;
+  // each rank scores its share of the images; the matrices are summed
+  const auto [begin, end] = rank_share(count, comm_.rank(), comm_.size());
+  int64_t next = begin;
+  Prefetcher loader(*val_set_, [&next] { return next++; }, data.seed, AugmentConfig{}, false, data.prefetch);
+  ConfusionMatrix matrix(options_.config.model.zoo.num_classes);
+  std::vector<Image> images, truths, predictions;
+  for (int64_t i = 0; i < end - begin; ++i) {
+    const Sample sample = loader.next();
+    const Image prediction = argmax_mask(infer_scores(*graph_, sample.image));
+    const Image truth = label_from_tensor(sample.label);
+    matrix.add(truth.pixels.data(), prediction.pixels.data(), truth.pixels.size());
+    if (i >= kGridRows || !comm_.is_root()) continue;
+    images.push_back(tensor_to_image(sample.image, data));
+    truths.push_back(truth);
+    predictions.push_back(prediction);
+  }
+  if (comm_.distributed()) {
+    std::vector<int64_t> counts = matrix.raw_counts();
+    comm_.allreduce_sum(counts.data(), counts.size());
+    matrix.set_raw_counts(counts);
+  }
+  const Scores scores = compute_scores(matrix, resolve_class_names(data, options_.config.model.zoo.num_classes));
+  last_validated_iter_ = iter;
+  if (!comm_.is_root()) return scores;
+  std::vector<GridRow> rows;
+  for (size_t i = 0; i < images.size(); ++i) rows.push_back({&images[i], &truths[i], &predictions[i]});
+  write_image(options_.out_dir + "/val_samples.png", sample_grid(rows));
+  log_->validation(iter, scores);
+  return scores;
+}
+
+std::string Trainer::save_checkpoint(int64_t iter, double lr) {
+  const std::string path = options_.out_dir + "/checkpoints/" + checkpoint_filename(iter);
+  if (!comm_.is_root()) {  // rank 0 writes; the others only keep the bookkeeping
+    last_checkpoint_ = path;
+    last_saved_iter_ = iter;
+    return path;
+  }
+  try {
+    fcn::save_checkpoint(path, *graph_, solver_.get(), {iter, lr, config_hash_, solver_config_.seed});
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + "; training stopped at iteration " + std::to_string(iter) +
+                (last_checkpoint_.empty() ? "" : "; the last good checkpoint is " + last_checkpoint_));
+  }
+  log_->break_line();
+  spdlog::info("saved {}", path);
+  last_checkpoint_ = path;
+  last_saved_iter_ = iter;
+  return path;
+}
+
+std::string Trainer::resume_command(const std::string& checkpoint) const {
+  const std::string& dir = options_.out_dir;
+  const std::string launcher = comm_.distributed() ? "mpirun -np " + std::to_string(comm_.size()) + " " : "";
+  return launcher + "fcn train --config " + dir + "/config.json --out " + dir + " --resume " + checkpoint;
+}
+
+void Trainer::after_step(int64_t iter, double lr, TrainResult& result) {
+  if (solver_config_.snapshot_every > 0 && iter % solver_config_.snapshot_every == 0)
+    result.checkpoint = save_checkpoint(iter, lr);
+  if (solver_config_.test_every > 0 && iter % solver_config_.test_every == 0) {
+    validate(iter);
+    if (log_) log_->write_curves();
+  }
+}
+
+void Trainer::finish(double lr, TrainResult& result) {
+  const int64_t iter = result.iter;
+  if (last_saved_iter_ != iter) result.checkpoint = save_checkpoint(iter, lr);
+  if (solver_config_.test_every > 0 && last_validated_iter_ != iter) validate(iter);
+  result.final_weights = options_.out_dir + "/final.safetensors";
+  if (reducer_ && reducer_->stats().steps > 0) {
+    const ReducerStats& st = reducer_->stats();
+    const double steps = static_cast<double>(st.steps);
+    spdlog::info("allreduce per step: {:.1f} ms summing {:.1f} MiB, {:.1f} ms of it waited for after backward{}",
+                 1e3 * st.reduce_seconds / steps, reducer_->total_bytes() / 1048576.0, 1e3 * st.wait_seconds / steps,
+                 reducer_->overlap() ? "" : " (overlap off)");
+  }
+  if (!comm_.is_root()) return;
+  fcn::save_checkpoint(result.final_weights, *graph_, nullptr, {iter, lr, config_hash_, solver_config_.seed});
+  log_->write_curves();
+  spdlog::info("done: {} iterations; final weights {}", iter, result.final_weights);
+}
+
+TrainResult Trainer::run() {
+  StopSignals signals(options_.handle_signals);
+  TrainResult result;
+  result.iter = start_iter_;
+  result.checkpoint = last_checkpoint_;
+  double lr = solver_->learning_rate(std::max<int64_t>(0, start_iter_ - 1));
+  for (int64_t step = start_iter_; step < solver_config_.max_iter; ++step) {
+    lr = solver_->learning_rate(step);
+    result.loss = accumulate_gradients(step);
+    apply_update(step, result.loss, lr);
+    result.iter = step + 1;
+    if (log_) log_->step(result.iter, result.loss, lr);
+    after_step(result.iter, lr, result);
+    // the ranks stop together, after the same step, when any one was signalled
+    const int stop_signal = comm_.distributed() ? static_cast<int>(comm_.allreduce_max(g_stop_signal)) : g_stop_signal;
+    if (stop_signal == 0 || result.iter == solver_config_.max_iter) continue;
+    result.stop_signal = stop_signal;
+    g_stop_signal = 0;
+    if (last_saved_iter_ != result.iter) result.checkpoint = save_checkpoint(result.iter, lr);
+    if (!log_) return result;
+    log_->write_curves();
+    log_->break_line();
+    spdlog::warn("stopped by {} after iteration {}; resume with:\n  {}", signal_name(result.stop_signal), result.iter,
+                 resume_command(result.checkpoint));
+    return result;
+  }
+  finish(lr, result);
+  g_stop_signal = 0;  // a signal during the last step: the run finished anyway
+  return result;
+}
+
+}  // namespace fcn
