@@ -1,7 +1,9 @@
 // im2col/col2im against the definition and against each other (adjointness).
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <random>
+#include <string>
 
 #include "fcn/cpu/convolution.hpp"
 #include "gradcheck.hpp"
@@ -88,4 +90,112 @@ TEST_CASE("a pointwise geometry needs matching image and column sizes", "[im2col
   CHECK_FALSE(g.is_pointwise());
   CHECK_FALSE(make_geometry({2, 4, 4, 1, 1, 2, 2, 0, 0, 1, 1}).is_pointwise());
   CHECK_FALSE(make_geometry({2, 4, 4, 1, 1, 1, 1, 1, 1, 1, 1}).is_pointwise());
+}
+
+namespace {
+
+// conv_forward of an image that is constant per channel but for a random
+// patch (FCN's 100-pixel zero padding around a photo, its constant
+// activations), checked for the property max-pooling relies on: an output
+// whose window (im2col column) equals its left or upper neighbour's is the
+// same number as that neighbour, bit for bit, in every output channel (and
+// so are runs of such outputs).
+struct EqualWindows {
+  int64_t shared = 0;   // outputs whose window equals their left or upper neighbour's
+  int64_t unequal = 0;  // (output, channel) pairs of those that differ from that neighbour
+  std::string first;    // the first of those
+};
+EqualWindows check_equal_windows(ConvGeometry g, int64_t patch_h, int64_t patch_w, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 0.2f);
+  std::vector<float> w(g.out_channels * g.column_rows() / g.groups), bias(g.out_channels), x(g.image_numel());
+  for (float& v : w) v = normal(rng);
+  for (float& v : bias) v = normal(rng);
+  const int64_t y0 = (g.height - patch_h) / 2, x0 = (g.width - patch_w) / 3;
+  for (int64_t c = 0; c < g.channels; ++c)
+    for (int64_t i = 0; i < g.height; ++i)
+      for (int64_t j = 0; j < g.width; ++j) {
+        const bool in_patch = i >= y0 && i < y0 + patch_h && j >= x0 && j < x0 + patch_w;
+        x[(c * g.height + i) * g.width + j] = in_patch ? normal(rng) : 0.37f * static_cast<float>(c + 1);
+      }
+  std::vector<float> y(g.output_numel(), std::nanf(""));
+  fcn::cpu::conv_forward(g, w.data(), x.data(), 0.f, y.data(), bias.data());
+  std::vector<float> col(g.column_rows() * g.out_area());
+  fcn::cpu::im2col(g, x.data(), col.data());
+  const auto same_window = [&](int64_t p, int64_t q) {
+    for (int64_t r = 0; r < g.column_rows(); ++r)
+      if (col[r * g.out_area() + p] != col[r * g.out_area() + q]) return false;
+    return true;
+  };
+  EqualWindows result;
+  for (int64_t p = 0; p < g.out_area(); ++p) {
+    const int64_t oh = p / g.out_w, ow = p % g.out_w;
+    for (const int64_t q : {ow > 0 ? p - 1 : int64_t{-1}, oh > 0 ? p - g.out_w : int64_t{-1}}) {
+      if (q < 0 || !same_window(p, q)) continue;
+      ++result.shared;
+      for (int64_t o = 0; o < g.out_channels; ++o) {
+        const float* plane = y.data() + o * g.out_area();
+        if (plane[p] == plane[q]) continue;
+        if (result.unequal++ == 0)
+          result.first = "channel " + std::to_string(o) + ": output " + std::to_string(oh) + ", " +
+                         std::to_string(ow) + " vs " + std::to_string(q / g.out_w) + ", " +
+                         std::to_string(q % g.out_w);
+      }
+    }
+  }
+  return result;
+}
+
+ConvGeometry stride_two(ConvGeometry g) {
+  g.stride_h = g.stride_w = 2;
+  g.out_h = (g.height + 2 * g.pad_h - g.kernel_h) / 2 + 1;
+  g.out_w = (g.width + 2 * g.pad_w - g.kernel_w) / 2 + 1;
+  return g;
+}
+
+ConvGeometry conv_geometry(int64_t channels, int64_t height, int64_t width, int64_t out_channels, int64_t kernel,
+                           int64_t pad, int64_t groups = 1) {
+  ConvGeometry g = make_geometry({channels, height, width, kernel, kernel, 1, 1, pad, pad, 1, 1});
+  g.out_channels = out_channels;
+  g.groups = groups;
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("conv_forward gives bit-equal outputs for equal windows, wherever they lie (max-pooling ties)",
+          "[im2col]") {
+  // The GEMMs do not promise it: OpenBLAS rounds a column by where it lies
+  // in the call (its micro-kernels accumulate edge and interior tiles, even
+  // the two halves of one tile, in different orders), and so Winograd's
+  // tiles too. FCN's constant padded regions then held broken max-pooling
+  // ties, and the pooling gradients went to other pixels than PyTorch's
+  // (FCN-32s at 338x500: grad/pool3 off by 0.26).
+  struct Row {
+    const char* what;
+    ConvGeometry g;
+    int64_t patch_h, patch_w;
+  };
+  const std::vector<Row> rows = {
+      // 39 x 51 outputs: 1989 columns, one GEMM (1989 mod 16 = 5)
+      {"one GEMM, a ragged last block", conv_geometry(4, 41, 53, 4, 3, 0), 9, 13},
+      // 298 x 398 outputs, 36 x 118604 columns: bands of 146 output rows, blocks for the threads
+      {"bands of output rows", conv_geometry(4, 200, 300, 8, 3, 50), 60, 90},
+      {"16 channels", conv_geometry(16, 60, 70, 16, 3, 20), 20, 20},
+      // fc-like: 1x1, more rows than columns, 63 columns
+      {"pointwise", conv_geometry(96, 7, 9, 200, 1, 0), 2, 3},
+      // a 7x7 conv (fc6) on a small map with padding: 13 x 15 outputs
+      {"7x7 with padding", conv_geometry(8, 9, 11, 40, 7, 5), 3, 3},
+      {"groups", conv_geometry(4, 23, 29, 6, 3, 3, 2), 5, 7},
+      {"stride 2", stride_two(conv_geometry(8, 40, 51, 24, 3, 4)), 6, 6},
+      // wide enough for Winograd F(2x2, 3x3), whose GEMMs over the tiles round equal tiles differently too
+      {"Winograd", conv_geometry(64, 30, 41, 64, 3, 1), 6, 8},
+  };
+  for (const Row& row : rows) {
+    const EqualWindows result = check_equal_windows(row.g, row.patch_h, row.patch_w, 17);
+    INFO(row.what << ": " << result.shared << " outputs share their neighbour's window; first unequal: "
+                  << result.first);
+    CHECK(result.shared > 0);
+    CHECK(result.unequal == 0);
+  }
 }

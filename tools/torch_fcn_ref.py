@@ -73,6 +73,10 @@ class FCN(nn.Module):
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}, expected one of {VARIANTS}")
         self.variant = variant
+        # keep_pools: each forward keeps pool1 ... pool5 in self.pools, their
+        # gradients retained by backward (for parity checks of pool gradients)
+        self.keep_pools = False
+        self.pools = []
         in_c = 3
         for name, c, _ in vgg16_convs():
             out_c = channels(c, width)
@@ -103,7 +107,10 @@ class FCN(nn.Module):
             h = torch.relu(getattr(self, name)(h))
             if pool_follows:
                 h = nn.functional.max_pool2d(h, 2, 2, ceil_mode=True)
+                if self.keep_pools and h.requires_grad:
+                    h.retain_grad()
                 pools.append(h)
+        self.pools = pools if self.keep_pools else []
         h = self.drop(torch.relu(self.fc6(h)))
         h = self.drop(torch.relu(self.fc7(h)))
         return pools[2], pools[3], self.score_fr(h)

@@ -1,6 +1,7 @@
 #include "fcn/cpu/convolution.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/winograd.hpp"
@@ -111,10 +112,10 @@ ConvGeometry row_band(const ConvGeometry& g, int64_t first, int64_t rows) {
   return band;
 }
 
-}  // namespace
-
-void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                  const float* bias, bool rectify) {
+// output = W · im2col(image) + beta * output (+ bias), rectified: conv_forward
+// without the equal-window pass.
+void convolve_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
+                      const float* bias, bool rectify) {
   if (winograd_applies(g)) return winograd_forward(g, weight, image, beta, output, bias, rectify);
   const int64_t rows = chunk_rows(g);
   if (rows < g.out_h) {
@@ -135,6 +136,129 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
     }
   }
   if (bias || rectify) add_channel_bias(g.out_channels, g.out_area(), bias, output, rectify);
+}
+
+// Where output[:, p] reads its value from in equalize_equal_windows: itself,
+// its left neighbour (p - 1) or its upper one (p - out_w).
+enum class Source : uint8_t { own, left, up };
+
+// For every output: whether its window (its im2col column, over all
+// channels) equals its left neighbour's, else its upper neighbour's. Two
+// windows a stride apart are equal exactly when every image element they
+// read equals the one a stride to the left (up), padding zeros included,
+// so one pass over the padded image finds them all. (Flags are int32 all
+// ones or zero, so that the loops vectorise.)
+std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* image) {
+  const int64_t rows = g.height + 2 * g.pad_h, cols = g.width + 2 * g.pad_w;  // the padded image
+  const int64_t sh = g.stride_h, sw = g.stride_w, x0 = g.pad_w;               // x0: the image's first column
+  // same_left[r * cols + i]: padded element (r, i) equals (r, i - sw) in every channel; same_up: (r - sh, i)
+  std::vector<int32_t> same_left(rows * cols), same_up(rows * cols);
+#pragma omp parallel for schedule(static) if (g.image_numel() >= kParallelMinEntries)
+  for (int64_t r = 0; r < rows; ++r) {
+    int32_t* left = same_left.data() + r * cols;
+    int32_t* up = same_up.data() + r * cols;
+    for (int64_t i = 0; i < cols; ++i) left[i] = i >= sw ? -1 : 0;
+    std::fill(up, up + cols, r >= sh ? -1 : 0);
+    // image rows (-1: padding) of this padded row and of the one a stride up
+    const int64_t y = r >= g.pad_h && r < g.pad_h + g.height ? r - g.pad_h : -1;
+    const int64_t y_up = r >= sh && r - sh >= g.pad_h && r - sh < g.pad_h + g.height ? r - sh - g.pad_h : -1;
+    for (int64_t c = 0; c < g.channels && (y >= 0 || y_up >= 0); ++c) {  // zeros only: all equal
+      const float* here = y >= 0 ? image + (c * g.height + y) * g.width : nullptr;
+      const float* above = y_up >= 0 ? image + (c * g.height + y_up) * g.width : nullptr;
+      int32_t* left_in = left + x0;  // the image's columns
+      int32_t* up_in = up + x0;
+      if (here) {
+        // (r, i) against (r, i - sw): image against image, image against the left padding, the right
+        // padding against image
+        for (int64_t j = sw; j < g.width; ++j) left_in[j] &= -static_cast<int32_t>(here[j] == here[j - sw]);
+        for (int64_t j = 0; j < std::min(sw, g.width); ++j) left_in[j] &= -static_cast<int32_t>(here[j] == 0.f);
+        for (int64_t j = std::max(g.width, sw); j < std::min(cols - x0, g.width + sw); ++j)
+          left_in[j] &= -static_cast<int32_t>(here[j - sw] == 0.f);
+        if (above) {
+          for (int64_t j = 0; j < g.width; ++j) up_in[j] &= -static_cast<int32_t>(here[j] == above[j]);
+        } else {
+          for (int64_t j = 0; j < g.width; ++j) up_in[j] &= -static_cast<int32_t>(here[j] == 0.f);
+        }
+      } else {
+        for (int64_t j = 0; j < g.width; ++j) up_in[j] &= -static_cast<int32_t>(above[j] == 0.f);
+      }
+    }
+  }
+  // the same over each window: its kernel columns (every padded row), then its kernel rows
+  std::vector<int32_t> row_left(rows * g.out_w), row_up(rows * g.out_w);
+#pragma omp parallel for schedule(static) if (rows * g.out_w * g.kernel_w >= kParallelMinEntries)
+  for (int64_t r = 0; r < rows; ++r) {
+    int32_t* left = row_left.data() + r * g.out_w;
+    int32_t* up = row_up.data() + r * g.out_w;
+    std::fill(left, left + g.out_w, -1);
+    std::fill(up, up + g.out_w, -1);
+    for (int64_t kj = 0; kj < g.kernel_w; ++kj) {
+      const int32_t* same_l = same_left.data() + r * cols + kj * g.dilation_w;
+      const int32_t* same_u = same_up.data() + r * cols + kj * g.dilation_w;
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        left[ow] &= same_l[ow * sw];
+        up[ow] &= same_u[ow * sw];
+      }
+    }
+  }
+  std::vector<Source> source(g.out_area());
+#pragma omp parallel for schedule(static) if (g.out_area() * g.kernel_h >= kParallelMinEntries)
+  for (int64_t oh = 0; oh < g.out_h; ++oh) {
+    std::vector<int32_t> left(g.out_w, -1), up(g.out_w, oh > 0 ? -1 : 0);
+    left[0] = 0;  // no left neighbour
+    for (int64_t ki = 0; ki < g.kernel_h; ++ki) {
+      const int64_t r = oh * sh + ki * g.dilation_h;
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        left[ow] &= row_left[r * g.out_w + ow];
+        up[ow] &= row_up[r * g.out_w + ow];
+      }
+    }
+    for (int64_t ow = 0; ow < g.out_w; ++ow)
+      source[oh * g.out_w + ow] = left[ow] ? Source::left : up[ow] ? Source::up : Source::own;
+  }
+  return source;
+}
+
+// Makes every output whose window equals its left (else upper) neighbour's
+// the same number as that neighbour, bit for bit, in every channel; row-major
+// order carries it along runs of equal windows. The arithmetic (OpenBLAS's
+// kernels, Winograd's tiles) gives equal windows values that differ in the
+// last bits by where they lie; see conv_forward in im2col.hpp for why that
+// matters.
+void equalize_equal_windows(const ConvGeometry& g, const float* image, float* output) {
+  const std::vector<Source> source = equal_window_sources(g, image);
+  // each output's root: the first output of its chain of equal windows
+  // (itself when its window differs from both neighbours'); the outputs that
+  // are not their own root, as runs of consecutive outputs with one root
+  struct Run {
+    int64_t first, count, root;
+  };
+  std::vector<Run> runs;
+  std::vector<int64_t> root(g.out_area());
+  for (int64_t p = 0; p < g.out_area(); ++p) {
+    root[p] = source[p] == Source::own ? p : root[source[p] == Source::left ? p - 1 : p - g.out_w];
+    if (root[p] == p) continue;
+    if (!runs.empty() && runs.back().first + runs.back().count == p && runs.back().root == root[p])
+      ++runs.back().count;
+    else
+      runs.push_back({p, 1, root[p]});
+  }
+  if (runs.empty()) return;
+#pragma omp parallel for schedule(static) if (g.output_numel() >= kParallelMinEntries)
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    float* plane = output + o * g.out_area();
+    for (const Run& run : runs) std::fill_n(plane + run.first, run.count, plane[run.root]);  // roots stay as they are
+  }
+}
+
+}  // namespace
+
+void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
+                  const float* bias, bool rectify) {
+  convolve_forward(g, weight, image, beta, output, bias, rectify);
+  // a pass that adds to an output (beta != 0) keeps its own sums: only a
+  // fresh output's equal windows are known to give equal numbers
+  if (beta == 0.f) equalize_equal_windows(g, image, output);
 }
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {

@@ -50,10 +50,10 @@ inline void store(float* p, Lanes v) { std::memcpy(p, &v, sizeof v); }
 // Every output of a tile depends only on the transformed rows (and columns)
 // that combine the input rows (columns) of its own 3x3 window, so an output
 // whose window is constant gets the same number wherever it lies in its tile
-// and whatever surrounds it: as with im2col + GEMM, equal constant windows
-// give exactly equal outputs. FCN's 100-pixel padding makes wide constant
-// regions whose max-pooling windows hold exact ties; they stay exact, go to
-// the first element as in PyTorch, and so do the pooling gradients.
+// and whatever surrounds it. Across tiles it is the GEMMs' rounding, which
+// OpenBLAS makes depend on a tile's place in the block: conv_forward
+// (im2col.hpp) makes the outputs of equal windows equal after this pass, so
+// that FCN's exact max-pooling ties in its padded regions stay exact.
 struct F2x3 {
   static constexpr int m = 2, a = 4;
   static constexpr float G[a][3] = {{1, 0, 0}, {.5f, .5f, .5f}, {.5f, -.5f, .5f}, {0, 0, 1}};
@@ -551,8 +551,8 @@ void convolve(const TileGrid<T>& grid, int64_t channels, int64_t out_channels, c
 #pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) {
     // every block multiplies `block` columns, the last one padded with zero
-    // tiles: GEMMs of one shape sum every column in the same order, so equal
-    // tiles give equal outputs wherever they are (see F2x3)
+    // tiles (GEMMs of one shape; OpenBLAS still rounds a column by its place
+    // in the block, see F2x3)
     const int64_t first = b * block, count = std::min(block, tiles - first);
     float* v = scratch(kTilesIn, xis * channels * block);       // [xi][channels][block]
     float* m = scratch(kTilesOut, xis * out_channels * block);  // [xi][out_channels][block]

@@ -38,7 +38,14 @@ void col2im_add(const ConvGeometry& g, const float* col, float* image);
 
 // output = W · im2col(image) + beta * output (+ bias[o] on output channel o
 // when bias is not null), per group; then max(output, 0) when rectify (a
-// ReLU fused into the pass that writes the output).
+// ReLU fused into the pass that writes the output). With beta 0, an output
+// whose window (its im2col column) equals its left or upper neighbour's is
+// then set to that neighbour's number, bit for bit: the GEMMs round equal
+// windows differently by where they lie (OpenBLAS's micro-kernels sum edge
+// and interior tiles in different orders; Winograd's tiles go through those
+// GEMMs too), and FCN's 100-pixel padding makes wide constant regions whose
+// max-pooling windows hold exact ties, which must stay exact for the pooling
+// gradients to go where PyTorch (and exact arithmetic) sends them.
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                   const float* bias = nullptr, bool rectify = false);
 // image_grad += col2im(W^T · output_grad), per group.

@@ -20,13 +20,13 @@
 // The GEMMs run per block of tiles, one block per thread at a time, so the
 // transformed tiles never exist for the whole image at once. The numbers
 // differ from im2col + GEMM by rounding only (tests/test_winograd.cpp bounds
-// it against a double-precision reference). F(2x2, 3x3), the default, also
-// keeps what im2col + GEMM guarantees and FCN's max-pooling relies on: an
-// output whose 3x3 window is constant is the same number wherever it lies,
-// so the exact ties of the constant padded regions stay exact (and the
-// pooling gradients go where PyTorch sends them). F(4x4, 3x3) does less
-// arithmetic but breaks such ties in the last bit (see winograd.cpp), so it
-// serves the backward passes, which decide nothing.
+// it against a double-precision reference). F(2x2, 3x3), the default, keeps
+// an output whose 3x3 window is constant the same number wherever it lies in
+// its tile; across tiles that rests on the per-tile GEMMs, which OpenBLAS
+// does not round alike, so conv_forward (im2col.hpp) equalises outputs of
+// equal windows after either path. F(4x4, 3x3) does less arithmetic but
+// breaks such ties in the last bit (see winograd.cpp), so it serves the
+// backward passes, which decide nothing.
 #include <cstdint>
 
 #include "fcn/cpu/convolution.hpp"
