@@ -1,14 +1,14 @@
 #pragma once
 // The entry point of the small C++ tools (sgemm_peak, gemm_floor): the BLAS
-// kernel is chosen first (which may re-execute the tool in place, before
-// OpenBLAS starts), and an exception becomes one line on stderr and exit 1.
+// kernel and OpenMP wait policy are set first (which may re-execute the tool
+// in place), and an exception becomes one line on stderr and exit 1.
 #include <cstdio>
 #include <exception>
 
-#include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/runtime_environment.hpp"
 
 inline int tool_main(int argc, char** argv, int (*run)(int, char**)) {
-  fcn::select_blas_kernel(argc, argv);
+  fcn::tune_runtime_environment(argc, argv);
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {

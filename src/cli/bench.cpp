@@ -6,8 +6,6 @@
 // one test-mode forward. Each figure is the median of --iters timed runs
 // after one warm-up run. GFLOP counts a train step as 3x the forward FLOPs
 // (forward, weight grad, data grad), as PyTorch-side FLOP counters do.
-#include <cblas.h>
-#include <omp.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
@@ -16,11 +14,11 @@
 #include <cstdio>
 #include <ctime>
 #include <random>
-#include <thread>
 
 #include "cli/commands.hpp"
 #include "cli/model_args.hpp"
 #include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/threads.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
 #include "fcn/train/solver.hpp"
@@ -58,11 +56,6 @@ double peak_rss_mb() {
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;
-}
-
-void set_threads(int threads) {
-  openblas_set_num_threads(threads);
-  omp_set_num_threads(threads);
 }
 
 // The class count the loss expects: the channels of its score input.
@@ -103,8 +96,7 @@ void run_bench(const BenchArgs& args) {
   if (args.iters < 1) throw Error("--iters: expected a positive integer");
   // capped as solver.threads: libgomp puts per-thread data on the stack and overflows it near 100000
   if (args.threads < 0 || args.threads > 1024) throw Error("--threads: expected 0 (all cores) or 1..1024");
-  const int threads = args.threads > 0 ? args.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  set_threads(threads);
+  const int threads = set_threads(args.threads);
 
   GraphOptions options;
   options.reuse_values = true;  // as fcn train and fcn predict run it

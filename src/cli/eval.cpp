@@ -15,11 +15,10 @@
 #include "cli/progress.hpp"
 #include "fcn/eval/trained_model.hpp"
 #include "fcn/data/dataset.hpp"
-#include "fcn/data/prefetcher.hpp"
 #include "fcn/data/sampling.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/io/image_io.hpp"
-#include "fcn/eval/inference.hpp"
+#include "fcn/eval/evaluate_split.hpp"
 #include "fcn/eval/metrics.hpp"
 #include "fcn/io/safetensors.hpp"
 
@@ -110,19 +109,14 @@ void run_model_eval(const EvalArgs& args) {
   Dataset dataset(data, args.split, classes);
   dataset.validate();
   if (!args.save_dir.empty()) std::filesystem::create_directories(args.save_dir);
-  int64_t next = 0;
-  Prefetcher loader(dataset, [&next] { return next++; }, data.seed, AugmentConfig{}, false, data.prefetch);
-  ConfusionMatrix matrix(classes);
   Progress progress("eval " + args.split, dataset.size());
-  for (size_t i = 0; i < dataset.size(); ++i) {
-    const Sample sample = loader.next();
-    const Image prediction = argmax_mask(model.scores(sample.image));
-    std::vector<uint8_t> truth(static_cast<size_t>(sample.label.numel()));
-    for (size_t k = 0; k < truth.size(); ++k) truth[k] = static_cast<uint8_t>(sample.label[static_cast<int64_t>(k)]);
-    matrix.add(truth.data(), prediction.pixels.data(), truth.size());
+  const auto save_and_count = [&](int64_t position, const Sample& sample, const Image&, const Image& prediction) {
     if (!args.save_dir.empty()) write_label_png(args.save_dir + "/" + sample.id + ".png", prediction);
-    progress.update(i + 1);
-  }
+    progress.update(static_cast<size_t>(position) + 1);
+  };
+  const ConfusionMatrix matrix = evaluate_split(
+      dataset, data, classes, [&model](const Tensor& image) -> const Tensor& { return model.scores(image); }, 0, -1,
+      save_and_count);
   const std::vector<std::string> names =
       args.class_names.empty() ? model.class_names() : class_names_for(args, classes);
   report_scores(compute_scores(matrix, names), args.json_out);

@@ -8,6 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/runtime_environment.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/core/version.hpp"
 
@@ -28,7 +29,7 @@ std::string build_info() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  fcn::select_blas_kernel(argc, argv);  // first: may re-exec with a better OpenBLAS kernel
+  fcn::tune_runtime_environment(argc, argv);  // first: may re-exec once with the libraries' settings
   auto logger = spdlog::stderr_color_mt("fcn");
   logger->set_pattern("%^%l%$: %v");
   spdlog::set_default_logger(logger);

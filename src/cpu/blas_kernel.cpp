@@ -1,11 +1,8 @@
 #include "fcn/cpu/blas_kernel.hpp"
 
 #include <cblas.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <strings.h>
@@ -14,8 +11,6 @@
 #include <cpuid.h>
 #define FCN_X86 1
 #endif
-
-extern char** environ;
 
 namespace fcn {
 namespace {
@@ -149,22 +144,13 @@ BlasKernelDecision decide_blas_kernel(const CpuFeatures& cpu, const std::string&
   return {best, openblas_core + " is far below what this CPU supports: selecting " + best};
 }
 
-void select_blas_kernel(int argc, char** argv) {
-  if (env(kGuardVar) || argc < 1) return;  // already re-executed once: never loop
-  std::string chosen = env(kPretendVar).value_or(openblas_get_corename());
-  BlasKernelDecision decision = decide_blas_kernel(detect_cpu_features(), chosen, env(kCoretypeVar));
-  if (decision.force.empty()) return;
-  // OpenBLAS read its settings when it was loaded, before main(): only a new
-  // image picks up OPENBLAS_CORETYPE. execve keeps the pid, so a parent or an
-  // MPI launcher waiting on this process never notices.
-  setenv(kCoretypeVar, decision.force.c_str(), 1);
-  setenv(kGuardVar, chosen.c_str(), 1);
-  execve("/proc/self/exe", argv, environ);
-  int err = errno;
-  unsetenv(kCoretypeVar);
-  unsetenv(kGuardVar);
-  std::fprintf(stderr, "warning: could not re-execute with OPENBLAS_CORETYPE=%s (%s); BLAS stays on the %s kernel\n",
-               decision.force.c_str(), std::strerror(err), chosen.c_str());
+std::vector<std::pair<std::string, std::string>> blas_kernel_environment() {
+  if (env(kGuardVar)) return {};  // already re-executed once: never loop
+  const std::string chosen = env(kPretendVar).value_or(openblas_get_corename());
+  const BlasKernelDecision decision = decide_blas_kernel(detect_cpu_features(), chosen, env(kCoretypeVar));
+  if (decision.force.empty()) return {};
+  // the guard keeps what OpenBLAS had chosen, for blas_kernel_report
+  return {{kCoretypeVar, decision.force}, {kGuardVar, chosen}};
 }
 
 std::string blas_kernel_name() { return openblas_get_corename(); }

@@ -8,7 +8,7 @@
 #include "fcn/io/safetensors.hpp"
 #include "fcn/model/weights.hpp"
 
-namespace fcn::cli {
+namespace fcn {
 
 TrainedModel::TrainedModel(const std::string& config_file, const std::vector<std::string>& overrides,
                            std::string weights_file)
@@ -52,4 +52,4 @@ Image TrainedModel::predict(const Image& image) {
   return argmax_mask(scores(image_to_tensor(image, config_.data)));
 }
 
-}  // namespace fcn::cli
+}  // namespace fcn

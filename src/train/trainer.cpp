@@ -1,20 +1,19 @@
 #include "fcn/train/trainer.hpp"
 
-#include <cblas.h>
-#include <omp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <thread>
 
 #include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/threads.hpp"
 #include "fcn/train/checkpoint.hpp"
 #include "fcn/data/random.hpp"
 #include "fcn/train/distributed.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/io/image_io.hpp"
+#include "fcn/eval/evaluate_split.hpp"
 #include "fcn/eval/inference.hpp"
 #include "fcn/io/safetensors.hpp"
 
@@ -56,13 +55,6 @@ const char* signal_name(int signal) { return signal == SIGINT ? "SIGINT" : signa
 
 constexpr int kGridRows = 4;  // validation images shown in val_samples.png
 
-// [1, 1, H, W] class ids -> 1-channel label map.
-Image label_from_tensor(const Tensor& t) {
-  Image out(static_cast<int>(t.h()), static_cast<int>(t.w()), 1);
-  for (int64_t i = 0; i < t.numel(); ++i) out.pixels[i] = static_cast<uint8_t>(std::clamp(t[i], 0.f, 255.f));
-  return out;
-}
-
 std::string count_str(int64_t n) {
   std::string digits = std::to_string(n), out;
   for (size_t i = 0; i < digits.size(); ++i) {
@@ -74,13 +66,6 @@ std::string count_str(int64_t n) {
 
 }  // namespace
 
-int set_compute_threads(int threads) {
-  const int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  openblas_set_num_threads(n);
-  omp_set_num_threads(n);
-  return n;
-}
-
 void request_stop(int signal) { g_stop_signal = signal; }
 
 Trainer::Trainer(TrainOptions options)
@@ -89,7 +74,7 @@ Trainer::Trainer(TrainOptions options)
   if (!options_.init_weights.empty()) config.init.weights = options_.init_weights;
   if (config.data.root.empty()) throw Error("config: the \"data\" section with data.root is needed for training");
   if (options_.out_dir.empty()) throw Error("train: no output directory given");
-  threads_ = set_compute_threads(threads_per_rank(solver_config_.threads, comm_));
+  threads_ = set_threads(threads_per_rank(solver_config_.threads, comm_));
   if (comm_.is_root()) {
     std::error_code ec;
     std::filesystem::create_directories(options_.out_dir + "/checkpoints", ec);
@@ -294,20 +279,17 @@ Scores Trainer::validate(int64_t iter) {
   const DataConfig& data = options_.config.data;
   // each rank scores its share of the images; the matrices are summed
   const auto [begin, end] = rank_share(count, comm_.rank(), comm_.size());
-  int64_t next = begin;
-  Prefetcher loader(*val_set_, [&next] { return next++; }, data.seed, AugmentConfig{}, false, data.prefetch);
-  ConfusionMatrix matrix(options_.config.model.zoo.num_classes);
   std::vector<Image> images, truths, predictions;
-  for (int64_t i = 0; i < end - begin; ++i) {
-    const Sample sample = loader.next();
-    const Image prediction = argmax_mask(infer_scores(*graph_, sample.image));
-    const Image truth = label_from_tensor(sample.label);
-    matrix.add(truth.pixels.data(), prediction.pixels.data(), truth.pixels.size());
-    if (i >= kGridRows || !comm_.is_root()) continue;
+  const auto keep_for_grid = [&](int64_t position, const Sample& sample, const Image& truth, const Image& prediction) {
+    if (position >= kGridRows || !comm_.is_root()) return;
     images.push_back(tensor_to_image(sample.image, data));
     truths.push_back(truth);
     predictions.push_back(prediction);
-  }
+  };
+  ConfusionMatrix matrix = evaluate_split(
+      *val_set_, data, options_.config.model.zoo.num_classes,
+      [this](const Tensor& image) -> const Tensor& { return infer_scores(*graph_, image); }, begin, end,
+      keep_for_grid);
   if (comm_.distributed()) {
     std::vector<int64_t> counts = matrix.raw_counts();
     comm_.allreduce_sum(counts.data(), counts.size());

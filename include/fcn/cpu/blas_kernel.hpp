@@ -3,7 +3,8 @@
 // the CPU model at load time and falls back to its generic Prescott kernel on
 // CPUs it does not know (7x slower sgemm on a new Xeon). fcn compares the
 // kernel OpenBLAS chose with what the CPU supports and, unless the user set
-// OPENBLAS_CORETYPE, re-executes itself in place with a better one.
+// OPENBLAS_CORETYPE, re-executes itself in place with a better one
+// (runtime_environment.hpp).
 //
 // Environment:
 //   OPENBLAS_CORETYPE          set by the user: always kept, never overridden.
@@ -14,6 +15,8 @@
 //                              on any machine.
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace fcn {
 
@@ -60,11 +63,11 @@ struct BlasKernelDecision {
 BlasKernelDecision decide_blas_kernel(const CpuFeatures& cpu, const std::string& openblas_core,
                                       const std::optional<std::string>& user_coretype);
 
-// Call first thing in main(): when OpenBLAS chose a kernel far below what the
-// CPU supports, sets OPENBLAS_CORETYPE and re-executes /proc/self/exe with the
-// same argv (execve: same pid, OpenBLAS loads again and honours the variable).
-// Returns normally when nothing needs doing or the exec fails (with a warning).
-void select_blas_kernel(int argc, char** argv);
+// The variables to set before OpenBLAS loads (tune_runtime_environment in
+// runtime_environment.hpp re-executes with them): OPENBLAS_CORETYPE and the
+// guard FCN_BLAS_REEXEC when OpenBLAS chose a kernel far below what the CPU
+// supports; empty when nothing needs doing or the guard is already set.
+std::vector<std::pair<std::string, std::string>> blas_kernel_environment();
 
 // The kernel in use and how it came about, plus the OpenBLAS thread count:
 // "Cooperlake (chosen by OpenBLAS), 2 threads",

@@ -9,7 +9,7 @@
 #include "fcn/graph/graph.hpp"
 #include "fcn/io/image_io.hpp"
 
-namespace fcn::cli {
+namespace fcn {
 
 class TrainedModel {
  public:
@@ -33,4 +33,4 @@ class TrainedModel {
   bool loaded_ = false;
 };
 
-}  // namespace fcn::cli
+}  // namespace fcn

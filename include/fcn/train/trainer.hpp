@@ -62,10 +62,6 @@ struct TrainResult {
   double loss = 0.0;            // of the last step
 };
 
-// Sets OpenBLAS's and OpenMP's thread counts; 0 means all cores. Returns
-// the count used.
-int set_compute_threads(int threads);
-
 // What the SIGINT/SIGTERM handler does: ask the loop to stop after the
 // current step. For tests and embedding drivers.
 void request_stop(int signal);
