@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "fcn/core/error.hpp"
 #include "fcn/train/distributed.hpp"
 #include "fcn/graph/graph.hpp"
 #include "fcn/eval/metrics.hpp"
@@ -202,12 +203,14 @@ TEST_CASE("FCN_ALLREDUCE_OVERLAP turns the overlap off") {
   const std::string saved_value = saved ? saved : "";
   unsetenv("FCN_ALLREDUCE_OVERLAP");
   CHECK(allreduce_overlap_from_env());
-  for (const char* off : {"0", "off", "false"}) {
-    setenv("FCN_ALLREDUCE_OVERLAP", off, 1);
-    CHECK_FALSE(allreduce_overlap_from_env());
-  }
+  setenv("FCN_ALLREDUCE_OVERLAP", "0", 1);
+  CHECK_FALSE(allreduce_overlap_from_env());
   setenv("FCN_ALLREDUCE_OVERLAP", "1", 1);
   CHECK(allreduce_overlap_from_env());
+  for (const char* unknown : {"off", "false", "yes"}) {  // a typo is an error, not a silent default
+    setenv("FCN_ALLREDUCE_OVERLAP", unknown, 1);
+    CHECK_THROWS_AS(allreduce_overlap_from_env(), Error);
+  }
   if (saved) setenv("FCN_ALLREDUCE_OVERLAP", saved_value.c_str(), 1);
   else unsetenv("FCN_ALLREDUCE_OVERLAP");
 }

@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <exception>
 
+#include "fcn/core/environment.hpp"
 #include "fcn/cpu/runtime_environment.hpp"
 
 inline int tool_main(int argc, char** argv, int (*run)(int, char**)) {
-  fcn::tune_runtime_environment(argc, argv);
   try {
+    fcn::check_environment();
+    fcn::tune_runtime_environment(argc, argv);
     return run(argc, argv);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "fcn/cpu/blas_kernel.hpp"
 #include "fcn/cpu/runtime_environment.hpp"
+#include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/core/version.hpp"
 
@@ -29,7 +30,13 @@ std::string build_info() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  fcn::tune_runtime_environment(argc, argv);  // first: may re-exec once with the libraries' settings
+  try {
+    fcn::check_environment();  // a mistyped FCN_* value stops here, before any work
+  } catch (const fcn::Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+  fcn::tune_runtime_environment(argc, argv);  // may re-exec once with the libraries' settings
   auto logger = spdlog::stderr_color_mt("fcn");
   logger->set_pattern("%^%l%$: %v");
   spdlog::set_default_logger(logger);
@@ -39,6 +46,7 @@ int main(int argc, char** argv) {
                "Train FCN-32s/16s/8s from a JSON config, score mean IoU, predict masks.\n"
                "Start with tools/demo.sh; every command has --help."};
   app.set_version_flag("--version", [] { return "fcn " + fcn::version_string() + "\n" + build_info(); });
+  app.footer(fcn::environment_help());
   app.require_subcommand(1);
   fcn::cli::add_train_command(app);
   fcn::cli::add_eval_command(app);

@@ -12,6 +12,8 @@
 #define FCN_X86 1
 #endif
 
+#include "fcn/core/environment.hpp"
+
 namespace fcn {
 namespace {
 
@@ -19,11 +21,7 @@ constexpr const char* kCoretypeVar = "OPENBLAS_CORETYPE";
 constexpr const char* kGuardVar = "FCN_BLAS_REEXEC";
 constexpr const char* kPretendVar = "FCN_BLAS_PRETEND_CORENAME";
 
-std::optional<std::string> env(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') return std::nullopt;
-  return std::string(value);
-}
+std::optional<std::string> env(const char* name) { return env_value(name); }
 
 bool same_name(const std::string& a, const std::string& b) { return strcasecmp(a.c_str(), b.c_str()) == 0; }
 

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "fcn/core/environment.hpp"
 #include "fcn/cpu/blas_kernel.hpp"
 
 extern char** environ;
@@ -19,7 +20,7 @@ namespace fcn {
 void tune_runtime_environment(int argc, char** argv) {
   if (argc < 1) return;
   std::vector<std::pair<std::string, std::string>> missing;
-  if (std::getenv("OMP_WAIT_POLICY") == nullptr) missing.emplace_back("OMP_WAIT_POLICY", "passive");
+  if (!env_value("OMP_WAIT_POLICY")) missing.emplace_back("OMP_WAIT_POLICY", "passive");
   for (auto& setting : blas_kernel_environment()) missing.push_back(std::move(setting));
   if (missing.empty()) return;
   for (const auto& [name, value] : missing) setenv(name.c_str(), value.c_str(), 1);

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/layers/registry.hpp"
 #include "fcn/layers/relu.hpp"
@@ -14,11 +15,6 @@
 namespace fcn {
 
 namespace {
-
-bool env_flag(const char* name) {
-  const char* value = std::getenv(name);
-  return value && *value && std::strcmp(value, "0") != 0;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -66,7 +62,7 @@ std::pair<std::vector<int64_t>, int64_t> pack_intervals(const std::vector<Interv
 }  // namespace
 
 Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : options_(options) {
-  if (env_flag("FCN_PROFILE")) options_.profile = true;
+  if (env_flag("FCN_PROFILE", false)) options_.profile = true;
   SpecReader reader(spec, path);
   SpecReader inputs = reader.get_object("inputs");
   for (const auto& item : spec.at("inputs").items()) {

@@ -15,6 +15,7 @@
 #include <mpi.h>
 #endif
 
+#include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
 
@@ -29,7 +30,7 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 // Set by OpenMPI's mpirun, MPICH/Hydra and PMIx launchers (srun too).
 bool launched_by_mpi() {
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"})
-    if (std::getenv(name)) return true;
+    if (env_value(name)) return true;
   return false;
 }
 
@@ -93,9 +94,9 @@ Communicator::Communicator() : impl_(std::make_unique<Impl>()) {
 #else
   // N copies of a single-process fcn would each train alone into the same --out
   for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"}) {
-    const char* value = std::getenv(name);
-    if (value && std::atoi(value) > 1)
-      throw Error("started by an MPI launcher with " + std::string(value) +
+    const std::optional<std::string> value = env_value(name);
+    if (value && std::atoi(value->c_str()) > 1)
+      throw Error("started by an MPI launcher with " + *value +
                   " processes, but this fcn was built without MPI (fcn --version); install libopenmpi-dev and rebuild");
   }
 #endif
@@ -229,10 +230,7 @@ int threads_per_rank(int configured, const Communicator& comm) {
 }
 
 bool allreduce_overlap_from_env() {
-  const char* value = std::getenv("FCN_ALLREDUCE_OVERLAP");
-  if (!value) return true;
-  const std::string v = value;
-  return !(v == "0" || v == "off" || v == "false");
+  return env_flag("FCN_ALLREDUCE_OVERLAP", true);
 }
 
 // ---------------------------------------------------------------------------
