@@ -7,6 +7,7 @@
 #include "fcn/core/error.hpp"
 #include "fcn/layers/conv.hpp"
 #include "gradcheck.hpp"
+#include "reference_conv.hpp"
 
 using namespace fcn;
 using namespace fcn::testing;
@@ -36,30 +37,30 @@ const std::vector<Case> kCases = {
     {{1, 2, 3, 3}, {{"num_output", 2}, {"kernel", 1}, {"stride", 2}}},  // 1x1 but strided: not pointwise
 };
 
-// out[n, o, oh, ow] = b[o] + sum_{c in group(o), ki, kj} w[o, c', ki, kj] * x[n, c, oh*s - p + ki*d, ow*s - p + kj*d]
+// The layer's geometry for one image of x.
+cpu::ConvGeometry geometry_of(const Tensor& x, const ConvOptions& o) {
+  cpu::ConvGeometry g;
+  g.channels = x.c(), g.height = x.h(), g.width = x.w();
+  g.out_channels = o.num_output;
+  g.out_h = conv_output_size(x.h(), o.kernel[0], o.stride[0], o.pad[0], o.dilation[0]);
+  g.out_w = conv_output_size(x.w(), o.kernel[1], o.stride[1], o.pad[1], o.dilation[1]);
+  g.kernel_h = o.kernel[0], g.kernel_w = o.kernel[1];
+  g.stride_h = o.stride[0], g.stride_w = o.stride[1];
+  g.pad_h = o.pad[0], g.pad_w = o.pad[1];
+  g.dilation_h = o.dilation[0], g.dilation_w = o.dilation[1];
+  g.groups = o.groups;
+  return g;
+}
+
+// The batch through testing::reference_conv_forward, image by image.
 Tensor naive_conv(const Tensor& x, const Tensor& w, const Tensor* b, const ConvOptions& o) {
-  const int64_t oh_count = conv_output_size(x.h(), o.kernel[0], o.stride[0], o.pad[0], o.dilation[0]);
-  const int64_t ow_count = conv_output_size(x.w(), o.kernel[1], o.stride[1], o.pad[1], o.dilation[1]);
-  const int64_t in_per_group = x.c() / o.groups, out_per_group = o.num_output / o.groups;
-  Tensor y({x.n(), o.num_output, oh_count, ow_count});
-  for (int64_t n = 0; n < x.n(); ++n)
-    for (int64_t oc = 0; oc < o.num_output; ++oc)
-      for (int64_t oh = 0; oh < oh_count; ++oh)
-        for (int64_t ow = 0; ow < ow_count; ++ow) {
-          double sum = b ? (*b)[oc] : 0.0;
-          for (int64_t ci = 0; ci < in_per_group; ++ci) {
-            const int64_t c = oc / out_per_group * in_per_group + ci;
-            for (int64_t ki = 0; ki < o.kernel[0]; ++ki)
-              for (int64_t kj = 0; kj < o.kernel[1]; ++kj) {
-                const int64_t ih = oh * o.stride[0] - o.pad[0] + ki * o.dilation[0];
-                const int64_t iw = ow * o.stride[1] - o.pad[1] + kj * o.dilation[1];
-                if (ih < 0 || ih >= x.h() || iw < 0 || iw >= x.w()) continue;
-                sum += static_cast<double>(w[((oc * in_per_group + ci) * o.kernel[0] + ki) * o.kernel[1] + kj]) *
-                       x[((n * x.c() + c) * x.h() + ih) * x.w() + iw];
-              }
-          }
-          y[((n * o.num_output + oc) * oh_count + oh) * ow_count + ow] = static_cast<float>(sum);
-        }
+  const cpu::ConvGeometry g = geometry_of(x, o);
+  Tensor y({x.n(), o.num_output, g.out_h, g.out_w});
+  for (int64_t n = 0; n < x.n(); ++n) {
+    const std::vector<double> image_output =
+        testing::reference_conv_forward(g, w.data(), x.data() + n * g.image_numel(), b ? b->data() : nullptr);
+    for (int64_t i = 0; i < g.output_numel(); ++i) y[n * g.output_numel() + i] = static_cast<float>(image_output[i]);
+  }
   return y;
 }
 
@@ -131,27 +132,14 @@ TEST_CASE("a conv with a large column buffer (built a band of output rows at a t
   const ConvOptions& o = dynamic_cast<ConvLayer&>(*layer).options();
   const Tensor expected = naive_conv(x, params[0]->data, &params[1]->data, o);
   for (int64_t i = 0; i < y.numel(); ++i) REQUIRE(y[i] == Approx(expected[i]).epsilon(1e-5).margin(1e-5));
-  // backward against the same sums written out: dW = sum dy * x, dx = sum dy * w
+  // backward against the same sums: dW = sum dy * x, dx = sum dy * w
   const Tensor dy = random_tensor(y.shape(), rng);
   Tensor dx(x.shape());
   for (Param* p : params) p->grad.zero();
   layer->backward({&x}, y, dy, {&dx});
-  std::vector<double> dw(params[0]->data.numel(), 0.0), dx_ref(x.numel(), 0.0);
+  std::vector<double> dw, dx_ref;
   const Tensor& w = params[0]->data;
-  for (int64_t oc = 0; oc < y.c(); ++oc)
-    for (int64_t oh = 0; oh < y.h(); ++oh)
-      for (int64_t ow = 0; ow < y.w(); ++ow) {
-        const double d = dy[(oc * y.h() + oh) * y.w() + ow];
-        for (int64_t c = 0; c < x.c(); ++c)
-          for (int64_t ki = 0; ki < 3; ++ki)
-            for (int64_t kj = 0; kj < 3; ++kj) {
-              const int64_t ih = oh * o.stride[0] - o.pad[0] + ki, iw = ow * o.stride[1] - o.pad[1] + kj;
-              if (ih < 0 || ih >= x.h() || iw < 0 || iw >= x.w()) continue;
-              const int64_t wi = ((oc * x.c() + c) * 3 + ki) * 3 + kj, xi = (c * x.h() + ih) * x.w() + iw;
-              dw[wi] += d * x[xi];
-              dx_ref[xi] += d * w[wi];
-            }
-      }
+  testing::reference_conv_backward(geometry_of(x, o), w.data(), x.data(), dy.data(), dx_ref, dw);
   for (int64_t i = 0; i < w.numel(); ++i) REQUIRE(params[0]->grad[i] == Approx(dw[i]).epsilon(1e-4).margin(1e-3));
   for (int64_t i = 0; i < x.numel(); ++i) REQUIRE(dx[i] == Approx(dx_ref[i]).epsilon(1e-4).margin(1e-4));
 }

@@ -14,6 +14,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "fcn/explain/explain.hpp"
+#include "reference_conv.hpp"
 
 using namespace fcn;
 
@@ -35,18 +36,20 @@ void check_close(const Grid& actual, const Grid& expected, double tolerance = 1e
   }
 }
 
-// C[o, j]: the weight that input pixel j gets in output pixel o, straight
-// from the definition out(oy, ox) = sum w(a, b) x(oy*s - p + a, ox*s - p + b).
+// C[o, j]: the weight that input pixel j gets in output pixel o, from the
+// tests' reference convolution (one channel, a square n x n image).
 Grid naive_conv_matrix(const Grid& w, int64_t n, int64_t stride, int64_t pad) {
-  const int64_t m = (n + 2 * pad - w.rows) / stride + 1;
-  Grid c(m * m, n * n);
-  for (int64_t oy = 0; oy < m; ++oy)
-    for (int64_t ox = 0; ox < m; ++ox)
-      for (int64_t a = 0; a < w.rows; ++a)
-        for (int64_t b = 0; b < w.cols; ++b) {
-          const int64_t y = oy * stride - pad + a, x = ox * stride - pad + b;
-          if (y >= 0 && y < n && x >= 0 && x < n) c(oy * m + ox, y * n + x) = w(a, b);
-        }
+  cpu::ConvGeometry g;
+  g.channels = g.out_channels = 1;
+  g.height = g.width = n;
+  g.kernel_h = w.rows, g.kernel_w = w.cols;
+  g.stride_h = g.stride_w = stride;
+  g.pad_h = g.pad_w = pad;
+  g.out_h = g.out_w = (n + 2 * pad - w.rows) / stride + 1;
+  Grid c(g.out_area(), n * n);
+  testing::for_each_conv_term(g, [&](int64_t output, int64_t weight, int64_t input) {
+    c(output, input) += w.values[weight];
+  });
   return c;
 }
 

@@ -12,6 +12,7 @@
 // FCN_FUZZ_SAVE=FILE writes each input to FILE before it runs (only input
 // number FCN_FUZZ_SAVE_INDEX when that is set).
 #include <catch2/catch.hpp>
+#include <png.h>
 
 #include <unistd.h>
 
@@ -765,23 +766,52 @@ TEST_CASE("fuzz: safetensors reader and param loading") {
   run.report();
 }
 
+namespace {
+
+// An 8-bit grayscale PNG of `label`, optionally Adam7-interlaced (fcn's own
+// writer makes palette PNGs only).
+void write_gray_png(const std::string& path, const Image& label, int interlace) {
+  FILE* file = std::fopen(path.c_str(), "wb");
+  REQUIRE(file != nullptr);
+  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
+  png_infop info = png_create_info_struct(png);
+  REQUIRE((png && info));
+  if (setjmp(png_jmpbuf(png))) FAIL("libpng failed writing " << path);
+  png_init_io(png, file);
+  png_set_IHDR(png, info, label.width, label.height, 8, PNG_COLOR_TYPE_GRAY, interlace, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
+  png_write_info(png, info);
+  std::vector<png_bytep> rows(label.height);
+  for (int y = 0; y < label.height; ++y)
+    rows[y] = const_cast<png_bytep>(label.pixels.data() + static_cast<size_t>(y) * label.width);
+  png_write_image(png, rows.data());  // writes every Adam7 pass when interlaced
+  png_write_end(png, nullptr);
+  png_destroy_write_struct(&png, &info);
+  std::fclose(file);
+}
+
+}  // namespace
+
 TEST_CASE("fuzz: label PNG reader") {
   Rng rng(4242);
   FuzzRun run("label png");
   testing::ScratchDir dir("fuzz_png");
-  // bases: an 8-bit palette label map, a 4-bit palette one, 8-bit grayscale, interlaced
+  // bases: an 8-bit palette label map (fcn's writer), 8-bit grayscale and
+  // interlaced grayscale (libpng, below), a 4-bit palette one (fixture)
   std::vector<std::string> bases;
-  {
-    Image label(24, 19, 1);
-    for (int y = 0; y < label.height; ++y)
-      for (int x = 0; x < label.width; ++x) label.at(y, x) = static_cast<uint8_t>((x + 2 * y) % 21);
-    label.at(0, 0) = 255;
-    write_label_png(dir.file("base.png"), label);
-    bases.push_back(read_file(dir.file("base.png")));
-  }
-  for (const char* name : {"gray8.png", "palette4.png", "interlaced.png"}) {
-    const std::string path = testing::data_fixture("labels/" + std::string(name));
-    if (std::ifstream(path).good()) bases.push_back(read_file(path));
+  Image label(24, 19, 1);
+  for (int y = 0; y < label.height; ++y)
+    for (int x = 0; x < label.width; ++x) label.at(y, x) = static_cast<uint8_t>((x + 2 * y) % 21);
+  label.at(0, 0) = 255;
+  write_label_png(dir.file("base.png"), label);
+  write_gray_png(dir.file("gray8.png"), label, PNG_INTERLACE_NONE);
+  write_gray_png(dir.file("interlaced.png"), label, PNG_INTERLACE_ADAM7);
+  for (const std::string& path :
+       {dir.file("base.png"), dir.file("gray8.png"), dir.file("interlaced.png"), testing::data_fixture("labels/palette4.png")}) {
+    INFO(path << ": a fuzz base must exist");
+    REQUIRE(std::ifstream(path).good());
+    bases.push_back(read_file(path));
+    REQUIRE_NOTHROW(read_label_png(path));  // each base is a valid label map before mutation
   }
   const std::string path = dir.file("fuzz.png");
   const int n = iterations(6000);

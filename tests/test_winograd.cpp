@@ -14,6 +14,7 @@
 #include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/convolution.hpp"
 #include "fcn/cpu/winograd.hpp"
+#include "reference_conv.hpp"
 
 using namespace fcn;
 using namespace fcn::cpu;
@@ -38,47 +39,6 @@ std::vector<float> random_vector(size_t n, std::mt19937_64& rng, float scale) {
   std::vector<float> v(n);
   for (float& x : v) x = normal(rng);
   return v;
-}
-
-// x at (c, y, x) of an image, 0 in the padding.
-double at(const ConvGeometry& g, const std::vector<float>& image, int64_t c, int64_t y, int64_t x) {
-  if (y < 0 || y >= g.height || x < 0 || x >= g.width) return 0.0;
-  return image[(c * g.height + y) * g.width + x];
-}
-
-std::vector<double> reference_forward(const ConvGeometry& g, const std::vector<float>& w, const std::vector<float>& x) {
-  std::vector<double> y(g.output_numel(), 0.0);
-  for (int64_t k = 0; k < g.out_channels; ++k)
-    for (int64_t oy = 0; oy < g.out_h; ++oy)
-      for (int64_t ox = 0; ox < g.out_w; ++ox) {
-        double s = 0;
-        for (int64_t c = 0; c < g.channels; ++c)
-          for (int a = 0; a < 3; ++a)
-            for (int b = 0; b < 3; ++b)
-              s += w[((k * g.channels + c) * 3 + a) * 3 + b] * at(g, x, c, oy + a - g.pad_h, ox + b - g.pad_w);
-        y[(k * g.out_h + oy) * g.out_w + ox] = s;
-      }
-  return y;
-}
-
-// d<y, dy>/dx and d<y, dy>/dw of the convolution, in double.
-void reference_backward(const ConvGeometry& g, const std::vector<float>& w, const std::vector<float>& x,
-                        const std::vector<float>& dy, std::vector<double>& dx, std::vector<double>& dw) {
-  dx.assign(g.image_numel(), 0.0);
-  dw.assign(w.size(), 0.0);
-  for (int64_t k = 0; k < g.out_channels; ++k)
-    for (int64_t oy = 0; oy < g.out_h; ++oy)
-      for (int64_t ox = 0; ox < g.out_w; ++ox) {
-        const double d = dy[(k * g.out_h + oy) * g.out_w + ox];
-        for (int64_t c = 0; c < g.channels; ++c)
-          for (int a = 0; a < 3; ++a)
-            for (int b = 0; b < 3; ++b) {
-              const int64_t y = oy + a - g.pad_h, xx = ox + b - g.pad_w;
-              const int64_t wi = ((k * g.channels + c) * 3 + a) * 3 + b;
-              dw[wi] += d * at(g, x, c, y, xx);
-              if (y >= 0 && y < g.height && xx >= 0 && xx < g.width) dx[(c * g.height + y) * g.width + xx] += d * w[wi];
-            }
-      }
 }
 
 // max |actual - expected| / max |expected|
@@ -140,9 +100,9 @@ TEST_CASE("winograd matches a double-precision reference (forward, backward-data
       const auto w = random_vector(g.out_channels * g.channels * 9, rng, std::sqrt(2.f / (9 * cs.c)));
       const auto x = random_vector(g.image_numel(), rng, 1.f);
       const auto dy = random_vector(g.output_numel(), rng, 1.f);
-      const auto y_ref = reference_forward(g, w, x);
+      const auto y_ref = testing::reference_conv_forward(g, w.data(), x.data());
       std::vector<double> dx_ref, dw_ref;
-      reference_backward(g, w, x, dy, dx_ref, dw_ref);
+      testing::reference_conv_backward(g, w.data(), x.data(), dy.data(), dx_ref, dw_ref);
 
       std::vector<float> y(g.output_numel(), 123.f);
       winograd_forward(g, w.data(), x.data(), 0.f, y.data(), nullptr, false, tile);

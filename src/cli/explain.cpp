@@ -1,5 +1,5 @@
 // fcn explain deconv: what a deconvolution layer does, shown with numbers
-// computed by fcn's own layers (src/explain.cpp); this file only prints.
+// computed by fcn's own layers (src/explain/explain.cpp); this file only prints.
 #include <cmath>
 #include <cstdio>
 

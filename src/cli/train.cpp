@@ -72,7 +72,7 @@ void add_train_command(CLI::App& app) {
       "Ctrl-C or SIGTERM finishes the current iteration, saves a checkpoint, prints the command that\n"
       "resumes, and exits with 130 (SIGINT) or 143 (SIGTERM); a second Ctrl-C kills at once.\n"
       "A non-finite loss or gradient stops with exit 1 (solver.on_nan \"stop\") or skips the update (\"skip\").\n"
-      "Under mpirun -np N it trains data-parallel (README, \"Training on several processes\"): N ranks x iter_size k follow the run of\n"
+      "Under mpirun -np N it trains data-parallel (docs/mpi.md): N ranks x iter_size k follow the run of\n"
       "one process with iter_size N*k; rank 0 writes the run; a rank that fails ends the job.");
   cmd->add_option("--config", args->config_file, "JSON config file")->required();
   cmd->add_option("--out", args->out, "run directory (default: runs/<config file name>)");

@@ -220,6 +220,42 @@ json data_config_to_json(const DataConfig& config) {
 
 // ---- the whole config
 
+namespace {
+
+bool section_has(const json& config, const char* section, const char* key) {
+  return config.contains(section) && config[section].is_object() && config[section].contains(key);
+}
+
+// The ignore label of the loss (model.ignore_label, or each softmax_loss
+// layer of an explicit graph) and of the loader and crop padding
+// (data.ignore_label) are one setting: the one given fills in the other, and
+// two different values are an error (the loss would score the loader's void
+// pixels as a class).
+void link_ignore_labels(const json& config, Config& out) {
+  int64_t& model_label = out.model.zoo.ignore_label;
+  int64_t& data_label = out.data.ignore_label;
+  const bool in_model = section_has(config, "model", "ignore_label");
+  const bool in_data = section_has(config, "data", "ignore_label");
+  if (in_model && in_data && model_label != data_label)
+    throw Error("model.ignore_label (" + std::to_string(model_label) + ") and data.ignore_label (" +
+                std::to_string(data_label) + ") differ; they are one setting: give one of them, or the same value");
+  if (in_model && !in_data && model_label >= 0 && model_label <= 255) data_label = model_label;
+  if (in_data && !in_model) model_label = data_label;
+  if (out.model.graph.is_null() || !out.model.graph.contains("layers") || !out.model.graph["layers"].is_array()) return;
+  for (const json& layer : out.model.graph["layers"]) {
+    if (!layer.is_object() || layer.value("type", "") != "softmax_loss") continue;
+    const int64_t loss_label = layer.contains("ignore_label") && layer["ignore_label"].is_number_integer()
+                                   ? layer["ignore_label"].get<int64_t>()
+                                   : 255;  // the layer's default
+    if (loss_label != data_label)
+      throw Error("model.graph layer \"" + layer.value("name", std::string("?")) + "\" has ignore_label " +
+                  std::to_string(loss_label) + " but data.ignore_label is " + std::to_string(data_label) +
+                  "; they must be the same");
+  }
+}
+
+}  // namespace
+
 json Config::to_json() const {
   return {{"model", model.to_json()}, {"data", data_config_to_json(data)}, {"solver", solver.to_json()},
           {"init", init.to_json()}};
@@ -237,6 +273,7 @@ Config parse_config(const json& config, const std::string& source) {
     if (reader.has("solver")) out.solver = parse_solver_section(reader.get_object("solver"));
     if (reader.has("init")) out.init = parse_init_section(reader.get_object("init"));
     reader.finish();
+    link_ignore_labels(config, out);
     return out;
   } catch (const Error& e) {
     throw Error(source + ": " + e.what());

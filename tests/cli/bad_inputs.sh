@@ -8,7 +8,6 @@
 #     "Aborted", "Segmentation fault", a sanitizer report, a stack trace.
 # Argument-parser (CLI11) mistakes are checked for a clean exit and a message
 # only: CLI11 words those itself.
-# Commands that are not built yet are skipped and listed at the end.
 # Usage (from the repo root): bash tests/cli/bad_inputs.sh path/to/fcn
 set -uo pipefail
 fcn=$(realpath "$1")
@@ -19,7 +18,6 @@ cd "$work"
 
 cases=0
 failures=0
-skipped=()
 crash_signs='terminate called|Aborted|Segmentation fault|core dumped|ERROR: [A-Za-z]*Sanitizer|SUMMARY: [A-Za-z]*Sanitizer|runtime error:|[Ss]tack trace|^ *#[0-9]+ 0x'
 
 # run_case CMD...: runs it with a time limit, stdout/stderr to out.txt/err.txt; sets rc
@@ -97,18 +95,6 @@ good() {
   ((rc == 0)) || problem="exit status $rc"
   grep -Eq -- "$crash_signs" err.txt out.txt && problem="${problem:+$problem; }signs of a crash"
   report "$name" "$problem" "$@"
-}
-
-# built CMD...: false while the command is a "not built yet" placeholder
-built() {
-  local probe
-  probe=$("$fcn" "$@" 2>&1 </dev/null)
-  ! grep -q "not built yet" <<<"$probe"
-}
-
-skip() {
-  skipped+=("$1")
-  echo "skip [$1] (command not built yet)"
 }
 
 # A PNG from scratch (python3 standard library only): mkpng OUT KIND W H VALUE,
@@ -416,49 +402,50 @@ bad "train --init not safetensors" 'garbage\.jpg: not a valid safetensors file' 
 bad "train --out a file" '/dev/null/checkpoints: cannot create the directory' "$fcn" train --config cfg.json --out /dev/null
 
 echo "== eval --weights (model evaluation)"
-if built eval --config cfg.json --weights nope.safetensors; then
-  for w in nope.safetensors truncated.safetensors tiny.safetensors text.safetensors empty.safetensors garbage.jpg; do
-    bad "eval --weights $w" "${w//./\\.}: (cannot open file|not a valid safetensors file)" \
-      "$fcn" eval --config cfg.json --weights "$w"
-  done
-  bad "eval --weights a directory" 'somedir' "$fcn" eval --config cfg.json --weights somedir
-  bad "eval --weights of another width: names the param and both shapes" \
-    'param conv1_1\.weight has shape \[4, 3, 3, 3\] in .*final\.safetensors but the model expects \[8, 3, 3, 3\]' \
-    "$fcn" eval --config cfg.json --weights "$weights" --set model.width=0.125
-  bad "eval --weights of another arch" 'final\.safetensors: .*score_pool4' \
-    "$fcn" eval --config cfg.json --weights "$weights" --set model.arch=fcn8s
-  corrupt
-  : >bad/ImageSets/Segmentation/val.txt
-  bad "eval --weights with an empty val split" 'bad/ImageSets/Segmentation/val\.txt: split "val" lists no images' \
-    "$fcn" eval --config cfg_bad.json --weights "$weights"
-else
-  skip "eval --config --weights"
-fi
+for w in nope.safetensors truncated.safetensors tiny.safetensors text.safetensors empty.safetensors garbage.jpg; do
+  bad "eval --weights $w" "${w//./\\.}: (cannot open file|not a valid safetensors file)" \
+    "$fcn" eval --config cfg.json --weights "$w"
+done
+bad "eval --weights a directory" 'somedir' "$fcn" eval --config cfg.json --weights somedir
+bad "eval --weights of another width: names the param and both shapes" \
+  'param conv1_1\.weight has shape \[4, 3, 3, 3\] in .*final\.safetensors but the model expects \[8, 3, 3, 3\]' \
+  "$fcn" eval --config cfg.json --weights "$weights" --set model.width=0.125
+bad "eval --weights of another arch" 'final\.safetensors: .*score_pool4' \
+  "$fcn" eval --config cfg.json --weights "$weights" --set model.arch=fcn8s
+corrupt
+: >bad/ImageSets/Segmentation/val.txt
+bad "eval --weights with an empty val split" 'bad/ImageSets/Segmentation/val\.txt: split "val" lists no images' \
+  "$fcn" eval --config cfg_bad.json --weights "$weights"
 
 echo "== predict"
-if built predict --config cfg.json --weights "$weights" --image "$jpeg" --out mask.png; then
-  good "predict one image" "$fcn" predict --config cfg.json --weights "$weights" --image "$jpeg" --out mask.png
-  for image in truncated.jpg garbage.jpg empty.jpg truncated.png nope.jpg; do
-    bad "predict --image $image" "${image//./\\.}: (truncated JPEG|cannot decode image|empty file|no such file)" \
-      "$fcn" predict --config cfg.json --weights "$weights" --image "$image" --out mask.png
-  done
-  mkdir -p images emptydir
-  cp "$jpeg" truncated.jpg images/
-  bad "predict a directory holding a truncated image" 'images/truncated\.jpg: truncated JPEG' \
-    "$fcn" predict --config cfg.json --weights "$weights" --image images --out masks
-  bad "predict an empty directory" 'emptydir: no image files' \
-    "$fcn" predict --config cfg.json --weights "$weights" --image emptydir --out masks
-  bad "predict --out a directory for one image" '--out somedir: is a directory' \
-    "$fcn" predict --config cfg.json --weights "$weights" --image "$jpeg" --out somedir
-  bad "predict --out into a missing directory" 'nope/mask\.png' \
-    "$fcn" predict --config cfg.json --weights "$weights" --image "$jpeg" --out nope/mask.png
-  bad "predict --weights truncated" 'truncated\.safetensors: not a valid safetensors file' \
-    "$fcn" predict --config cfg.json --weights truncated.safetensors --image "$jpeg" --out mask.png
-  bad "predict --weights of another width" 'param conv1_1\.weight has shape \[4, 3, 3, 3\] .* expects \[8, 3, 3, 3\]' \
-    "$fcn" predict --config cfg.json --weights "$weights" --image "$jpeg" --out mask.png --set model.width=0.125
-else
-  skip "predict"
-fi
+good "predict one image" "$fcn" predict --config cfg.json --weights "$weights" --image "$jpeg" --out mask.png
+for image in truncated.jpg garbage.jpg empty.jpg truncated.png nope.jpg; do
+  bad "predict --image $image" "${image//./\\.}: (truncated JPEG|cannot decode image|empty file|no such file)" \
+    "$fcn" predict --config cfg.json --weights "$weights" --image "$image" --out mask.png
+done
+mkdir -p images emptydir
+cp "$jpeg" truncated.jpg images/
+bad "predict a directory holding a truncated image" 'images/truncated\.jpg: truncated JPEG' \
+  "$fcn" predict --config cfg.json --weights "$weights" --image images --out masks
+bad "predict an empty directory" 'emptydir: no image files' \
+  "$fcn" predict --config cfg.json --weights "$weights" --image emptydir --out masks
+bad "predict --out a directory for one image" '--out somedir: is a directory' \
+  "$fcn" predict --config cfg.json --weights "$weights" --image "$jpeg" --out somedir
+bad "predict --out into a missing directory" 'nope/mask\.png' \
+  "$fcn" predict --config cfg.json --weights "$weights" --image "$jpeg" --out nope/mask.png
+bad "predict --weights truncated" 'truncated\.safetensors: not a valid safetensors file' \
+  "$fcn" predict --config cfg.json --weights truncated.safetensors --image "$jpeg" --out mask.png
+bad "predict --weights of another width" 'param conv1_1\.weight has shape \[4, 3, 3, 3\] .* expects \[8, 3, 3, 3\]' \
+  "$fcn" predict --config cfg.json --weights "$weights" --image "$jpeg" --out mask.png --set model.width=0.125
+
+echo "== settings that must agree, environment"
+bad "model.ignore_label and data.ignore_label differ" \
+  'model\.ignore_label \(254\) and data\.ignore_label \(255\) differ' \
+  "$fcn" train --config cfg.json --out r_ignore --set model.ignore_label=254 --set data.ignore_label=255
+bad "FCN_WINOGRAD=off (a typo is not a silent default)" 'FCN_WINOGRAD=off: expected one of 0, 2, 4' \
+  env FCN_WINOGRAD=off "$fcn" describe --config cfg.json
+bad "FCN_ALLREDUCE_OVERLAP=false" 'FCN_ALLREDUCE_OVERLAP=false: expected one of 0, 1' \
+  env FCN_ALLREDUCE_OVERLAP=false "$fcn" train --config cfg.json --out r_env
 
 echo "== argument parsing (CLI11 wording)"
 usage "no subcommand" "$fcn"
@@ -471,6 +458,6 @@ usage "--size beyond int64" "$fcn" describe --config cfg.json --size 92233720368
 usage "garbage bytes as arguments" "$fcn" $'\xff\xfe' $'--\x01'
 
 echo
-echo "$cases cases, $failures failed${skipped[*]:+; skipped (not built yet): ${skipped[*]}}"
+echo "$cases cases, $failures failed"
 ((failures == 0)) || exit 1
 echo "PASS"

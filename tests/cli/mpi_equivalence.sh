@@ -8,13 +8,13 @@
 # ranks gives the same scores as one process on the same weights, and a
 # 2-rank run resumed with 2 ranks ends bit-identical to an uninterrupted one
 # (also across bucket sizes and with the overlap off: a sum of two is exact).
-# Skips (exit 0) when mpirun is missing or fcn was built without MPI.
+# Skips (exit 77, which ctest reports as skipped) when mpirun is missing or fcn was built without MPI.
 # Usage (from the repo root): bash tests/cli/mpi_equivalence.sh path/to/fcn
 set -euo pipefail
 fcn=$(realpath "$1")
 repo=$(pwd)
-if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun is not installed (Debian: openmpi-bin)"; exit 0; fi
-if ! "$fcn" --version | grep -q "MPI: enabled"; then echo "SKIP: $fcn was built without MPI"; exit 0; fi
+if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun is not installed (Debian: openmpi-bin)"; exit 77; fi
+if ! "$fcn" --version | grep -q "MPI: enabled"; then echo "SKIP: $fcn was built without MPI"; exit 77; fi
 # Under tools/test.sh --sanitize, Open MPI's own allocations (in plugins it
 # unloads before the leak check, so no suppression can name them) would read
 # as leaks; every test without mpirun keeps the leak check.

@@ -4,12 +4,12 @@
 # that is no class), so the rank that loads it fails; mpirun must exit
 # non-zero well within the timeout, with "error: rank R: <the file and the
 # problem>" on stderr. A missing dataset (every rank fails at once) too.
-# Skips (exit 0) when mpirun is missing or fcn was built without MPI.
+# Skips (exit 77, which ctest reports as skipped) when mpirun is missing or fcn was built without MPI.
 # Usage (from the repo root): bash tests/cli/mpi_failure.sh path/to/fcn
 set -euo pipefail
 fcn=$(realpath "$1")
-if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun is not installed (Debian: openmpi-bin)"; exit 0; fi
-if ! "$fcn" --version | grep -q "MPI: enabled"; then echo "SKIP: $fcn was built without MPI"; exit 0; fi
+if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun is not installed (Debian: openmpi-bin)"; exit 77; fi
+if ! "$fcn" --version | grep -q "MPI: enabled"; then echo "SKIP: $fcn was built without MPI"; exit 77; fi
 # Under tools/test.sh --sanitize, Open MPI's own allocations (in plugins it
 # unloads before the leak check, so no suppression can name them) would read
 # as leaks; every test without mpirun keeps the leak check.
