@@ -4,7 +4,7 @@ tests/fixtures/{conv,deconv}_<case>.safetensors hold x, weight, bias, a
 given grad_out and PyTorch's y, grad_x, grad_weight, grad_bias (computed in
 float64, stored as float32), with the layer's JSON spec in the metadata
 ("spec"); {conv,deconv}_sizes.safetensors tabulate output sizes measured by
-running PyTorch. Usage: /usr/bin/python3 tools/fixtures_conv.py"""
+running PyTorch. Usage: /usr/bin/python3 tools/fixtures_conv.py [--check]"""
 import json
 import os
 import sys
@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_output  # noqa: E402
 import safetensors_np  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+OUT = fixture_output.directory("tests/fixtures")
 
 # name: (input shape, layer options)
 CONV_CASES = {

@@ -1,13 +1,14 @@
-"""Fixtures for the core tests (safetensors dtypes). Run: /usr/bin/python3 tools/fixtures_core.py"""
+"""Fixtures for the core tests (safetensors dtypes). Run: /usr/bin/python3 tools/fixtures_core.py [--check]"""
 import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_output  # noqa: E402
 import safetensors_np  # noqa: E402
 
-OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures")
+OUT = fixture_output.directory("tests/fixtures")
 
 
 def main():

@@ -9,18 +9,22 @@ with numpy, PIL and scipy, independently of the C++ code under test:
   labels/          label PNGs of several kinds
   expected.json    the label values and decoded pixels the loaders must give
 
-Usage: /usr/bin/python3 tools/fixtures_data.py
+Usage: /usr/bin/python3 tools/fixtures_data.py [--check]
 """
 import io
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import scipy.io
 from PIL import Image
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "data")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_output  # noqa: E402
+
+ROOT = fixture_output.directory("tests/fixtures/data")
 rng = np.random.RandomState(20240611)
 
 

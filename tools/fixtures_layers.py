@@ -8,7 +8,7 @@ Each file holds several cases. Its metadata "cases" is a JSON list of
   <case>/out_grad       the output gradient fed to backward
   <case>/in<i>_grad     input gradients (absent when the input gets none)
   <case>/grad/<param>   parameter gradients
-Run: /usr/bin/python3 tools/fixtures_layers.py (deterministic; seed 0).
+Run: /usr/bin/python3 tools/fixtures_layers.py [--check] (deterministic; seed 0).
 """
 import json
 import os
@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_output  # noqa: E402
 import safetensors_np  # noqa: E402
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+OUT_DIR = fixture_output.directory("tests/fixtures")
 
 
 def randn(*shape):
@@ -57,7 +58,8 @@ class Fixture:
 
     def save(self):
         path = os.path.join(OUT_DIR, f"{self.file_prefix}_parity.safetensors")
-        arrays = {k: v.numpy().astype(np.float32) for k, v in self.tensors.items()}
+        # a scalar (the loss) is stored as fcn's loss blob, shape [1]
+        arrays = {k: np.atleast_1d(v.numpy()).astype(np.float32) for k, v in self.tensors.items()}
         safetensors_np.save(path, arrays, {"cases": json.dumps(self.cases)})
         print(path, os.path.getsize(path), "bytes")
 

@@ -18,7 +18,7 @@ tests/fixtures/solver_golden.safetensors
   losses [10] (the loss of each step's forward, before its update).
   metadata: "spec", "solver".
 
-Run: /usr/bin/python3 tools/fixtures_solver.py (deterministic; seed 0).
+Run: /usr/bin/python3 tools/fixtures_solver.py [--check] (deterministic; seed 0).
 """
 import json
 import os
@@ -28,10 +28,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixture_output  # noqa: E402
 import safetensors_np  # noqa: E402
 from torch_graph import TorchGraph  # noqa: E402
 
-OUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+OUT_DIR = fixture_output.directory("tests/fixtures")
 
 
 def graph_spec(layers):
