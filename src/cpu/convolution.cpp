@@ -112,22 +112,31 @@ ConvGeometry row_band(const ConvGeometry& g, int64_t first, int64_t rows) {
   return band;
 }
 
+// When the columns are too large for one buffer (chunk_rows), calls
+// visit(band, first, col) for each band of output rows, `col` a workspace for
+// the band's columns, and returns true; otherwise visits nothing.
+template <typename Visit>
+bool for_each_row_band(const ConvGeometry& g, Visit visit) {
+  const int64_t rows = chunk_rows(g);
+  if (rows >= g.out_h) return false;
+  float* col = column_workspace(g.column_rows() * rows * g.out_w);
+  for (int64_t first = 0; first < g.out_h; first += rows)
+    visit(row_band(g, first, std::min(rows, g.out_h - first)), first, col);
+  return true;
+}
+
 // output = W · im2col(image) + beta * output (+ bias), rectified: conv_forward
 // without the equal-window pass.
 void convolve_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                       const float* bias, bool rectify) {
   if (winograd_applies(g)) return winograd_forward(g, weight, image, beta, output, bias, rectify);
-  const int64_t rows = chunk_rows(g);
-  if (rows < g.out_h) {
-    float* col = column_workspace(g.column_rows() * rows * g.out_w);
-    for (int64_t first = 0; first < g.out_h; first += rows) {
-      const ConvGeometry band = row_band(g, first, std::min(rows, g.out_h - first));
-      im2col(band, image, col);  // [C*KH*KW, band OH*OW]
-      // output[:, band] = W[O, C*KH*KW] · col + beta * output[:, band]  (rows of length OH*OW)
-      gemm(false, false, g.out_channels, band.out_area(), g.column_rows(), 1.f, weight, g.column_rows(), col,
-           band.out_area(), beta, output + first * g.out_w, g.out_area());
-    }
-  } else {
+  const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
+    im2col(band, image, col);  // [C*KH*KW, band OH*OW]
+    // output[:, band] = W[O, C*KH*KW] · col + beta * output[:, band]  (rows of length OH*OW)
+    gemm(false, false, g.out_channels, band.out_area(), g.column_rows(), 1.f, weight, g.column_rows(), col,
+         band.out_area(), beta, output + first * g.out_w, g.out_area());
+  });
+  if (!banded) {
     const float* col = columns_of(g, image);  // [C*KH*KW, OH*OW]
     const int64_t m = g.out_channels / g.groups, n = g.out_area(), k = g.column_rows() / g.groups;
     for (int64_t group = 0; group < g.groups; ++group) {
@@ -263,18 +272,13 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
   if (winograd_applies(g)) return winograd_backward_data(g, weight, output_grad, image_grad);
-  const int64_t rows = chunk_rows(g);
-  if (rows < g.out_h) {
-    float* col = column_workspace(g.column_rows() * rows * g.out_w);
-    for (int64_t first = 0; first < g.out_h; first += rows) {
-      const ConvGeometry band = row_band(g, first, std::min(rows, g.out_h - first));
-      // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
-      gemm(true, false, g.column_rows(), band.out_area(), g.out_channels, 1.f, weight, g.column_rows(),
-           output_grad + first * g.out_w, g.out_area(), 0.f, col, band.out_area());
-      col2im_add(band, col, image_grad);
-    }
-    return;
-  }
+  const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
+    // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
+    gemm(true, false, g.column_rows(), band.out_area(), g.out_channels, 1.f, weight, g.column_rows(),
+         output_grad + first * g.out_w, g.out_area(), 0.f, col, band.out_area());
+    col2im_add(band, col, image_grad);
+  });
+  if (banded) return;
   const int64_t m = g.column_rows() / g.groups, n = g.out_area(), k = g.out_channels / g.groups;
   // pointwise: the columns are the image, so accumulate straight into it
   const bool direct = g.is_pointwise();
@@ -289,18 +293,13 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
 
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
   if (winograd_applies(g)) return winograd_backward_weight(g, image, output_grad, weight_grad);
-  const int64_t rows = chunk_rows(g);
-  if (rows < g.out_h) {
-    float* col = column_workspace(g.column_rows() * rows * g.out_w);
-    for (int64_t first = 0; first < g.out_h; first += rows) {
-      const ConvGeometry band = row_band(g, first, std::min(rows, g.out_h - first));
-      im2col(band, image, col);
-      // weight_grad[O, C*KH*KW] += output_grad[:, band] · col^T
-      gemm(false, true, g.out_channels, g.column_rows(), band.out_area(), 1.f, output_grad + first * g.out_w,
-           g.out_area(), col, band.out_area(), 1.f, weight_grad, g.column_rows());
-    }
-    return;
-  }
+  const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
+    im2col(band, image, col);
+    // weight_grad[O, C*KH*KW] += output_grad[:, band] · col^T
+    gemm(false, true, g.out_channels, g.column_rows(), band.out_area(), 1.f, output_grad + first * g.out_w,
+         g.out_area(), col, band.out_area(), 1.f, weight_grad, g.column_rows());
+  });
+  if (banded) return;
   const float* col = columns_of(g, image);  // [C*KH*KW, OH*OW]
   const int64_t m = g.out_channels / g.groups, n = g.column_rows() / g.groups, k = g.out_area();
   for (int64_t group = 0; group < g.groups; ++group) {
