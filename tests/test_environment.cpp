@@ -3,6 +3,8 @@
 // and --help shows the table.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -37,7 +39,9 @@ class ScopedEnv {
 };
 
 std::string run_fcn(const std::string& prefix, const std::string& args, int& status) {
-  const std::string log = (std::filesystem::temp_directory_path() / "fcn_test_environment.txt").string();
+  // one file per process: ctest runs the test cases in parallel
+  const std::string log =
+      (std::filesystem::temp_directory_path() / ("fcn_test_environment_" + std::to_string(getpid()) + ".txt")).string();
   status = std::system((prefix + " " + FCN_BINARY + " " + args + " >" + log + " 2>&1").c_str());
   std::ifstream in(log);
   std::stringstream text;

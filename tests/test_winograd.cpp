@@ -194,7 +194,7 @@ TEST_CASE("conv_forward on the Winograd path gives exactly equal outputs for con
   // Every output whose 3x3 window misses the patch must be the same number,
   // or max-pooling ties break differently from PyTorch. OpenBLAS rounds a
   // tile's column of the per-tile GEMMs by its place in the block, so it
-  // takes conv_forward's equal-window pass (im2col.hpp).
+  // takes conv_forward's equal-window pass (convolution.hpp).
   const ConvGeometry g = geometry(64, 64, 61, 70, 1);
   REQUIRE((winograd_applies(g) || winograd_forward_tile() == 0));
   std::mt19937_64 rng(9);

@@ -232,7 +232,7 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
 // the same number as that neighbour, bit for bit, in every channel; row-major
 // order carries it along runs of equal windows. The arithmetic (OpenBLAS's
 // kernels, Winograd's tiles) gives equal windows values that differ in the
-// last bits by where they lie; see conv_forward in im2col.hpp for why that
+// last bits by where they lie; see conv_forward in convolution.hpp for why that
 // matters.
 void equalize_equal_windows(const ConvGeometry& g, const float* image, float* output) {
   const std::vector<Source> source = equal_window_sources(g, image);

@@ -57,7 +57,7 @@ inline void store(float* p, Lanes v) { std::memcpy(p, &v, sizeof v); }
 // whose window is constant gets the same number wherever it lies in its tile
 // and whatever surrounds it. Across tiles it is the GEMMs' rounding, which
 // OpenBLAS makes depend on a tile's place in the block: conv_forward
-// (im2col.hpp) makes the outputs of equal windows equal after this pass, so
+// (convolution.hpp) makes the outputs of equal windows equal after this pass, so
 // that FCN's exact max-pooling ties in its padded regions stay exact.
 struct F2x3 {
   static constexpr int m = 2, a = 4;

@@ -242,15 +242,18 @@ void link_ignore_labels(const json& config, Config& out) {
   if (in_model && !in_data && model_label >= 0 && model_label <= 255) data_label = model_label;
   if (in_data && !in_model) model_label = data_label;
   if (out.model.graph.is_null() || !out.model.graph.contains("layers") || !out.model.graph["layers"].is_array()) return;
+  // malformed layers are left to the graph builder, which names what is wrong
+  const auto text = [](const json& layer, const char* key) {
+    return layer.contains(key) && layer[key].is_string() ? layer[key].get<std::string>() : std::string();
+  };
   for (const json& layer : out.model.graph["layers"]) {
-    if (!layer.is_object() || layer.value("type", "") != "softmax_loss") continue;
+    if (!layer.is_object() || text(layer, "type") != "softmax_loss") continue;
     const int64_t loss_label = layer.contains("ignore_label") && layer["ignore_label"].is_number_integer()
                                    ? layer["ignore_label"].get<int64_t>()
                                    : 255;  // the layer's default
     if (loss_label != data_label)
-      throw Error("model.graph layer \"" + layer.value("name", std::string("?")) + "\" has ignore_label " +
-                  std::to_string(loss_label) + " but data.ignore_label is " + std::to_string(data_label) +
-                  "; they must be the same");
+      throw Error("model.graph layer \"" + text(layer, "name") + "\" has ignore_label " + std::to_string(loss_label) +
+                  " but data.ignore_label is " + std::to_string(data_label) + "; they must be the same");
   }
 }
 

@@ -23,7 +23,7 @@
 // it against a double-precision reference). F(2x2, 3x3), the default, keeps
 // an output whose 3x3 window is constant the same number wherever it lies in
 // its tile; across tiles that rests on the per-tile GEMMs, which OpenBLAS
-// does not round alike, so conv_forward (im2col.hpp) equalises outputs of
+// does not round alike, so conv_forward (convolution.hpp) equalises outputs of
 // equal windows after either path. F(4x4, 3x3) does less arithmetic but
 // breaks such ties in the last bit (see winograd.cpp), so it serves the
 // backward passes, which decide nothing.
@@ -49,7 +49,7 @@ int winograd_backward_tile();
 bool winograd_applies(const ConvGeometry& g);
 
 // The three passes, with the semantics of conv_forward, conv_backward_data
-// and conv_backward_weight (src/cpu/im2col.hpp) for one sample, with tiles
+// and conv_backward_weight (fcn/cpu/convolution.hpp) for one sample, with tiles
 // of `tile` (2 or 4):
 //   output = conv(image) + beta * output (+ bias[k])     (beta 0 or 1),
 //            then max(output, 0) when rectify

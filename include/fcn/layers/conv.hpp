@@ -22,7 +22,7 @@
 namespace fcn {
 
 namespace cpu {
-struct ConvGeometry;  // src/cpu/im2col.hpp
+struct ConvGeometry;  // fcn/cpu/convolution.hpp
 }
 
 // out = floor((in + 2p - d(k-1) - 1) / s) + 1; a result < 1 means the
@@ -57,7 +57,7 @@ class ConvolutionBase : public Layer {
   // init_params has run.
   void ensure_weight(const Shape& shape);
   // Sets the im2col geometry: image = {C, H, W} of the conv input side,
-  // output = {C, H, W} of the conv output side (see src/cpu/im2col.hpp).
+  // output = {C, H, W} of the conv output side (see fcn/cpu/convolution.hpp).
   void set_geometry(const std::array<int64_t, 3>& image, const std::array<int64_t, 3>& output);
   std::string options_str() const;  // "kernel 3x3, stride 1x1, pad 0x0, dilation 1x1"
   bool trains_weight() const { return !weight_.frozen(); }
