@@ -21,12 +21,12 @@ fi
 
 run=runs/synthetic-fcn8s
 echo "== train (configs/synthetic-fcn8s.json -> $run)"
-rm -rf "$run"
-$fcn train --config configs/synthetic-fcn8s.json --out "$run"
+# the demo's own run: a second demo replaces it (--overwrite: only the run's files)
+$fcn train --config configs/synthetic-fcn8s.json --out "$run" --overwrite
 
 echo "== evaluate"
 $fcn eval --config "$run/config.json" --weights "$run/final.safetensors" --split val --json "$run/eval.json" \
-  --save-dir "$run/predictions"
+  --save-dir "$run/predictions" --overwrite
 
 image_id=$(head -n 1 $data/ImageSets/Segmentation/val.txt)
 echo "== predict $data/JPEGImages/$image_id.jpg"

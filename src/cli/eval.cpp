@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "cli/output_files.hpp"
 #include "cli/progress.hpp"
 #include "fcn/eval/trained_model.hpp"
 #include "fcn/data/dataset.hpp"
@@ -39,6 +40,7 @@ struct EvalArgs {
   std::string config_file;
   std::string weights;
   std::string save_dir;
+  bool overwrite = false;
   std::vector<std::string> overrides;
 };
 
@@ -108,7 +110,12 @@ void run_model_eval(const EvalArgs& args) {
   const int64_t classes = model.config().model.zoo.num_classes;
   Dataset dataset(data, args.split, classes);
   dataset.validate();
-  if (!args.save_dir.empty()) std::filesystem::create_directories(args.save_dir);
+  if (!args.save_dir.empty()) {
+    std::vector<std::string> masks;
+    for (size_t i = 0; i < dataset.size(); ++i) masks.push_back(args.save_dir + "/" + dataset.id(i) + ".png");
+    refuse_overwrites(args.save_dir, masks, args.overwrite, "--save-dir");
+    std::filesystem::create_directories(args.save_dir);
+  }
   Progress progress("eval " + args.split, dataset.size());
   const auto save_and_count = [&](int64_t position, const Sample& sample, const Image&, const Image& prediction) {
     if (!args.save_dir.empty()) write_label_png(args.save_dir + "/" + sample.id + ".png", prediction);
@@ -162,6 +169,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--config", args->config_file, "config of the model to evaluate");
   cmd->add_option("--weights", args->weights, "model weights (safetensors)");
   cmd->add_option("--save-dir", args->save_dir, "also save the predicted masks here as <id>.png");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "replace masks already in --save-dir (without it they stop eval before anything is written)");
   cmd->add_option("--set", args->overrides, "override a config key: a.b=VALUE (repeatable)");
   cmd->callback([args] { run_eval(*args); });
 }

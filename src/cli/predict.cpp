@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "cli/commands.hpp"
+#include "cli/output_files.hpp"
 #include "cli/progress.hpp"
 #include "fcn/eval/trained_model.hpp"
 #include "fcn/core/error.hpp"
@@ -23,6 +24,7 @@ struct PredictArgs {
   std::string image;    // a file or a directory
   std::string out;      // MASK.png, or a directory when --image is one
   std::string overlay;  // OUT.png, or a directory when --image is one
+  bool overwrite = false;
   std::vector<std::string> overrides;
 };
 
@@ -50,14 +52,19 @@ std::vector<Job> plan_jobs(const PredictArgs& args) {
     if (entry.is_regular_file() && is_image_file(entry.path())) images.push_back(entry.path().string());
   std::sort(images.begin(), images.end());
   if (images.empty()) throw Error(args.image + ": no image files in this directory");
-  fs::create_directories(args.out);
-  if (!args.overlay.empty()) fs::create_directories(args.overlay);
   std::vector<Job> jobs;
+  std::vector<std::string> masks, overlays;
   for (const auto& image : images) {
     const std::string stem = fs::path(image).stem().string();
     jobs.push_back({image, (fs::path(args.out) / (stem + ".png")).string(),
                     args.overlay.empty() ? "" : (fs::path(args.overlay) / (stem + ".png")).string()});
+    masks.push_back(jobs.back().mask);
+    if (!args.overlay.empty()) overlays.push_back(jobs.back().overlay);
   }
+  refuse_overwrites(args.out, masks, args.overwrite, "--out");
+  refuse_overwrites(args.overlay, overlays, args.overwrite, "--overlay");
+  fs::create_directories(args.out);
+  if (!args.overlay.empty()) fs::create_directories(args.overlay);
   return jobs;
 }
 
@@ -95,6 +102,10 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--image", args->image, "an image file or a directory of images")->required();
   cmd->add_option("--out", args->out, "mask PNG to write (a directory when --image is one)")->required();
   cmd->add_option("--overlay", args->overlay, "overlay PNG to write (a directory when --image is one)");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "with a directory of images: replace masks (and overlays) already in --out (--overlay);\n"
+                "without it such files stop the command before anything is written. A file named by --out is\n"
+                "always written");
   cmd->add_option("--set", args->overrides, "override a config key: a.b=VALUE (repeatable)");
   cmd->callback([args] { run_predict(*args); });
 }

@@ -21,6 +21,7 @@ struct TrainArgs {
   std::string out;
   std::string resume;
   std::string init;
+  bool overwrite = false;
   std::vector<std::string> overrides;
 };
 
@@ -30,6 +31,9 @@ TrainOptions train_options(const TrainArgs& args) {
   options.out_dir = args.out.empty() ? "runs/" + std::filesystem::path(args.config_file).stem().string() : args.out;
   options.resume = args.resume;
   options.init_weights = args.init;
+  options.overwrite = args.overwrite;
+  if (args.overwrite && !args.resume.empty())
+    throw Error("--overwrite and --resume: --overwrite removes the run that --resume would continue; give one");
   return options;
 }
 
@@ -67,6 +71,9 @@ void add_train_command(CLI::App& app) {
       "  val_samples.png   image | ground truth | prediction of the first val images\n"
       "  checkpoints/iter_NNNNNNNN.safetensors   every solver.snapshot_every iterations and at the end\n"
       "  final.safetensors the trained params\n"
+      "  train.lock        held while the run lives: a second train on DIR fails at once\n"
+      "A DIR that holds a run is never replaced: train refuses unless --resume continues that run\n"
+      "(same config) or --overwrite removes its files first (only those).\n"
       "Progress (iteration, loss, lr, images/s, ETA) goes to stderr. --resume continues a run bit for bit\n"
       "(same data order and random draws; same solver.threads for identical floating point).\n"
       "Ctrl-C or SIGTERM finishes the current iteration, saves a checkpoint, prints the command that\n"
@@ -81,6 +88,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--init", args->init,
                   "weights to start from: params whose name and shape match are copied, the rest are reported and\n"
                   "keep their initialisation (staged training: 16s from 32s, 8s from 16s); replaces init.weights");
+  cmd->add_flag("--overwrite", args->overwrite,
+                "--out holds a finished or abandoned run: remove its files (config.json, metrics.jsonl, curves.png,\n"
+                "val_samples.png, final.safetensors, checkpoints/iter_*) and start afresh; nothing else in DIR is touched");
   cmd->add_option("--set", args->overrides, "override a config key, e.g. --set solver.max_iter=500 (repeatable)");
   cmd->callback([args] { run_train(*args); });
 }

@@ -75,17 +75,19 @@ Trainer::Trainer(TrainOptions options)
   if (config.data.root.empty()) throw Error("config: the \"data\" section with data.root is needed for training");
   if (options_.out_dir.empty()) throw Error("train: no output directory given");
   threads_ = set_threads(threads_per_rank(solver_config_.threads, comm_));
+  open_datasets();  // read-only: data errors come before anything is created in out_dir
   if (comm_.is_root()) {
-    std::error_code ec;
-    std::filesystem::create_directories(options_.out_dir + "/checkpoints", ec);
-    if (ec) throw Error(options_.out_dir + "/checkpoints: cannot create the directory (" + ec.message() + ")");
+    // before anything is written: a used directory is refused, a busy one locked
+    const RunDirectoryMode mode = options_.overwrite         ? RunDirectoryMode::overwrite
+                                  : options_.resume.empty() ? RunDirectoryMode::fresh
+                                                            : RunDirectoryMode::resume;
+    run_dir_ = std::make_unique<RunDirectory>(options_.out_dir, mode, config_hash(config.to_json()));
   }
   // N ranks x iter_size k follow the trajectory of iter_size N*k: that is
   // what a checkpoint's hash must match on resume
   json hashed = config.to_json();
   if (comm_.distributed()) hashed["solver"]["iter_size"] = solver_config_.iter_size * comm_.size();
   config_hash_ = config_hash(hashed);
-  open_datasets();
   build_graph();
   SolverConfig solver = solver_config_;
   solver.iter_size *= comm_.size();  // the summed gradients of every rank's samples

@@ -349,34 +349,34 @@ echo "== train: data errors"
 corrupt
 mkpng bad/SegmentationClass/train_00001.png palette 20 20 1
 bad "train: label of the wrong size" 'bad/SegmentationClass/train_00001\.png: label is 20x20 but its image is 32x32' \
-  "$fcn" train --config cfg_bad.json --out r
+  "$fcn" train --config cfg_bad.json --out r --overwrite
 corrupt
 for i in 0 1 2 3; do mkpng bad/SegmentationClass/train_0000$i.png palette 32 32 17; done
 bad "train: label value 17" 'bad/SegmentationClass/train_0000[0-3]\.png: label value 17 .* neither a class' \
-  "$fcn" train --config cfg_bad.json --out r
+  "$fcn" train --config cfg_bad.json --out r --overwrite
 corrupt
 echo ghost >>bad/ImageSets/Segmentation/train.txt
 bad "train: list entry with no files" 'bad/JPEGImages/ghost\.jpg: no such file \(listed as "ghost" in .*train\.txt line 5\)' \
-  "$fcn" train --config cfg_bad.json --out r
+  "$fcn" train --config cfg_bad.json --out r --overwrite
 corrupt
 rm bad/JPEGImages/train_00002.jpg
-bad "train: missing image" 'bad/JPEGImages/train_00002\.jpg: no such file' "$fcn" train --config cfg_bad.json --out r
+bad "train: missing image" 'bad/JPEGImages/train_00002\.jpg: no such file' "$fcn" train --config cfg_bad.json --out r --overwrite
 corrupt
 : >bad/ImageSets/Segmentation/train.txt
 bad "train: empty split" 'bad/ImageSets/Segmentation/train\.txt: split "train" lists no images' \
-  "$fcn" train --config cfg_bad.json --out r
+  "$fcn" train --config cfg_bad.json --out r --overwrite
 corrupt
 for i in 0 1 2 3; do cp truncated.jpg bad/JPEGImages/train_0000$i.jpg; done
 bad "train: truncated images (on_error stop)" 'bad/JPEGImages/train_0000[0-3]\.jpg: truncated JPEG' \
-  "$fcn" train --config cfg_bad.json --out r
+  "$fcn" train --config cfg_bad.json --out r --overwrite
 bad "train: nothing loadable (on_error skip)" 'bad/JPEGImages/train_0000[0-3]\.jpg: truncated JPEG' \
-  "$fcn" train --config cfg_bad.json --out r --set data.on_error=skip
+  "$fcn" train --config cfg_bad.json --out r --overwrite --set data.on_error=skip
 corrupt
 echo "garbage" >bad/JPEGImages/train_00003.jpg
-bad "train: undecodable image" 'bad/JPEGImages/train_00003\.jpg' "$fcn" train --config cfg_bad.json --out r
+bad "train: undecodable image" 'bad/JPEGImages/train_00003\.jpg' "$fcn" train --config cfg_bad.json --out r --overwrite
 bad "train: --data root missing" 'nope/ImageSets/Segmentation/train\.txt: cannot open split list' \
-  "$fcn" train --config cfg.json --out r --set data.root=nope
-bad "train: data.root of the wrong type" 'data\.root: expected a string' "$fcn" train --config cfg.json --out r --set data.root=5
+  "$fcn" train --config cfg.json --out r --overwrite --set data.root=nope
+bad "train: data.root of the wrong type" 'data\.root: expected a string' "$fcn" train --config cfg.json --out r --overwrite --set data.root=5
 good "describe ignores the data section" "$fcn" describe --config cfg.json --set data.root=5 --size 8 8
 
 # SBD labels (.mat): a 4-byte edit of a fixture that crashed libmatio's Mat_VarGetStructFieldByName
@@ -387,18 +387,18 @@ b = bytearray(open('sbd/cls/s1.mat', 'rb').read())
 b[245:249] = bytes([0xce, 0xed, 0xe2, 0x1b])
 open('sbd/cls/s1.mat', 'wb').write(b)"
 sed 's#"format": "voc", "root": "ds"#"format": "sbd", "root": "sbd"#' cfg.json >cfg_sbd.json
-bad "train: corrupt SBD .mat label" 'sbd/cls/s1\.mat: ' "$fcn" train --config cfg_sbd.json --out r
+bad "train: corrupt SBD .mat label" 'sbd/cls/s1\.mat: ' "$fcn" train --config cfg_sbd.json --out r --overwrite
 echo "not a mat file" >sbd/cls/s1.mat
-bad "train: SBD label that is not a .mat file" 'sbd/cls/s1\.mat: cannot open as a MATLAB file' "$fcn" train --config cfg_sbd.json --out r
+bad "train: SBD label that is not a .mat file" 'sbd/cls/s1\.mat: cannot open as a MATLAB file' "$fcn" train --config cfg_sbd.json --out r --overwrite
 
 echo "== train: weights, resume, output"
-bad "train --resume missing file" 'nope\.safetensors: cannot open file' "$fcn" train --config cfg.json --out r --resume nope.safetensors
+bad "train --resume missing file" 'nope\.safetensors: cannot open file' "$fcn" train --config cfg.json --out r_resume --resume nope.safetensors
 bad "train --resume truncated" 'truncated\.safetensors: not a valid safetensors file' \
-  "$fcn" train --config cfg.json --out r --resume truncated.safetensors
+  "$fcn" train --config cfg.json --out r_resume --resume truncated.safetensors
 bad "train --resume from another width" 'param conv1_1\.weight has shape \[4, 3, 3, 3\] .* expects \[8, 3, 3, 3\]' \
-  "$fcn" train --config cfg.json --out r --resume "$weights" --set model.width=0.125
+  "$fcn" train --config cfg.json --out r_resume --resume "$weights" --set model.width=0.125
 bad "train --init not safetensors" 'garbage\.jpg: not a valid safetensors file' \
-  "$fcn" train --config cfg.json --out r --init garbage.jpg
+  "$fcn" train --config cfg.json --out r --overwrite --init garbage.jpg
 bad "train --out a file" '/dev/null/checkpoints: cannot create the directory' "$fcn" train --config cfg.json --out /dev/null
 
 echo "== eval --weights (model evaluation)"

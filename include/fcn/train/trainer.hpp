@@ -38,6 +38,7 @@
 #include "fcn/data/sampling.hpp"
 #include "fcn/graph/graph.hpp"
 #include "fcn/eval/metrics.hpp"
+#include "fcn/train/run_directory.hpp"
 #include "fcn/train/run_log.hpp"
 #include "fcn/train/solver.hpp"
 
@@ -51,6 +52,7 @@ struct TrainOptions {
   std::string out_dir;
   std::string resume;        // checkpoint to continue from ("" = start at iteration 0)
   std::string init_weights;  // replaces config.init.weights when set
+  bool overwrite = false;    // remove a previous run's files in out_dir first (run_directory.hpp)
   bool handle_signals = true;
 };
 
@@ -110,6 +112,7 @@ class Trainer {
   const SolverConfig& solver_config_;
   Communicator& comm_;
   int threads_ = 1;
+  std::unique_ptr<RunDirectory> run_dir_;  // rank 0: the locked out_dir
   std::unique_ptr<Dataset> train_set_, val_set_;
   std::unique_ptr<Graph> graph_;
   // only with several ranks; after graph_, so that it goes first (its

@@ -1,0 +1,45 @@
+#pragma once
+// A training run's directory, owned by one process for the whole run.
+//
+// A VOC run is days of CPU, so nothing may replace one by accident:
+//  - DIR/train.lock is held with flock(LOCK_EX) while the run lives; a second
+//    `fcn train` on DIR fails at once naming the PID that holds it. The kernel
+//    drops the lock when its process dies, so a lock left by kill -9 never
+//    blocks (the file itself stays, harmlessly).
+//  - A DIR that already holds a run (config.json, metrics.jsonl, a checkpoint
+//    or final.safetensors) is refused, unless --resume continues that same
+//    run (its config.json has the same config_hash) or --overwrite asks to
+//    remove that run's files first (only those: anything else in DIR stays).
+#include <string>
+#include <vector>
+
+namespace fcn {
+
+enum class RunDirectoryMode {
+  fresh,      // DIR must not hold a run
+  resume,     // DIR may hold a run: the one with this config
+  overwrite,  // DIR's run files are removed first
+};
+
+class RunDirectory {
+ public:
+  // Creates DIR and DIR/checkpoints, takes the lock, then applies `mode`;
+  // `config_hash` is config_hash() of the new run's config. Throws an Error
+  // (one line: what is there, what to do) and leaves every file as it was.
+  RunDirectory(const std::string& dir, RunDirectoryMode mode, const std::string& config_hash);
+  ~RunDirectory();  // releases the lock
+  RunDirectory(const RunDirectory&) = delete;
+  RunDirectory& operator=(const RunDirectory&) = delete;
+
+  const std::string& path() const { return dir_; }
+
+ private:
+  std::string dir_;
+  int lock_fd_ = -1;
+};
+
+// The files of a run in DIR that exist (config.json, metrics.jsonl,
+// curves.png, val_samples.png, final.safetensors, checkpoints/iter_*.safetensors).
+std::vector<std::string> run_files(const std::string& dir);
+
+}  // namespace fcn
