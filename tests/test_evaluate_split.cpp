@@ -8,6 +8,7 @@
 #include "fcn/core/error.hpp"
 #include "fcn/data/synthetic.hpp"
 #include "fcn/eval/evaluate_split.hpp"
+#include "fcn/eval/inference.hpp"
 
 using namespace fcn;
 using fcn::testing::ScratchDir;
@@ -64,10 +65,10 @@ TEST_CASE("evaluate_split: known predictions give the known confusion matrix", "
   SECTION("the ground truth itself: a diagonal matrix, mean IoU 1") {
     size_t next = 0;
     Tensor scores;
-    const ConfusionMatrix matrix = evaluate_split(dataset, data, kClasses, [&](const Tensor& image) -> const Tensor& {
+    const ConfusionMatrix matrix = evaluate_split(dataset, data, kClasses, [&](const Tensor& image) {
       REQUIRE(image.h() == truths[next].height);
       scores = one_hot(truths[next++], kClasses, -1);
-      return scores;
+      return argmax_mask(scores);
     });
     CHECK(next == 4);
     CHECK(matrix.num_images() == 4);
@@ -78,9 +79,9 @@ TEST_CASE("evaluate_split: known predictions give the known confusion matrix", "
   SECTION("always class 2: column 2 holds every scored pixel") {
     Tensor scores;
     size_t next = 0;
-    const ConfusionMatrix matrix = evaluate_split(dataset, data, kClasses, [&](const Tensor&) -> const Tensor& {
+    const ConfusionMatrix matrix = evaluate_split(dataset, data, kClasses, [&](const Tensor&) {
       scores = one_hot(truths[next++], kClasses, 2);
-      return scores;
+      return argmax_mask(scores);
     });
     for (int64_t c = 0; c < kClasses; ++c) {
       CHECK(matrix.count(c, 2) == truth_pixels[c]);
@@ -93,9 +94,9 @@ TEST_CASE("evaluate_split: known predictions give the known confusion matrix", "
     std::vector<std::string> seen;
     const ConfusionMatrix matrix = evaluate_split(
         dataset, data, kClasses,
-        [&](const Tensor&) -> const Tensor& {
+        [&](const Tensor&) {
           scores = one_hot(truths[next++], kClasses, -1);
-          return scores;
+          return argmax_mask(scores);
         },
         1, 3,
         [&](int64_t position, const Sample& sample, const Image& truth, const Image& prediction) {
@@ -108,7 +109,7 @@ TEST_CASE("evaluate_split: known predictions give the known confusion matrix", "
     CHECK(seen == std::vector<std::string>{dataset.id(1), dataset.id(2)});
   }
   SECTION("a range outside the split is an error") {
-    const auto never = [](const Tensor& image) -> const Tensor& { return image; };
+    const auto never = [](const Tensor&) { return Image(1, 1, 1); };
     CHECK_THROWS_AS(evaluate_split(dataset, data, kClasses, never, 2, 5), Error);
     CHECK_THROWS_AS(evaluate_split(dataset, data, kClasses, never, 3, 2), Error);
   }

@@ -3,6 +3,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_args.hpp"
+#include "fcn/eval/memory_estimate.hpp"
 #include "fcn/model/describe.hpp"
 #include "fcn/core/error.hpp"
 
@@ -20,17 +21,30 @@ void run_describe(const DescribeArgs& args) {
   if (args.size.size() != 2 || args.size[0] < 1 || args.size[1] < 1)
     throw Error("--size: expected two positive integers H W");
   const json spec = load_graph_spec(args.model);
-  Graph graph(spec, "graph");
+  GraphOptions options;
+  options.plan_only = true;  // shapes only: any size can be described
+  Graph graph(spec, "graph", options);
   std::map<std::string, Shape> shapes;
   for (const auto& name : graph.input_names())
     shapes[name] = {1, graph.input_channels(name), args.size[0], args.size[1]};
   graph.reshape(shapes);
   const GraphSummary summary = describe_graph(graph, spec);
+  const MemoryEstimate inference = estimate_inference_memory(spec, args.size[0], args.size[1]);
+  const MemoryEstimate training = estimate_training_memory(spec, args.size[0], args.size[1]);
   if (args.json_output) {
-    std::printf("%s\n", summary.to_json().dump().c_str());
+    json out = summary.to_json();
+    out["memory"] = {{"inference_bytes", inference.total()}, {"training_bytes", training.total()}};
+    std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("input %lldx%lld\n%s", static_cast<long long>(args.size[0]), static_cast<long long>(args.size[1]),
                 summary.table().c_str());
+    const auto line = [](const char* what, const MemoryEstimate& m) {
+      std::printf("%s memory: %s (params %s, blobs %s, scratch %s, image %s, runtime %s)\n", what,
+                  format_bytes(m.total()).c_str(), format_bytes(m.params).c_str(), format_bytes(m.blobs).c_str(),
+                  format_bytes(m.scratch).c_str(), format_bytes(m.image).c_str(), format_bytes(m.runtime).c_str());
+    };
+    line("inference", inference);
+    line("training step", training);
   }
 }
 
@@ -40,7 +54,8 @@ void add_describe_command(CLI::App& app) {
   auto args = std::make_shared<DescribeArgs>();
   auto* cmd = app.add_subcommand("describe",
                                  "Print a model layer by layer: inputs, output shape at --size, parameters, FLOPs,\n"
-                                 "cumulative stride, receptive field and crop offsets, with totals.");
+                                 "cumulative stride, receptive field and crop offsets, with totals, and the predicted peak\n"
+                                 "memory of inference (eval, predict) and of a training step at that size.");
   add_model_options(cmd, args->model);
   cmd->add_option("--size", args->size, "input height and width")->expected(2)->capture_default_str();
   cmd->add_flag("--json", args->json_output, "print one JSON object instead of the table");

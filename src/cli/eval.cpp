@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.hpp"
+#include "cli/inference_args.hpp"
 #include "cli/output_files.hpp"
 #include "cli/progress.hpp"
 #include "fcn/eval/trained_model.hpp"
@@ -41,6 +42,7 @@ struct EvalArgs {
   std::string weights;
   std::string save_dir;
   bool overwrite = false;
+  InferenceArgs inference;
   std::vector<std::string> overrides;
 };
 
@@ -105,7 +107,7 @@ void run_pred_dir_eval(const EvalArgs& args) {
 // Runs the network over the split, scores (and with --save-dir saves) its
 // predictions.
 void run_model_eval(const EvalArgs& args) {
-  TrainedModel model(args.config_file, args.overrides, args.weights);
+  TrainedModel model(args.config_file, args.overrides, args.weights, inference_options(args.inference));
   const DataConfig& data = model.config().data;
   const int64_t classes = model.config().model.zoo.num_classes;
   Dataset dataset(data, args.split, classes);
@@ -122,7 +124,7 @@ void run_model_eval(const EvalArgs& args) {
     progress.update(static_cast<size_t>(position) + 1);
   };
   const ConfusionMatrix matrix = evaluate_split(
-      dataset, data, classes, [&model](const Tensor& image) -> const Tensor& { return model.scores(image); }, 0, -1,
+      dataset, data, classes, [&model](const Tensor& image) { return model.predict_mask(image); }, 0, -1,
       save_and_count);
   const std::vector<std::string> names =
       args.class_names.empty() ? model.class_names() : class_names_for(args, classes);
@@ -169,6 +171,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--config", args->config_file, "config of the model to evaluate");
   cmd->add_option("--weights", args->weights, "model weights (safetensors)");
   cmd->add_option("--save-dir", args->save_dir, "also save the predicted masks here as <id>.png");
+  add_inference_options(cmd, args->inference);
   cmd->add_flag("--overwrite", args->overwrite,
                 "replace masks already in --save-dir (without it they stop eval before anything is written)");
   cmd->add_option("--set", args->overrides, "override a config key: a.b=VALUE (repeatable)");

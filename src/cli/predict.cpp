@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "cli/commands.hpp"
+#include "cli/inference_args.hpp"
 #include "cli/output_files.hpp"
 #include "cli/progress.hpp"
 #include "fcn/eval/trained_model.hpp"
@@ -25,6 +26,7 @@ struct PredictArgs {
   std::string out;      // MASK.png, or a directory when --image is one
   std::string overlay;  // OUT.png, or a directory when --image is one
   bool overwrite = false;
+  InferenceArgs inference;
   std::vector<std::string> overrides;
 };
 
@@ -70,11 +72,13 @@ std::vector<Job> plan_jobs(const PredictArgs& args) {
 
 void run_predict(const PredictArgs& args) {
   const std::vector<Job> jobs = plan_jobs(args);
-  TrainedModel model(args.config_file, args.overrides, args.weights);
+  TrainedModel model(args.config_file, args.overrides, args.weights, inference_options(args.inference));
   Progress progress("predict", jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Job& job = jobs[i];
     const Image image = read_image(job.image);
+    if (jobs.size() == 1) spdlog::info("{}: {}x{}, {}", job.image, image.width, image.height,
+                                       model.plan_description(image.height, image.width));
     const Image mask = model.predict(image);
     write_label_png(job.mask, mask);
     if (!job.overlay.empty()) write_image(job.overlay, overlay_label(image, mask, model.class_names()));
@@ -102,6 +106,7 @@ void add_predict_command(CLI::App& app) {
   cmd->add_option("--image", args->image, "an image file or a directory of images")->required();
   cmd->add_option("--out", args->out, "mask PNG to write (a directory when --image is one)")->required();
   cmd->add_option("--overlay", args->overlay, "overlay PNG to write (a directory when --image is one)");
+  add_inference_options(cmd, args->inference);
   cmd->add_flag("--overwrite", args->overwrite,
                 "with a directory of images: replace masks (and overlays) already in --out (--overlay);\n"
                 "without it such files stop the command before anything is written. A file named by --out is\n"

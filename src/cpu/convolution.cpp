@@ -112,6 +112,16 @@ ConvGeometry row_band(const ConvGeometry& g, int64_t first, int64_t rows) {
   return band;
 }
 
+}  // namespace
+
+int64_t conv_scratch_floats(const ConvGeometry& g) {
+  if (winograd_applies(g)) return winograd_scratch_floats(g);
+  if (g.is_pointwise()) return 0;
+  return g.column_rows() * chunk_rows(g) * g.out_w;
+}
+
+namespace {
+
 // When the columns are too large for one buffer (chunk_rows), calls
 // visit(band, first, col) for each band of output rows, `col` a workspace for
 // the band's columns, and returns true; otherwise visits nothing.

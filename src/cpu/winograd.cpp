@@ -692,6 +692,20 @@ bool winograd_applies(const ConvGeometry& g) {
          g.channels >= kMinChannels && g.out_channels >= kMinChannels;
 }
 
+int64_t winograd_scratch_floats(const ConvGeometry& g) {
+  const int threads = omp_get_max_threads();
+  int64_t largest = 0;
+  for (int tile : {winograd_forward_tile(), winograd_backward_tile()}) {
+    const int64_t a = tile + 2, xis = a * a;  // F(m x m, 3x3) transforms (m + 2)^2 points per tile
+    const int64_t tiles = ((g.out_h + tile - 1) / tile) * ((g.out_w + tile - 1) / tile);
+    const int64_t block = block_tiles(tiles, std::max(g.channels, g.out_channels), threads);
+    const int64_t per_thread = xis * (g.channels + g.out_channels) * block + 2 * kLanes;
+    const int64_t weights = xis * g.out_channels * g.channels * threads;  // U, or the weight-gradient partials
+    largest = std::max(largest, threads * per_thread + weights);
+  }
+  return largest;
+}
+
 void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                       const float* bias, bool rectify, int tile) {
   check_tile(tile);

@@ -30,9 +30,7 @@ void map_planes(Tensor& t, int out_h, int out_w, Op op) {
 void rescale(Tensor& image, Tensor& label, double factor) {
   const int h = std::max(1, static_cast<int>(std::lround(image.h() * factor)));
   const int w = std::max(1, static_cast<int>(std::lround(image.w() * factor)));
-  map_planes(image, h, w, [&](const cv::Mat& src, cv::Mat& dst) {
-    cv::resize(src, dst, dst.size(), 0, 0, cv::INTER_LINEAR);
-  });
+  resize_bilinear(image, h, w);
   // nearest neighbour keeps labels as class ids (the exact variant samples
   // at pixel centres, like PIL)
   map_planes(label, h, w, [&](const cv::Mat& src, cv::Mat& dst) {
@@ -40,10 +38,6 @@ void rescale(Tensor& image, Tensor& label, double factor) {
   });
 }
 
-void flip(Tensor& t) {
-  map_planes(t, static_cast<int>(t.h()), static_cast<int>(t.w()),
-             [](const cv::Mat& src, cv::Mat& dst) { cv::flip(src, dst, 1); });
-}
 
 void pad_crop(Tensor& t, int top, int left, int crop_h, int crop_w, float fill) {
   const int pad_bottom = std::max(0, crop_h - static_cast<int>(t.h()));
@@ -56,6 +50,17 @@ void pad_crop(Tensor& t, int top, int left, int crop_h, int crop_w, float fill) 
 }
 
 }  // namespace
+
+void resize_bilinear(Tensor& t, int height, int width) {
+  map_planes(t, height, width, [](const cv::Mat& src, cv::Mat& dst) {
+    cv::resize(src, dst, dst.size(), 0, 0, cv::INTER_LINEAR);
+  });
+}
+
+void flip(Tensor& t) {
+  map_planes(t, static_cast<int>(t.h()), static_cast<int>(t.w()),
+             [](const cv::Mat& src, cv::Mat& dst) { cv::flip(src, dst, 1); });
+}
 
 bool augment_is_identity(const AugmentConfig& augment) {
   return !augment.flip && augment.scale_min == 1.0 && augment.scale_max == 1.0 && augment.crop_height == 0 &&

@@ -4,7 +4,6 @@
 
 #include "fcn/core/error.hpp"
 #include "fcn/data/prefetcher.hpp"
-#include "fcn/eval/inference.hpp"
 
 namespace fcn {
 
@@ -15,7 +14,7 @@ Image label_map(const Tensor& label) {
 }
 
 ConfusionMatrix evaluate_split(const Dataset& dataset, const DataConfig& data, int64_t num_classes,
-                               const ScoreFunction& scores, int64_t begin, int64_t end,
+                               const MaskFunction& predict, int64_t begin, int64_t end,
                                const ScoredImageCallback& on_image) {
   const auto size = static_cast<int64_t>(dataset.size());
   if (end < 0) end = size;
@@ -27,7 +26,7 @@ ConfusionMatrix evaluate_split(const Dataset& dataset, const DataConfig& data, i
   ConfusionMatrix matrix(num_classes);
   for (int64_t position = 0; position < end - begin; ++position) {
     const Sample sample = loader.next();
-    const Image prediction = argmax_mask(scores(sample.image));
+    const Image prediction = predict(sample.image);
     const Image truth = label_map(sample.label);
     matrix.add(truth.pixels.data(), prediction.pixels.data(), truth.pixels.size());
     if (on_image) on_image(position, sample, truth, prediction);

@@ -309,6 +309,10 @@ void Graph::plan_memory() {
   }
 
   const auto [offset, arena_numel] = pack_intervals(items);
+  if (options_.plan_only) {
+    planned_arena_floats_ = arena_numel;
+    return;
+  }
   arena_.reshape({arena_numel});
   for (size_t b = inputs; b < count; ++b) {
     blobs_[b].share_storage(arena_.data() + offset[value_item[b]], blob_shapes_[b]);
@@ -318,7 +322,9 @@ void Graph::plan_memory() {
 
 void Graph::forward(Mode mode) {
   if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before forward()");
+  if (options_.plan_only) throw Error("graph: built to plan memory only (GraphOptions::plan_only); it cannot run");
   for (size_t i = 0; i < layers_.size(); ++i) {
+    if (mode == Mode::test && options_.skip_loss_in_test && layers_[i]->is_loss()) continue;
     std::vector<const Tensor*> inputs;
     for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
     const auto start = std::chrono::steady_clock::now();
@@ -436,10 +442,16 @@ double Graph::forward_flops() const {
 
 int64_t Graph::blob_buffer_bytes() const {
   int64_t floats = 0;
-  floats += arena_.capacity();
+  floats += options_.plan_only ? planned_arena_floats_ : arena_.capacity();
   for (const Tensor& t : blobs_) floats += t.capacity();  // own storage only (views have none)
   for (const Tensor& t : grads_) floats += t.capacity();
   return floats * static_cast<int64_t>(sizeof(float));
+}
+
+int64_t Graph::scratch_bytes() const {
+  int64_t largest = 0;
+  for (const auto& layer : layers_) largest = std::max(largest, layer->scratch_bytes());
+  return largest;
 }
 
 void Graph::reset_timings() { std::fill(timings_.begin(), timings_.end(), LayerTiming{}); }

@@ -70,6 +70,10 @@ void ConvolutionBase::check_groups(int64_t in_channels, const std::vector<Shape>
                input_shapes);
 }
 
+int64_t ConvolutionBase::scratch_bytes() const {
+  return cpu::conv_scratch_floats(*geometry_) * static_cast<int64_t>(sizeof(float));
+}
+
 void ConvolutionBase::set_geometry(const std::array<int64_t, 3>& image, const std::array<int64_t, 3>& output) {
   cpu::ConvGeometry& g = *geometry_;
   g.channels = image[0];

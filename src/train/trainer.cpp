@@ -290,7 +290,7 @@ Scores Trainer::validate(int64_t iter) {
   };
   ConfusionMatrix matrix = evaluate_split(
       *val_set_, data, options_.config.model.zoo.num_classes,
-      [this](const Tensor& image) -> const Tensor& { return infer_scores(*graph_, image); }, begin, end,
+      [this](const Tensor& image) { return argmax_mask(infer_scores(*graph_, image)); }, begin, end,
       keep_for_grid);
   if (comm_.distributed()) {
     std::vector<int64_t> counts = matrix.raw_counts();
@@ -361,6 +361,12 @@ void Trainer::finish(double lr, TrainResult& result) {
 }
 
 TrainResult Trainer::run() {
+  // the run is over when run() returns or throws: its directory is free for
+  // the next one (a resume in the same process, say)
+  struct ReleaseRunDirectory {
+    std::unique_ptr<RunDirectory>& run_dir;
+    ~ReleaseRunDirectory() { run_dir.reset(); }
+  } release{run_dir_};
   StopSignals signals(options_.handle_signals);
   TrainResult result;
   result.iter = start_iter_;

@@ -91,6 +91,9 @@ class Layer {
   virtual void set_input_coord_maps(const std::vector<CoordMap>& input_maps) {}
   // Multiply-adds x 2 of the last reshape (for describe, bench).
   virtual double forward_flops() const { return 0.0; }
+  // Bytes of the scratch buffer the layer's kernels need at the current
+  // shapes (the im2col columns of a convolution), for memory estimates.
+  virtual int64_t scratch_bytes() const { return 0; }
   // Random draws (dropout) come from this generator; the graph seeds it.
   void set_rng(std::mt19937_64* rng) { rng_ = rng; }
 

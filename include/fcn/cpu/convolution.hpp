@@ -30,6 +30,11 @@ struct ConvGeometry {
   bool is_pointwise() const;
 };
 
+// Floats of the scratch buffers conv_forward, conv_backward_data and
+// conv_backward_weight use for this geometry (the largest of the three):
+// a band of im2col columns, or Winograd's transformed tiles and weights.
+int64_t conv_scratch_floats(const ConvGeometry& g);
+
 // col[c*KH*KW + ki*KW + kj, oh*OW + ow] = image[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw]
 // (0 in the padding).                                   // col: [C*KH*KW, OH*OW]
 void im2col(const ConvGeometry& g, const float* image, float* col);

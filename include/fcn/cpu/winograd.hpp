@@ -47,6 +47,10 @@ int winograd_backward_tile();
 // 2 - p convolution), enough channels on both sides for the GEMMs to pay,
 // and the path not turned off.
 bool winograd_applies(const ConvGeometry& g);
+// Floats of the scratch buffers the three passes keep (per thread: the tiles
+// of one block in and out; shared: the transformed weights or the per-thread
+// weight-gradient partials), the largest of the three, for memory estimates.
+int64_t winograd_scratch_floats(const ConvGeometry& g);
 
 // The three passes, with the semantics of conv_forward, conv_backward_data
 // and conv_backward_weight (fcn/cpu/convolution.hpp) for one sample, with tiles

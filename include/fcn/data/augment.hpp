@@ -12,6 +12,12 @@
 
 namespace fcn {
 
+// Every plane of an NCHW tensor resized bilinearly (OpenCV's INTER_LINEAR,
+// half-pixel centres) to height x width; and mirrored left to right. Shared
+// by augmentation and test-time augmentation.
+void resize_bilinear(Tensor& t, int height, int width);
+void flip(Tensor& t);
+
 bool augment_is_identity(const AugmentConfig& augment);
 
 // image [1, C, H, W], label [1, 1, H, W]; both are replaced.

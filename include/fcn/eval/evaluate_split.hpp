@@ -1,8 +1,7 @@
 #pragma once
 // Scoring a model over a dataset split: the one loop behind `fcn eval` and
 // the trainer's validation. Images load ahead on the prefetcher (no
-// augmentation, in order); each prediction is the per-pixel argmax of the
-// score map and goes into one confusion matrix.
+// augmentation, in order); each prediction goes into one confusion matrix.
 #include <cstdint>
 #include <functional>
 
@@ -13,8 +12,8 @@
 
 namespace fcn {
 
-// Score map [1, K, H, W] of one image tensor [1, 3, H, W].
-using ScoreFunction = std::function<const Tensor&(const Tensor& image)>;
+// The predicted label map of one image tensor [1, 3, H, W], at its size.
+using MaskFunction = std::function<Image(const Tensor& image)>;
 // Called once per image, in order, after it was scored; `position` counts
 // from 0 within [begin, end).
 using ScoredImageCallback =
@@ -25,7 +24,7 @@ Image label_map(const Tensor& label);
 
 // Scores dataset entries [begin, end) (end < 0: to the end of the split).
 ConfusionMatrix evaluate_split(const Dataset& dataset, const DataConfig& data, int64_t num_classes,
-                               const ScoreFunction& scores, int64_t begin = 0, int64_t end = -1,
+                               const MaskFunction& predict, int64_t begin = 0, int64_t end = -1,
                                const ScoredImageCallback& on_image = {});
 
 }  // namespace fcn

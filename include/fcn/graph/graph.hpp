@@ -47,6 +47,14 @@ struct GraphOptions {
   // Time every layer's forward and backward (layer_timings()); FCN_PROFILE=1
   // in the environment turns it on too.
   bool profile = false;
+  // forward(Mode::test) stops before the loss layers: inference reads the
+  // scores only, and the loss's per-pixel softmax would cost as much memory
+  // as the scores themselves.
+  bool skip_loss_in_test = false;
+  // reshape() plans the memory (blob_buffer_bytes) without allocating the
+  // arena, so that the memory of an input too large for this machine can be
+  // estimated; forward() and backward() then refuse to run.
+  bool plan_only = false;
 };
 
 // Accumulated wall-clock time of one layer (options.profile).
@@ -98,8 +106,11 @@ class Graph {
   double forward_flops() const;
 
   // Bytes of the buffers holding blob values and gradients (not params,
-  // not layer-internal state or scratch).
+  // not layer-internal state or scratch), planned or allocated.
   int64_t blob_buffer_bytes() const;
+  // The largest scratch buffer a layer needs at the current shapes
+  // (Layer::scratch_bytes): the kernels keep one, grown to the largest.
+  int64_t scratch_bytes() const;
 
   bool profiling() const { return options_.profile; }
   // One entry per layer, in layers() order.
@@ -136,6 +147,7 @@ class Graph {
   std::vector<bool> has_grad_;
   std::vector<CoordMap> coord_maps_;
   std::map<std::string, Shape> last_input_shapes_;
+  int64_t planned_arena_floats_ = 0;  // options_.plan_only: the arena reshape would allocate
   std::mt19937_64 rng_{1337};
   std::function<void(size_t)> backward_hook_;
   std::vector<Shape> blob_shapes_;  // of the last reshape, for the memory plan

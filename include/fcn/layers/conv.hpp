@@ -46,6 +46,7 @@ class ConvolutionBase : public Layer {
   void init_params(std::mt19937_64& rng) override;
   bool backward_needs_inputs() const override { return !weight_.frozen(); }
   double forward_flops() const override { return flops_; }
+  int64_t scratch_bytes() const override;
   const ConvOptions& options() const { return options_; }
 
  protected:
