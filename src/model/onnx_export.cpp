@@ -223,7 +223,12 @@ class OnnxBuilder {
         auto* n = node(slope == 0 ? "Relu" : "LeakyRelu", layer.name(), in, out);
         if (slope != 0) float_attr(n, "alpha", static_cast<float>(slope));
       } else if (type == "dropout") {
-        node("Identity", layer.name(), in, out);  // test mode; runtimes fold it away
+        // the identity in test mode: omitted, its readers read its input
+        if (names_.count(layer.name())) {
+          node("Identity", layer.name(), in, out);  // it is the model's output: keep the name
+        } else {
+          names_[layer.name()] = in[0];
+        }
       } else if (type == "crop") {
         crop(layer, s, in[0], in[1], layer.inputs()[1], out);
       } else if (type == "scale") {
