@@ -104,37 +104,47 @@ std::string layer_where(const std::string& source, const caffe::LayerParameter& 
   return source + ": layer '" + layer.name() + "' (" + layer.type() + ")";
 }
 
-// A BlobProto as a tensor: `shape` or the legacy num/channels/height/width,
-// float `data` (packed or not) or `double_data`.
-Tensor blob_tensor(const caffe::BlobProto& blob, const std::string& where) {
+// A blob's values as read: a packed `data` run is read straight into its
+// final tensor (fc6 alone is 400 MB: no second copy, no growing buffer);
+// unpacked floats, double_data (converted) and any further run go to `loose`.
+struct BlobValues {
+  Tensor packed;
+  std::vector<float> loose;
+  int64_t count() const { return packed.numel() + static_cast<int64_t>(loose.size()); }
+};
+
+// A blob as a tensor: its `shape`, or the legacy num/channels/height/width.
+Tensor blob_tensor(const caffe::BlobProto& blob, BlobValues values, const std::string& where) {
   Shape shape;
   if (blob.has_shape()) {
     for (int64_t d : blob.shape().dim()) shape.push_back(d);
   } else {
     shape = {blob.num(), blob.channels(), blob.height(), blob.width()};
-    if (blob.num() == 0 && blob.channels() == 0 && blob.height() == 0 && blob.width() == 0)
-      shape = {static_cast<int64_t>(std::max(blob.data_size(), blob.double_data_size()))};
+    if (blob.num() == 0 && blob.channels() == 0 && blob.height() == 0 && blob.width() == 0) shape = {values.count()};
   }
   int64_t count = 1;
   for (int64_t d : shape) {
     if (d < 0 || (d > 0 && count > INT64_MAX / d)) throw Error(where + ": invalid blob shape " + shape_str(shape));
     count *= d;
   }
-  Tensor out(shape);
-  if (blob.data_size() > 0) {
-    if (blob.data_size() != count)
-      throw Error(where + ": blob of shape " + shape_str(shape) + " holds " + std::to_string(blob.data_size()) +
-                  " values");
-    std::memcpy(out.data(), blob.data().data(), sizeof(float) * count);
-  } else if (blob.double_data_size() > 0) {
-    if (blob.double_data_size() != count)
-      throw Error(where + ": blob of shape " + shape_str(shape) + " holds " +
-                  std::to_string(blob.double_data_size()) + " double values");
-    for (int64_t i = 0; i < count; ++i) out.data()[i] = static_cast<float>(blob.double_data(static_cast<int>(i)));
-  } else if (count != 0) {
-    throw Error(where + ": blob of shape " + shape_str(shape) + " holds no values");
+  if (values.count() != count)
+    throw Error(where + ": blob of shape " + shape_str(shape) + " holds " + std::to_string(values.count()) + " values");
+  if (values.loose.empty()) {
+    values.packed.reshape(shape);  // same count: keeps the allocation and the values
+    return std::move(values.packed);
   }
+  Tensor out(shape);
+  std::copy(values.packed.data(), values.packed.data() + values.packed.numel(), out.data());
+  std::copy(values.loose.begin(), values.loose.end(), out.data() + values.packed.numel());
   return out;
+}
+
+// A parsed BlobProto message (the text form of a deploy net).
+Tensor blob_tensor(const caffe::BlobProto& blob, const std::string& where) {
+  BlobValues values;
+  values.loose.assign(blob.data().begin(), blob.data().end());
+  for (double v : blob.double_data()) values.loose.push_back(static_cast<float>(v));
+  return blob_tensor(blob, std::move(values), where);
 }
 
 RawLayer take_layer(caffe::LayerParameter layer, const std::string& source) {
@@ -144,6 +154,99 @@ RawLayer take_layer(caffe::LayerParameter layer, const std::string& source) {
   layer.clear_blobs();
   raw.param = std::move(layer);
   return raw;
+}
+
+// BlobProto's value fields (caffe.proto): float data = 5, double double_data = 8.
+constexpr int kBlobData = 5;
+constexpr int kBlobDoubleData = 8;
+static_assert(sizeof(float) == 4 && sizeof(double) == 8, "IEEE floats");
+
+// Reads one BlobProto up to the current limit. The value fields are read
+// here, with CodedInputStream's little-endian readers; every other field is
+// kept and parsed by the generated class. Returns false on malformed bytes.
+bool read_blob(pb::io::CodedInputStream& in, caffe::BlobProto& header, BlobValues& values) {
+  std::string rest;
+  {
+    pb::io::StringOutputStream sink(&rest);
+    pb::io::CodedOutputStream out(&sink);
+    while (const uint32_t tag = in.ReadTag()) {
+      const int field = WireFormatLite::GetTagFieldNumber(tag);
+      const auto wire = WireFormatLite::GetTagWireType(tag);
+      if (field == kBlobData && wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+        uint32_t bytes = 0;
+        if (!in.ReadVarint32(&bytes) || bytes % 4 != 0 || static_cast<int>(bytes) > in.BytesUntilLimit()) return false;
+        float* target = nullptr;
+        if (values.count() == 0) {
+          values.packed = Tensor({static_cast<int64_t>(bytes / 4)});
+          target = values.packed.data();
+        } else {
+          values.loose.resize(values.loose.size() + bytes / 4);
+          target = values.loose.data() + values.loose.size() - bytes / 4;
+        }
+        // Caffe's files and this machine are little-endian (x86-64, aarch64)
+        if (!in.ReadRaw(target, static_cast<int>(bytes))) return false;
+      } else if (field == kBlobData && wire == WireFormatLite::WIRETYPE_FIXED32) {
+        uint32_t bits = 0;
+        if (!in.ReadLittleEndian32(&bits)) return false;
+        float v;
+        std::memcpy(&v, &bits, 4);
+        values.loose.push_back(v);
+      } else if (field == kBlobDoubleData && (wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED ||
+                                              wire == WireFormatLite::WIRETYPE_FIXED64)) {
+        uint32_t bytes = 8;
+        if (wire == WireFormatLite::WIRETYPE_LENGTH_DELIMITED &&
+            (!in.ReadVarint32(&bytes) || bytes % 8 != 0 || static_cast<int>(bytes) > in.BytesUntilLimit()))
+          return false;
+        for (uint32_t i = 0; i < bytes / 8; ++i) {
+          uint64_t bits = 0;
+          if (!in.ReadLittleEndian64(&bits)) return false;
+          double v;
+          std::memcpy(&v, &bits, 8);
+          values.loose.push_back(static_cast<float>(v));
+        }
+      } else if (!WireFormatLite::SkipField(&in, tag, &out)) {
+        return false;
+      }
+    }
+  }
+  return in.ConsumedEntireMessage() && header.ParseFromString(rest);
+}
+
+// Reads one layer message (current or V1) up to the current limit: its blobs
+// through read_blob, the rest through the generated classes.
+bool read_layer(pb::io::CodedInputStream& in, bool current, const std::string& source, RawLayer& raw) {
+  const int blobs_field = current ? 7 : 6;  // LayerParameter.blobs, V1LayerParameter.blobs
+  std::string rest;
+  std::vector<std::pair<caffe::BlobProto, BlobValues>> blobs;
+  {
+    pb::io::StringOutputStream sink(&rest);
+    pb::io::CodedOutputStream out(&sink);
+    while (const uint32_t tag = in.ReadTag()) {
+      const int field = WireFormatLite::GetTagFieldNumber(tag);
+      if (field == blobs_field && WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+        uint32_t bytes = 0;
+        if (!in.ReadVarint32(&bytes) || static_cast<int>(bytes) > in.BytesUntilLimit()) return false;
+        const auto limit = in.PushLimit(static_cast<int>(bytes));
+        blobs.emplace_back();
+        if (!read_blob(in, blobs.back().first, blobs.back().second) || in.BytesUntilLimit() != 0) return false;
+        in.PopLimit(limit);
+      } else if (!WireFormatLite::SkipField(&in, tag, &out)) {
+        return false;
+      }
+    }
+  }
+  if (!in.ConsumedEntireMessage()) return false;
+  if (current) {
+    if (!raw.param.ParseFromString(rest)) return false;
+  } else {
+    caffe::V1LayerParameter v1;
+    if (!v1.ParseFromString(rest)) return false;
+    raw.param = upgrade_v1(v1);
+  }
+  for (size_t i = 0; i < blobs.size(); ++i)
+    raw.blobs.push_back(blob_tensor(blobs[i].first, std::move(blobs[i].second),
+                                    layer_where(source, raw.param) + " blob " + std::to_string(i)));
+  return true;
 }
 
 struct ParsedNet {
@@ -184,19 +287,11 @@ ParsedNet read_caffemodel(const std::string& filename) {
         throw bad(offset, "a layer of " + std::to_string(length) + " bytes starts at byte " + std::to_string(start) +
                               " but the file ends at byte " + std::to_string(file_size) + ": truncated");
       const auto limit = in.PushLimit(static_cast<int>(length));
-      bool ok = false;
-      caffe::LayerParameter layer;
-      if (field == kLayerField) {
-        ok = layer.MergePartialFromCodedStream(&in);
-      } else {
-        caffe::V1LayerParameter v1;
-        ok = v1.MergePartialFromCodedStream(&in);
-        if (ok) layer = upgrade_v1(v1);
-      }
-      if (!ok || !in.ConsumedEntireMessage() || in.BytesUntilLimit() != 0)
+      RawLayer layer;
+      if (!read_layer(in, field == kLayerField, filename, layer) || in.BytesUntilLimit() != 0)
         throw bad(start, "malformed layer message");
       in.PopLimit(limit);
-      net.layers.push_back(take_layer(std::move(layer), filename));
+      net.layers.push_back(std::move(layer));
     } else {
       // other NetParameter fields are small: kept as bytes, parsed at the end
       pb::io::StringOutputStream sink(&header_bytes);
@@ -526,9 +621,9 @@ json caffe_import_config(const CaffeImport& imported) {
   int64_t ignore_label = 255;
   for (const auto& layer : imported.graph["layers"])
     if (layer["type"] == "softmax_loss") ignore_label = layer["ignore_label"].get<int64_t>();
-  json data = {{"format", "voc"},
-               {"root", "data/VOCdevkit/VOC2012"},
-               {"val_split", "seg11valid"},
+  // the reference's recipe: SBD train, VOC seg11valid validation, Caffe's BGR mean
+  json data = {{"train", {{"format", "sbd"}, {"root", "data/sbd/dataset"}, {"split", "train"}}},
+               {"val", {{"format", "voc"}, {"root", "data/VOCdevkit/VOC2012"}, {"split", "seg11valid"}}},
                {"mean_bgr", {104.00698793, 116.66876762, 122.67891434}}};
   if (ignore_label >= 0 && ignore_label <= 255) data["ignore_label"] = ignore_label;
   return {{"model", model}, {"data", data}};

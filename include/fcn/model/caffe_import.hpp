@@ -39,7 +39,7 @@ CaffeImport import_caffe(const std::string& caffemodel, const std::string& deplo
 
 // The config.json of an import: the explicit graph, num_classes and a data
 // section with the reference's mean (BGR 104.00698793, 116.66876762,
-// 122.67891434) and VOC seg11valid for evaluation.
+// 122.67891434), SBD train and VOC seg11valid as data.train and data.val.
 json caffe_import_config(const CaffeImport& imported);
 
 // Writes DIR/config.json and DIR/weights.safetensors (creating DIR);
