@@ -207,6 +207,17 @@ TEST_CASE("a deploy prototxt gives the structure, the caffemodel the blobs") {
   check_weights_equal(imported, dir / "full.safetensors");
   // without the deploy net the names-and-blobs file has no structure to import
   CHECK_THROWS_AS(import_caffe(split), Error);
+
+  // VGG16's deploy net declares its input the legacy way (NetParameter.input)
+  const std::string vgg = make_caffemodel(dir, "vgg", "--arch vgg16 --width 0.125 --seed 2");
+  const std::string vgg_deploy = dir / "vgg.prototxt", vgg_split = dir / "vgg_split.caffemodel";
+  const std::string vgg_command = "/usr/bin/python3 " + std::string(FCN_SOURCE_DIR) +
+                                  "/tools/make_caffemodel.py --arch vgg16 --width 0.125 --seed 2 --out " + vgg_split +
+                                  " --deploy " + vgg_deploy;
+  REQUIRE(std::system(vgg_command.c_str()) == 0);
+  const CaffeImport vgg_imported = import_caffe(vgg_split, vgg_deploy);
+  CHECK(vgg_imported.graph == import_caffe(vgg).graph);
+  check_weights_equal(vgg_imported, dir / "vgg.safetensors");
 }
 
 TEST_CASE("import writes config.json and weights.safetensors and never overwrites them") {

@@ -272,6 +272,8 @@ def main():
         with open(args.deploy, "w") as f:
             f.write(text_format.MessageToString(structure))
         # the caffemodel then carries names and blobs only
+        del writer.net.input[:]
+        del writer.net.input_dim[:]
         for layer in list(writer.net.layer) + list(writer.net.layers):
             keep = list(layer.blobs)
             name = layer.name

@@ -307,8 +307,9 @@ ParsedNet read_caffemodel(const std::string& filename) {
   return net;
 }
 
-// A deploy/train prototxt's structure (fields fcn does not read are allowed).
-std::vector<RawLayer> read_prototxt(const std::string& filename) {
+// A deploy/train prototxt's structure (fields fcn does not read are allowed);
+// `inputs` gets its legacy NetParameter.input names.
+std::vector<RawLayer> read_prototxt(const std::string& filename, std::vector<std::string>& inputs) {
   std::ifstream in(filename);
   if (!in) throw Error(filename + ": cannot open (" + std::strerror(errno) + ")");
   std::stringstream text;
@@ -318,6 +319,7 @@ std::vector<RawLayer> read_prototxt(const std::string& filename) {
   parser.AllowUnknownField(true);
   parser.AllowUnknownExtension(true);
   if (!parser.ParseFromString(text.str(), &net)) throw Error(filename + ": not a Caffe NetParameter in text form");
+  inputs.assign(net.input().begin(), net.input().end());
   std::vector<RawLayer> layers;
   for (auto& layer : *net.mutable_layer()) layers.push_back(take_layer(std::move(layer), filename));
   for (auto& v1 : *net.mutable_layers()) layers.push_back(take_layer(upgrade_v1(v1), filename));
@@ -591,11 +593,12 @@ CaffeImport import_caffe(const std::string& caffemodel, const std::string& deplo
   CaffeImport out;
   out.net_name = net.header.name();
   std::vector<RawLayer> layers;
+  std::vector<std::string> inputs(net.header.input().begin(), net.header.input().end());
   std::string source = caffemodel;
   if (deploy.empty()) {
     layers = std::move(net.layers);
   } else {
-    layers = read_prototxt(deploy);
+    layers = read_prototxt(deploy, inputs);
     source = deploy;
     std::map<std::string, std::vector<Tensor>*> blobs;
     for (auto& layer : net.layers) blobs[layer.param.name()] = &layer.blobs;
@@ -606,7 +609,7 @@ CaffeImport import_caffe(const std::string& caffemodel, const std::string& deplo
     net.layers.clear();
   }
   Translator translator(source, out);
-  for (const auto& name : net.header.input()) translator.add_input(name);
+  for (const auto& name : inputs) translator.add_input(name);
   for (auto& layer : layers) {
     translator.translate(layer);
     layer.blobs.clear();  // the weights now live in `out`

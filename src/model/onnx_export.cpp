@@ -101,15 +101,16 @@ class OnnxBuilder {
     return name;
   }
 
-  void value_info(onnx::ValueInfoProto* info, const std::string& name, const Shape& shape) {
+  // `symbols` name the dynamic axes (all but the channels).
+  void value_info(onnx::ValueInfoProto* info, const std::string& name, const Shape& shape,
+                  const std::vector<std::string>& symbols) {
     info->set_name(name);
     auto* tensor = info->mutable_type()->mutable_tensor_type();
     tensor->set_elem_type(onnx::TensorProto::FLOAT);
     auto* s = tensor->mutable_shape();
-    static const char* symbols[4] = {"N", "", "H", "W"};
     for (size_t i = 0; i < shape.size(); ++i) {
       auto* d = s->add_dim();
-      if (dynamic() && i != 1) {
+      if (dynamic() && i != 1 && i < symbols.size()) {
         d->set_dim_param(symbols[i]);
       } else {
         d->set_dim_value(shape[i]);
@@ -262,8 +263,14 @@ class OnnxBuilder {
     }
     if (!done.count(score)) throw Error("export-onnx: the score blob '" + score + "' is not computed from the image");
     const Shape& in_shape = graph_.blob_shape(data);
-    value_info(g_->add_input(), "image", in_shape);
-    value_info(g_->add_output(), "score", graph_.blob_shape(score));
+    const Shape& score_shape = graph_.blob_shape(score);
+    value_info(g_->add_input(), "image", in_shape, {"N", "", "H", "W"});
+    // FCN crops its scores to the image; any other net's score size gets its own symbols
+    const bool image_sized = score_shape.size() == 4 && in_shape.size() == 4 && score_shape[2] == in_shape[2] &&
+                             score_shape[3] == in_shape[3];
+    value_info(g_->add_output(), "score", score_shape,
+               image_sized ? std::vector<std::string>{"N", "", "H", "W"}
+                           : std::vector<std::string>{"N", "", "score_H", "score_W"});
     std::string bytes;
     if (!model_.SerializeToString(&bytes)) throw Error("export-onnx: the model does not serialize (over 2 GiB?)");
     return bytes;
