@@ -11,7 +11,8 @@ python3-protobuf), so the bytes are what Caffe itself writes.
 
 --arch fcn32s|fcn16s|fcn8s|fcn8s-atonce writes the reference's VOC nets
 (shelhamer/fcn.berkeleyvision.org voc-fcn*/net.py: layer names, pad 100,
-crops 19 / 5, 27 / 5, 9, 31, SoftmaxWithLoss with normalize false);
+crops 19 / 5, 27 / 5, 9, 31, SoftmaxWithLoss with normalize false, and the
+Split layer a saved Caffe net holds for the image blob);
 --arch vgg16 the ILSVRC VGG16 classifier (V1 layout, legacy dims,
 InnerProduct fc6/fc7/fc8, Softmax "prob", NetParameter.input).
 --reference writes the same weights as float32 under fcn's names
@@ -73,7 +74,7 @@ class NetWriter:
             layer.type = {"convolution": "Convolution", "deconvolution": "Deconvolution", "pooling": "Pooling",
                           "relu": "ReLU", "dropout": "Dropout", "eltwise": "Eltwise", "inner_product": "InnerProduct",
                           "softmax": "Softmax", "softmax_loss": "SoftmaxWithLoss", "data": "Python", "crop": "Crop",
-                          "scale": "Scale", "accuracy": "Accuracy"}[type_name]
+                          "scale": "Scale", "accuracy": "Accuracy", "split": "Split"}[type_name]
         layer.name = name
         layer.bottom.extend(bottoms)
         layer.top.extend(tops)
@@ -179,8 +180,8 @@ class NetWriter:
 
     # ---- nets
 
-    def trunk(self, width, first_pad):
-        blob, c_in, tops = "data", 3, {}
+    def trunk(self, width, first_pad, data="data"):
+        blob, c_in, tops = data, 3, {}
         for b, (c, n) in enumerate(zip([64, 128, 256, 512, 512], [2, 2, 3, 3, 3])):
             for i in range(n):
                 name = "conv%d_%d" % (b + 1, i + 1)
@@ -193,9 +194,13 @@ class NetWriter:
 
     def fcn(self, arch, width, classes):
         data = self.layer("data", "data", [], ["data", "label"])
+        image, image_ref = "data", "data"
         if not self.v1:
             data.type = "Python"
-        blob, c, tops = self.trunk(width, 100)
+            # a saved Caffe net holds the Split layers Caffe inserts for a blob with several readers
+            image, image_ref = "data_data_0_split_0", "data_data_0_split_1"
+            self.layer("data_data_0_split", "split", ["data"], [image, image_ref])
+        blob, c, tops = self.trunk(width, 100, image)
         c6 = channels(4096, width)
         blob = self.dropout("drop6", self.relu("relu6", self.conv("fc6", blob, c, c6, 7)))
         blob = self.dropout("drop7", self.relu("relu7", self.conv("fc7", blob, c6, c6, 1)))
@@ -203,7 +208,7 @@ class NetWriter:
         frozen = [(0, 0)]
         if arch == "fcn32s":
             up = self.conv("upscore", score_fr, classes, classes, 64, stride=32, deconv=True, bias=False, mults=frozen)
-            score = self.crop("score", up, "data", 19)
+            score = self.crop("score", up, image_ref, 19)
         else:
             up2 = self.conv("upscore2", score_fr, classes, classes, 4, stride=2, deconv=True, bias=False, mults=frozen)
             pool4, c4 = tops["pool4"]
@@ -214,7 +219,7 @@ class NetWriter:
             if arch == "fcn16s":
                 up = self.conv("upscore16", fuse4, classes, classes, 32, stride=16, deconv=True, bias=False,
                                mults=frozen)
-                score = self.crop("score", up, "data", 27)
+                score = self.crop("score", up, image_ref, 27)
             else:
                 up4 = self.conv("upscore_pool4", fuse4, classes, classes, 4, stride=2, deconv=True, bias=False,
                                 mults=frozen)
@@ -225,7 +230,7 @@ class NetWriter:
                 fuse3 = self.eltwise_sum("fuse_pool3", up4, sp3)
                 up = self.conv("upscore8", fuse3, classes, classes, 16, stride=8, deconv=True, bias=False,
                                mults=frozen)
-                score = self.crop("score", up, "data", 31)
+                score = self.crop("score", up, image_ref, 31)
         loss = self.layer("loss", "softmax_loss", [score, "label"], ["loss"])
         loss.loss_param.ignore_label = 255
         loss.loss_param.normalize = False
