@@ -101,3 +101,33 @@ TEST_CASE("export-onnx refuses what ONNX cannot express exactly and an existing 
   const std::string existing = FCN_SOURCE_DIR "/CMakeLists.txt";
   CHECK_THROWS_WITH(export_onnx(small, conv, existing, {}), Catch::Contains("exists; choose another --out or delete it"));
 }
+
+TEST_CASE("OpenCV dnn runs an explicit graph's leaky ReLU, explicit crops, weighted sum, scale and biased deconv") {
+  const json spec = json::parse(R"({"inputs": {"data": {"channels": 3}}, "layers": [
+    {"name": "a", "type": "conv", "inputs": ["data"], "num_output": 4, "kernel": 3, "pad": 1},
+    {"name": "a_relu", "type": "relu", "inputs": ["a"], "negative_slope": 0.1},
+    {"name": "b", "type": "conv", "inputs": ["a_relu"], "num_output": 4, "kernel": 3, "pad": 2, "bias_init": {"type": "gaussian", "std": 1}},
+    {"name": "drop", "type": "dropout", "inputs": ["b"]},
+    {"name": "bc", "type": "crop", "inputs": ["drop", "a_relu"], "offset": [1, 1]},
+    {"name": "s", "type": "sum", "inputs": ["a_relu", "bc"], "coeffs": [0.5, 2.0]},
+    {"name": "sc", "type": "scale", "inputs": ["s"], "value": 3},
+    {"name": "d", "type": "deconv", "inputs": ["sc"], "num_output": 2, "kernel": 4, "stride": 2, "bias_init": {"type": "gaussian", "std": 1}},
+    {"name": "score", "type": "crop", "inputs": ["d", "data"], "offset": 1}]})");
+  const Tensor image = random_image(9, 13, 5);
+  Graph graph(spec);
+  graph.reshape({{"data", image.shape()}});
+  graph.init_params(23);
+  std::copy(image.data(), image.data() + image.numel(), graph.blob("data").data());
+  graph.forward(Mode::test);
+  const Tensor& expected = graph.blob("score");
+  REQUIRE(expected.shape() == Shape{1, 2, 9, 13});
+  const cv::Mat got = opencv_scores(onnx_model_bytes(graph, spec, {9, 13}), image);
+  REQUIRE(got.total() == static_cast<size_t>(expected.numel()));
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < expected.numel(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::abs(got.ptr<float>()[i] - expected.data()[i])));
+    scale = std::max(scale, static_cast<double>(std::abs(expected.data()[i])));
+  }
+  REQUIRE(scale > 0);
+  CHECK(diff / scale <= 1e-5);
+}
