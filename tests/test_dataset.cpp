@@ -312,3 +312,46 @@ TEST_CASE("image_to_tensor subtracts the BGR mean, scales, and tensor_to_image i
   const fcn::Image back = fcn::tensor_to_image(t, config);
   CHECK(back.pixels == image.pixels);
 }
+
+TEST_CASE("data.train and data.val sources: parse, round trip, concatenation", "[dataset]") {
+  // the single-root form is unchanged: one source from format/root/splits
+  const DataConfig single = parse(R"({"root": "r", "train_split": "t"})");
+  CHECK(single.train.empty());
+  CHECK(train_sources(single) == std::vector<DataSource>{{"voc", "r", "t"}});
+  CHECK(val_sources(single) == std::vector<DataSource>{{"voc", "r", "val"}});
+
+  const DataConfig c = parse(R"({"train": [{"format": "sbd", "root": "data/sbd/dataset", "split": "train"},
+                                           {"root": "data/VOCdevkit/VOC2012"}],
+                                 "val": {"format": "voc", "root": "data/VOCdevkit/VOC2012", "split": "seg11valid"}})");
+  CHECK(c.root.empty());  // no root needed when both splits have sources
+  CHECK(train_sources(c) == std::vector<DataSource>{{"sbd", "data/sbd/dataset", "train"},
+                                                    {"voc", "data/VOCdevkit/VOC2012", "train"}});
+  CHECK(val_sources(c) == std::vector<DataSource>{{"voc", "data/VOCdevkit/VOC2012", "seg11valid"}});
+  CHECK(split_sources(c, "val") == std::vector<DataSource>{{"voc", "data/VOCdevkit/VOC2012", "val"}});
+  // to_json gives back a data section with the same sources
+  const json out = data_config_to_json(c);
+  SpecReader reader(out, "data");
+  const DataConfig again = parse_data_config(reader);
+  CHECK(again.train == c.train);
+  CHECK(again.val == c.val);
+
+  CHECK_THROWS_WITH(parse(R"({"train": {"format": "sbd", "root": "x"}})"), Catch::StartsWith("data.root: missing"));
+  CHECK_THROWS_WITH(parse(R"({"train": [{"format": "sbd"}], "val": {"root": "v"}})"),
+                    Catch::StartsWith("data.train[0].root"));
+  CHECK_THROWS_WITH(parse(R"({"train": [{"root": "a", "splt": "x"}], "val": {"root": "v"}})"),
+                    Catch::Contains("data.train[0].splt"));
+  CHECK_THROWS_WITH(parse(R"({"train": 3, "val": {"root": "v"}})"), Catch::StartsWith("data.train"));
+
+  // two datasets of different formats, one after the other
+  DataConfig both;
+  both.train = {{"sbd", data_fixture("sbd"), "train"}, {"voc", data_fixture("voc"), "train"}};
+  Dataset ds(both, train_sources(both), 21);
+  REQUIRE(ds.size() == 2 + 3);
+  CHECK(ds.split() == "train+train");
+  CHECK(ds.label_path(0) == data_fixture("sbd") + "/cls/s1.mat");
+  CHECK(ds.label_path(2) == data_fixture("voc") + "/SegmentationClass/" + ds.id(2) + ".png");
+  CHECK(ds.validate() == 0);
+  REQUIRE(ds.size() == 5);
+  check_labels_match(ds.load(1), "sbd/s2");
+  check_labels_match(ds.load(3), "voc/" + ds.id(3));
+}

@@ -13,5 +13,7 @@ void add_forward_command(CLI::App& app);
 void add_make_synthetic_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_explain_command(CLI::App& app);
+void add_import_caffe_command(CLI::App& app);
+void add_export_onnx_command(CLI::App& app);
 
 }  // namespace fcn::cli

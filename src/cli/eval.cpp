@@ -30,7 +30,7 @@ namespace {
 
 struct EvalArgs {
   // shared
-  std::string split = "val";
+  std::string split;  // empty: the config's validation split (data.val), else "val"
   std::string json_out;
   std::string class_names;  // comma-separated
   // prediction mode
@@ -80,15 +80,16 @@ void report_scores(const Scores& scores, const std::string& json_out) {
 void run_pred_dir_eval(const EvalArgs& args) {
   DataConfig config;
   config.root = args.data_root;
-  const Dataset dataset(config, args.split, args.num_classes);
+  const std::string split = args.split.empty() ? "val" : args.split;
+  const Dataset dataset(config, split, args.num_classes);
   const std::vector<std::string> names = class_names_for(args, args.num_classes);
   ConfusionMatrix matrix(args.num_classes);
-  Progress progress("eval " + args.split, dataset.size());
+  Progress progress("eval " + split, dataset.size());
   for (size_t i = 0; i < dataset.size(); ++i) {
     const Image truth = dataset.load_label(i);
     const std::string pred_path = args.pred_dir + "/" + dataset.id(i) + ".png";
     if (access(pred_path.c_str(), F_OK) != 0)
-      throw Error(pred_path + ": missing prediction for \"" + dataset.id(i) + "\" (split " + args.split + " lists " +
+      throw Error(pred_path + ": missing prediction for \"" + dataset.id(i) + "\" (split " + split + " lists " +
                   std::to_string(dataset.size()) + " ids; --pred-dir needs <id>.png for each)");
     const Image pred = read_label_png(pred_path);
     if (pred.height != truth.height || pred.width != truth.width)
@@ -110,7 +111,8 @@ void run_model_eval(const EvalArgs& args) {
   TrainedModel model(args.config_file, args.overrides, args.weights, inference_options(args.inference));
   const DataConfig& data = model.config().data;
   const int64_t classes = model.config().model.zoo.num_classes;
-  Dataset dataset(data, args.split, classes);
+  // --split names a split of the validation sources' datasets
+  Dataset dataset(data, args.split.empty() ? val_sources(data) : split_sources(data, args.split), classes);
   dataset.validate();
   if (!args.save_dir.empty()) {
     std::vector<std::string> masks;
@@ -118,7 +120,7 @@ void run_model_eval(const EvalArgs& args) {
     refuse_overwrites(args.save_dir, masks, args.overwrite, "--save-dir");
     std::filesystem::create_directories(args.save_dir);
   }
-  Progress progress("eval " + args.split, dataset.size());
+  Progress progress("eval " + dataset.split(), dataset.size());
   const auto save_and_count = [&](int64_t position, const Sample& sample, const Image&, const Image& prediction) {
     if (!args.save_dir.empty()) write_label_png(args.save_dir + "/" + sample.id + ".png", prediction);
     progress.update(static_cast<size_t>(position) + 1);
@@ -162,7 +164,8 @@ void add_eval_command(CLI::App& app) {
       "(as the FCN reference score.py; void 255 pixels ignored), with a per-class table.\n"
       "Either run a model (--config, --weights) or score saved predictions (--pred-dir, one\n"
       "<id>.png per id of the split, palette or grayscale, against ROOT/SegmentationClass).");
-  cmd->add_option("--split", args->split, "split list name")->capture_default_str();
+  cmd->add_option("--split", args->split,
+                  "split list name (default: the config's data.val split; \"val\" with --pred-dir)");
   cmd->add_option("--json", args->json_out, "write the scores as JSON to this file ('-': stdout)");
   cmd->add_option("--class-names", args->class_names, "comma-separated class names (default: VOC's for 21)");
   cmd->add_option("--pred-dir", args->pred_dir, "directory of predicted label PNGs");

@@ -16,9 +16,15 @@ namespace fcn {
 struct Dataset::Impl {
   DataConfig config;
   std::string split;
-  std::string list_path;
   int64_t num_classes = 0;
+  struct Part {
+    DataConfig config;  // format and root of its source
+    std::string list_path;
+  };
+  std::vector<Part> parts;
   std::vector<ListEntry> entries;
+  std::vector<size_t> part_of;  // entry -> part
+  const Part& part(size_t index) const { return parts[part_of.at(index)]; }
 };
 
 namespace {
@@ -81,15 +87,45 @@ Image tensor_to_image(const Tensor& tensor, const DataConfig& config) {
 }
 
 Dataset::Dataset(const DataConfig& config, const std::string& split, int64_t num_classes)
+    : Dataset(config, std::vector<DataSource>{{config.format, config.root, split}}, num_classes) {}
+
+Dataset::Dataset(const DataConfig& config, const std::vector<DataSource>& sources, int64_t num_classes)
     : impl_(std::make_unique<Impl>()) {
   if (num_classes < 1 || num_classes > 255) throw Error("number of classes must be in 1..255, got " + std::to_string(num_classes));
   if (config.mean_bgr.size() != 3) throw Error("data.mean_bgr: expected 3 numbers (blue, green, red)");
+  if (sources.empty()) throw Error("data: no dataset source");
   impl_->config = config;
-  impl_->split = split;
   impl_->num_classes = num_classes;
-  impl_->list_path = split_list_path(config, split);
-  impl_->entries = read_split_list(impl_->list_path);
-  if (impl_->entries.empty()) throw Error(impl_->list_path + ": split \"" + split + "\" lists no images");
+  for (const DataSource& source : sources) {
+    Impl::Part part{config, ""};
+    part.config.format = source.format;
+    part.config.root = source.root;
+    part.list_path = split_list_path(part.config, source.split);
+    std::vector<ListEntry> entries = read_split_list(part.list_path);
+    if (entries.empty()) throw Error(part.list_path + ": split \"" + source.split + "\" lists no images");
+    for (auto& entry : entries) {
+      impl_->entries.push_back(std::move(entry));
+      impl_->part_of.push_back(impl_->parts.size());
+    }
+    impl_->parts.push_back(std::move(part));
+    impl_->split += (impl_->split.empty() ? "" : "+") + source.split;
+  }
+}
+
+std::vector<DataSource> train_sources(const DataConfig& config) {
+  if (!config.train.empty()) return config.train;
+  return {{config.format, config.root, config.train_split}};
+}
+
+std::vector<DataSource> val_sources(const DataConfig& config) {
+  if (!config.val.empty()) return config.val;
+  return {{config.format, config.root, config.val_split}};
+}
+
+std::vector<DataSource> split_sources(const DataConfig& config, const std::string& split) {
+  std::vector<DataSource> sources = val_sources(config);
+  for (DataSource& source : sources) source.split = split;
+  return sources;
 }
 
 Dataset::~Dataset() = default;
@@ -100,32 +136,35 @@ const DataConfig& Dataset::config() const { return impl_->config; }
 int64_t Dataset::num_classes() const { return impl_->num_classes; }
 const std::string& Dataset::id(size_t index) const { return impl_->entries.at(index).id; }
 const std::string& Dataset::split() const { return impl_->split; }
-std::string Dataset::image_path(size_t index) const { return image_file(impl_->config, id(index)); }
-std::string Dataset::label_path(size_t index) const { return label_file(impl_->config, id(index)); }
+std::string Dataset::image_path(size_t index) const { return image_file(impl_->part(index).config, id(index)); }
+std::string Dataset::label_path(size_t index) const { return label_file(impl_->part(index).config, id(index)); }
 
 size_t Dataset::validate() {
   std::vector<ListEntry> kept;
+  std::vector<size_t> kept_parts;
   for (size_t i = 0; i < impl_->entries.size(); ++i) {
     try {
       const std::string image = image_path(i), label = label_path(i);
-      require_file(image, impl_->list_path, impl_->entries[i]);
-      require_file(label, impl_->list_path, impl_->entries[i]);
+      require_file(image, impl_->part(i).list_path, impl_->entries[i]);
+      require_file(label, impl_->part(i).list_path, impl_->entries[i]);
       require_same_size(label, read_label_size(label), read_image_size(image));
       kept.push_back(impl_->entries[i]);
+      kept_parts.push_back(impl_->part_of[i]);
     } catch (const Error& e) {
       if (impl_->config.on_error == "stop") throw;
       spdlog::warn("skipping {}: {}", impl_->entries[i].id, e.what());
     }
   }
   const size_t dropped = impl_->entries.size() - kept.size();
-  if (kept.empty()) throw Error(impl_->list_path + ": no usable images in split \"" + impl_->split + "\"");
+  if (kept.empty()) throw Error(impl_->parts.front().list_path + ": no usable images in split \"" + impl_->split + "\"");
   impl_->entries = std::move(kept);
+  impl_->part_of = std::move(kept_parts);
   return dropped;
 }
 
 Image Dataset::load_label(size_t index) const {
   const std::string path = label_path(index);
-  require_file(path, impl_->list_path, impl_->entries.at(index));
+  require_file(path, impl_->part(index).list_path, impl_->entries.at(index));
   Image label = read_label_file(path);
   check_label_values(path, label, impl_->num_classes, impl_->config.ignore_label);
   return label;
@@ -133,7 +172,7 @@ Image Dataset::load_label(size_t index) const {
 
 Sample Dataset::load(size_t index, const AugmentConfig* augment, uint64_t augment_seed) const {
   const std::string path = image_path(index);
-  require_file(path, impl_->list_path, impl_->entries.at(index));
+  require_file(path, impl_->part(index).list_path, impl_->entries.at(index));
   const Image image = read_image(path);
   const Image label = load_label(index);
   require_same_size(label_path(index), {label.height, label.width}, {image.height, image.width});

@@ -14,12 +14,6 @@ std::string image_input_name(const Graph& graph) {
 
 }  // namespace
 
-std::string score_blob_name(const Graph& graph) {
-  for (const auto& layer : graph.layers())
-    if (layer->is_loss()) return layer->inputs().front();
-  return graph.layers().back()->name();
-}
-
 const Tensor& infer_scores(Graph& graph, const Tensor& image, const Tensor* label) {
   if (image.ndim() != 4 || image.n() != 1) throw Error("inference: expected one image [1, C, H, W], got " + shape_str(image.shape()));
   const std::string data_name = image_input_name(graph);

@@ -477,4 +477,10 @@ std::string Graph::timing_table() const {
   return out + line;
 }
 
+std::string score_blob_name(const Graph& graph) {
+  for (const auto& layer : graph.layers())
+    if (layer->is_loss()) return layer->inputs().front();
+  return graph.layers().back()->name();
+}
+
 }  // namespace fcn

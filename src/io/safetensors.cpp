@@ -126,20 +126,26 @@ SafetensorsFile read_safetensors(const std::string& filename) {
 }
 
 void write_file_atomic(const std::string& filename, const std::string& bytes) {
+  write_file_atomic(filename, std::vector<ByteSpan>{{bytes.data(), bytes.size()}});
+}
+
+void write_file_atomic(const std::string& filename, const std::vector<ByteSpan>& parts) {
   const std::string temp = filename + ".tmp";
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error(filename + ": cannot write (" + errno_text() + ")");
-  size_t written = 0;
-  while (written < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + written, bytes.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = n < 0 ? errno_text() : "short write";
-      ::close(fd);
-      ::unlink(temp.c_str());
-      throw Error(filename + ": write failed (" + why + "); the previous file is unchanged");
+  for (const ByteSpan& part : parts) {
+    size_t written = 0;
+    while (written < part.size) {
+      const ssize_t n = ::write(fd, part.data + written, part.size - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const std::string why = n < 0 ? errno_text() : "short write";
+        ::close(fd);
+        ::unlink(temp.c_str());
+        throw Error(filename + ": write failed (" + why + "); the previous file is unchanged");
+      }
+      written += static_cast<size_t>(n);
     }
-    written += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     const std::string why = errno_text();
@@ -173,14 +179,15 @@ void write_safetensors(const std::string& filename, const std::map<std::string, 
   }
   std::string header_text = header.dump();
   while ((8 + header_text.size()) % 8 != 0) header_text += ' ';  // align the data to 8 bytes
-  std::string bytes(8, '\0');
+  std::string head(8, '\0');
   uint64_t header_size = header_text.size();
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header_size >> (8 * i)) & 0xff);
-  bytes += header_text;
-  bytes.reserve(bytes.size() + offset);
+  for (int i = 0; i < 8; ++i) head[i] = static_cast<char>((header_size >> (8 * i)) & 0xff);
+  head += header_text;
+  // written from the tensors' own storage: no second copy of a large file in memory
+  std::vector<ByteSpan> parts = {{head.data(), head.size()}};
   for (const auto& item : tensors)
-    bytes.append(reinterpret_cast<const char*>(item.second->data()), sizeof(float) * item.second->numel());
-  write_file_atomic(filename, bytes);
+    parts.push_back({reinterpret_cast<const char*>(item.second->data()), sizeof(float) * item.second->numel()});
+  write_file_atomic(filename, parts);
 }
 
 void write_safetensors(const std::string& filename, const SafetensorsFile& file) {

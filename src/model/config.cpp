@@ -170,12 +170,55 @@ AugmentConfig parse_augment(SpecReader reader) {
   return augment;
 }
 
+DataSource parse_source(SpecReader reader, const std::string& default_split) {
+  DataSource source;
+  source.format = reader.get_choice("format", {"voc", "sbd", "folder"}, source.format);
+  source.root = reader.get_string("root");
+  source.split = reader.get_string("split", default_split);
+  if (source.root.empty()) reader.fail("root", "must not be empty");
+  reader.finish();
+  return source;
+}
+
+// data.train / data.val: one source object or a list of them.
+std::vector<DataSource> parse_sources(SpecReader& reader, const std::string& key, const std::string& default_split) {
+  std::vector<DataSource> sources;
+  if (!reader.has(key)) return sources;
+  const json& raw = reader.raw(key);
+  if (raw.is_object()) {
+    sources.push_back(parse_source(reader.get_object(key), default_split));
+  } else if (raw.is_array()) {
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (!raw[i].is_object())
+        reader.fail(key, "expected source objects {\"format\", \"root\", \"split\"}, got " + raw[i].dump());
+      sources.push_back(parse_source(SpecReader(raw[i], reader.key_path(key) + "[" + std::to_string(i) + "]"),
+                                     default_split));
+    }
+  } else {
+    reader.fail(key, "expected a source {\"format\", \"root\", \"split\"} or a list of them, got " + raw.dump());
+  }
+  return sources;
+}
+
+json sources_to_json(const std::vector<DataSource>& sources) {
+  json out = json::array();
+  for (const auto& s : sources) out.push_back({{"format", s.format}, {"root", s.root}, {"split", s.split}});
+  return out;
+}
+
 }  // namespace
 
 DataConfig parse_data_config(SpecReader& reader) {
   DataConfig config;
   config.format = reader.get_choice("format", {"voc", "sbd", "folder"}, config.format);
-  config.root = reader.get_string("root");
+  config.train = parse_sources(reader, "train", config.train_split);
+  config.val = parse_sources(reader, "val", config.val_split);
+  // the single-root form needs its root; sources for both splits replace it
+  if (!config.train.empty() && !config.val.empty()) {
+    config.root = reader.get_string("root", "");
+  } else {
+    config.root = reader.get_string("root");
+  }
   config.train_split = reader.get_string("train_split", config.train_split);
   config.val_split = reader.get_string("val_split", config.val_split);
   config.image_dir = reader.get_string("image_dir", config.image_dir);
@@ -202,6 +245,8 @@ json data_config_to_json(const DataConfig& config) {
   const AugmentConfig& a = config.augment;
   return json{{"format", config.format},
               {"root", config.root},
+              {"train", sources_to_json(config.train)},
+              {"val", sources_to_json(config.val)},
               {"train_split", config.train_split},
               {"val_split", config.val_split},
               {"image_dir", config.image_dir},

@@ -72,7 +72,8 @@ Trainer::Trainer(TrainOptions options)
     : options_(std::move(options)), solver_config_(options_.config.solver), comm_(Communicator::world()) {
   Config& config = options_.config;
   if (!options_.init_weights.empty()) config.init.weights = options_.init_weights;
-  if (config.data.root.empty()) throw Error("config: the \"data\" section with data.root is needed for training");
+  if (config.data.root.empty() && config.data.train.empty())
+    throw Error("config: the \"data\" section with data.root (or data.train and data.val) is needed for training");
   if (options_.out_dir.empty()) throw Error("train: no output directory given");
   threads_ = set_threads(threads_per_rank(solver_config_.threads, comm_));
   open_datasets();  // read-only: data errors come before anything is created in out_dir
@@ -112,10 +113,10 @@ Trainer::~Trainer() = default;
 void Trainer::open_datasets() {
   const Config& config = options_.config;
   const int64_t classes = config.model.zoo.num_classes;
-  train_set_ = std::make_unique<Dataset>(config.data, config.data.train_split, classes);
+  train_set_ = std::make_unique<Dataset>(config.data, train_sources(config.data), classes);
   train_set_->validate();
   if (solver_config_.test_every > 0) {
-    val_set_ = std::make_unique<Dataset>(config.data, config.data.val_split, classes);
+    val_set_ = std::make_unique<Dataset>(config.data, val_sources(config.data), classes);
     val_set_->validate();
   }
 }
@@ -174,9 +175,13 @@ void Trainer::print_header() const {
                count_str(trainable));
   const SolverConfig& s = solver_config_;
   const int64_t val_images = val_set_ ? static_cast<int64_t>(val_set_->size()) : 0;
-  spdlog::info("data: {} {}: {} train images ({}), {} val images ({}){}", options_.config.data.format,
-               options_.config.data.root, train_set_->size(), options_.config.data.train_split, val_images,
-               options_.config.data.val_split,
+  const auto describe = [](const std::vector<DataSource>& sources) {
+    std::string text;
+    for (const auto& s : sources) text += (text.empty() ? "" : " + ") + s.format + " " + s.root + " " + s.split;
+    return text;
+  };
+  spdlog::info("data: {} train images ({}), {} val images ({}){}", train_set_->size(),
+               describe(train_sources(options_.config.data)), val_images, describe(val_sources(options_.config.data)),
                s.val_limit > 0 && val_images > s.val_limit ? ", validating on the first " + std::to_string(s.val_limit) : "");
   spdlog::info("solver: base_lr {:g} ({}), momentum {:g}, weight_decay {:g}, iter_size {}, {} iterations, seed {}",
                s.base_lr, s.lr_policy, s.momentum, s.weight_decay, s.iter_size, s.max_iter, s.seed);

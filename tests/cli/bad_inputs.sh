@@ -447,6 +447,22 @@ bad "FCN_WINOGRAD=off (a typo is not a silent default)" 'FCN_WINOGRAD=off: expec
 bad "FCN_ALLREDUCE_OVERLAP=false" 'FCN_ALLREDUCE_OVERLAP=false: expected one of 0, 1' \
   env FCN_ALLREDUCE_OVERLAP=false "$fcn" train --config cfg.json --out r_env
 
+echo "== import-caffe and export-onnx"
+printf '' > empty.caffemodel
+head -c 2000 /dev/urandom > random.caffemodel
+bad "import-caffe: empty file" 'empty\.caffemodel: not a Caffe model .*byte offset 0' \
+  "$fcn" import-caffe empty.caffemodel --out imp_empty
+bad "import-caffe: random bytes" 'random\.caffemodel: .*byte offset' "$fcn" import-caffe random.caffemodel --out imp_rand
+bad "import-caffe: missing file" 'nope\.caffemodel: cannot open' "$fcn" import-caffe nope.caffemodel --out imp_nope
+bad "import-caffe: a config as the model" 'cfg\.json: .*byte offset' "$fcn" import-caffe cfg.json --out imp_cfg
+bad "export-onnx: missing weights file" 'nope\.safetensors' \
+  "$fcn" export-onnx --config cfg.json --weights nope.safetensors --out m.onnx
+bad "export-onnx: existing --out" 'cfg\.json: exists; choose another --out or delete it' \
+  "$fcn" export-onnx --config cfg.json --weights run/final.safetensors --out cfg.json
+bad "export-onnx: --size 0 5" '--size: expected two positive integers' \
+  "$fcn" export-onnx --config cfg.json --weights run/final.safetensors --out m.onnx --size 0 5
+usage "import-caffe without --out" "$fcn" import-caffe empty.caffemodel
+
 echo "== argument parsing (CLI11 wording)"
 usage "no subcommand" "$fcn"
 usage "unknown subcommand" "$fcn" frobnicate

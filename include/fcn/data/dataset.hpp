@@ -26,11 +26,23 @@ struct AugmentConfig {
   int64_t crop_width = 0;
 };
 
+// One dataset of a split: data.train / data.val entries.
+struct DataSource {
+  std::string format = "voc";  // voc | sbd | folder
+  std::string root;
+  std::string split;
+  bool operator==(const DataSource& o) const { return format == o.format && root == o.root && split == o.split; }
+};
+
 struct DataConfig {
   std::string format = "voc";  // voc | sbd | folder
   std::string root;
   std::string train_split = "train";
   std::string val_split = "val";
+  // Sources given as data.train / data.val (train may list several, used
+  // one after the other); empty: the single-root form above.
+  std::vector<DataSource> train;
+  std::vector<DataSource> val;
   // folder format: directories relative to root and a list file per split
   // ("<split>.txt" in root unless given).
   std::string image_dir = "images";
@@ -47,6 +59,14 @@ struct DataConfig {
   int64_t ignore_label = 255;
   int prefetch = 4;  // samples loaded ahead by the background thread
 };
+
+// The sources of each split: data.train / data.val, else {format, root,
+// train_split / val_split}.
+std::vector<DataSource> train_sources(const DataConfig& config);
+std::vector<DataSource> val_sources(const DataConfig& config);
+// The sources of a named split: the val sources' datasets (or the single
+// root) with that split.
+std::vector<DataSource> split_sources(const DataConfig& config, const std::string& split);
 
 const std::vector<std::string>& voc_class_names();
 // config.class_names when given (it must have num_classes names), else VOC's
@@ -70,6 +90,9 @@ class Dataset {
  public:
   // Opens a split; throws when the list is missing or empty.
   Dataset(const DataConfig& config, const std::string& split, int64_t num_classes);
+  // Opens the sources' splits as one dataset, in order (format and root of
+  // each source; every other setting from `config`).
+  Dataset(const DataConfig& config, const std::vector<DataSource>& sources, int64_t num_classes);
   ~Dataset();
   Dataset(Dataset&&) noexcept;
 

@@ -8,10 +8,6 @@
 
 namespace fcn {
 
-// The blob predictions are read from: the first input of the first loss
-// layer (the reference's crop "score"), else the last layer's output.
-std::string score_blob_name(const Graph& graph);
-
 // Runs `graph` in test mode on `image` [1, 3, H, W] (fed to the input
 // "data", or the first input). Every other input (the label) gets `label`
 // when given, else zeros, so the loss layer runs (its value then means

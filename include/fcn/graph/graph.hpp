@@ -155,4 +155,8 @@ class Graph {
   std::vector<LayerTiming> timings_;
 };
 
+// The blob predictions are read from: the first input of the first loss
+// layer (the reference's crop "score"), else the last layer's output.
+std::string score_blob_name(const Graph& graph);
+
 }  // namespace fcn

@@ -9,6 +9,7 @@
 // a crash or a full disk never leaves a truncated file behind.
 #include <map>
 #include <string>
+#include <vector>
 
 #include "fcn/core/tensor.hpp"
 
@@ -30,5 +31,11 @@ void write_safetensors(const std::string& filename, const SafetensorsFile& file)
 // the directory). Throws an Error naming the file on any failure, leaving
 // the previous file untouched.
 void write_file_atomic(const std::string& filename, const std::string& bytes);
+// The same for a file made of several buffers, written in order.
+struct ByteSpan {
+  const char* data;
+  size_t size;
+};
+void write_file_atomic(const std::string& filename, const std::vector<ByteSpan>& parts);
 
 }  // namespace fcn

@@ -1,0 +1,36 @@
+#pragma once
+// fcn graphs as ONNX models (opset 13), for runtimes outside fcn.
+//
+// The model's input `image` is float32 [N, 3, H, W], exactly the tensor
+// fcn's graph reads as `data` (BGR minus the mean, times input_scale); its
+// output `score` [N, C, H, W] is the blob fcn predicts from (the loss
+// layer's score input). Layers: conv -> Conv, deconv -> ConvTranspose
+// (explicit pads, no output_shape), max_pool -> MaxPool (ceil_mode),
+// relu -> Relu/LeakyRelu, crop -> Slice, sum -> Add (Mul for coefficients),
+// scale -> Mul; dropout is the identity in test mode and omitted, the loss
+// is omitted.
+//
+// Dynamic export (height = width = 0): N, H and W are symbolic, and each
+// crop's end is computed from the Shape of its reference blob at run time.
+// Fixed export: every shape is given and crops use constant bounds, for
+// runtimes that need static shapes.
+#include <string>
+
+#include "fcn/graph/graph.hpp"
+
+namespace fcn {
+
+struct OnnxExportOptions {
+  int64_t height = 0;  // 0 and 0: dynamic N, H, W
+  int64_t width = 0;
+};
+
+// The serialized ModelProto. `graph` must hold its params (weights loaded)
+// and have been reshaped once (crop offsets, param shapes); `spec` is the
+// graph spec it was built from (layer options are read from it).
+std::string onnx_model_bytes(Graph& graph, const json& spec, const OnnxExportOptions& options);
+
+// Writes the model to `filename` atomically; refuses an existing file.
+void export_onnx(Graph& graph, const json& spec, const std::string& filename, const OnnxExportOptions& options);
+
+}  // namespace fcn

@@ -1,0 +1,271 @@
+// fcn import-caffe against .caffemodel files written by tools/make_caffemodel.py
+// from Caffe's own field numbers: both layouts, shape and legacy dims, packed,
+// unpacked and double data; the weights must come back bit for bit and the
+// imported graph must score as the model zoo's net with those weights.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "fcn/core/error.hpp"
+#include "fcn/graph/graph.hpp"
+#include "fcn/io/safetensors.hpp"
+#include "fcn/model/caffe_import.hpp"
+#include "fcn/model/model_zoo.hpp"
+#include "fcn/model/weights.hpp"
+
+using namespace fcn;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr double kWidth = 0.25;
+constexpr int64_t kClasses = 5;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("fcn_test_caffe_import_" + std::to_string(::getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+// Runs tools/make_caffemodel.py; returns the caffemodel path (reference weights beside it).
+std::string make_caffemodel(const TempDir& dir, const std::string& name, const std::string& options) {
+  const std::string out = dir / (name + ".caffemodel");
+  const std::string command = "/usr/bin/python3 " + std::string(FCN_SOURCE_DIR) + "/tools/make_caffemodel.py " +
+                              options + " --out " + out + " --reference " + (dir / (name + ".safetensors"));
+  INFO(command);
+  REQUIRE(std::system(command.c_str()) == 0);
+  return out;
+}
+
+void check_weights_equal(const CaffeImport& imported, const std::string& reference_file) {
+  const SafetensorsFile reference = read_safetensors(reference_file);
+  REQUIRE(imported.weights.size() == reference.tensors.size());
+  for (const auto& item : reference.tensors) {
+    INFO(item.first);
+    auto it = imported.weights.find(item.first);
+    REQUIRE(it != imported.weights.end());
+    REQUIRE(it->second.shape() == item.second.shape());
+    CHECK(std::equal(item.second.data(), item.second.data() + item.second.numel(), it->second.data()));
+  }
+}
+
+// Test-mode scores of a graph for one image (label all class 0).
+Tensor scores(Graph& graph, const Tensor& image) {
+  std::map<std::string, Shape> shapes;
+  for (const auto& name : graph.input_names())
+    shapes[name] = name == "data" ? image.shape() : Shape{1, 1, image.h(), image.w()};
+  graph.reshape(shapes);
+  for (const auto& name : graph.input_names()) {
+    Tensor& blob = graph.blob(name);
+    if (name == "data") {
+      std::copy(image.data(), image.data() + image.numel(), blob.data());
+    } else {
+      blob.fill(0.f);
+    }
+  }
+  graph.forward(Mode::test);
+  return graph.blob(score_blob_name(graph));
+}
+
+Tensor random_image(int64_t h, int64_t w, uint64_t seed) {
+  Tensor image({1, 3, h, w});
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 50.f);
+  for (int64_t i = 0; i < image.numel(); ++i) image.data()[i] = normal(rng);
+  return image;
+}
+
+double relative_difference(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::abs(a.data()[i] - b.data()[i])));
+    scale = std::max(scale, static_cast<double>(std::abs(b.data()[i])));
+  }
+  REQUIRE(scale > 0);
+  return diff / scale;
+}
+
+std::string error_of(const std::string& file) {
+  try {
+    import_caffe(file);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("the reference's VOC nets import with the written weights and score as the model zoo") {
+  TempDir dir;
+  // every arch once, across the blob encodings Caffe files use
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"fcn32s", "--dims shape --floats packed"},
+      {"fcn16s", "--dims legacy --floats unpacked"},
+      {"fcn8s", "--dims shape --floats double"},
+      {"fcn8s-atonce", "--dims legacy --floats packed"},
+  };
+  const Tensor image = random_image(67, 91, 7);
+  for (const auto& item : cases) {
+    const std::string arch = item.first;
+    INFO(arch << " " << item.second);
+    const std::string file = make_caffemodel(
+        dir, arch, "--arch " + arch + " --width 0.25 --classes 5 --layout layer --seed 3 " + item.second);
+    const CaffeImport imported = import_caffe(file);
+    check_weights_equal(imported, dir / (arch + ".safetensors"));
+    CHECK(imported.num_classes == kClasses);
+    CHECK(imported.dropped == std::vector<std::string>{"data (Python)"});
+
+    Graph caffe_graph(imported.graph, "imported");
+    ModelSpec spec;
+    spec.arch = arch;
+    spec.width = kWidth;
+    spec.num_classes = kClasses;
+    Graph zoo(build_fcn_graph(spec), "zoo");
+    // same param names and shapes: a strict load leaves nothing out
+    zoo.reshape({{"data", image.shape()}, {"label", {1, 1, image.h(), image.w()}}});
+    SafetensorsFile file_weights;
+    for (const auto& w : imported.weights) file_weights.tensors[w.first] = w.second;
+    const LoadReport report = load_params(zoo, file_weights, "imported", LoadMode::strict);
+    CHECK(report.missing.empty());
+    CHECK(report.unused.empty());
+    caffe_graph.reshape({{"data", image.shape()}, {"label", {1, 1, image.h(), image.w()}}});
+    load_params(caffe_graph, file_weights, "imported", LoadMode::strict);
+
+    const Tensor expected = scores(zoo, image);
+    const Tensor got = scores(caffe_graph, image);
+    CHECK(got.shape() == Shape{1, kClasses, 67, 91});
+    CHECK(relative_difference(got, expected) <= 1e-6);
+  }
+}
+
+TEST_CASE("VGG16 in Caffe's V1 layout: InnerProduct becomes a 7x7 conv and initialises FCN-32s") {
+  TempDir dir;
+  const std::string v1 = make_caffemodel(dir, "vgg_v1", "--arch vgg16 --width 0.25 --layout v1 --dims legacy --seed 5");
+  const CaffeImport imported = import_caffe(v1);
+  check_weights_equal(imported, dir / "vgg_v1.safetensors");
+  CHECK(imported.weights.at("fc6.weight").shape() == Shape{1024, 128, 7, 7});
+  CHECK(imported.weights.at("fc7.weight").shape() == Shape{1024, 1024, 1, 1});
+  CHECK(imported.weights.at("fc8.weight").shape() == Shape{1000, 1024, 1, 1});
+  CHECK(imported.num_classes == 0);  // 1000 classes: more than a label map holds
+  CHECK(imported.dropped == std::vector<std::string>{"prob (Softmax)"});
+  CHECK(imported.graph["inputs"].size() == 1);  // no loss: no label input
+
+  // the same net in the current layout with double data imports identically
+  const std::string current =
+      make_caffemodel(dir, "vgg_layer", "--arch vgg16 --width 0.25 --layout layer --dims shape --floats double --seed 5");
+  const CaffeImport again = import_caffe(current);
+  CHECK(again.graph == imported.graph);
+  check_weights_equal(again, dir / "vgg_v1.safetensors");
+  const Tensor image = random_image(224, 224, 3);
+  Graph a(imported.graph), b(again.graph);
+  SafetensorsFile weights;
+  for (const auto& w : imported.weights) weights.tensors[w.first] = w.second;
+  a.reshape({{"data", image.shape()}});
+  b.reshape({{"data", image.shape()}});
+  load_params(a, weights, "v1", LoadMode::strict);
+  load_params(b, weights, "layer", LoadMode::strict);
+  CHECK(scores(a, image).shape() == Shape{1, 1000, 1, 1});
+  CHECK(relative_difference(scores(a, image), scores(b, image)) == 0);
+
+  // init.weights of voc-fcn32s: the trunk and fc6/fc7 load, fc8 is reported
+  ModelSpec spec;
+  spec.arch = "fcn32s";
+  spec.width = kWidth;
+  Graph fcn32s(build_fcn_graph(spec));
+  fcn32s.reshape({{"data", {1, 3, 64, 64}}, {"label", {1, 1, 64, 64}}});
+  const LoadReport report = load_params(fcn32s, weights, "vgg16", LoadMode::lenient);
+  CHECK(report.loaded.size() == 30);  // 13 convs + fc6 + fc7, weight and bias
+  CHECK(report.unused == std::vector<std::string>{"fc8.bias", "fc8.weight"});
+  const Tensor& fc6 = fcn32s.find_param("fc6.weight")->data;
+  CHECK(std::equal(fc6.data(), fc6.data() + fc6.numel(), imported.weights.at("fc6.weight").data()));
+}
+
+TEST_CASE("a deploy prototxt gives the structure, the caffemodel the blobs") {
+  TempDir dir;
+  const std::string full = make_caffemodel(dir, "full", "--arch fcn16s --width 0.25 --classes 5 --seed 9");
+  const std::string deploy = dir / "net.prototxt";
+  const std::string split = dir / "split.caffemodel";
+  const std::string command = "/usr/bin/python3 " + std::string(FCN_SOURCE_DIR) +
+                              "/tools/make_caffemodel.py --arch fcn16s --width 0.25 --classes 5 --seed 9 --out " +
+                              split + " --deploy " + deploy;
+  REQUIRE(std::system(command.c_str()) == 0);
+  const CaffeImport expected = import_caffe(full);
+  const CaffeImport imported = import_caffe(split, deploy);
+  CHECK(imported.graph == expected.graph);
+  check_weights_equal(imported, dir / "full.safetensors");
+  // without the deploy net the names-and-blobs file has no structure to import
+  CHECK_THROWS_AS(import_caffe(split), Error);
+
+  // VGG16's deploy net declares its input the legacy way (NetParameter.input)
+  const std::string vgg = make_caffemodel(dir, "vgg", "--arch vgg16 --width 0.125 --seed 2");
+  const std::string vgg_deploy = dir / "vgg.prototxt", vgg_split = dir / "vgg_split.caffemodel";
+  const std::string vgg_command = "/usr/bin/python3 " + std::string(FCN_SOURCE_DIR) +
+                                  "/tools/make_caffemodel.py --arch vgg16 --width 0.125 --seed 2 --out " + vgg_split +
+                                  " --deploy " + vgg_deploy;
+  REQUIRE(std::system(vgg_command.c_str()) == 0);
+  const CaffeImport vgg_imported = import_caffe(vgg_split, vgg_deploy);
+  CHECK(vgg_imported.graph == import_caffe(vgg).graph);
+  check_weights_equal(vgg_imported, dir / "vgg.safetensors");
+}
+
+TEST_CASE("import writes config.json and weights.safetensors and never overwrites them") {
+  TempDir dir;
+  const std::string file = make_caffemodel(dir, "m", "--arch fcn32s --width 0.25 --classes 5");
+  const CaffeImport imported = import_caffe(file);
+  const std::string out = dir / "out";
+  write_caffe_import(imported, out);
+  const json config = read_json_file(out + "/config.json");
+  CHECK(config["model"]["graph"] == imported.graph);
+  CHECK(config["model"]["num_classes"] == kClasses);
+  CHECK(config["data"]["mean_bgr"] == json({104.00698793, 116.66876762, 122.67891434}));
+  const SafetensorsFile written = read_safetensors(out + "/weights.safetensors");
+  CHECK(written.tensors.size() == imported.weights.size());
+  try {
+    write_caffe_import(imported, out);
+    FAIL("a second import into the same directory must be refused");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("exists; choose another --out or delete it") != std::string::npos);
+  }
+}
+
+TEST_CASE("empty, random, truncated and missing files are one-line errors naming the file and the offset") {
+  TempDir dir;
+  const std::string good = make_caffemodel(dir, "good", "--arch fcn32s --width 0.25 --classes 5");
+  std::ifstream in(good, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto write = [&](const std::string& name, const std::string& content) {
+    std::ofstream(dir / name, std::ios::binary) << content;
+    return dir / name;
+  };
+  std::string random(4096, '\0');
+  std::mt19937 rng(1);
+  for (auto& c : random) c = static_cast<char>(rng());
+  const std::vector<std::string> files = {
+      write("empty.caffemodel", ""),
+      write("random.caffemodel", random),
+      write("truncated.caffemodel", bytes.substr(0, bytes.size() / 2)),
+      write("cut_in_header.caffemodel", bytes.substr(0, 3)),
+      write("text.caffemodel", "name: \"not binary\"\nlayer { name: \"x\" }\n"),
+  };
+  for (const auto& file : files) {
+    INFO(file);
+    const std::string message = error_of(file);
+    CHECK(message.find(file) == 0);
+    CHECK(message.find("byte offset") != std::string::npos);
+    CHECK(message.find('\n') == std::string::npos);
+  }
+  CHECK(error_of(dir / "truncated.caffemodel").find("truncated") != std::string::npos);
+  CHECK(error_of(dir / "missing.caffemodel").find("cannot open") != std::string::npos);
+}

@@ -1,0 +1,133 @@
+// fcn export-onnx, run by a real runtime: OpenCV's dnn module reads the
+// fixed-size export of each zoo net and must give fcn's own scores.
+// (tests/cli/onnx_check.sh runs onnx.checker on both exports and
+// tests/cli/onnx_runtime.sh the dynamic export at two sizes in ONNX Runtime.)
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <opencv2/dnn.hpp>
+#include <random>
+
+#include "fcn/core/error.hpp"
+#include "fcn/graph/graph.hpp"
+#include "fcn/model/model_zoo.hpp"
+#include "fcn/model/onnx_export.hpp"
+
+using namespace fcn;
+
+namespace {
+
+// A zoo net at width 0.25 with every param random (the score layers too, so
+// no skip path is silently zero).
+json zoo_spec(const std::string& arch) {
+  ModelSpec spec;
+  spec.arch = arch;
+  spec.width = 0.25;
+  spec.num_classes = 5;
+  spec.score_init = {{"type", "gaussian"}, {"std", 0.05}};
+  return build_fcn_graph(spec);
+}
+
+Tensor random_image(int64_t h, int64_t w, uint64_t seed) {
+  Tensor image({1, 3, h, w});
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 50.f);
+  for (int64_t i = 0; i < image.numel(); ++i) image.data()[i] = normal(rng);
+  return image;
+}
+
+Tensor fcn_scores(Graph& graph, const Tensor& image) {
+  graph.reshape({{"data", image.shape()}, {"label", {1, 1, image.h(), image.w()}}});
+  std::copy(image.data(), image.data() + image.numel(), graph.blob("data").data());
+  graph.blob("label").fill(0.f);
+  graph.forward(Mode::test);
+  return graph.blob(score_blob_name(graph));
+}
+
+cv::Mat opencv_scores(const std::string& model, const Tensor& image) {
+  const std::vector<uchar> buffer(model.begin(), model.end());
+  cv::dnn::Net net = cv::dnn::readNetFromONNX(buffer);
+  const int dims[4] = {1, 3, static_cast<int>(image.h()), static_cast<int>(image.w())};
+  cv::Mat input(4, dims, CV_32F, const_cast<float*>(image.data()));
+  net.setInput(input, "image");
+  return net.forward("score").clone();
+}
+
+}  // namespace
+
+TEST_CASE("OpenCV dnn runs the fixed-size ONNX export of every zoo net with fcn's scores") {
+  const int64_t h = 67, w = 91;  // odd sizes: every crop offset and ceil-mode pool matters
+  const Tensor image = random_image(h, w, 11);
+  for (const std::string arch : {"fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"}) {
+    INFO(arch);
+    const json spec = zoo_spec(arch);
+    Graph graph(spec);
+    graph.reshape({{"data", image.shape()}, {"label", {1, 1, h, w}}});
+    graph.init_params(17);
+    const Tensor expected = fcn_scores(graph, image);
+    REQUIRE(expected.shape() == Shape{1, 5, h, w});
+    const std::string model = onnx_model_bytes(graph, spec, {h, w});
+    const cv::Mat got = opencv_scores(model, image);
+    REQUIRE(got.dims == 4);
+    REQUIRE(got.total() == static_cast<size_t>(expected.numel()));
+    CHECK(got.size[1] == 5);
+    CHECK(got.size[2] == h);
+    CHECK(got.size[3] == w);
+    double diff = 0, scale = 0;
+    const float* g = got.ptr<float>();
+    for (int64_t i = 0; i < expected.numel(); ++i) {
+      diff = std::max(diff, static_cast<double>(std::abs(g[i] - expected.data()[i])));
+      scale = std::max(scale, static_cast<double>(std::abs(expected.data()[i])));
+    }
+    REQUIRE(scale > 0);
+    CHECK(diff / scale <= 1e-4);
+  }
+}
+
+TEST_CASE("export-onnx refuses what ONNX cannot express exactly and an existing file") {
+  // ceil-mode pooling with padding: fcn drops a window ONNX would keep
+  const json spec = {{"inputs", {{"data", {{"channels", 3}}}}},
+                     {"layers",
+                      {{{"name", "pool"}, {"type", "max_pool"}, {"inputs", {"data"}}, {"kernel", 3}, {"stride", 2},
+                        {"pad", 1}}}}};
+  Graph graph(spec);
+  graph.reshape({{"data", {1, 3, 8, 8}}});
+  CHECK_THROWS_WITH(onnx_model_bytes(graph, spec, {}), Catch::Contains("no exact ONNX MaxPool"));
+  CHECK_THROWS_WITH(onnx_model_bytes(graph, spec, {8, 0}), Catch::Contains("--size"));
+  const json conv = {{"inputs", {{"data", {{"channels", 3}}}}},
+                     {"layers", {{{"name", "c"}, {"type", "conv"}, {"inputs", {"data"}}, {"num_output", 2}, {"kernel", 1}}}}};
+  Graph small(conv);
+  small.reshape({{"data", {1, 3, 4, 4}}});
+  small.init_params(1);
+  const std::string existing = FCN_SOURCE_DIR "/CMakeLists.txt";
+  CHECK_THROWS_WITH(export_onnx(small, conv, existing, {}), Catch::Contains("exists; choose another --out or delete it"));
+}
+
+TEST_CASE("OpenCV dnn runs an explicit graph's leaky ReLU, explicit crops, weighted sum, scale and biased deconv") {
+  const json spec = json::parse(R"({"inputs": {"data": {"channels": 3}}, "layers": [
+    {"name": "a", "type": "conv", "inputs": ["data"], "num_output": 4, "kernel": 3, "pad": 1},
+    {"name": "a_relu", "type": "relu", "inputs": ["a"], "negative_slope": 0.1},
+    {"name": "b", "type": "conv", "inputs": ["a_relu"], "num_output": 4, "kernel": 3, "pad": 2, "bias_init": {"type": "gaussian", "std": 1}},
+    {"name": "drop", "type": "dropout", "inputs": ["b"]},
+    {"name": "bc", "type": "crop", "inputs": ["drop", "a_relu"], "offset": [1, 1]},
+    {"name": "s", "type": "sum", "inputs": ["a_relu", "bc"], "coeffs": [0.5, 2.0]},
+    {"name": "sc", "type": "scale", "inputs": ["s"], "value": 3},
+    {"name": "d", "type": "deconv", "inputs": ["sc"], "num_output": 2, "kernel": 4, "stride": 2, "bias_init": {"type": "gaussian", "std": 1}},
+    {"name": "score", "type": "crop", "inputs": ["d", "data"], "offset": 1}]})");
+  const Tensor image = random_image(9, 13, 5);
+  Graph graph(spec);
+  graph.reshape({{"data", image.shape()}});
+  graph.init_params(23);
+  std::copy(image.data(), image.data() + image.numel(), graph.blob("data").data());
+  graph.forward(Mode::test);
+  const Tensor& expected = graph.blob("score");
+  REQUIRE(expected.shape() == Shape{1, 2, 9, 13});
+  const cv::Mat got = opencv_scores(onnx_model_bytes(graph, spec, {9, 13}), image);
+  REQUIRE(got.total() == static_cast<size_t>(expected.numel()));
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < expected.numel(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::abs(got.ptr<float>()[i] - expected.data()[i])));
+    scale = std::max(scale, static_cast<double>(std::abs(expected.data()[i])));
+  }
+  REQUIRE(scale > 0);
+  CHECK(diff / scale <= 1e-5);
+}

@@ -1,0 +1,295 @@
+#!/usr/bin/python3
+"""Writes Caffe .caffemodel files with random weights, for testing fcn import-caffe.
+
+The messages come from proto/caffe_subset.proto (Caffe's own field numbers),
+compiled at run time with protoc --python_out (Debian protobuf-compiler,
+python3-protobuf), so the bytes are what Caffe itself writes.
+
+    make_caffemodel.py --arch fcn8s --width 0.25 --classes 5 --out X.caffemodel
+        [--layout layer|v1] [--dims shape|legacy] [--floats packed|unpacked|double]
+        [--seed S] [--reference REF.safetensors] [--deploy NET.prototxt]
+
+--arch fcn32s|fcn16s|fcn8s|fcn8s-atonce writes the reference's VOC nets
+(shelhamer/fcn.berkeleyvision.org voc-fcn*/net.py: layer names, pad 100,
+crops 19 / 5, 27 / 5, 9, 31, SoftmaxWithLoss with normalize false, and the
+Split layer a saved Caffe net holds for the image blob);
+--arch vgg16 the ILSVRC VGG16 classifier (V1 layout, legacy dims,
+InnerProduct fc6/fc7/fc8, Softmax "prob", NetParameter.input).
+--reference writes the same weights as float32 under fcn's names
+(fc6 of vgg16 reshaped to a 7x7 kernel); --deploy writes the structure as a
+text prototxt (and the caffemodel then keeps only names and blobs).
+"""
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_np  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def compile_schema(packed):
+    """The caffe_pb2 module of fcn's subset; packed=False drops [packed = true]
+    (proto2's default is unpacked), in its own package so both can coexist."""
+    with open(os.path.join(ROOT, "proto", "caffe_subset.proto")) as f:
+        text = f.read()
+    name = "caffe_subset" if packed else "caffe_unpacked"
+    if not packed:
+        text = text.replace(" [packed = true]", "").replace("package fcn.caffe;", "package fcn.caffe_unpacked;")
+    work = tempfile.mkdtemp(prefix="fcn_caffe_proto_")
+    with open(os.path.join(work, name + ".proto"), "w") as f:
+        f.write(text)
+    subprocess.run(["protoc", "--python_out=" + work, "-I" + work, name + ".proto"], check=True)
+    sys.path.insert(0, work)
+    return __import__(name + "_pb2")
+
+
+def channels(c, width):
+    return max(1, int(math.floor(c * width + 1e-9)))
+
+
+class NetWriter:
+    def __init__(self, pb, args):
+        self.pb, self.args = pb, args
+        self.rng = np.random.RandomState(args.seed)
+        self.net = pb.NetParameter()
+        self.net.name = args.arch
+        self.reference = {}
+        self.v1 = args.layout == "v1"
+
+    # ---- layers
+
+    def layer(self, name, type_name, bottoms, tops):
+        if self.v1:
+            layer = self.net.layers.add()
+            layer.type = getattr(self.pb.V1LayerParameter, type_name.upper())
+        else:
+            layer = self.net.layer.add()
+            layer.type = {"convolution": "Convolution", "deconvolution": "Deconvolution", "pooling": "Pooling",
+                          "relu": "ReLU", "dropout": "Dropout", "eltwise": "Eltwise", "inner_product": "InnerProduct",
+                          "softmax": "Softmax", "softmax_loss": "SoftmaxWithLoss", "data": "Python", "crop": "Crop",
+                          "scale": "Scale", "accuracy": "Accuracy", "split": "Split"}[type_name]
+        layer.name = name
+        layer.bottom.extend(bottoms)
+        layer.top.extend(tops)
+        return layer
+
+    def mults(self, layer, values):
+        """(lr_mult, decay_mult) per blob: ParamSpecs, or V1's blobs_lr/weight_decay."""
+        for lr, decay in values:
+            if self.v1:
+                layer.blobs_lr.append(lr)
+                layer.weight_decay.append(decay)
+            else:
+                spec = layer.param.add()
+                spec.lr_mult, spec.decay_mult = lr, decay
+
+    def blob(self, layer, array, legacy_shape=None):
+        blob = layer.blobs.add()
+        shape = list(array.shape)
+        if self.args.dims == "legacy":
+            dims = legacy_shape or ([1] * (4 - len(shape)) + shape)
+            blob.num, blob.channels, blob.height, blob.width = dims
+        else:
+            blob.shape.dim.extend(shape)
+        flat = array.reshape(-1)
+        if self.args.floats == "double":
+            blob.double_data.extend(flat.astype(np.float64).tolist())
+        else:
+            blob.data.extend(flat.astype(np.float32).tolist())
+
+    def random(self, shape, fan_in):
+        return (self.rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)).astype(np.float32)
+
+    def conv(self, name, bottom, c_in, c_out, kernel, pad=0, stride=1, deconv=False, bias=True, mults=None):
+        layer = self.layer(name, "deconvolution" if deconv else "convolution", [bottom], [name])
+        p = layer.convolution_param
+        p.num_output = c_out
+        if self.v1 or kernel % 2:
+            p.kernel_size.append(kernel)
+        else:  # both spellings of a square kernel: kernel_size or kernel_h/kernel_w
+            p.kernel_h, p.kernel_w = kernel, kernel
+        if stride != 1:
+            p.stride.append(stride)
+        if pad:
+            p.pad.append(pad)
+        if not bias:
+            p.bias_term = False
+        self.mults(layer, mults or ([(1, 1), (2, 0)] if bias else [(0, 0)]))
+        shape = (c_in, c_out, kernel, kernel) if deconv else (c_out, c_in, kernel, kernel)
+        w = self.random(shape, c_in * kernel * kernel)
+        self.blob(layer, w)
+        self.reference[name + ".weight"] = w
+        if bias:
+            b = (self.rng.standard_normal(c_out) * 0.1).astype(np.float32)
+            self.blob(layer, b)
+            self.reference[name + ".bias"] = b
+        return name
+
+    def inner_product(self, name, bottom, c_in, spatial, c_out):
+        layer = self.layer(name, "inner_product", [bottom], [name])
+        layer.inner_product_param.num_output = c_out
+        self.mults(layer, [(1, 1), (2, 0)])
+        w = self.random((c_out, c_in * spatial * spatial), c_in * spatial * spatial)
+        b = (self.rng.standard_normal(c_out) * 0.1).astype(np.float32)
+        self.blob(layer, w, legacy_shape=[1, 1, c_out, c_in * spatial * spatial])
+        self.blob(layer, b, legacy_shape=[1, 1, 1, c_out])
+        self.reference[name + ".weight"] = w.reshape(c_out, c_in, spatial, spatial)
+        self.reference[name + ".bias"] = b
+        return name
+
+    def relu(self, name, blob):
+        self.layer(name, "relu", [blob], [blob])  # in place, as the reference
+        return blob
+
+    def dropout(self, name, blob):
+        self.layer(name, "dropout", [blob], [blob]).dropout_param.dropout_ratio = 0.5
+        return blob
+
+    def pool(self, name, bottom):
+        p = self.layer(name, "pooling", [bottom], [name]).pooling_param
+        p.pool = self.pb.PoolingParameter.MAX
+        p.kernel_size, p.stride = 2, 2
+        return name
+
+    def crop(self, name, bottom, reference, offset):
+        if self.v1:
+            raise SystemExit("Caffe's V1 layout has no Crop layer: use --layout layer for the FCN nets")
+        p = self.layer(name, "crop", [bottom, reference], [name]).crop_param
+        p.axis = 2
+        p.offset.append(offset)
+        return name
+
+    def eltwise_sum(self, name, a, b):
+        layer = self.layer(name, "eltwise", [a, b], [name])
+        layer.eltwise_param.operation = self.pb.EltwiseParameter.SUM
+        layer.eltwise_param.coeff.extend([1.0, 1.0])
+        return name
+
+    def scale(self, name, bottom, c, value):
+        layer = self.layer(name, "scale", [bottom], [name])
+        self.mults(layer, [(0, 0)])
+        self.blob(layer, np.full((c,), value, dtype=np.float32))
+        return name
+
+    # ---- nets
+
+    def trunk(self, width, first_pad, data="data"):
+        blob, c_in, tops = data, 3, {}
+        for b, (c, n) in enumerate(zip([64, 128, 256, 512, 512], [2, 2, 3, 3, 3])):
+            for i in range(n):
+                name = "conv%d_%d" % (b + 1, i + 1)
+                c_out = channels(c, width)
+                self.conv(name, blob, c_in, c_out, 3, pad=first_pad if b == 0 and i == 0 else 1)
+                blob, c_in = self.relu("relu%d_%d" % (b + 1, i + 1), name), c_out
+            blob = self.pool("pool%d" % (b + 1), blob)
+            tops["pool%d" % (b + 1)] = (blob, c_in)
+        return blob, c_in, tops
+
+    def fcn(self, arch, width, classes):
+        data = self.layer("data", "data", [], ["data", "label"])
+        image, image_ref = "data", "data"
+        if not self.v1:
+            data.type = "Python"
+            # a saved Caffe net holds the Split layers Caffe inserts for a blob with several readers
+            image, image_ref = "data_data_0_split_0", "data_data_0_split_1"
+            self.layer("data_data_0_split", "split", ["data"], [image, image_ref])
+        blob, c, tops = self.trunk(width, 100, image)
+        c6 = channels(4096, width)
+        blob = self.dropout("drop6", self.relu("relu6", self.conv("fc6", blob, c, c6, 7)))
+        blob = self.dropout("drop7", self.relu("relu7", self.conv("fc7", blob, c6, c6, 1)))
+        score_fr = self.conv("score_fr", blob, c6, classes, 1)
+        frozen = [(0, 0)]
+        if arch == "fcn32s":
+            up = self.conv("upscore", score_fr, classes, classes, 64, stride=32, deconv=True, bias=False, mults=frozen)
+            score = self.crop("score", up, image_ref, 19)
+        else:
+            up2 = self.conv("upscore2", score_fr, classes, classes, 4, stride=2, deconv=True, bias=False, mults=frozen)
+            pool4, c4 = tops["pool4"]
+            if arch == "fcn8s-atonce":
+                pool4 = self.scale("scale_pool4", pool4, c4, 0.01)
+            sp4 = self.crop("score_pool4c", self.conv("score_pool4", pool4, c4, classes, 1), up2, 5)
+            fuse4 = self.eltwise_sum("fuse_pool4", up2, sp4)
+            if arch == "fcn16s":
+                up = self.conv("upscore16", fuse4, classes, classes, 32, stride=16, deconv=True, bias=False,
+                               mults=frozen)
+                score = self.crop("score", up, image_ref, 27)
+            else:
+                up4 = self.conv("upscore_pool4", fuse4, classes, classes, 4, stride=2, deconv=True, bias=False,
+                                mults=frozen)
+                pool3, c3 = tops["pool3"]
+                if arch == "fcn8s-atonce":
+                    pool3 = self.scale("scale_pool3", pool3, c3, 0.0001)
+                sp3 = self.crop("score_pool3c", self.conv("score_pool3", pool3, c3, classes, 1), up4, 9)
+                fuse3 = self.eltwise_sum("fuse_pool3", up4, sp3)
+                up = self.conv("upscore8", fuse3, classes, classes, 16, stride=8, deconv=True, bias=False,
+                               mults=frozen)
+                score = self.crop("score", up, image_ref, 31)
+        loss = self.layer("loss", "softmax_loss", [score, "label"], ["loss"])
+        loss.loss_param.ignore_label = 255
+        loss.loss_param.normalize = False
+
+    def vgg16(self, width):
+        self.net.input.append("data")
+        self.net.input_dim.extend([10, 3, 224, 224])
+        blob, c, _ = self.trunk(width, 1)
+        c6 = channels(4096, width)
+        blob = self.dropout("drop6", self.relu("relu6", self.inner_product("fc6", blob, c, 7, c6)))
+        blob = self.dropout("drop7", self.relu("relu7", self.inner_product("fc7", blob, c6, 1, c6)))
+        fc8 = self.inner_product("fc8", blob, c6, 1, 1000)
+        self.layer("prob", "softmax", [fc8], ["prob"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", required=True, choices=["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce", "vgg16"])
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--classes", type=int, default=21)
+    parser.add_argument("--layout", choices=["layer", "v1"], default=None, help="default: v1 for vgg16, else layer")
+    parser.add_argument("--dims", choices=["shape", "legacy"], default=None, help="default: legacy for vgg16")
+    parser.add_argument("--floats", choices=["packed", "unpacked", "double"], default="packed")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--reference", help="also write the weights under fcn's names (safetensors)")
+    parser.add_argument("--deploy", help="also write the structure as a text prototxt")
+    args = parser.parse_args()
+    vgg = args.arch == "vgg16"
+    args.layout = args.layout or ("v1" if vgg else "layer")
+    args.dims = args.dims or ("legacy" if vgg else "shape")
+    pb = compile_schema(packed=args.floats != "unpacked")
+    writer = NetWriter(pb, args)
+    if vgg:
+        writer.vgg16(args.width)
+    else:
+        writer.fcn(args.arch, args.width, args.classes)
+    if args.deploy:
+        from google.protobuf import text_format
+        structure = pb.NetParameter()
+        structure.CopyFrom(writer.net)
+        for layer in list(structure.layer) + list(structure.layers):
+            del layer.blobs[:]
+        with open(args.deploy, "w") as f:
+            f.write(text_format.MessageToString(structure))
+        # the caffemodel then carries names and blobs only
+        del writer.net.input[:]
+        del writer.net.input_dim[:]
+        for layer in list(writer.net.layer) + list(writer.net.layers):
+            keep = list(layer.blobs)
+            name = layer.name
+            layer.Clear()
+            layer.name = name
+            layer.blobs.extend(keep)
+    with open(args.out, "wb") as f:
+        f.write(writer.net.SerializeToString())
+    if args.reference:
+        safetensors_np.save(args.reference, writer.reference)
+
+
+if __name__ == "__main__":
+    main()
