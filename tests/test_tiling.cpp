@@ -113,7 +113,7 @@ TEST_CASE("tiles: a memory budget below the whole-image estimate tiles, and the 
   const json spec = model_graph_spec(parse_config(json{{"model", model}}, "config").model);
   const int64_t whole_bytes = estimate_inference_memory(spec, 1400, 1800).total();
   InferenceOptions budget;
-  budget.max_memory = whole_bytes / 2;
+  budget.max_memory = whole_bytes * 3 / 4;
   TrainedModel tiled(saved.config, {}, saved.weights, budget);
   const std::string plan = tiled.plan_description(1400, 1800);
   INFO(plan);
