@@ -47,6 +47,7 @@ void TrainedModel::load_weights() {
   // (tensors under its mmap threshold) resident: give them back, or they
   // would sit beside the activations, outside the memory estimate
   malloc_trim(0);
+  resident_after_load_ = resident_memory_bytes();
   loaded_ = true;
 }
 
@@ -80,7 +81,9 @@ TrainedModel::Plan TrainedModel::plan(int64_t height, int64_t width) {
   // loading left behind) is measured, not estimated; the graph's share, from
   // its memory plan, gets a 20% allowance (allocator, kernel buffers
   // the plan does not see; measured 8-10% on full-width FCN-8s)
-  const int64_t resident = resident_memory_bytes();
+  // measured once, after loading: later the RSS also holds an earlier
+  // image's buffers, which the next pass reuses rather than adds to
+  const int64_t resident = resident_after_load_;
   const auto needed = [&](int64_t tile_height, int64_t tile_width) {
     const MemoryEstimate graph = estimate_inference_memory(spec_, tile_height, tile_width);
     // OpenBLAS and the OpenMP team allocate their buffers at the first pass,

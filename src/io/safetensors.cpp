@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <filesystem>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -118,11 +119,19 @@ SafetensorsFile parse_safetensors(const std::string& bytes, const std::string& s
 }
 
 SafetensorsFile read_safetensors(const std::string& filename) {
-  std::ifstream in(filename, std::ios::binary);
+  std::ifstream in(filename, std::ios::binary | std::ios::ate);
   if (!in) throw Error(filename + ": cannot open file (" + errno_text() + ")");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse_safetensors(buffer.str(), filename);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(filename, ec))
+    throw Error(filename + ": not a valid safetensors file (not a regular file)");
+  // one buffer of the file's size: a stream buffer would grow by doubling
+  // and then be copied, 4x a 500 MB weights file at the peak instead of 1x
+  const std::streamsize size = in.tellg();
+  if (size < 0) throw Error(filename + ": not a valid safetensors file (cannot read its size)");
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  if (size > 0 && !in.read(bytes.data(), size)) throw Error(filename + ": read failed (" + errno_text() + ")");
+  return parse_safetensors(bytes, filename);
 }
 
 void write_file_atomic(const std::string& filename, const std::string& bytes) {

@@ -66,6 +66,7 @@ class TrainedModel {
   TileMargins margins_;
   int64_t classes_ = 0;
   bool loaded_ = false;
+  int64_t resident_after_load_ = 0;  // the process's RSS once the weights are in
   std::map<std::pair<int64_t, int64_t>, Plan> plans_;  // by image size: a split has few
 };
 
