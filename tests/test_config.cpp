@@ -50,3 +50,60 @@ TEST_CASE("config: model.ignore_label and data.ignore_label are one setting") {
                       Catch::Contains("layer \"loss\" has ignore_label 254 but data.ignore_label is 255"));
   }
 }
+
+TEST_CASE("config: model.class_weights reach every loss layer; bad values name the key") {
+  SECTION("a list goes to the zoo's loss layer and round-trips through to_json") {
+    const Config c = parse(R"({"model": {"arch": "fcn32s", "num_classes": 3, "class_weights": [0.5, 1, 4]}})");
+    CHECK(c.model.resolved_class_weights == std::vector<double>{0.5, 1, 4});
+    int losses = 0;
+    const json spec = model_graph_spec(c.model);
+    for (const json& layer : spec["layers"])
+      if (layer["type"] == "softmax_loss") {
+        CHECK(layer["class_weights"] == json({0.5, 1, 4}));
+        ++losses;
+      }
+    CHECK(losses == 1);
+    CHECK(parse_config(c.to_json(), "again").model.resolved_class_weights == c.model.resolved_class_weights);
+  }
+  SECTION("absent: no key in to_json (earlier runs keep their config hash) and no weights on the loss") {
+    const Config c = parse(R"({"model": {"arch": "fcn32s"}})");
+    CHECK_FALSE(c.model.to_json().contains("class_weights"));
+    const json spec = model_graph_spec(c.model);
+    for (const json& layer : spec["layers"]) CHECK_FALSE(layer.contains("class_weights"));
+  }
+  SECTION("median_frequency is kept as given; training fills in the weights") {
+    Config c = parse(R"({"model": {"arch": "fcn8s", "num_classes": 2, "class_weights": "median_frequency"}})");
+    CHECK(c.model.median_frequency());
+    CHECK(c.model.resolved_class_weights.empty());
+    CHECK(c.model.to_json()["class_weights"] == "median_frequency");
+    c.model.resolved_class_weights = {1.0, 9.0};
+    const json spec = model_graph_spec(c.model);
+    for (const json& layer : spec["layers"])
+      if (layer["type"] == "softmax_loss") CHECK(layer["class_weights"] == json({1.0, 9.0}));
+  }
+  SECTION("explicit graphs: filled in where the loss has none, an error where it has its own") {
+    const std::string graph = R"({"inputs": {"data": 3, "label": 1}, "layers": [
+        {"name": "score", "type": "conv", "inputs": ["data"], "num_output": 2, "kernel_size": 1},
+        {"name": "loss", "type": "softmax_loss", "inputs": ["score", "label"]LOSS_EXTRA}]})";
+    auto with = [&](const std::string& extra) {
+      std::string g = graph;
+      g.replace(g.find("LOSS_EXTRA"), 10, extra);
+      return R"({"model": {"num_classes": 2, "class_weights": [1, 3], "graph": )" + g + "}}";
+    };
+    CHECK(model_graph_spec(parse(with("")).model)["layers"][1]["class_weights"] == json({1, 3}));
+    CHECK_THROWS_WITH(model_graph_spec(parse(with(R"(, "class_weights": [2, 2])")).model),
+                      Catch::Contains("\"loss\"") && Catch::Contains("one place"));
+  }
+  SECTION("errors") {
+    CHECK_THROWS_WITH(parse(R"({"model": {"arch": "fcn32s", "num_classes": 3, "class_weights": [1, 2]}})"),
+                      Catch::Contains("model.class_weights") && Catch::Contains("num_classes is 3"));
+    CHECK_THROWS_WITH(parse(R"({"model": {"arch": "fcn32s", "num_classes": 2, "class_weights": [1, -2]}})"),
+                      Catch::Contains("model.class_weights[1]"));
+    CHECK_THROWS_WITH(parse(R"({"model": {"arch": "fcn32s", "num_classes": 2, "class_weights": [0, 0]}})"),
+                      Catch::Contains("every weight is 0"));
+    CHECK_THROWS_WITH(parse(R"({"model": {"arch": "fcn32s", "class_weights": "median"}})"),
+                      Catch::Contains("model.class_weights") && Catch::Contains("median_frequency"));
+    CHECK_THROWS_WITH(parse(R"({"model": {"arch": "fcn32s", "class_weight": [1]}})"),
+                      Catch::Contains("class_weights"));
+  }
+}

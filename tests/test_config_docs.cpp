@@ -30,7 +30,8 @@ void flatten(const json& node, const std::string& prefix, std::vector<std::strin
 std::vector<std::string> config_keys() {
   std::vector<std::string> keys;
   flatten(fcn::Config{}.to_json(), "", keys);
-  keys.push_back("model.graph");  // to_json writes "arch" unless a graph is given
+  keys.push_back("model.graph");          // to_json writes "arch" unless a graph is given
+  keys.push_back("model.class_weights");  // written only when set
   return keys;
 }
 

@@ -143,6 +143,22 @@ def softmax_loss_fixture():
     f.add("valid", {"normalize": "valid"}, [score, label], loss("mean"), grad_inputs=[0])
     f.add("batch", {"normalize": "batch"}, [score, label], loss("sum", n), grad_inputs=[0])
     f.add("none", {"normalize": "none"}, [score, label], loss("sum"), grad_inputs=[0])
+
+    # class weights (one of them 0): PyTorch's "mean" divides by the sum of
+    # the weights of the counted pixels, as fcn's "valid" does
+    weights = [0.5, 2.0, 1.0, 0.0, 3.75]
+
+    def weighted_loss(reduction, divisor=1.0):
+        def fn(s, l):
+            w = torch.tensor(weights, dtype=torch.float64)
+            return F.cross_entropy(s, l[:, 0].long(), weight=w, ignore_index=255, reduction=reduction) / divisor
+        return fn
+
+    for name, normalize, reduction, divisor in (("weighted_valid", "valid", "mean", 1.0),
+                                                 ("weighted_batch", "batch", "sum", n),
+                                                 ("weighted_none", "none", "sum", 1.0)):
+        f.add(name, {"normalize": normalize, "class_weights": weights}, [score, label],
+              weighted_loss(reduction, divisor), grad_inputs=[0])
     f.save()
 
 

@@ -33,6 +33,7 @@ SoftmaxLossSum softmax_loss_forward(const SoftmaxLossGeometry& g, const float* s
   const int64_t chunks = g.n * chunks_per_image;
   std::vector<double> loss(chunks, 0.0);
   std::vector<int64_t> valid(chunks, 0);
+  std::vector<double> weight(chunks, 0.0);
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (int64_t k = 0; k < chunks; ++k) {
     const int64_t n = k / chunks_per_image, begin = (k % chunks_per_image) * kChunk;
@@ -41,14 +42,19 @@ SoftmaxLossSum softmax_loss_forward(const SoftmaxLossGeometry& g, const float* s
     for (int64_t p = begin; p < end; ++p) {
       const int64_t l = static_cast<int64_t>(label[n * g.pixels + p]);
       const bool ignored = l == g.ignore_label;
-      loss[k] += softmax_pixel(score + image + p, prob + image + p, g.classes, g.pixels, ignored ? -1 : l);
-      valid[k] += ignored ? 0 : 1;
+      const double nll = softmax_pixel(score + image + p, prob + image + p, g.classes, g.pixels, ignored ? -1 : l);
+      if (ignored) continue;
+      const double w = g.class_weights ? g.class_weights[l] : 1.0;
+      loss[k] += w * nll;
+      weight[k] += w;
+      ++valid[k];
     }
   }
   SoftmaxLossSum sum;
   for (int64_t k = 0; k < chunks; ++k) {
     sum.loss += loss[k];
     sum.valid += valid[k];
+    sum.weight += weight[k];
   }
   return sum;
 }
@@ -61,10 +67,11 @@ void softmax_loss_backward_accumulate(const SoftmaxLossGeometry& g, const float*
       const int64_t l = static_cast<int64_t>(label[n * g.pixels + p]);
       if (l == g.ignore_label) continue;
       const int64_t base = n * g.classes * g.pixels + p;
-      // d(-log softmax_l)/d s_c = prob_c - [c == l]
+      const float pixel_scale = g.class_weights ? scale * g.class_weights[l] : scale;
+      // d(-w_l log softmax_l)/d s_c = w_l (prob_c - [c == l])
       for (int64_t c = 0; c < g.classes; ++c) {
         const float onehot = c == l ? 1.f : 0.f;
-        dscore[base + c * g.pixels] += scale * (prob[base + c * g.pixels] - onehot);
+        dscore[base + c * g.pixels] += pixel_scale * (prob[base + c * g.pixels] - onehot);
       }
     }
   }

@@ -9,8 +9,10 @@
 
 namespace fcn {
 
-SoftmaxLossLayer::SoftmaxLossLayer(LayerContext context, int64_t ignore_label, LossNormalization normalize)
-    : Layer(std::move(context)), ignore_label_(ignore_label), normalize_(normalize) {}
+SoftmaxLossLayer::SoftmaxLossLayer(LayerContext context, int64_t ignore_label, LossNormalization normalize,
+                                   std::vector<float> class_weights)
+    : Layer(std::move(context)), ignore_label_(ignore_label), normalize_(normalize),
+      class_weights_(std::move(class_weights)) {}
 
 Shape SoftmaxLossLayer::reshape(const std::vector<Shape>& input_shapes) {
   expect_inputs(input_shapes, 2);
@@ -18,6 +20,10 @@ Shape SoftmaxLossLayer::reshape(const std::vector<Shape>& input_shapes) {
   const Shape& label = input_shapes[1];
   if (label[0] != score[0] || label[1] != 1 || label[2] != score[2] || label[3] != score[3])
     fail_shape("label must be [N, 1, H, W] with score's N, H, W", input_shapes);
+  if (!class_weights_.empty() && static_cast<int64_t>(class_weights_.size()) != score[1])
+    fail_shape("class_weights has " + std::to_string(class_weights_.size()) + " entries but the score has " +
+                   std::to_string(score[1]) + " classes",
+               input_shapes);
   prob_.reshape(score);
   return {};
 }
@@ -34,10 +40,10 @@ void SoftmaxLossLayer::check_labels(const Tensor& label, int64_t classes) const 
   }
 }
 
-double SoftmaxLossLayer::normalizer(int64_t valid, int64_t batch) const {
+double SoftmaxLossLayer::normalizer(double valid_weight, int64_t batch) const {
   switch (normalize_) {
     case LossNormalization::valid:
-      return static_cast<double>(valid);
+      return valid_weight;
     case LossNormalization::batch:
       return static_cast<double>(batch);
     case LossNormalization::none:
@@ -48,13 +54,27 @@ double SoftmaxLossLayer::normalizer(int64_t valid, int64_t batch) const {
 
 namespace {
 
-cpu::SoftmaxLossGeometry geometry(const Shape& score, int64_t ignore_label) {
+cpu::SoftmaxLossGeometry geometry(const Shape& score, int64_t ignore_label, const std::vector<float>& class_weights) {
   cpu::SoftmaxLossGeometry g;
   g.n = score[0];
   g.classes = score[1];
   g.pixels = score[2] * score[3];
   g.ignore_label = ignore_label;
+  g.class_weights = class_weights.empty() ? nullptr : class_weights.data();
   return g;
+}
+
+std::vector<float> read_class_weights(SpecReader& reader) {
+  reader.accept("class_weights");  // known to "did you mean" even when absent
+  if (!reader.has("class_weights")) return {};
+  std::vector<float> weights;
+  for (double w : reader.get_number_list("class_weights", {})) {
+    if (!std::isfinite(w) || w < 0)
+      reader.fail("class_weights", "every class weight must be a finite number >= 0 (got " + std::to_string(w) + ")");
+    weights.push_back(static_cast<float>(w));
+  }
+  if (weights.empty()) reader.fail("class_weights", "needs one weight per class");
+  return weights;
 }
 
 }  // namespace
@@ -64,8 +84,9 @@ void SoftmaxLossLayer::forward(const std::vector<const Tensor*>& inputs, Tensor&
   const Tensor& label = *inputs[1];
   check_labels(label, score.c());
   const auto sum =
-      cpu::softmax_loss_forward(geometry(score.shape(), ignore_label_), score.data(), label.data(), prob_.data());
-  norm_ = normalizer(sum.valid, score.n());
+      cpu::softmax_loss_forward(geometry(score.shape(), ignore_label_, class_weights_), score.data(), label.data(),
+                                prob_.data());
+  norm_ = normalizer(sum.weight, score.n());
   output[0] = norm_ > 0 ? static_cast<float>(sum.loss / norm_) : 0.f;
 }
 
@@ -73,8 +94,8 @@ void SoftmaxLossLayer::backward(const std::vector<const Tensor*>& inputs, const 
                                 const Tensor& output_grad, const std::vector<Tensor*>& input_grads) {
   if (!input_grads[0] || norm_ <= 0) return;
   const float scale = static_cast<float>(output_grad[0] / norm_);
-  cpu::softmax_loss_backward_accumulate(geometry(prob_.shape(), ignore_label_), prob_.data(), inputs[1]->data(), scale,
-                                        input_grads[0]->data());
+  cpu::softmax_loss_backward_accumulate(geometry(prob_.shape(), ignore_label_, class_weights_), prob_.data(),
+                                        inputs[1]->data(), scale, input_grads[0]->data());
 }
 
 std::unique_ptr<Layer> make_softmax_loss_layer(LayerContext context, SpecReader& reader) {
@@ -83,7 +104,8 @@ std::unique_ptr<Layer> make_softmax_loss_layer(LayerContext context, SpecReader&
   const LossNormalization mode = normalize == "valid"   ? LossNormalization::valid
                                  : normalize == "batch" ? LossNormalization::batch
                                                         : LossNormalization::none;
-  return std::make_unique<SoftmaxLossLayer>(std::move(context), ignore_label, mode);
+  std::vector<float> class_weights = read_class_weights(reader);
+  return std::make_unique<SoftmaxLossLayer>(std::move(context), ignore_label, mode, std::move(class_weights));
 }
 
 }  // namespace fcn

@@ -2,12 +2,42 @@
 // --set overrides and the whole file's load and validation.
 #include "fcn/model/config.hpp"
 
+#include <cmath>
+
 #include "fcn/core/error.hpp"
 #include "fcn/core/layer.hpp"
 
 namespace fcn {
 
 namespace {
+
+// model.class_weights: "median_frequency" or one finite weight >= 0 per
+// class, not all 0.
+void read_class_weights(SpecReader& reader, ModelConfig& model) {
+  reader.accept("class_weights");
+  if (!reader.has("class_weights")) return;
+  const json& value = reader.raw("class_weights");
+  if (value.is_string()) {
+    if (value.get<std::string>() != "median_frequency")
+      reader.fail("class_weights", "expected a list of per-class weights or \"median_frequency\", got \"" +
+                                       value.get<std::string>() + "\"");
+    model.class_weights = value;
+    return;
+  }
+  const std::vector<double> weights = reader.get_number_list("class_weights", {});
+  if (static_cast<int64_t>(weights.size()) != model.zoo.num_classes)
+    reader.fail("class_weights", "has " + std::to_string(weights.size()) + " weights but num_classes is " +
+                                     std::to_string(model.zoo.num_classes) + "; give one weight per class");
+  bool any_positive = false;
+  for (size_t c = 0; c < weights.size(); ++c) {
+    if (!std::isfinite(weights[c]) || weights[c] < 0)
+      reader.fail("class_weights[" + std::to_string(c) + "]", "a class weight must be a finite number >= 0");
+    any_positive = any_positive || weights[c] > 0;
+  }
+  if (!any_positive) reader.fail("class_weights", "every weight is 0: nothing would be learned");
+  model.class_weights = weights;
+  model.resolved_class_weights = weights;
+}
 
 ModelConfig read_model(SpecReader reader) {
   ModelConfig model;
@@ -28,6 +58,7 @@ ModelConfig read_model(SpecReader reader) {
   const std::vector<std::string> inits = {"gaussian", "xavier", "msra", "zero", "constant"};
   zoo.weight_init = read_init(reader, "weight_init", zoo.weight_init, inits);
   zoo.score_init = read_init(reader, "score_init", zoo.score_init, inits);
+  read_class_weights(reader, model);
   reader.finish();
   return model;
 }
@@ -94,6 +125,8 @@ json ModelConfig::to_json() const {
   out["dropout"] = zoo.dropout;
   out["weight_init"] = zoo.weight_init;
   out["score_init"] = zoo.score_init;
+  // only when set: configs without it keep the hash they had before the key existed
+  if (!class_weights.is_null()) out["class_weights"] = class_weights;
   return out;
 }
 
@@ -147,7 +180,16 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
 }
 
 json model_graph_spec(const ModelConfig& model) {
-  return model.graph.is_null() ? build_fcn_graph(model.zoo) : model.graph;
+  json spec = model.graph.is_null() ? build_fcn_graph(model.zoo) : model.graph;
+  if (model.resolved_class_weights.empty() || !spec.contains("layers") || !spec["layers"].is_array()) return spec;
+  for (json& layer : spec["layers"]) {
+    if (!layer.is_object() || layer.value("type", json()) != "softmax_loss") continue;
+    if (layer.contains("class_weights"))
+      throw Error("model.graph layer \"" + layer.value("name", std::string()) +
+                  "\" has its own class_weights; remove it or model.class_weights (one place for them)");
+    layer["class_weights"] = model.resolved_class_weights;
+  }
+  return spec;
 }
 
 // ---- the "data" section

@@ -1,11 +1,15 @@
 #pragma once
 // softmax_loss: inputs [score (N,C,H,W), label (N,1,H,W) of class ids as
 // floats]; output a 0-d tensor holding
-//   loss = sum over non-ignored pixels of -log softmax(score)[label] / norm
-// with norm = the number of non-ignored pixels ("valid"; 0 of them gives loss
-// 0 and zero gradients), N ("batch") or 1 ("none"). Backward:
-// dscore += dloss * (softmax - onehot(label)) / norm; no gradient to label.
+//   loss = sum over non-ignored pixels p of w[label_p] * -log softmax(score_p)[label_p] / norm
+// with w = "class_weights" (C non-negative numbers; default all 1) and norm =
+// the sum of w[label_p] over the non-ignored pixels ("valid": without weights
+// their count; PyTorch's cross_entropy(weight=w, reduction="mean") divides by
+// the same sum; a sum of 0 gives loss 0 and zero gradients), N ("batch") or 1
+// ("none"). Backward: dscore += dloss * w[label] * (softmax - onehot(label)) /
+// norm; no gradient to label.
 #include <string>
+#include <vector>
 
 #include "fcn/core/layer.hpp"
 
@@ -15,7 +19,8 @@ enum class LossNormalization { valid, batch, none };
 
 class SoftmaxLossLayer : public Layer {
  public:
-  SoftmaxLossLayer(LayerContext context, int64_t ignore_label, LossNormalization normalize);
+  SoftmaxLossLayer(LayerContext context, int64_t ignore_label, LossNormalization normalize,
+                   std::vector<float> class_weights = {});
 
   std::string type() const override { return "softmax_loss"; }
   Shape reshape(const std::vector<Shape>& input_shapes) override;
@@ -28,10 +33,11 @@ class SoftmaxLossLayer : public Layer {
   // Throws naming the first label that is neither a class nor the ignore label.
   void check_labels(const Tensor& label, int64_t classes) const;
   // The divisor of the summed loss, 0 when nothing counts.
-  double normalizer(int64_t valid, int64_t batch) const;
+  double normalizer(double valid_weight, int64_t batch) const;
 
   int64_t ignore_label_;
   LossNormalization normalize_;
+  std::vector<float> class_weights_;  // empty: all 1
   Tensor prob_;  // softmax of the last forward's scores, [N, C, H, W]
   double norm_ = 0;
 };

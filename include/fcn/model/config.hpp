@@ -15,6 +15,13 @@ namespace fcn {
 struct ModelConfig {
   ModelSpec zoo;      // used when `graph` is null
   json graph;         // an explicit graph spec instead of an arch
+  // model.class_weights as given: null, a list of num_classes weights, or
+  // "median_frequency" (computed by training from the training labels).
+  json class_weights;
+  // The weights the loss layers get (the list, or what training computed for
+  // "median_frequency"); empty: every class weighs 1.
+  std::vector<double> resolved_class_weights;
+  bool median_frequency() const { return class_weights.is_string(); }
   json to_json() const;
 };
 
@@ -68,7 +75,8 @@ InitConfig parse_init_section(SpecReader reader);
 // The "data" section (every key validated with its path) and its JSON form.
 DataConfig parse_data_config(SpecReader& reader);
 json data_config_to_json(const DataConfig& config);
-// The graph spec for a model: the explicit graph or the zoo's.
+// The graph spec for a model: the explicit graph or the zoo's, with
+// resolved_class_weights on every softmax_loss layer.
 json model_graph_spec(const ModelConfig& model);
 
 }  // namespace fcn
