@@ -25,6 +25,16 @@ struct TrainArgs {
   std::vector<std::string> overrides;
 };
 
+// The command as it ran (with the --out it resolved to), for run.json.
+std::string command_line(const TrainArgs& args, const std::string& out_dir) {
+  std::string line = "fcn train --config " + args.config_file + " --out " + out_dir;
+  if (!args.resume.empty()) line += " --resume " + args.resume;
+  if (!args.init.empty()) line += " --init " + args.init;
+  if (args.overwrite) line += " --overwrite";
+  for (const std::string& item : args.overrides) line += " --set " + item;
+  return line;
+}
+
 TrainOptions train_options(const TrainArgs& args) {
   TrainOptions options;
   options.config = load_config(args.config_file, args.overrides);
@@ -32,6 +42,7 @@ TrainOptions train_options(const TrainArgs& args) {
   options.resume = args.resume;
   options.init_weights = args.init;
   options.overwrite = args.overwrite;
+  options.command = command_line(args, options.out_dir);
   if (args.overwrite && !args.resume.empty())
     throw Error("--overwrite and --resume: --overwrite removes the run that --resume would continue; give one");
   return options;

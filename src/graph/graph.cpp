@@ -333,6 +333,7 @@ void Graph::forward(Mode mode) {
       timings_[i].forward_s += seconds_since(start);
       ++timings_[i].forward_calls;
     }
+    if (forward_hook_) forward_hook_(i, blobs_[nodes_[i].output_blob]);
   }
 }
 

@@ -87,6 +87,11 @@ SolverConfig read_solver(SpecReader reader) {
   s.seed = static_cast<uint64_t>(reader.get_int("seed", static_cast<int64_t>(s.seed), 0));
   s.on_nan = reader.get_choice("on_nan", {"stop", "skip"}, s.on_nan);
   s.allreduce_bucket_mb = reader.get_number("allreduce_bucket_mb", s.allreduce_bucket_mb, 0.001);
+  s.plateau_window = reader.get_int("plateau_window", s.plateau_window, 0);
+  s.update_ratio_band = reader.get_number_list("update_ratio_band", s.update_ratio_band);
+  if (s.update_ratio_band.size() != 2 || !(s.update_ratio_band[0] >= 0) ||
+      !(s.update_ratio_band[0] < s.update_ratio_band[1]))
+    reader.fail("update_ratio_band", "expected [low, high] with 0 <= low < high");
   if (s.lr_policy == "step" && s.stepsize <= 0) reader.fail("stepsize", "lr_policy \"step\" needs stepsize > 0");
   if (s.lr_policy == "multistep" && s.stepvalues.empty())
     reader.fail("stepvalues", "lr_policy \"multistep\" needs a list of iterations");
@@ -136,7 +141,8 @@ json SolverConfig::to_json() const {
           {"momentum", momentum},     {"weight_decay", weight_decay}, {"iter_size", iter_size},
           {"max_iter", max_iter},     {"snapshot_every", snapshot_every}, {"test_every", test_every},
           {"display_every", display_every}, {"val_limit", val_limit}, {"threads", threads},
-          {"seed", seed},             {"on_nan", on_nan},         {"allreduce_bucket_mb", allreduce_bucket_mb}};
+          {"seed", seed},             {"on_nan", on_nan},         {"allreduce_bucket_mb", allreduce_bucket_mb},
+          {"plateau_window", plateau_window}, {"update_ratio_band", update_ratio_band}};
 }
 
 json InitConfig::to_json() const { return {{"weights", weights}}; }

@@ -93,7 +93,9 @@ void restore_momentum(const SafetensorsFile& file, const std::string& path, Grap
 std::string config_hash(const json& config) {
   json kept = config;
   if (kept.contains("solver") && kept["solver"].is_object())
-    for (const char* key : {"max_iter", "snapshot_every", "test_every", "display_every", "val_limit", "threads"})
+    // what only watches or schedules a run leaves its trajectory (and resumability) alone
+    for (const char* key : {"max_iter", "snapshot_every", "test_every", "display_every", "val_limit", "threads",
+                            "plateau_window", "update_ratio_band"})
       kept["solver"].erase(key);
   kept.erase("init");
   return hex64(fnv1a(kept.dump()));

@@ -21,7 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* const kRunFiles[] = {"config.json", "metrics.jsonl", "curves.png", "val_samples.png", "final.safetensors"};
+const char* const kRunFiles[] = {"config.json", "run.json",        "metrics.jsonl",    "curves.png",
+                                 "val_samples.png", "report.html", "final.safetensors"};
 
 bool is_checkpoint_name(const std::string& name) {
   return name.rfind("iter_", 0) == 0 && name.size() > 17 && name.substr(name.size() - 12) == ".safetensors";

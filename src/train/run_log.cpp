@@ -79,32 +79,39 @@ double RunLog::window_mean_loss() const {
   return window_losses_ ? window_loss_ / static_cast<double>(window_losses_) : std::nan("");
 }
 
-void RunLog::step(int64_t iter, double loss, double lr) {
+bool RunLog::logs(int64_t iter) const { return display_every_ > 0 && (iter % display_every_ == 0 || iter == max_iter_); }
+
+double RunLog::step(int64_t iter, double loss, double lr, const nlohmann::json& diagnostics) {
   if (std::isfinite(loss)) {  // a skipped non-finite step does not poison the mean
     window_loss_ += loss;
     ++window_losses_;
   }
   ++window_steps_;
-  const bool logged = display_every_ > 0 && (iter % display_every_ == 0 || iter == max_iter_);
-  if (logged) {
-    const double mean_loss = window_mean_loss();
-    const double images_per_s = window_steps_ * iter_size_ / std::max(1e-9, seconds_since(window_start_));
-    append({{"iter", iter}, {"loss", mean_loss}, {"lr", lr}, {"images_per_s", images_per_s}});
-    loss_points_.push_back({iter, mean_loss});
-    print_progress(iter, lr, true);
-    reset_window();
-  } else if (tty_) {
-    print_progress(iter, lr, false);
+  if (!logs(iter)) {
+    if (tty_) print_progress(iter, lr, false);
+    return std::nan("");
   }
+  const double mean_loss = window_mean_loss();
+  last_images_per_s_ = window_steps_ * iter_size_ / std::max(1e-9, seconds_since(window_start_));
+  nlohmann::json record = {{"iter", iter}, {"loss", mean_loss}, {"lr", lr}, {"images_per_s", last_images_per_s_}};
+  if (!diagnostics.is_null()) record["diag"] = diagnostics;
+  append(record);
+  loss_points_.push_back({iter, mean_loss});
+  print_progress(iter, lr, true);
+  reset_window();
+  return mean_loss;
+}
+
+double RunLog::eta_seconds(int64_t iter) const {
+  const double per_step = seconds_since(run_start_) / std::max<int64_t>(1, iter - start_iter_);
+  return per_step * static_cast<double>(max_iter_ - iter);
 }
 
 void RunLog::print_progress(int64_t iter, double lr, bool keep) {
   const double images_per_s = window_steps_ * iter_size_ / std::max(1e-9, seconds_since(window_start_));
-  const double per_step = seconds_since(run_start_) / std::max<int64_t>(1, iter - start_iter_);
   std::fprintf(stderr, "%siter %lld/%lld  loss %.4f  lr %.3g  %.1f img/s  ETA %s%s", tty_ ? "\r\033[K" : "",
                static_cast<long long>(iter), static_cast<long long>(max_iter_), window_mean_loss(), lr,
-               images_per_s, duration_str(per_step * static_cast<double>(max_iter_ - iter)).c_str(),
-               keep ? "\n" : "");
+               images_per_s, duration_str(eta_seconds(iter)).c_str(), keep ? "\n" : "");
   std::fflush(stderr);
   line_open_ = !keep;
 }
@@ -115,13 +122,26 @@ void RunLog::break_line() {
   line_open_ = false;
 }
 
-void RunLog::validation(int64_t iter, const Scores& s) {
-  append({{"iter", iter},
-          {"val", {{"pixel_acc", s.pixel_acc}, {"mean_acc", s.mean_acc}, {"mean_iou", s.mean_iou}, {"fwavacc", s.fwavacc}}}});
+void RunLog::validation(int64_t iter, const Scores& s, const ConfusionMatrix& matrix) {
+  nlohmann::json val = scores_to_json(s);
+  nlohmann::json confusion = nlohmann::json::array();
+  for (int64_t truth = 0; truth < matrix.num_classes(); ++truth) {
+    nlohmann::json row = nlohmann::json::array();
+    for (int64_t predicted = 0; predicted < matrix.num_classes(); ++predicted) row.push_back(matrix.count(truth, predicted));
+    confusion.push_back(std::move(row));
+  }
+  val["confusion"] = std::move(confusion);
+  append({{"iter", iter}, {"val", std::move(val)}});
   iou_points_.push_back({iter, s.mean_iou});
   break_line();
   spdlog::info("iter {}: val mean IoU {:.4f}, pixel acc {:.4f}, mean acc {:.4f}, fwavacc {:.4f} ({} images)", iter,
                s.mean_iou, s.pixel_acc, s.mean_acc, s.fwavacc, s.num_images);
+}
+
+void RunLog::warning(int64_t iter, const std::string& kind, const std::string& message) {
+  append({{"iter", iter}, {"warning", {{"kind", kind}, {"message", message}}}});
+  break_line();
+  spdlog::warn("{}", message);
 }
 
 void RunLog::write_curves() const { write_curves_png(out_dir_ + "/curves.png", loss_points_, iou_points_); }

@@ -16,6 +16,7 @@
 #include "fcn/eval/evaluate_split.hpp"
 #include "fcn/eval/inference.hpp"
 #include "fcn/io/safetensors.hpp"
+#include "fcn/train/diagnostics.hpp"
 
 namespace fcn {
 
@@ -104,6 +105,8 @@ Trainer::Trainer(TrainOptions options)
     print_header();
     log_ = std::make_unique<RunLog>(options_.out_dir, start_iter_, solver_config_.max_iter,
                                     solver_config_.iter_size * comm_.size(), solver_config_.display_every);
+    monitor_ = std::make_unique<TrainingMonitor>(solver_config_);
+    update_run_info("running", start_iter_);
   }
   start_loader();
 }
@@ -150,7 +153,7 @@ void Trainer::initialise_params() {
     if (!info.config_hash.empty() && info.config_hash != config_hash_)
       spdlog::warn("{} was written with a different config (hash {} vs {}); the run will not match an "
                    "uninterrupted one", options_.resume, info.config_hash, config_hash_);
-    start_iter_ = info.iter;
+    start_iter_ = completed_iter_ = info.iter;
     last_checkpoint_ = options_.resume;
     last_saved_iter_ = info.iter;
     return;
@@ -162,7 +165,7 @@ void Trainer::write_resolved_config() const {
   write_file_atomic(options_.out_dir + "/config.json", options_.config.to_json().dump(2) + "\n");
 }
 
-void Trainer::print_header() const {
+void Trainer::print_header() {
   const ModelConfig& model = options_.config.model;
   int64_t total = 0, trainable = 0;
   for (Param* p : graph_->params()) {
@@ -173,6 +176,13 @@ void Trainer::print_header() const {
                                                  : "explicit graph (" + std::to_string(graph_->layers().size()) + " layers)";
   spdlog::info("model: {}, {} classes, {} params ({} trainable)", name, model.zoo.num_classes, count_str(total),
                count_str(trainable));
+  if (!model.resolved_class_weights.empty()) {
+    const std::vector<std::string> names = resolve_class_names(options_.config.data, model.zoo.num_classes);
+    std::string weights;
+    for (size_t c = 0; c < model.resolved_class_weights.size(); ++c)
+      weights += fmt::format("{}{} {:.3g}", c ? ", " : "", names[c], model.resolved_class_weights[c]);
+    spdlog::info("class weights{}: {}", model.median_frequency() ? " (median frequency)" : "", weights);
+  }
   const SolverConfig& s = solver_config_;
   const int64_t val_images = val_set_ ? static_cast<int64_t>(val_set_->size()) : 0;
   const auto describe = [](const std::vector<DataSource>& sources) {
@@ -194,6 +204,38 @@ void Trainer::print_header() const {
                  reducer_->overlap() ? "yes" : "no (FCN_ALLREDUCE_OVERLAP=0)");
   spdlog::info("out: {}{}", options_.out_dir,
                options_.resume.empty() ? "" : " (resuming from " + options_.resume + " at iteration " + std::to_string(start_iter_) + ")");
+  run_info_.command = options_.command;
+  run_info_.started = utc_timestamp();
+  run_info_.start_iter = start_iter_;
+  run_info_.max_iter = s.max_iter;
+  run_info_.machine = describe_machine(threads_);
+  run_info_.model = {{"name", name}, {"num_classes", model.zoo.num_classes}, {"params", total},
+                     {"trainable", trainable}, {"precision", "fp32"}};
+  run_info_.data = {{"train", describe(train_sources(options_.config.data))},
+                    {"val", describe(val_sources(options_.config.data))},
+                    {"train_images", train_set_->size()},
+                    {"val_images", val_images}};
+  if (!model.resolved_class_weights.empty()) run_info_.class_weights = model.resolved_class_weights;
+}
+
+void Trainer::update_run_info(const std::string& state, int64_t iter) {
+  if (!comm_.is_root()) return;
+  run_info_.state = state;
+  run_info_.iter = iter;
+  if (log_) {
+    run_info_.images_per_s = log_->images_per_s();
+    run_info_.eta_s = state == "running" ? log_->eta_seconds(iter) : 0.0;
+  }
+  if (state != "running") run_info_.finished = utc_timestamp();
+  try {
+    write_run_info(options_.out_dir, run_info_);
+  } catch (const Error& e) {
+    spdlog::warn("{}; the run goes on", e.what());  // a report file never stops training
+  }
+}
+
+void Trainer::warn(int64_t iter, const std::optional<TrainingWarning>& warning) {
+  if (warning && log_) log_->warning(iter, warning->kind, warning->message);
 }
 
 void Trainer::start_loader() {
@@ -308,7 +350,9 @@ Scores Trainer::validate(int64_t iter) {
   std::vector<GridRow> rows;
   for (size_t i = 0; i < images.size(); ++i) rows.push_back({&images[i], &truths[i], &predictions[i]});
   write_image(options_.out_dir + "/val_samples.png", sample_grid(rows));
-  log_->validation(iter, scores);
+  log_->validation(iter, scores, matrix);
+  warn(iter, monitor_->after_validation(iter, scores));
+  update_run_info("running", iter);
   return scores;
 }
 
@@ -362,7 +406,33 @@ void Trainer::finish(double lr, TrainResult& result) {
   if (!comm_.is_root()) return;
   fcn::save_checkpoint(result.final_weights, *graph_, nullptr, {iter, lr, config_hash_, solver_config_.seed});
   log_->write_curves();
+  update_run_info("finished", iter);
   spdlog::info("done: {} iterations; final weights {}", iter, result.final_weights);
+}
+
+void Trainer::train_step(int64_t step, double lr, TrainResult& result) {
+  const int64_t iter = step + 1;
+  // diagnostics on the steps the log records (rank 0): ReLU zeros during
+  // forward, gradient norms before the update, update ratios after it
+  const bool diagnose = log_ && log_->logs(iter);
+  std::optional<ReluZeroCounter> relu_zeros;
+  if (diagnose) relu_zeros.emplace(*graph_);
+  result.loss = accumulate_gradients(step);
+  StepDiagnostics diagnostics;
+  if (diagnose) {
+    diagnostics.relu_zero = relu_zeros->zero_fractions();
+    relu_zeros.reset();
+    const double samples = static_cast<double>(solver_config_.iter_size * comm_.size());
+    diagnostics.grad_norm = gradient_norms(graph_->params(), 1.0 / samples);
+  }
+  const bool updated = apply_update(step, result.loss, lr);
+  result.iter = completed_iter_ = iter;
+  if (!log_) return;
+  if (diagnose && updated) diagnostics.update_ratio = update_ratios(graph_->params(), solver_->momentum());
+  const double logged_loss = log_->step(iter, result.loss, lr, diagnose ? diagnostics.to_json() : nlohmann::json());
+  if (!diagnose) return;
+  warn(iter, monitor_->after_logged_loss(iter, logged_loss));
+  warn(iter, monitor_->after_diagnostics(iter, diagnostics, lr));
 }
 
 TrainResult Trainer::run() {
@@ -373,16 +443,22 @@ TrainResult Trainer::run() {
     ~ReleaseRunDirectory() { run_dir.reset(); }
   } release{run_dir_};
   StopSignals signals(options_.handle_signals);
+  try {
+    return run_steps();
+  } catch (...) {
+    update_run_info("failed", completed_iter_);
+    throw;
+  }
+}
+
+TrainResult Trainer::run_steps() {
   TrainResult result;
   result.iter = start_iter_;
   result.checkpoint = last_checkpoint_;
   double lr = solver_->learning_rate(std::max<int64_t>(0, start_iter_ - 1));
   for (int64_t step = start_iter_; step < solver_config_.max_iter; ++step) {
     lr = solver_->learning_rate(step);
-    result.loss = accumulate_gradients(step);
-    apply_update(step, result.loss, lr);
-    result.iter = step + 1;
-    if (log_) log_->step(result.iter, result.loss, lr);
+    train_step(step, lr, result);
     after_step(result.iter, lr, result);
     // the ranks stop together, after the same step, when any one was signalled
     const int stop_signal = comm_.distributed() ? static_cast<int>(comm_.allreduce_max(g_stop_signal)) : g_stop_signal;
@@ -392,6 +468,7 @@ TrainResult Trainer::run() {
     if (last_saved_iter_ != result.iter) result.checkpoint = save_checkpoint(result.iter, lr);
     if (!log_) return result;
     log_->write_curves();
+    update_run_info("stopped", result.iter);
     log_->break_line();
     spdlog::warn("stopped by {} after iteration {}; resume with:\n  {}", signal_name(result.stop_signal), result.iter,
                  resume_command(result.checkpoint));

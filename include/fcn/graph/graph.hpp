@@ -80,6 +80,11 @@ class Graph {
   // layers()) ran its backward: that layer's param gradients are final for
   // this pass (the data-parallel reducer starts sending them). Empty = none.
   void set_backward_hook(std::function<void(size_t layer_index)> hook) { backward_hook_ = std::move(hook); }
+  // Called by forward() right after layer `layer_index` ran, with its output
+  // (training diagnostics read activations there, before memory reuse
+  // overwrites them). Empty = none.
+  using ForwardHook = std::function<void(size_t layer_index, const Tensor& output)>;
+  void set_forward_hook(ForwardHook hook) { forward_hook_ = std::move(hook); }
   void zero_param_grads();
   // Sum of the loss layers' outputs after forward.
   double loss() const;
@@ -150,6 +155,7 @@ class Graph {
   int64_t planned_arena_floats_ = 0;  // options_.plan_only: the arena reshape would allocate
   std::mt19937_64 rng_{1337};
   std::function<void(size_t)> backward_hook_;
+  ForwardHook forward_hook_;
   std::vector<Shape> blob_shapes_;  // of the last reshape, for the memory plan
   Tensor arena_;                    // the memory plan's storage: blobs and gradients at offsets
   std::vector<LayerTiming> timings_;

@@ -44,6 +44,10 @@ struct SolverConfig {
   uint64_t seed = 1337;
   std::string on_nan = "stop";    // stop | skip
   double allreduce_bucket_mb = 25;  // data-parallel gradient bucket size
+  // training_monitor.hpp: the loss-plateau window (iterations; 0 = off) and
+  // the sane band of the median update/weight ratio
+  int64_t plateau_window = 2000;
+  std::vector<double> update_ratio_band = {1e-5, 3e-2};
   json to_json() const;
 };
 

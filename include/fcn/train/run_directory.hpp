@@ -39,7 +39,8 @@ class RunDirectory {
 };
 
 // The files of a run in DIR that exist (config.json, metrics.jsonl,
-// curves.png, val_samples.png, final.safetensors, checkpoints/iter_*.safetensors).
+// run.json, curves.png, val_samples.png, report.html, final.safetensors,
+// checkpoints/iter_*.safetensors).
 std::vector<std::string> run_files(const std::string& dir);
 
 }  // namespace fcn

@@ -1,8 +1,11 @@
 #pragma once
-// The record of a training run: DIR/metrics.jsonl (one JSON object per
-// logged iteration {"iter", "loss", "lr", "images_per_s"} and per
-// validation {"iter", "val": {...}}), the progress line on stderr and the
-// points of DIR/curves.png.
+// The record of a training run: DIR/metrics.jsonl, one JSON object per line:
+//   logged step  {"iter", "loss", "lr", "images_per_s", "diag": {...}}
+//                ("diag": diagnostics.hpp, when the trainer measured them)
+//   validation   {"iter", "val": {scores_to_json (metrics.hpp) + "confusion":
+//                [[count]] rows = ground truth, columns = prediction}}
+//   warning      {"iter", "warning": {"kind", "message"}} (training_monitor.hpp)
+// the progress line on stderr and the points of DIR/curves.png.
 //
 // Progress: on a terminal one line rewritten in place (\r) after every
 // step, kept (newline) every display_every steps; otherwise a plain line
@@ -26,9 +29,18 @@ class RunLog {
   RunLog(const std::string& out_dir, int64_t start_iter, int64_t max_iter, int64_t iter_size, int64_t display_every);
   ~RunLog();
 
-  // After each step; `iter` counts the steps completed.
-  void step(int64_t iter, double loss, double lr);
-  void validation(int64_t iter, const Scores& scores);
+  // Whether step(iter, ...) writes a record (display_every, the last step).
+  bool logs(int64_t iter) const;
+  // After each step; `iter` counts the steps completed. `diagnostics` (null:
+  // none) joins the record when the step is logged. Returns the mean loss
+  // logged, NaN when the step was not logged.
+  double step(int64_t iter, double loss, double lr, const nlohmann::json& diagnostics = nullptr);
+  void validation(int64_t iter, const Scores& scores, const ConfusionMatrix& matrix);
+  void warning(int64_t iter, const std::string& kind, const std::string& message);
+  // Images per second of the last logged window, and the time left at this
+  // process's pace (seconds).
+  double images_per_s() const { return last_images_per_s_; }
+  double eta_seconds(int64_t iter) const;
   // Ends a progress line rewritten in place, before other output.
   void break_line();
   // DIR/curves.png from the records so far.
@@ -53,6 +65,7 @@ class RunLog {
   std::chrono::steady_clock::time_point window_start_;
   // for the ETA: steps and time since this process started training
   int64_t start_iter_;
+  double last_images_per_s_ = 0;
   std::chrono::steady_clock::time_point run_start_;
 };
 

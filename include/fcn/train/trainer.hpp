@@ -3,8 +3,10 @@
 // data-parallel driver run it too).
 //
 // A run in DIR writes config.json (the resolved config, itself a valid
-// --config), metrics.jsonl and curves.png (run_log.hpp), val_samples.png
-// (image | ground truth | prediction of the first validation images),
+// --config), run.json (run_info.hpp), metrics.jsonl and curves.png
+// (run_log.hpp; with diagnostics.hpp's figures at each logged step and
+// training_monitor.hpp's warnings), val_samples.png (image | ground truth |
+// prediction of the first validation images), report.html (report.hpp),
 // checkpoints/iter_NNNNNNNN.safetensors every snapshot_every steps and at
 // the end, and final.safetensors (the params alone).
 //
@@ -30,6 +32,7 @@
 #include <csignal>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "fcn/model/config.hpp"
@@ -39,8 +42,10 @@
 #include "fcn/graph/graph.hpp"
 #include "fcn/eval/metrics.hpp"
 #include "fcn/train/run_directory.hpp"
+#include "fcn/train/run_info.hpp"
 #include "fcn/train/run_log.hpp"
 #include "fcn/train/solver.hpp"
+#include "fcn/train/training_monitor.hpp"
 
 namespace fcn {
 
@@ -53,6 +58,7 @@ struct TrainOptions {
   std::string resume;        // checkpoint to continue from ("" = start at iteration 0)
   std::string init_weights;  // replaces config.init.weights when set
   bool overwrite = false;    // remove a previous run's files in out_dir first (run_directory.hpp)
+  std::string command;       // the command line, for run.json and the report
   bool handle_signals = true;
 };
 
@@ -102,7 +108,13 @@ class Trainer {
   void build_graph();
   void initialise_params();
   void write_resolved_config() const;
-  void print_header() const;
+  void print_header();
+  // One step of run(): gradients, update, log (with diagnostics on logged steps).
+  void train_step(int64_t step, double lr, TrainResult& result);
+  TrainResult run_steps();
+  void warn(int64_t iter, const std::optional<TrainingWarning>& warning);
+  // DIR/run.json with this state (rank 0).
+  void update_run_info(const std::string& state, int64_t iter);
   void start_loader();
   void after_step(int64_t iter, double lr, TrainResult& result);
   void finish(double lr, TrainResult& result);
@@ -121,8 +133,11 @@ class Trainer {
   std::unique_ptr<Solver> solver_;
   std::unique_ptr<Prefetcher> loader_;
   std::unique_ptr<RunLog> log_;
+  std::unique_ptr<TrainingMonitor> monitor_;
+  RunInfo run_info_;
   std::string config_hash_;
   int64_t start_iter_ = 0;
+  int64_t completed_iter_ = 0;  // steps done, for run.json when a step throws
   int64_t next_sample_ = 0;  // the loader thread's next global sample index
   int64_t last_saved_iter_ = -1, last_validated_iter_ = -1;
   std::string last_checkpoint_;
