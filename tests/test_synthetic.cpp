@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "data_fixtures.hpp"
+#include "fcn/data/class_frequency.hpp"
 #include "fcn/data/dataset.hpp"
 #include "fcn/data/synthetic.hpp"
 #include "fcn/core/error.hpp"
@@ -17,6 +18,21 @@ namespace {
 std::string file_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// FNV-1a over the rendered pixels (not the encoded files, which depend on
+// the JPEG library): pins the rendering itself.
+uint64_t pixel_hash(const SyntheticSpec& spec, int64_t samples) {
+  uint64_t hash = 1469598103934665603ull;
+  auto mix = [&hash](const std::vector<uint8_t>& bytes) {
+    for (uint8_t b : bytes) hash = (hash ^ b) * 1099511628211ull;
+  };
+  for (int64_t i = 0; i < samples; ++i) {
+    const SyntheticSample s = render_synthetic_sample(spec, i);
+    mix(s.image.pixels);
+    mix(s.label.pixels);
+  }
+  return hash;
 }
 
 SyntheticSpec small_spec(const std::string& out) {
@@ -44,6 +60,42 @@ TEST_CASE("synthetic samples depend only on the seed and index", "[synthetic]") 
   CHECK(a.image.height == 48);
   CHECK(a.image.width == 64);
   CHECK(a.image.channels == 3);
+}
+
+TEST_CASE("synthetic rendering is pinned (options off render as before)", "[synthetic]") {
+  // Hashes of the rendering before --rare-class existed.
+  SyntheticSpec spec = small_spec("");
+  CHECK(pixel_hash(spec, 9) == 0x40c6aabd687b3164ull);
+  spec.classes = 12;
+  CHECK(pixel_hash(spec, 9) == 0x72ac222419892d61ull);
+}
+
+TEST_CASE("a rare class covers well under 1% of the training pixels", "[synthetic]") {
+  ScratchDir dir("synthetic_rare");
+  SyntheticSpec spec;
+  spec.out = dir.path();
+  spec.train = 200;
+  spec.val = 1;
+  spec.rare_class = 3;
+  spec.seed = 2;
+  write_synthetic_dataset(spec);
+  DataConfig config;
+  config.root = dir.path();
+  const LabelStats stats = collect_label_stats(Dataset(config, "train", spec.classes), 2);
+  const double total = static_cast<double>(stats.class_pixel_total());
+  INFO("rare class pixels " << stats.class_pixels[3] << " of " << total << ", in " << stats.images_with_class[3]
+                            << " images");
+  CHECK(stats.class_pixels[3] > 0);
+  CHECK(stats.class_pixels[3] / total < 0.01);
+  CHECK(stats.images_with_class[3] >= 5);   // about 1 image in 10
+  CHECK(stats.images_with_class[3] <= 40);
+  for (int c : {1, 2, 4}) CHECK(stats.class_pixels[c] / total > 0.03);  // the others stay common
+
+  spec.rare_class = 5;
+  CHECK_THROWS_WITH(check_synthetic_spec(spec), Catch::StartsWith("--rare-class"));
+  spec.rare_class = 1;
+  spec.classes = 2;
+  CHECK_THROWS_WITH(check_synthetic_spec(spec), Catch::StartsWith("--rare-class"));
 }
 
 TEST_CASE("synthetic labels: valid ids, every class present, void borders", "[synthetic]") {

@@ -24,10 +24,11 @@ void run_make_synthetic(MakeSyntheticArgs& args) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::string names;
   for (const auto& name : synthetic_class_names(args.spec.classes)) names += (names.empty() ? "" : ", ") + name;
-  std::printf("wrote %lld train + %lld val images (%dx%d, %d classes: %s; seed %llu) to %s in %.1f s\n",
+  const std::string rare = args.spec.rare_class ? "; class " + std::to_string(args.spec.rare_class) + " rare" : "";
+  std::printf("wrote %lld train + %lld val images (%dx%d, %d classes: %s; seed %llu%s) to %s in %.1f s\n",
               static_cast<long long>(args.spec.train), static_cast<long long>(args.spec.val), args.spec.height,
               args.spec.width, args.spec.classes, names.c_str(), static_cast<unsigned long long>(args.spec.seed),
-              args.spec.out.c_str(), seconds);
+              rare.c_str(), args.spec.out.c_str(), seconds);
 }
 
 }  // namespace
@@ -46,6 +47,10 @@ void add_make_synthetic_command(CLI::App& app) {
   cmd->add_option("--size", args->size, "image height and width")->expected(2)->capture_default_str();
   cmd->add_option("--classes", args->spec.classes, "classes including background (2..41)")->capture_default_str();
   cmd->add_option("--seed", args->spec.seed, "random seed")->capture_default_str();
+  cmd->add_option("--rare-class", args->spec.rare_class,
+                  "make this class rare: a small object in about 1 image in 10, well under 1% of the pixels\n"
+                  "(for class-imbalance experiments; 0 = off)")
+      ->capture_default_str();
   cmd->callback([args] { run_make_synthetic(*args); });
 }
 

@@ -141,10 +141,15 @@ void draw_clutter(cv::Mat& image, Random& rng) {
   }
 }
 
-// Paints one object of class `cls` into the image and the label map.
-void draw_object(cv::Mat& image, cv::Mat& label, int cls, Random& rng) {
+// The rare class: in this share of the images, drawn this much smaller.
+constexpr double kRareImageShare = 0.1;
+constexpr double kRareObjectScale = 0.35;
+
+// Paints one object of class `cls` into the image and the label map; its
+// radius is `scale` times 0.16..0.28 of the shorter side.
+void draw_object(cv::Mat& image, cv::Mat& label, int cls, Random& rng, double scale = 1.0) {
   const int h = image.rows, w = image.cols, side = std::min(h, w);
-  const double radius = rng.uniform(0.16, 0.28) * side;
+  const double radius = rng.uniform(0.16, 0.28) * side * scale;
   const cv::Point2d centre(rng.uniform(0.5 * radius, w - 0.5 * radius), rng.uniform(0.5 * radius, h - 0.5 * radius));
   const double angle = rng.uniform(0, 2 * M_PI);
   cv::Mat mask = cv::Mat::zeros(h, w, CV_8U);
@@ -160,6 +165,14 @@ void mark_void_boundaries(cv::Mat& label) {
   cv::dilate(label, high, cv::Mat());
   cv::erode(label, low, cv::Mat());
   label.setTo(cv::Scalar(255), high != low);
+}
+
+// A class for one of the 1-3 common objects: uniform over the foreground
+// classes, the rare one excluded.
+int common_object_class(const SyntheticSpec& spec, Random& rng) {
+  if (spec.rare_class == 0) return static_cast<int>(rng.between(1, spec.classes - 1));
+  const int cls = static_cast<int>(rng.between(1, spec.classes - 2));
+  return cls >= spec.rare_class ? cls + 1 : cls;
 }
 
 void add_noise(cv::Mat& image, Random& rng) {
@@ -189,6 +202,9 @@ void check_synthetic_spec(const SyntheticSpec& spec) {
     throw Error("--size: height and width must be in 16..4096");
   if (spec.classes < 2 || spec.classes > kMaxSyntheticClasses)
     throw Error("--classes: must be in 2.." + std::to_string(kMaxSyntheticClasses) + " (background + shapes)");
+  if (spec.rare_class != 0 && (spec.rare_class < 1 || spec.rare_class >= spec.classes || spec.classes < 3))
+    throw Error("--rare-class: must be a foreground class (1.." + std::to_string(spec.classes - 1) +
+                ") with at least one other foreground class, got " + std::to_string(spec.rare_class));
 }
 
 std::vector<std::string> synthetic_class_names(int classes) {
@@ -215,7 +231,9 @@ SyntheticSample render_synthetic_sample(const SyntheticSpec& spec, int64_t index
   cv::Mat label = cv::Mat::zeros(spec.height, spec.width, CV_8U);
   draw_clutter(image, rng);
   const int objects = static_cast<int>(rng.between(1, 3));
-  for (int i = 0; i < objects; ++i) draw_object(image, label, static_cast<int>(rng.between(1, spec.classes - 1)), rng);
+  for (int i = 0; i < objects; ++i) draw_object(image, label, common_object_class(spec, rng), rng);
+  if (spec.rare_class > 0 && rng.chance(kRareImageShare))  // on top, so never hidden
+    draw_object(image, label, spec.rare_class, rng, kRareObjectScale);
   mark_void_boundaries(label);
   add_noise(image, rng);
   return {to_image(image), to_image(label)};

@@ -463,6 +463,14 @@ bad "export-onnx: --size 0 5" '--size: expected two positive integers' \
   "$fcn" export-onnx --config cfg.json --weights run/final.safetensors --out m.onnx --size 0 5
 usage "import-caffe without --out" "$fcn" import-caffe empty.caffemodel
 
+echo "== inspect-data and make-synthetic --rare-class"
+bad "inspect-data: missing config" 'nope\.json: cannot open file' "$fcn" inspect-data --config nope.json
+bad "inspect-data: mistyped data key" 'data\.roott: unknown key; did you mean "root"' \
+  "$fcn" inspect-data --config cfg.json --set data.roott=ds
+bad "make-synthetic --rare-class beyond the classes" '--rare-class: must be a foreground class \(1\.\.4\)' \
+  "$fcn" make-synthetic --out rare --classes 5 --rare-class 5
+usage "inspect-data --threads -1" "$fcn" inspect-data --config cfg.json --threads -1
+
 echo "== argument parsing (CLI11 wording)"
 usage "no subcommand" "$fcn"
 usage "unknown subcommand" "$fcn" frobnicate

@@ -12,6 +12,11 @@
 // network with some context can. As in VOC, a void (255) band 2 px wide
 // marks every object boundary.
 //
+// A rare class (rare_class > 0, for class-imbalance experiments such as
+// median frequency balancing) is never drawn among those 1-3 objects;
+// instead about 1 image in 10 gets one extra small object of it on top
+// (radius 0.35x the usual), so it covers well under 1% of the pixels.
+//
 // Sample i is rendered from derive_seed(seed, i) alone: the same seed gives
 // byte-identical files.
 #include <cstdint>
@@ -30,6 +35,7 @@ struct SyntheticSpec {
   int width = 96;
   int classes = 5;  // background + 4 shapes
   uint64_t seed = 1;
+  int rare_class = 0;  // a foreground class made rare (see above); 0 = none, every class as common
 };
 
 constexpr int kMaxSyntheticClasses = 41;  // 1 + 8 shapes x 5 textures
