@@ -463,6 +463,12 @@ bad "export-onnx: --size 0 5" '--size: expected two positive integers' \
   "$fcn" export-onnx --config cfg.json --weights run/final.safetensors --out m.onnx --size 0 5
 usage "import-caffe without --out" "$fcn" import-caffe empty.caffemodel
 
+echo "== report"
+mkdir -p not_a_run
+bad "report: a directory without a run" 'not_a_run: holds no run \(no metrics\.jsonl, no config\.json\)' "$fcn" report not_a_run
+bad "report: a missing directory" 'nope_run: no such run directory' "$fcn" report nope_run
+usage "report without RUN_DIR" "$fcn" report
+
 echo "== argument parsing (CLI11 wording)"
 usage "no subcommand" "$fcn"
 usage "unknown subcommand" "$fcn" frobnicate
