@@ -16,5 +16,6 @@ void add_explain_command(CLI::App& app);
 void add_import_caffe_command(CLI::App& app);
 void add_export_onnx_command(CLI::App& app);
 void add_inspect_data_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 }  // namespace fcn::cli

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   fcn::cli::add_import_caffe_command(app);
   fcn::cli::add_export_onnx_command(app);
   fcn::cli::add_inspect_data_command(app);
+  fcn::cli::add_report_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -471,6 +471,12 @@ bad "make-synthetic --rare-class beyond the classes" '--rare-class: must be a fo
   "$fcn" make-synthetic --out rare --classes 5 --rare-class 5
 usage "inspect-data --threads -1" "$fcn" inspect-data --config cfg.json --threads -1
 
+echo "== report"
+mkdir -p not_a_run
+bad "report: a directory without a run" 'not_a_run: holds no run \(no metrics\.jsonl, no config\.json\)' "$fcn" report not_a_run
+bad "report: a missing directory" 'nope_run: no such run directory' "$fcn" report nope_run
+usage "report without RUN_DIR" "$fcn" report
+
 echo "== argument parsing (CLI11 wording)"
 usage "no subcommand" "$fcn"
 usage "unknown subcommand" "$fcn" frobnicate
