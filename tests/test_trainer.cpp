@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "fcn/train/checkpoint.hpp"
 #include "fcn/data/synthetic.hpp"
@@ -122,14 +123,17 @@ TEST_CASE("a run writes config, metrics, curves, samples, checkpoints and final 
   CHECK(result.stop_signal == 0);
   CHECK(result.final_weights == dir + "/final.safetensors");
   CHECK(result.checkpoint == dir + "/checkpoints/iter_00000006.safetensors");
-  for (const char* file : {"config.json", "metrics.jsonl", "curves.png", "val_samples.png", "final.safetensors",
-                           "checkpoints/iter_00000003.safetensors", "checkpoints/iter_00000006.safetensors"})
+  for (const char* file : {"config.json", "run.json", "metrics.jsonl", "curves.png", "val_samples.png", "report.html",
+                           "final.safetensors", "checkpoints/iter_00000003.safetensors",
+                           "checkpoints/iter_00000006.safetensors"})
     CHECK(fs::is_regular_file(dir + "/" + file));
   // config.json is itself a valid config, with the same keys
   const Config written = load_config(dir + "/config.json", {});
   CHECK(written.to_json() == options.config.to_json());
-  // logged at iterations 2, 4, 6 (loss) and 3, 6 (validation)
-  const std::vector<json> records = metrics_of(dir);
+  // logged at iterations 2, 4, 6 (loss) and 3, 6 (validation); warnings aside
+  std::vector<json> records;
+  for (const json& record : metrics_of(dir))
+    if (!record.contains("warning")) records.push_back(record);
   REQUIRE(records.size() == 5);
   CHECK(records[0]["iter"] == 2);
   CHECK(records[0]["lr"] == 0.01);
@@ -142,6 +146,29 @@ TEST_CASE("a run writes config, metrics, curves, samples, checkpoints and final 
   CHECK(val["pixel_acc"].get<double>() <= 1);
   CHECK(records[4]["iter"] == 6);
   CHECK(records[4].contains("val"));
+  // diagnostics on every logged step: every trainable param's gradient norm,
+  // the weights' update ratios, the ReLU block's zero share
+  const json& diag = records[0]["diag"];
+  CHECK(diag["grad_norm"].size() == 4);  // conv1 and score, weight and bias
+  CHECK(diag["grad_norm"]["conv1.weight"].get<double>() > 0);
+  CHECK(diag["update_ratio"].size() == 2);
+  CHECK(diag["update_ratio"]["score.weight"].get<double>() > 0);
+  const double relu_zero = diag["relu_zero"]["relu1"].get<double>();
+  CHECK(relu_zero > 0);
+  CHECK(relu_zero < 1);
+  // validations carry the per-class scores and the confusion matrix
+  REQUIRE(val["per_class"].size() == 3);
+  REQUIRE(val["confusion"].size() == 3);
+  int64_t confusion_total = 0, ground_truth = 0;
+  for (const json& row : val["confusion"])
+    for (const json& count : row) confusion_total += count.get<int64_t>();
+  for (const json& c : val["per_class"]) ground_truth += c["gt_pixels"].get<int64_t>();
+  CHECK(confusion_total == ground_truth);
+  CHECK(confusion_total > 0);
+  const json run = read_json_file(dir + "/run.json");
+  CHECK(run["state"] == "finished");
+  CHECK(run["iter"] == 6);
+  CHECK(run["model"]["params"].get<int64_t>() == 6 * 3 * 9 + 6 + 3 * 6 + 3);
   const SafetensorsFile final_file = read_safetensors(result.final_weights);
   CHECK(final_file.metadata.at("iter") == "6");
   CHECK(final_file.tensors.count("conv1.weight.momentum") == 0);  // final: params only
@@ -162,8 +189,17 @@ TEST_CASE("resume is bit-identical to an uninterrupted run (iter_size 2, dropout
   CHECK(rest.iter == 6);
   require_same_params(rest.final_weights, reference_final());
   // the resumed run continues the metrics of the first half (which ended at
-  // 3): 2, 3, 3 (val), then 4, 6, 6 (val)
-  const std::vector<json> records = metrics_of(dir);
+  // 3): 2, 3, 3 (val), then 4, 6, 6 (val); a warning is given once per run,
+  // not again by the resumed process
+  std::vector<json> records;
+  std::multiset<std::string> warnings;
+  for (const json& record : metrics_of(dir)) {
+    if (record.contains("warning"))
+      warnings.insert(record["warning"]["kind"].get<std::string>());
+    else
+      records.push_back(record);
+  }
+  for (const std::string& kind : warnings) CHECK(warnings.count(kind) == 1);
   REQUIRE(records.size() == 6);
   CHECK(records[2]["iter"] == 3);
   CHECK(records[2].contains("val"));

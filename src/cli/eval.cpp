@@ -14,7 +14,7 @@
 #include "cli/commands.hpp"
 #include "cli/inference_args.hpp"
 #include "cli/output_files.hpp"
-#include "cli/progress.hpp"
+#include "fcn/core/progress.hpp"
 #include "fcn/eval/trained_model.hpp"
 #include "fcn/data/dataset.hpp"
 #include "fcn/data/sampling.hpp"

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
-#include "cli/progress.hpp"
+#include "fcn/core/progress.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/data/class_frequency.hpp"
 #include "fcn/data/dataset.hpp"

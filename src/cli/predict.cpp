@@ -8,7 +8,7 @@
 #include "cli/commands.hpp"
 #include "cli/inference_args.hpp"
 #include "cli/output_files.hpp"
-#include "cli/progress.hpp"
+#include "fcn/core/progress.hpp"
 #include "fcn/eval/trained_model.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/io/image_io.hpp"

@@ -54,6 +54,14 @@ Tensor& Tensor::operator=(const Tensor& other) {
 void Tensor::reshape(const Shape& shape) {
   const int64_t numel = shape_numel(shape);
   if (numel > capacity_ || (data_ != storage_.get() && numel > 0)) {
+    // the old contents are not kept, so the old buffer goes first: growing
+    // never holds both (a graph arena growing from one tile size to the next
+    // would otherwise need the two at once)
+    storage_.reset();
+    capacity_ = 0;
+    data_ = nullptr;
+    shape_ = {0};
+    numel_ = 0;
     // round the byte size up to the alignment, as aligned_alloc requires
     const size_t bytes = ((sizeof(float) * numel + 63) / 64) * 64;
     float* p = static_cast<float*>(std::aligned_alloc(64, bytes));

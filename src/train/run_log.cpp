@@ -47,6 +47,8 @@ RunLog::RunLog(const std::string& out_dir, int64_t start_iter, int64_t max_iter,
     const int64_t iter = record["iter"].get<int64_t>();
     if (iter > start_iter) continue;
     kept += line + "\n";
+    if (record.contains("warning") && record["warning"].is_object())
+      warned_kinds_.insert(record["warning"].value("kind", std::string()));
     if (record.contains("loss")) loss_points_.push_back({iter, number_or_nan(record["loss"])});
     if (record.contains("val")) iou_points_.push_back({iter, number_or_nan(record["val"].value("mean_iou", nlohmann::json()))});
   }
@@ -139,6 +141,7 @@ void RunLog::validation(int64_t iter, const Scores& s, const ConfusionMatrix& ma
 }
 
 void RunLog::warning(int64_t iter, const std::string& kind, const std::string& message) {
+  warned_kinds_.insert(kind);
   append({{"iter", iter}, {"warning", {{"kind", kind}, {"message", message}}}});
   break_line();
   spdlog::warn("{}", message);

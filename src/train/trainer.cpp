@@ -16,7 +16,10 @@
 #include "fcn/eval/evaluate_split.hpp"
 #include "fcn/eval/inference.hpp"
 #include "fcn/io/safetensors.hpp"
+#include "fcn/core/progress.hpp"
+#include "fcn/data/class_frequency.hpp"
 #include "fcn/train/diagnostics.hpp"
+#include "fcn/train/report.hpp"
 
 namespace fcn {
 
@@ -78,6 +81,7 @@ Trainer::Trainer(TrainOptions options)
   if (options_.out_dir.empty()) throw Error("train: no output directory given");
   threads_ = set_threads(threads_per_rank(solver_config_.threads, comm_));
   open_datasets();  // read-only: data errors come before anything is created in out_dir
+  resolve_class_weights();
   if (comm_.is_root()) {
     // before anything is written: a used directory is refused, a busy one locked
     const RunDirectoryMode mode = options_.overwrite         ? RunDirectoryMode::overwrite
@@ -105,7 +109,7 @@ Trainer::Trainer(TrainOptions options)
     print_header();
     log_ = std::make_unique<RunLog>(options_.out_dir, start_iter_, solver_config_.max_iter,
                                     solver_config_.iter_size * comm_.size(), solver_config_.display_every);
-    monitor_ = std::make_unique<TrainingMonitor>(solver_config_);
+    monitor_ = std::make_unique<TrainingMonitor>(solver_config_, log_->warned_kinds());
     update_run_info("running", start_iter_);
   }
   start_loader();
@@ -122,6 +126,20 @@ void Trainer::open_datasets() {
     val_set_ = std::make_unique<Dataset>(config.data, val_sources(config.data), classes);
     val_set_->validate();
   }
+}
+
+void Trainer::resolve_class_weights() {
+  ModelConfig& model = options_.config.model;
+  if (!model.median_frequency()) return;
+  Progress progress("class frequencies", train_set_->size());
+  const LabelStats stats =
+      collect_label_stats(*train_set_, threads_, [&](size_t done, size_t) { progress.update(done); });
+  if (!stats.unreadable.empty())
+    throw Error("model.class_weights \"median_frequency\": cannot read " + stats.unreadable.front());
+  model.resolved_class_weights = median_frequency_weights(stats);
+  for (int64_t c = 0; c < stats.num_classes; ++c)
+    if (stats.class_pixels[c] == 0)
+      spdlog::warn("class {} has no pixel in the training labels: its median-frequency weight is 0", c);
 }
 
 void Trainer::build_graph() {
@@ -231,6 +249,15 @@ void Trainer::update_run_info(const std::string& state, int64_t iter) {
     write_run_info(options_.out_dir, run_info_);
   } catch (const Error& e) {
     spdlog::warn("{}; the run goes on", e.what());  // a report file never stops training
+  }
+}
+
+void Trainer::write_report() const {
+  if (!comm_.is_root()) return;
+  try {
+    write_run_report(options_.out_dir);
+  } catch (const Error& e) {
+    spdlog::warn("{}; the run goes on (fcn report {} rebuilds it)", e.what(), options_.out_dir);
   }
 }
 
@@ -353,6 +380,7 @@ Scores Trainer::validate(int64_t iter) {
   log_->validation(iter, scores, matrix);
   warn(iter, monitor_->after_validation(iter, scores));
   update_run_info("running", iter);
+  write_report();
   return scores;
 }
 
@@ -407,6 +435,7 @@ void Trainer::finish(double lr, TrainResult& result) {
   fcn::save_checkpoint(result.final_weights, *graph_, nullptr, {iter, lr, config_hash_, solver_config_.seed});
   log_->write_curves();
   update_run_info("finished", iter);
+  write_report();
   spdlog::info("done: {} iterations; final weights {}", iter, result.final_weights);
 }
 
@@ -447,6 +476,7 @@ TrainResult Trainer::run() {
     return run_steps();
   } catch (...) {
     update_run_info("failed", completed_iter_);
+    write_report();
     throw;
   }
 }
@@ -469,6 +499,7 @@ TrainResult Trainer::run_steps() {
     if (!log_) return result;
     log_->write_curves();
     update_run_info("stopped", result.iter);
+    write_report();
     log_->break_line();
     spdlog::warn("stopped by {} after iteration {}; resume with:\n  {}", signal_name(result.stop_signal), result.iter,
                  resume_command(result.checkpoint));

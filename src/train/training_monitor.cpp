@@ -29,7 +29,8 @@ double mean_of(const std::deque<std::pair<int64_t, double>>& points, int64_t fro
 
 }  // namespace
 
-TrainingMonitor::TrainingMonitor(const SolverConfig& solver) : solver_(solver) {}
+TrainingMonitor::TrainingMonitor(const SolverConfig& solver, std::set<std::string> already_given)
+    : solver_(solver), given_(std::move(already_given)) {}
 
 std::optional<TrainingWarning> TrainingMonitor::once(const std::string& kind, const std::string& message) {
   if (!given_.insert(kind).second) return std::nullopt;

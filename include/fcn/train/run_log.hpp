@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ class RunLog {
   // process's pace (seconds).
   double images_per_s() const { return last_images_per_s_; }
   double eta_seconds(int64_t iter) const;
+  // The kinds of the warnings already in the records (a resumed run does not
+  // give them again).
+  const std::set<std::string>& warned_kinds() const { return warned_kinds_; }
   // Ends a progress line rewritten in place, before other output.
   void break_line();
   // DIR/curves.png from the records so far.
@@ -66,6 +70,7 @@ class RunLog {
   // for the ETA: steps and time since this process started training
   int64_t start_iter_;
   double last_images_per_s_ = 0;
+  std::set<std::string> warned_kinds_;
   std::chrono::steady_clock::time_point run_start_;
 };
 

@@ -115,6 +115,10 @@ class Trainer {
   void warn(int64_t iter, const std::optional<TrainingWarning>& warning);
   // DIR/run.json with this state (rank 0).
   void update_run_info(const std::string& state, int64_t iter);
+  // DIR/report.html from the run's files (rank 0); a failure only warns.
+  void write_report() const;
+  // "median_frequency" -> weights from the training labels (class_frequency.hpp).
+  void resolve_class_weights();
   void start_loader();
   void after_step(int64_t iter, double lr, TrainResult& result);
   void finish(double lr, TrainResult& result);

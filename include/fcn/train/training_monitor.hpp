@@ -28,7 +28,8 @@ struct TrainingWarning {
 
 class TrainingMonitor {
  public:
-  explicit TrainingMonitor(const SolverConfig& solver);
+  // `already_given`: kinds not to give again (those of a resumed run's records).
+  explicit TrainingMonitor(const SolverConfig& solver, std::set<std::string> already_given = {});
 
   std::optional<TrainingWarning> after_validation(int64_t iter, const Scores& scores);
   // `mean_loss`: the loss logged at a display step (mean since the last one).

@@ -1,11 +1,12 @@
 #pragma once
+// Progress of long work (eval, predict, inspect-data, class counting) on stderr.
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <string>
 
-namespace fcn::cli {
+namespace fcn {
 
 // A progress line with throughput and ETA on stderr: rewritten in place on
 // a terminal, a line every 10% otherwise.
@@ -40,4 +41,4 @@ class Progress {
   size_t last_decile_ = 0;
 };
 
-}  // namespace fcn::cli
+}  // namespace fcn
