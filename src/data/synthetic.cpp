@@ -143,7 +143,7 @@ void draw_clutter(cv::Mat& image, Random& rng) {
 
 // The rare class: in this share of the images, drawn this much smaller.
 constexpr double kRareImageShare = 0.1;
-constexpr double kRareObjectScale = 0.35;
+constexpr double kRareObjectScale = 0.6;
 
 // Paints one object of class `cls` into the image and the label map; its
 // radius is `scale` times 0.16..0.28 of the shorter side.

@@ -50,8 +50,8 @@ std::optional<TrainingWarning> TrainingMonitor::after_validation(int64_t iter, c
   return once("single_class",
               fmt::format("iteration {}: the last {} validations predicted '{}' for {:.1f}% of the pixels (mean IoU {:.3f}): "
                           "the net has collapsed to one class (or, in the first few hundred iterations, has not left the majority "
-                          "class yet). Usual causes: a learning rate too high "
-                          "(solver.base_lr {:g}: try 10x smaller), classes too unbalanced (try model.class_weights "
+                          "class yet). Usual causes: a learning rate far too high (solver.base_lr {:g}: try 10x smaller) or so "
+                          "low that nothing moves, classes too unbalanced (try model.class_weights "
                           "\"median_frequency\"), or labels that are mostly void (check with fcn inspect-data)",
                           iter, single_class_streak_, top->name,
                           100.0 * static_cast<double>(top->pred_pixels) / static_cast<double>(predicted),
