@@ -37,7 +37,8 @@ miou=$(/usr/bin/python3 -c "import json,sys; print('%.3f' % json.load(open(sys.a
 cat <<DONE
 
 Done in $(( $(date +%s) - start )) s. Validation mean IoU: $miou
-  run directory:   $run  (config.json, metrics.jsonl, curves.png, val_samples.png, checkpoints/, final.safetensors)
+  run directory:   $run  (config.json, run.json, metrics.jsonl, curves.png, val_samples.png, checkpoints/, final.safetensors)
+  run report:      $run/report.html  (open it in a browser: curves, per-class IoU, confusion matrix, diagnostics)
   evaluation:      $run/eval.json, predicted masks in $run/predictions/
   one prediction:  $run/predict_$image_id.png and its overlay $run/overlay_$image_id.png
 Next: build/fcn --help, or train on Pascal VOC (README: "Training on Pascal VOC").

@@ -374,7 +374,7 @@ std::string samples_section(const std::string& png) {
 // ---- diagnostics ----
 
 // The newest step whose diagnostics hold `field`.
-const NamedValues* latest(const std::vector<StepRecord>& steps, NamedValues StepDiagnostics::*field, int64_t& iter) {
+const NamedValues* latest(const std::vector<StepRecord>& steps, NamedValues LoggedDiagnostics::*field, int64_t& iter) {
   for (auto it = steps.rbegin(); it != steps.rend(); ++it)
     if (!(it->diag.*field).empty()) {
       iter = it->iter;
@@ -383,7 +383,7 @@ const NamedValues* latest(const std::vector<StepRecord>& steps, NamedValues Step
   return nullptr;
 }
 
-std::string layer_bars(const std::vector<StepRecord>& steps, NamedValues StepDiagnostics::*field,
+std::string layer_bars(const std::vector<StepRecord>& steps, NamedValues LoggedDiagnostics::*field,
                        const std::string& what, bool band) {
   int64_t iter = 0;
   const NamedValues* values = latest(steps, field, iter);
@@ -427,9 +427,9 @@ std::string warnings_list(const std::vector<WarningRecord>& warnings) {
 std::string diagnostics_section(const RunRecords& r) {
   std::string body = "<h3>Warnings</h3>" + warnings_list(r.warnings);
   body += "<div class=\"grid2\"><div><h3>Gradient norms</h3>" +
-          layer_bars(r.steps, &StepDiagnostics::grad_norm, "gradient L2 norm", false) + "</div>";
+          layer_bars(r.steps, &LoggedDiagnostics::grad_norm, "gradient L2 norm", false) + "</div>";
   body += "<div><h3>Update / weight ratio</h3>" +
-          layer_bars(r.steps, &StepDiagnostics::update_ratio, "||update|| / ||weight||", true) +
+          layer_bars(r.steps, &LoggedDiagnostics::update_ratio, "||update|| / ||weight||", true) +
           fmt::format("<p class=\"note\">shaded: the usual range {:g} .. {:g}</p></div></div>", kSaneRatioLow,
                       kSaneRatioHigh);
   body += "<h3>ReLU zero fraction</h3>" + relu_zero_chart(r.steps);

@@ -23,7 +23,8 @@ namespace fcn {
 // name -> value in the order the file lists them (layer order).
 using NamedValues = std::vector<std::pair<std::string, double>>;
 
-struct StepDiagnostics {
+// The "diag" of a step record as logged (diagnostics.hpp makes them).
+struct LoggedDiagnostics {
   NamedValues grad_norm;     // L2 norm of each param's gradient
   NamedValues update_ratio;  // ||update|| / ||weight|| of the last SGD step
   NamedValues relu_zero;     // fraction of zero ReLU outputs per block
@@ -36,7 +37,7 @@ struct StepRecord {
   double loss = std::numeric_limits<double>::quiet_NaN();
   double lr = std::numeric_limits<double>::quiet_NaN();
   double images_per_s = std::numeric_limits<double>::quiet_NaN();
-  StepDiagnostics diag;
+  LoggedDiagnostics diag;
 };
 
 struct ValidationRecord {
