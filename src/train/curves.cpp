@@ -9,6 +9,7 @@
 
 #include "fcn/core/error.hpp"
 #include "fcn/io/safetensors.hpp"
+#include "fcn/train/svg_chart.hpp"
 
 namespace fcn {
 
@@ -30,15 +31,6 @@ struct Axes {
     return {static_cast<int>(std::lround(px)), static_cast<int>(std::lround(py))};
   }
 };
-
-// A round tick step (1, 2 or 5 times a power of ten) giving at most `ticks` steps over `range`.
-double nice_step(double range, int ticks) {
-  const double raw = range / ticks;
-  const double power = std::pow(10.0, std::floor(std::log10(raw)));
-  for (double m : {1.0, 2.0, 5.0})
-    if (m * power >= raw) return m * power;
-  return 10.0 * power;
-}
 
 std::string number(double v) {
   char buf[32];

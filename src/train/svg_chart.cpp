@@ -36,15 +36,6 @@ struct Scale {
   bool shows(double v) const { return std::isfinite(v) && (!log || v > 0); }
 };
 
-// A round step (1, 2 or 5 times a power of ten) giving about `ticks` steps over `range`.
-double nice_step(double range, int ticks) {
-  const double raw = range / ticks;
-  const double power = std::pow(10.0, std::floor(std::log10(raw)));
-  for (double m : {1.0, 2.0, 5.0})
-    if (m * power >= raw) return m * power;
-  return 10.0 * power;
-}
-
 // The tick values of a scale: round linear steps, or the decades of a log axis.
 std::vector<double> ticks(const Scale& s) {
   std::vector<double> out;
@@ -290,6 +281,14 @@ std::string svg_heat_map(const std::string& id, const std::vector<std::string>& 
       fmt::format("<text class=\"axis\" x=\"{}\" y=\"{}\">rows: ground truth; columns: prediction; % of the row</text>",
                   px(8), px(size + 12));
   return out + "</svg><figcaption>confusion matrix of the last validation</figcaption></figure>\n";
+}
+
+double nice_step(double range, int ticks) {
+  const double raw = range / ticks;
+  const double power = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0})
+    if (m * power >= raw) return m * power;
+  return 10.0 * power;
 }
 
 }  // namespace fcn

@@ -40,6 +40,10 @@ struct LineChart {
 // maximum of each bucket, so spikes stay visible.
 std::string svg_line_chart(const LineChart& chart, const std::vector<ChartSeries>& series);
 
+// A round tick step (1, 2 or 5 times a power of ten) giving at most `ticks`
+// steps over `range` (curves.png uses it too).
+double nice_step(double range, int ticks);
+
 struct BarGroup {
   std::string label;
   std::vector<double> values;  // one bar per series of the chart
