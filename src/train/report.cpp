@@ -50,8 +50,7 @@ code{font-size:.9em;word-break:break-all}
 figure{margin:6px 0 10px;overflow-x:auto}
 figure svg{display:block;width:100%;height:auto}
 figure.bars{max-width:760px}
-figure.heat{max-width:900px}
-figure.heat svg{min-width:540px}
+figure.heat svg{min-width:var(--heat-min)}
 figcaption{font-size:.85em;color:#555}
 svg text{font-family:inherit}
 svg .grid{stroke:#e6e8eb}

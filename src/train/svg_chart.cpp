@@ -261,8 +261,11 @@ std::string svg_heat_map(const std::string& id, const std::vector<std::string>& 
   auto label = [&](size_t i) { return i < labels.size() ? labels[i] : "class_" + std::to_string(i); };
   const double size = kMargin + kCell * static_cast<double>(n) + 8;
   const double width = size + 70;  // room for the last column label, slanted to the right
-  std::string out =
-      "<figure class=\"chart heat\" id=\"" + html_escape(id) + "\">" + svg_open("confusion matrix", width, size + 20);
+  // drawn at its own size at most (a 5-class matrix is not blown up to the
+  // page width); a large one keeps 540 px on a phone and scrolls sideways
+  std::string out = fmt::format("<figure class=\"chart heat\" id=\"{}\" style=\"max-width:{}px;--heat-min:{}px\">",
+                                html_escape(id), px(width), px(std::min(width, 540.0))) +
+                    svg_open("confusion matrix", width, size + 20);
   for (size_t i = 0; i < n; ++i) {
     const double at = kMargin + kCell * static_cast<double>(i) + kCell / 2;
     out += fmt::format("<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", px(kMargin - 6),
