@@ -34,9 +34,7 @@ Shape MaxPoolLayer::reshape(const std::vector<Shape>& input_shapes) {
   }
   if (in[2] > std::numeric_limits<int32_t>::max() / std::max<int64_t>(in[3], 1))  // not in[2] * in[3]: overflow
     fail_shape("input plane too large for 32-bit argmax indices", input_shapes);
-  const Shape out_shape{in[0], in[1], out[0], out[1]};
-  argmax_.resize(shape_numel(out_shape));
-  return out_shape;
+  return {in[0], in[1], out[0], out[1]};
 }
 
 namespace {
@@ -62,6 +60,9 @@ cpu::PoolGeometry geometry(const Shape& in, const Shape& out, const std::array<i
 
 void MaxPoolLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
   const auto g = geometry(inputs[0]->shape(), output.shape(), kernel_, stride_, pad_);
+  // sized here, not in reshape: a graph that only plans its memory (the
+  // estimate of a 48-megapixel photo) must not fill gigabytes of indices
+  argmax_.resize(static_cast<size_t>(output.numel()));
   cpu::max_pool_forward(g, inputs[0]->data(), output.data(), argmax_.data());
 }
 
