@@ -43,7 +43,7 @@ EOF
 echo "== a second train on a used --out is refused and changes nothing"
 "$fcn" train --config tiny.json --out run 2>first.log || { cat first.log; fail "first run"; }
 before=$(fingerprint run)
-refused "train into a finished run" 'run: already holds a run \(config\.json, metrics\.jsonl, .*--overwrite' \
+refused "train into a finished run" 'run: already holds a run \(config\.json, run\.json, metrics\.jsonl and [0-9]+ more\).*--overwrite' \
   "$fcn" train --config tiny.json --out run --set solver.max_iter=2
 [[ "$(fingerprint run)" == "$before" ]] || fail "the refused train changed the first run's files"
 refused "resume with another config" 'holds a run with another config' \
