@@ -7,6 +7,7 @@ Relative error = max |fcn - torch| / max(max |torch|, 1e-6) per tensor."""
 import argparse
 import json
 import os
+import shutil
 import random
 import subprocess
 import sys
@@ -184,6 +185,10 @@ def main():
     results = [check(a.fcn, a.seed + i, workdir) for i in range(a.count)]
     failed = results.count(False)
     print(f"{results.count(True)} passed, {failed} failed")
+    if failed and not a.keep:
+        print(f"the failing cases' files are kept in {workdir}")
+    elif not a.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
     sys.exit(1 if failed else 0)
 
 

@@ -96,6 +96,7 @@ def _note_failure(kind, value, traceback):
 
 def _compare(scratch, committed):
     if _script_failed:
+        shutil.rmtree(os.path.dirname(scratch), ignore_errors=True)
         print(f"FAIL {os.path.basename(sys.argv[0])} --check: the script stopped with an error")
         sys.stdout.flush()
         os._exit(1)

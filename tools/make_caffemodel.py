@@ -20,8 +20,10 @@ InnerProduct fc6/fc7/fc8, Softmax "prob", NetParameter.input).
 text prototxt (and the caffemodel then keeps only names and blobs).
 """
 import argparse
+import atexit
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,6 +45,7 @@ def compile_schema(packed):
     if not packed:
         text = text.replace(" [packed = true]", "").replace("package fcn.caffe;", "package fcn.caffe_unpacked;")
     work = tempfile.mkdtemp(prefix="fcn_caffe_proto_")
+    atexit.register(shutil.rmtree, work, True)  # the module stays loaded; its files need not
     with open(os.path.join(work, name + ".proto"), "w") as f:
         f.write(text)
     subprocess.run(["protoc", "--python_out=" + work, "-I" + work, name + ".proto"], check=True)
