@@ -59,12 +59,6 @@ struct SizeRange {
   ImageSize min, median, max;  // per dimension; the median of an even count is the lower middle
 };
 
-std::string describe_sources(const std::vector<DataSource>& sources) {
-  std::string text;
-  for (const DataSource& s : sources) text += (text.empty() ? "" : " + ") + s.format + " " + s.root + " " + s.split;
-  return text;
-}
-
 SplitReport inspect_split(const std::string& name, const Config& config, std::vector<DataSource> sources,
                           int threads) {
   SplitReport report;

@@ -128,6 +128,12 @@ std::vector<DataSource> split_sources(const DataConfig& config, const std::strin
   return sources;
 }
 
+std::string describe_sources(const std::vector<DataSource>& sources) {
+  std::string text;
+  for (const DataSource& s : sources) text += (text.empty() ? "" : " + ") + s.format + " " + s.root + " " + s.split;
+  return text;
+}
+
 Dataset::~Dataset() = default;
 Dataset::Dataset(Dataset&&) noexcept = default;
 

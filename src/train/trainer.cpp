@@ -203,13 +203,9 @@ void Trainer::print_header() {
   }
   const SolverConfig& s = solver_config_;
   const int64_t val_images = val_set_ ? static_cast<int64_t>(val_set_->size()) : 0;
-  const auto describe = [](const std::vector<DataSource>& sources) {
-    std::string text;
-    for (const auto& s : sources) text += (text.empty() ? "" : " + ") + s.format + " " + s.root + " " + s.split;
-    return text;
-  };
+  const DataConfig& data = options_.config.data;
   spdlog::info("data: {} train images ({}), {} val images ({}){}", train_set_->size(),
-               describe(train_sources(options_.config.data)), val_images, describe(val_sources(options_.config.data)),
+               describe_sources(train_sources(data)), val_images, describe_sources(val_sources(data)),
                s.val_limit > 0 && val_images > s.val_limit ? ", validating on the first " + std::to_string(s.val_limit) : "");
   spdlog::info("solver: base_lr {:g} ({}), momentum {:g}, weight_decay {:g}, iter_size {}, {} iterations, seed {}",
                s.base_lr, s.lr_policy, s.momentum, s.weight_decay, s.iter_size, s.max_iter, s.seed);
@@ -229,8 +225,8 @@ void Trainer::print_header() {
   run_info_.machine = describe_machine(threads_);
   run_info_.model = {{"name", name}, {"num_classes", model.zoo.num_classes}, {"params", total},
                      {"trainable", trainable}, {"precision", "fp32"}};
-  run_info_.data = {{"train", describe(train_sources(options_.config.data))},
-                    {"val", describe(val_sources(options_.config.data))},
+  run_info_.data = {{"train", describe_sources(train_sources(data))},
+                    {"val", describe_sources(val_sources(data))},
                     {"train_images", train_set_->size()},
                     {"val_images", val_images}};
   if (!model.resolved_class_weights.empty()) run_info_.class_weights = model.resolved_class_weights;

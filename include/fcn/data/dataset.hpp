@@ -67,6 +67,8 @@ std::vector<DataSource> val_sources(const DataConfig& config);
 // The sources of a named split: the val sources' datasets (or the single
 // root) with that split.
 std::vector<DataSource> split_sources(const DataConfig& config, const std::string& split);
+// "voc data/voc train + sbd data/sbd train", for logs and reports.
+std::string describe_sources(const std::vector<DataSource>& sources);
 
 const std::vector<std::string>& voc_class_names();
 // config.class_names when given (it must have num_classes names), else VOC's
