@@ -22,7 +22,6 @@
 #include "fcn/io/image_io.hpp"
 #include "fcn/eval/evaluate_split.hpp"
 #include "fcn/eval/metrics.hpp"
-#include "fcn/io/safetensors.hpp"
 
 namespace fcn::cli {
 
@@ -67,14 +66,7 @@ std::vector<std::string> class_names_for(const EvalArgs& args, int64_t num_class
 // `json_out` ("-": as the last line on stdout).
 void report_scores(const Scores& scores, const std::string& json_out) {
   std::fputs(format_scores(scores).c_str(), stdout);
-  if (json_out.empty()) return;
-  const std::string text = scores_to_json(scores).dump();
-  if (json_out == "-") {
-    std::printf("%s\n", text.c_str());
-  } else {
-    write_file_atomic(json_out, text + "\n");
-    spdlog::info("wrote {}", json_out);
-  }
+  if (!json_out.empty()) write_json_report(json_out, scores_to_json(scores));
 }
 
 void run_pred_dir_eval(const EvalArgs& args) {

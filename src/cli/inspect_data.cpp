@@ -3,8 +3,6 @@
 // median-frequency weights and everything that would stop training.
 // Exit 0: training can start (warnings allowed); exit 1: problems, one line
 // each saying what to fix.
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -15,11 +13,11 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/output_files.hpp"
 #include "fcn/core/progress.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/data/class_frequency.hpp"
 #include "fcn/data/dataset.hpp"
-#include "fcn/io/safetensors.hpp"
 #include "fcn/model/config.hpp"
 
 namespace fcn::cli {
@@ -316,16 +314,6 @@ json split_json(const SplitReport& split, const std::vector<std::string>& names)
   return out;
 }
 
-void write_json(const std::string& json_out, const json& report) {
-  const std::string text = report.dump();
-  if (json_out == "-") {
-    std::printf("%s\n", text.c_str());
-    return;
-  }
-  write_file_atomic(json_out, text + "\n");
-  spdlog::info("wrote {}", json_out);
-}
-
 void run_inspect_data(const InspectArgs& args) {
   const Config config = load_config(args.config_file, args.overrides);
   const int64_t classes = config.model.zoo.num_classes;
@@ -361,7 +349,7 @@ void run_inspect_data(const InspectArgs& args) {
   if (!args.json_out.empty()) {
     json duplicates_json = json::array();
     for (const Duplicate& d : duplicates) duplicates_json.push_back({{"id", d.id}, {"same_file", d.same_file}});
-    write_json(args.json_out, {{"config", args.config_file},
+    write_json_report(args.json_out, {{"config", args.config_file},
                                {"num_classes", classes},
                                {"ignore_label", config.data.ignore_label},
                                {"class_names", names},
