@@ -4,16 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
-#include <sstream>
 
 #include "fcn/core/error.hpp"
 #include "fcn/io/palette.hpp"
 #include "fcn/io/safetensors.hpp"
 #include "fcn/train/html.hpp"
+#include "fcn/train/run_info.hpp"
 #include "fcn/train/run_records.hpp"
 #include "fcn/train/svg_chart.hpp"
 
@@ -112,22 +110,8 @@ std::string text_of(const Json& value) {
   return html_escape(value.dump());
 }
 
-// "2026-12-03T03:00:00Z" -> seconds since the epoch; NaN when it does not parse.
-double parse_utc(const Json& value) {
-  if (!value.is_string()) return std::nan("");
-  std::tm tm{};
-  std::istringstream in(value.get<std::string>());
-  in >> std::get_time(&tm, "%Y-%m-%dT%H:%M:%S");
-  return in.fail() ? std::nan("") : static_cast<double>(timegm(&tm));
-}
-
-std::string format_duration(double seconds) {
-  if (!std::isfinite(seconds) || seconds < 0) return "";
-  const long long s = std::llround(seconds);
-  if (s >= 86400) return fmt::format("{}d {}h{:02}m", s / 86400, s / 3600 % 24, s / 60 % 60);
-  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
-  return fmt::format("{}m{:02}s", s / 60, s % 60);
-}
+// seconds since the epoch of a run.json time; NaN when it is not one.
+double utc_seconds(const Json& value) { return value.is_string() ? parse_utc_timestamp(value.get<std::string>()) : std::nan(""); }
 
 std::string hex_color(const Rgb& rgb) { return fmt::format("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2]); }
 
@@ -178,10 +162,11 @@ std::string timing_text(const Json& run) {
   const Json& last = finished.is_null() ? member(run, "updated") : finished;
   std::string out = "started " + (started.is_null() ? "?" : text_of(started));
   if (!last.is_null()) out += (finished.is_null() ? ", updated " : ", finished ") + text_of(last);
-  const std::string duration = format_duration(parse_utc(last) - parse_utc(started));
-  if (!duration.empty()) out += "; ran " + duration;
+  const double ran = utc_seconds(last) - utc_seconds(started);
+  if (std::isfinite(ran) && ran >= 0) out += "; ran " + format_duration(ran);
   const Json& eta = member(run, "eta_s");
-  if (member(run, "state") == "running" && eta.is_number()) out += "; ETA " + format_duration(eta.get<double>());
+  if (member(run, "state") == "running" && eta.is_number() && eta.get<double>() >= 0)
+    out += "; ETA " + format_duration(eta.get<double>());
   return out;
 }
 

@@ -2,8 +2,14 @@
 
 #include <unistd.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
 #include <ctime>
 #include <fstream>
+#include <iomanip>
+#include <sstream>
 #include <thread>
 
 #include "fcn/cpu/blas_kernel.hpp"
@@ -49,6 +55,20 @@ std::string utc_timestamp() {
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return text;
+}
+
+double parse_utc_timestamp(const std::string& text) {
+  std::tm utc{};
+  std::istringstream in(text);
+  in >> std::get_time(&utc, "%Y-%m-%dT%H:%M:%S");
+  return in.fail() ? std::nan("") : static_cast<double>(timegm(&utc));
+}
+
+std::string format_duration(double seconds) {
+  const long long s = std::llround(std::max(0.0, seconds));
+  if (s >= 86400) return fmt::format("{}d {}h{:02}m", s / 86400, s / 3600 % 24, s / 60 % 60);
+  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+  return fmt::format("{}m{:02}s", s / 60, s % 60);
 }
 
 nlohmann::json describe_machine(int threads) {

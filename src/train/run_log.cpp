@@ -8,6 +8,7 @@
 
 #include "fcn/core/error.hpp"
 #include "fcn/io/safetensors.hpp"
+#include "fcn/train/run_info.hpp"
 
 namespace fcn {
 
@@ -16,16 +17,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string duration_str(double seconds) {
-  const long long s = std::llround(std::max(0.0, seconds));
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", s / 3600, s / 60 % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", s / 60, s % 60);
-  return buf;
-}
 
 double number_or_nan(const nlohmann::json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
 
@@ -113,7 +104,7 @@ void RunLog::print_progress(int64_t iter, double lr, bool keep) {
   const double images_per_s = window_steps_ * iter_size_ / std::max(1e-9, seconds_since(window_start_));
   std::fprintf(stderr, "%siter %lld/%lld  loss %.4f  lr %.3g  %.1f img/s  ETA %s%s", tty_ ? "\r\033[K" : "",
                static_cast<long long>(iter), static_cast<long long>(max_iter_), window_mean_loss(), lr,
-               images_per_s, duration_str(eta_seconds(iter)).c_str(), keep ? "\n" : "");
+               images_per_s, format_duration(eta_seconds(iter)).c_str(), keep ? "\n" : "");
   std::fflush(stderr);
   line_open_ = !keep;
 }

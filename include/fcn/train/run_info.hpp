@@ -29,6 +29,10 @@ struct RunInfo {
 
 // Now, UTC, "2026-12-03T04:05:06Z".
 std::string utc_timestamp();
+// The inverse: seconds since the epoch; NaN when `text` is not such a time.
+double parse_utc_timestamp(const std::string& text);
+// A duration for people: "4m05s", "2h05m", "3d 4h05m" (seconds >= 0).
+std::string format_duration(double seconds);
 // {"host", "cpu" (/proc/cpuinfo's model name), "cores", "threads", "blas"}.
 nlohmann::json describe_machine(int threads);
 // DIR/run.json, atomically.
