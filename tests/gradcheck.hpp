@@ -22,6 +22,16 @@
 
 namespace fcn::testing {
 
+// A [1, 3, h, w] network input of normal(0, 50) values, about the spread of
+// mean-subtracted pixels (whole-net tests: import, export).
+inline Tensor random_image(int64_t h, int64_t w, uint64_t seed) {
+  Tensor image({1, 3, h, w});
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal(0.f, 50.f);
+  for (int64_t i = 0; i < image.numel(); ++i) image.data()[i] = normal(rng);
+  return image;
+}
+
 // Uniform values in [lo, hi]; with min_gap > 0 the values are additionally
 // kept at least min_gap apart from each other and from zero (for kinks).
 inline Tensor random_tensor(const Shape& shape, std::mt19937_64& rng, float lo = -1.f, float hi = 1.f,

@@ -17,6 +17,7 @@
 #include "fcn/model/caffe_import.hpp"
 #include "fcn/model/model_zoo.hpp"
 #include "fcn/model/weights.hpp"
+#include "gradcheck.hpp"
 
 using namespace fcn;
 namespace fs = std::filesystem;
@@ -77,14 +78,6 @@ Tensor scores(Graph& graph, const Tensor& image) {
   return graph.blob(score_blob_name(graph));
 }
 
-Tensor random_image(int64_t h, int64_t w, uint64_t seed) {
-  Tensor image({1, 3, h, w});
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.f, 50.f);
-  for (int64_t i = 0; i < image.numel(); ++i) image.data()[i] = normal(rng);
-  return image;
-}
-
 double relative_difference(const Tensor& a, const Tensor& b) {
   REQUIRE(a.shape() == b.shape());
   double diff = 0, scale = 0;
@@ -116,7 +109,7 @@ TEST_CASE("the reference's VOC nets import with the written weights and score as
       {"fcn8s", "--dims shape --floats double"},
       {"fcn8s-atonce", "--dims legacy --floats packed"},
   };
-  const Tensor image = random_image(67, 91, 7);
+  const Tensor image = testing::random_image(67, 91, 7);
   for (const auto& item : cases) {
     const std::string arch = item.first;
     INFO(arch << " " << item.second);
@@ -168,7 +161,7 @@ TEST_CASE("VGG16 in Caffe's V1 layout: InnerProduct becomes a 7x7 conv and initi
   const CaffeImport again = import_caffe(current);
   CHECK(again.graph == imported.graph);
   check_weights_equal(again, dir / "vgg_v1.safetensors");
-  const Tensor image = random_image(224, 224, 3);
+  const Tensor image = testing::random_image(224, 224, 3);
   Graph a(imported.graph), b(again.graph);
   SafetensorsFile weights;
   for (const auto& w : imported.weights) weights.tensors[w.first] = w.second;

@@ -5,12 +5,13 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <opencv2/dnn.hpp>
-#include <random>
 
 #include "fcn/core/error.hpp"
+#include "fcn/eval/inference.hpp"
 #include "fcn/graph/graph.hpp"
 #include "fcn/model/model_zoo.hpp"
 #include "fcn/model/onnx_export.hpp"
+#include "gradcheck.hpp"
 
 using namespace fcn;
 
@@ -27,22 +28,6 @@ json zoo_spec(const std::string& arch) {
   return build_fcn_graph(spec);
 }
 
-Tensor random_image(int64_t h, int64_t w, uint64_t seed) {
-  Tensor image({1, 3, h, w});
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal(0.f, 50.f);
-  for (int64_t i = 0; i < image.numel(); ++i) image.data()[i] = normal(rng);
-  return image;
-}
-
-Tensor fcn_scores(Graph& graph, const Tensor& image) {
-  graph.reshape({{"data", image.shape()}, {"label", {1, 1, image.h(), image.w()}}});
-  std::copy(image.data(), image.data() + image.numel(), graph.blob("data").data());
-  graph.blob("label").fill(0.f);
-  graph.forward(Mode::test);
-  return graph.blob(score_blob_name(graph));
-}
-
 cv::Mat opencv_scores(const std::string& model, const Tensor& image) {
   const std::vector<uchar> buffer(model.begin(), model.end());
   cv::dnn::Net net = cv::dnn::readNetFromONNX(buffer);
@@ -56,14 +41,14 @@ cv::Mat opencv_scores(const std::string& model, const Tensor& image) {
 
 TEST_CASE("OpenCV dnn runs the fixed-size ONNX export of every zoo net with fcn's scores") {
   const int64_t h = 67, w = 91;  // odd sizes: every crop offset and ceil-mode pool matters
-  const Tensor image = random_image(h, w, 11);
+  const Tensor image = testing::random_image(h, w, 11);
   for (const std::string arch : {"fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce"}) {
     INFO(arch);
     const json spec = zoo_spec(arch);
     Graph graph(spec);
     graph.reshape({{"data", image.shape()}, {"label", {1, 1, h, w}}});
     graph.init_params(17);
-    const Tensor expected = fcn_scores(graph, image);
+    const Tensor expected = infer_scores(graph, image);
     REQUIRE(expected.shape() == Shape{1, 5, h, w});
     const std::string model = onnx_model_bytes(graph, spec, {h, w});
     const cv::Mat got = opencv_scores(model, image);
@@ -113,7 +98,7 @@ TEST_CASE("OpenCV dnn runs an explicit graph's leaky ReLU, explicit crops, weigh
     {"name": "sc", "type": "scale", "inputs": ["s"], "value": 3},
     {"name": "d", "type": "deconv", "inputs": ["sc"], "num_output": 2, "kernel": 4, "stride": 2, "bias_init": {"type": "gaussian", "std": 1}},
     {"name": "score", "type": "crop", "inputs": ["d", "data"], "offset": 1}]})");
-  const Tensor image = random_image(9, 13, 5);
+  const Tensor image = testing::random_image(9, 13, 5);
   Graph graph(spec);
   graph.reshape({{"data", image.shape()}});
   graph.init_params(23);
