@@ -131,15 +131,23 @@ void Trainer::open_datasets() {
 void Trainer::resolve_class_weights() {
   ModelConfig& model = options_.config.model;
   if (!model.median_frequency()) return;
+  // rank 0 reads the labels; the other ranks add zeros to its weights
+  std::vector<double> weights(static_cast<size_t>(model.zoo.num_classes), 0.0);
+  if (comm_.is_root()) weights = count_median_frequency_weights();
+  if (comm_.distributed()) comm_.allreduce_sum(weights.data(), weights.size());
+  model.resolved_class_weights = weights;
+}
+
+std::vector<double> Trainer::count_median_frequency_weights() const {
   Progress progress("class frequencies", train_set_->size());
   const LabelStats stats =
       collect_label_stats(*train_set_, threads_, [&](size_t done, size_t) { progress.update(done); });
   if (!stats.unreadable.empty())
     throw Error("model.class_weights \"median_frequency\": cannot read " + stats.unreadable.front());
-  model.resolved_class_weights = median_frequency_weights(stats);
   for (int64_t c = 0; c < stats.num_classes; ++c)
     if (stats.class_pixels[c] == 0)
       spdlog::warn("class {} has no pixel in the training labels: its median-frequency weight is 0", c);
+  return median_frequency_weights(stats);
 }
 
 void Trainer::build_graph() {
@@ -248,7 +256,8 @@ void Trainer::update_run_info(const std::string& state, int64_t iter) {
   }
 }
 
-void Trainer::write_report() const {
+void Trainer::publish_state(const std::string& state, int64_t iter) {
+  update_run_info(state, iter);
   if (!comm_.is_root()) return;
   try {
     write_run_report(options_.out_dir);
@@ -375,8 +384,7 @@ Scores Trainer::validate(int64_t iter) {
   write_image(options_.out_dir + "/val_samples.png", sample_grid(rows));
   log_->validation(iter, scores, matrix);
   warn(iter, monitor_->after_validation(iter, scores));
-  update_run_info("running", iter);
-  write_report();
+  publish_state("running", iter);
   return scores;
 }
 
@@ -430,8 +438,7 @@ void Trainer::finish(double lr, TrainResult& result) {
   if (!comm_.is_root()) return;
   fcn::save_checkpoint(result.final_weights, *graph_, nullptr, {iter, lr, config_hash_, solver_config_.seed});
   log_->write_curves();
-  update_run_info("finished", iter);
-  write_report();
+  publish_state("finished", iter);
   spdlog::info("done: {} iterations; final weights {}", iter, result.final_weights);
 }
 
@@ -446,7 +453,6 @@ void Trainer::train_step(int64_t step, double lr, TrainResult& result) {
   StepDiagnostics diagnostics;
   if (diagnose) {
     diagnostics.relu_zero = relu_zeros->zero_fractions();
-    relu_zeros.reset();
     const double samples = static_cast<double>(solver_config_.iter_size * comm_.size());
     diagnostics.grad_norm = gradient_norms(graph_->params(), 1.0 / samples);
   }
@@ -471,8 +477,7 @@ TrainResult Trainer::run() {
   try {
     return run_steps();
   } catch (...) {
-    update_run_info("failed", completed_iter_);
-    write_report();
+    publish_state("failed", completed_iter_);
     throw;
   }
 }
@@ -494,8 +499,7 @@ TrainResult Trainer::run_steps() {
     if (last_saved_iter_ != result.iter) result.checkpoint = save_checkpoint(result.iter, lr);
     if (!log_) return result;
     log_->write_curves();
-    update_run_info("stopped", result.iter);
-    write_report();
+    publish_state("stopped", result.iter);
     log_->break_line();
     spdlog::warn("stopped by {} after iteration {}; resume with:\n  {}", signal_name(result.stop_signal), result.iter,
                  resume_command(result.checkpoint));

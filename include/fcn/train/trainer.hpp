@@ -115,10 +115,13 @@ class Trainer {
   void warn(int64_t iter, const std::optional<TrainingWarning>& warning);
   // DIR/run.json with this state (rank 0).
   void update_run_info(const std::string& state, int64_t iter);
-  // DIR/report.html from the run's files (rank 0); a failure only warns.
-  void write_report() const;
-  // "median_frequency" -> weights from the training labels (class_frequency.hpp).
+  // update_run_info, then DIR/report.html from the run's files (rank 0; a
+  // failure to write only warns).
+  void publish_state(const std::string& state, int64_t iter);
+  // "median_frequency" -> weights from the training labels (class_frequency.hpp),
+  // counted once by rank 0 and shared with the other ranks.
   void resolve_class_weights();
+  std::vector<double> count_median_frequency_weights() const;
   void start_loader();
   void after_step(int64_t iter, double lr, TrainResult& result);
   void finish(double lr, TrainResult& result);
