@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The dynamic ONNX export run by ONNX Runtime (npm onnxruntime-node, the
-# benchmark's cache: see /work/shared/bench/ort_fcn.sh) at two image sizes,
+# cache the ONNX Runtime benchmark anchor, bench/ort_fcn.sh, installs into) at two image sizes,
 # against fcn forward's scores for the same image: within 1e-4 relative
 # (max abs diff / max abs). FCN-8s at-once, width 0.25: its Scale layers
 # export as Mul. Skips (exit 77) where node or onnxruntime-node is missing;
