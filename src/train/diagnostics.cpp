@@ -3,18 +3,13 @@
 #include <cctype>
 #include <cmath>
 
+#include "fcn/cpu/elementwise.hpp"
+
 namespace fcn {
 
 namespace {
 
-double l2_norm(const Tensor& t) {
-  double sum = 0;
-  const float* v = t.data();
-  const int64_t n = t.numel();
-#pragma omp parallel for reduction(+ : sum) schedule(static) if (n >= (1 << 16))
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(v[i]) * v[i];
-  return std::sqrt(sum);
-}
+double l2_norm(const Tensor& t) { return std::sqrt(cpu::dot(t.data(), t.data(), t.numel())); }
 
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
