@@ -132,7 +132,6 @@ void RunLog::validation(int64_t iter, const Scores& s, const ConfusionMatrix& ma
 }
 
 void RunLog::warning(int64_t iter, const std::string& kind, const std::string& message) {
-  warned_kinds_.insert(kind);
   append({{"iter", iter}, {"warning", {{"kind", kind}, {"message", message}}}});
   break_line();
   spdlog::warn("{}", message);

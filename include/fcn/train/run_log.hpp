@@ -42,8 +42,8 @@ class RunLog {
   // process's pace (seconds).
   double images_per_s() const { return last_images_per_s_; }
   double eta_seconds(int64_t iter) const;
-  // The kinds of the warnings already in the records (a resumed run does not
-  // give them again).
+  // The kinds of the warnings in the records kept from before start_iter (a
+  // resumed run does not give them again; the monitor tracks the new ones).
   const std::set<std::string>& warned_kinds() const { return warned_kinds_; }
   // Ends a progress line rewritten in place, before other output.
   void break_line();
