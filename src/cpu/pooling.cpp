@@ -73,11 +73,13 @@ inline void pool_2x2_16(const PoolGeometry& g, const float* plane, int64_t oy, i
 
 void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* argmax) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+#if defined(__AVX512F__)
   // 2x2 stride 2 without padding: whole windows in the first in_h/2 rows and in_w/2 columns
   const bool two_by_two =
       g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0;
   const int64_t full_rows = two_by_two ? std::min(g.out_h, g.in_h / 2) : 0;
   const int64_t full_cols = two_by_two ? std::min(g.out_w, g.in_w / 2) : 0;
+#endif
 #pragma omp parallel for schedule(static) if (g.planes * out_plane >= kParallelMin)
   for (int64_t p = 0; p < g.planes; ++p) {
     const float* plane = x + p * in_plane;
