@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "fcn/core/onnx_emitter.hpp"
 #include "fcn/core/spec_reader.hpp"
 #include "fcn/core/tensor.hpp"
 
@@ -81,6 +82,11 @@ class Layer {
   // (on false); returns whether it does. The graph asks when a ReLU runs in
   // place over the output, to save that ReLU a pass over the blob.
   virtual bool rectify_output(bool on) { return false; }
+  // The other side of that fusion: a layer that computes max(x, 0) in place
+  // (a ReLU of slope 0) says so here, and is told by set_input_rectified
+  // whether its producer has already written the rectified values.
+  virtual bool is_rectifier() const { return false; }
+  virtual void set_input_rectified(bool on) {}
   // Whether backward reads the input values (false lets the graph free them).
   virtual bool backward_needs_inputs() const { return true; }
   virtual bool backward_needs_output() const { return false; }
@@ -89,11 +95,23 @@ class Layer {
   // Called by the graph before reshape with the coordinate maps of the input
   // blobs (relative to the graph inputs); crop "auto" derives its offset here.
   virtual void set_input_coord_maps(const std::vector<CoordMap>& input_maps) {}
-  // Multiply-adds x 2 of the last reshape (for describe, bench).
-  virtual double forward_flops() const { return 0.0; }
+  // Receptive field, per axis (h, w): how many pixels of its first input one
+  // output pixel reads (a 3x3 conv dilated 2: 5; a pointwise layer: 1).
+  // fcn describe and the tiling margin follow it through the graph.
+  virtual std::array<double, 2> input_extent() const { return {1, 1}; }  // TODO(contract): pure
+  // Multiply-adds x 2 of the last reshape (for describe, bench); 0 for a
+  // layer that only moves data.
+  virtual double forward_flops() const { return 0.0; }  // TODO(contract): pure
   // Bytes of the scratch buffer the layer's kernels need at the current
   // shapes (the im2col columns of a convolution), for memory estimates.
   virtual int64_t scratch_bytes() const { return 0; }
+  // Adds the layer's inference-mode computation to an ONNX model: `inputs`
+  // are the ONNX values of its inputs, `output` the value it must produce.
+  // A type without an exact ONNX form throws OnnxUnsupported saying why.
+  virtual void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                         const std::string& output) const {  // TODO(contract): pure
+    throw OnnxUnsupported(name_, "type '" + type() + "' has no ONNX export yet");
+  }
   // Random draws (dropout) come from this generator; the graph seeds it.
   void set_rng(std::mt19937_64* rng) { rng_ = rng; }
 
