@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <limits>
 
-#include "fcn/cpu/pooling.hpp"
 #include "fcn/layers/registry.hpp"
 
 namespace fcn {
@@ -17,49 +16,83 @@ int64_t pool_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad
   return out > INT64_MAX ? INT64_MAX : static_cast<int64_t>(out);
 }
 
-MaxPoolLayer::MaxPoolLayer(LayerContext context, std::array<int64_t, 2> kernel, std::array<int64_t, 2> stride,
-                           std::array<int64_t, 2> pad, bool ceil_mode)
-    : Layer(std::move(context)), kernel_(kernel), stride_(stride), pad_(pad), ceil_mode_(ceil_mode) {}
-
-Shape MaxPoolLayer::reshape(const std::vector<Shape>& input_shapes) {
-  expect_inputs(input_shapes, 1);
-  const Shape& in = input_shapes[0];
-  std::array<int64_t, 2> out{};
-  for (int axis = 0; axis < 2; ++axis) {
-    out[axis] = pool_output_size(in[2 + axis], kernel_[axis], stride_[axis], pad_[axis], ceil_mode_);
-    if (out[axis] < 1)
-      fail_shape(
-          "kernel " + std::to_string(kernel_[0]) + "x" + std::to_string(kernel_[1]) + " does not fit the padded input",
-          input_shapes);
-  }
-  if (in[2] > std::numeric_limits<int32_t>::max() / std::max<int64_t>(in[3], 1))  // not in[2] * in[3]: overflow
-    fail_shape("input plane too large for 32-bit argmax indices", input_shapes);
-  return {in[0], in[1], out[0], out[1]};
+bool ceil_mode_drops_window(int64_t in, int64_t kernel, int64_t stride, int64_t pad) {
+  const int64_t span = in + 2 * pad - kernel;
+  return span >= 0 && pool_output_size(in, kernel, stride, pad, true) < (span + stride - 1) / stride + 1;
 }
 
-namespace {
+bool ceil_mode_may_drop_window(int64_t kernel, int64_t stride, int64_t pad) {
+  // With in + 2*pad - kernel = q*stride + r, ceil mode's last window starts at
+  // (q + [r > 0])*stride - pad; it starts at in + pad or beyond when r > 0 and
+  // stride >= r + kernel - pad, so for some input exactly when stride > kernel - pad.
+  return stride > kernel - pad;
+}
 
-cpu::PoolGeometry geometry(const Shape& in, const Shape& out, const std::array<int64_t, 2>& kernel,
-                           const std::array<int64_t, 2>& stride, const std::array<int64_t, 2>& pad) {
+PoolOptions read_pool_options(SpecReader& reader) {
+  PoolOptions o;
+  if (!reader.has("kernel")) reader.fail("kernel", "missing required key");
+  o.kernel = reader.get_hw("kernel", {0, 0}, 1);
+  o.stride = reader.get_hw("stride", o.kernel, 1);
+  o.pad = reader.get_hw("pad", {0, 0}, 0);
+  for (int axis = 0; axis < 2; ++axis)
+    if (o.pad[axis] > o.kernel[axis] / 2)
+      reader.fail("pad", "must be <= kernel/2 (" + std::to_string(o.kernel[axis] / 2) + "), got " +
+                             std::to_string(o.pad[axis]));
+  o.ceil_mode = reader.get_bool("ceil_mode", true);
+  return o;
+}
+
+std::array<int64_t, 2> pool_output_hw(const Shape& input, const PoolOptions& o) {
+  std::array<int64_t, 2> out{};
+  for (int axis = 0; axis < 2; ++axis)
+    out[axis] = pool_output_size(input[2 + axis], o.kernel[axis], o.stride[axis], o.pad[axis], o.ceil_mode);
+  return out;
+}
+
+cpu::PoolGeometry pool_geometry(const Shape& in, const Shape& out, const PoolOptions& o) {
   cpu::PoolGeometry g;
   g.planes = in[0] * in[1];
   g.in_h = in[2];
   g.in_w = in[3];
   g.out_h = out[2];
   g.out_w = out[3];
-  g.kernel_h = kernel[0];
-  g.kernel_w = kernel[1];
-  g.stride_h = stride[0];
-  g.stride_w = stride[1];
-  g.pad_h = pad[0];
-  g.pad_w = pad[1];
+  g.kernel_h = o.kernel[0];
+  g.kernel_w = o.kernel[1];
+  g.stride_h = o.stride[0];
+  g.stride_w = o.stride[1];
+  g.pad_h = o.pad[0];
+  g.pad_w = o.pad[1];
   return g;
 }
 
-}  // namespace
+CoordMap pool_coord_map(const PoolOptions& o) {
+  CoordMap map;
+  for (int axis = 0; axis < 2; ++axis) {
+    map.scale[axis] = 1.0 / static_cast<double>(o.stride[axis]);
+    map.shift[axis] =
+        (static_cast<double>(o.pad[axis]) - static_cast<double>(o.kernel[axis] - 1) / 2.0) / static_cast<double>(o.stride[axis]);
+  }
+  return map;
+}
+
+MaxPoolLayer::MaxPoolLayer(LayerContext context, const PoolOptions& options)
+    : Layer(std::move(context)), options_(options) {}
+
+Shape MaxPoolLayer::reshape(const std::vector<Shape>& input_shapes) {
+  expect_inputs(input_shapes, 1);
+  const Shape& in = input_shapes[0];
+  const auto out = pool_output_hw(in, options_);
+  if (out[0] < 1 || out[1] < 1)
+    fail_shape("kernel " + std::to_string(options_.kernel[0]) + "x" + std::to_string(options_.kernel[1]) +
+                   " does not fit the padded input",
+               input_shapes);
+  if (in[2] > std::numeric_limits<int32_t>::max() / std::max<int64_t>(in[3], 1))  // not in[2] * in[3]: overflow
+    fail_shape("input plane too large for 32-bit argmax indices", input_shapes);
+  return {in[0], in[1], out[0], out[1]};
+}
 
 void MaxPoolLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
-  const auto g = geometry(inputs[0]->shape(), output.shape(), kernel_, stride_, pad_);
+  const auto g = pool_geometry(inputs[0]->shape(), output.shape(), options_);
   // sized here, not in reshape: a graph that only plans its memory (the
   // estimate of a 48-megapixel photo) must not fill gigabytes of indices
   argmax_.resize(static_cast<size_t>(output.numel()));
@@ -69,31 +102,12 @@ void MaxPoolLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& out
 void MaxPoolLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
                             const std::vector<Tensor*>& input_grads) {
   if (!input_grads[0]) return;
-  const auto g = geometry(input_grads[0]->shape(), output.shape(), kernel_, stride_, pad_);
+  const auto g = pool_geometry(input_grads[0]->shape(), output.shape(), options_);
   cpu::max_pool_backward(g, output_grad.data(), argmax_.data(), input_grads[0]->data());
 }
 
-CoordMap MaxPoolLayer::coord_map() const {
-  CoordMap map;
-  for (int axis = 0; axis < 2; ++axis) {
-    map.scale[axis] = 1.0 / static_cast<double>(stride_[axis]);
-    map.shift[axis] = (static_cast<double>(pad_[axis]) - static_cast<double>(kernel_[axis] - 1) / 2.0) /
-                      static_cast<double>(stride_[axis]);
-  }
-  return map;
-}
-
 std::unique_ptr<Layer> make_max_pool_layer(LayerContext context, SpecReader& reader) {
-  if (!reader.has("kernel")) reader.fail("kernel", "missing required key");
-  const auto kernel = reader.get_hw("kernel", {0, 0}, 1);
-  const auto stride = reader.get_hw("stride", kernel, 1);
-  const auto pad = reader.get_hw("pad", {0, 0}, 0);
-  for (int axis = 0; axis < 2; ++axis)
-    if (pad[axis] > kernel[axis] / 2)
-      reader.fail("pad",
-                  "must be <= kernel/2 (" + std::to_string(kernel[axis] / 2) + "), got " + std::to_string(pad[axis]));
-  const bool ceil_mode = reader.get_bool("ceil_mode", true);
-  return std::make_unique<MaxPoolLayer>(std::move(context), kernel, stride, pad, ceil_mode);
+  return std::make_unique<MaxPoolLayer>(std::move(context), read_pool_options(reader));
 }
 
 }  // namespace fcn
