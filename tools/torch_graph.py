@@ -18,7 +18,7 @@ def _hw(v, default):
 def _coord_map(layer):
     """(scale, shift) per axis: output coord = scale * input coord + shift."""
     t = layer["type"]
-    if t in ("conv", "max_pool"):
+    if t in ("conv", "max_pool", "avg_pool"):
         k = _hw(layer.get("kernel"), 1)
         s = _hw(layer.get("stride"), 1 if t == "conv" else k)
         p = _hw(layer.get("pad"), 0)
@@ -33,25 +33,41 @@ def _coord_map(layer):
     return [(1.0, 0.0), (1.0, 0.0)]
 
 
+_RUNNING = (".running_mean", ".running_var")
+
+
 class TorchGraph:
-    def __init__(self, spec, params):
-        """params: dict name -> np.ndarray (float32), e.g. 'conv1.weight'."""
+    def __init__(self, spec, params, dtype=torch.float32):
+        """params: dict name -> np.ndarray (float32), e.g. 'conv1.weight'; the
+        graph computes in `dtype` (float64: a reference for fcn's float32).
+        batch_norm's running statistics are buffers, which a training run updates."""
         self.spec = spec
-        self.params = {k: torch.tensor(np.asarray(v, dtype=np.float32), requires_grad=True) for k, v in params.items()}
+        self.dtype = dtype
+        self.train = False
+
+        def tensor(name, v):
+            t = torch.tensor(np.asarray(v, dtype=np.float32)).to(dtype)
+            return t if name.endswith(_RUNNING) else t.requires_grad_(True)
+        self.params = {k: tensor(k, v) for k, v in params.items()}
 
     def frozen(self, layer, suffix):
         key = "lr_mult" if suffix == "weight" else "bias_lr_mult"
         default = 1.0 if suffix == "weight" else 2.0
-        if layer["type"] == "scale":
+        if layer["type"] in ("scale", "batch_norm"):
             default = 1.0
+        if layer["type"] == "batch_norm" and layer.get("mode", "train") == "frozen":
+            return True
         return float(layer.get(key, default)) == 0.0
 
-    def run(self, inputs, backward=False):
+    def run(self, inputs, backward=False, train=False):
         """inputs: dict name -> np.ndarray. Returns (blobs, grads) as numpy dicts;
-        grads holds 'grad/<blob>' and 'grad/<param>' for trainable params."""
+        grads holds 'grad/<blob>' and 'grad/<param>' for trainable params. With
+        train, batch_norm runs in training mode, and blobs also holds its
+        running statistics as they are after the pass (by param name)."""
+        self.train = train
         blobs, maps = {}, {}
         for name in self.spec["inputs"]:
-            blobs[name] = torch.tensor(np.asarray(inputs[name], dtype=np.float32))
+            blobs[name] = torch.tensor(np.asarray(inputs[name], dtype=np.float32)).to(self.dtype)
             maps[name] = [(1.0, 0.0), (1.0, 0.0)]
         losses = []
         for layer in self.spec["layers"]:
@@ -66,8 +82,14 @@ class TorchGraph:
             own = _coord_map(layer)
             if layer["type"] == "crop":
                 own = [(1.0, -float(crop_offset[i])) for i in range(2)]
+            if layer["type"] == "avg_pool" and layer.get("global", False):
+                own = [(1.0, -(xs[0].shape[2 + i] - 1) / 2.0) for i in range(2)]
             maps[layer["name"]] = [(in_maps[0][i][0] * own[i][0], own[i][0] * in_maps[0][i][1] + own[i][1])
                                    for i in range(2)]
+        if train:
+            for name, p in self.params.items():
+                if name.endswith(_RUNNING):
+                    blobs[name] = p
         grads = {}
         if backward:
             if losses:
@@ -77,7 +99,7 @@ class TorchGraph:
                 total = last.sum()
             total.backward()
             for name, b in blobs.items():
-                if name in self.spec["inputs"] or b.grad is None:
+                if name in self.spec["inputs"] or not b.requires_grad or b.grad is None:
                     continue
                 grads["grad/" + name] = b.grad.detach().numpy()
             for name, p in self.params.items():
@@ -109,6 +131,21 @@ class TorchGraph:
             k = _hw(layer.get("kernel"), 1)
             return F.max_pool2d(xs[0], k, _hw(layer.get("stride"), k), _hw(layer.get("pad"), 0),
                                 ceil_mode=layer.get("ceil_mode", True)), None
+        if t == "avg_pool":
+            if layer.get("global", False):
+                return xs[0].mean(dim=(2, 3), keepdim=True), None
+            k = _hw(layer.get("kernel"), 1)
+            return F.avg_pool2d(xs[0], k, _hw(layer.get("stride"), k), _hw(layer.get("pad"), 0),
+                                ceil_mode=layer.get("ceil_mode", True),
+                                count_include_pad=layer.get("count_include_pad", True)), None
+        if t == "batch_norm":
+            affine = layer.get("affine", True)
+            w = self._param(layer, "weight") if affine else None
+            b = self._param(layer, "bias") if affine else None
+            training = self.train and layer.get("mode", "train") != "frozen"
+            return F.batch_norm(xs[0], self.params[layer["name"] + ".running_mean"],
+                                self.params[layer["name"] + ".running_var"], w, b, training=training,
+                                momentum=layer.get("momentum", 0.1), eps=layer.get("eps", 1e-5)), None
         if t == "relu":
             slope = layer.get("negative_slope", 0.0)
             return (F.leaky_relu(xs[0], slope) if slope else F.relu(xs[0])), None
