@@ -6,6 +6,7 @@
 #include "fcn/layers/avg_pool.hpp"
 #include "gradcheck.hpp"
 #include "layer_parity.hpp"
+#include "recording_emitter.hpp"
 
 using namespace fcn;
 using namespace fcn::testing;
@@ -258,4 +259,70 @@ TEST_CASE("ceil_mode_drops_window and ceil_mode_may_drop_window agree with the c
         }
         CHECK(ceil_mode_may_drop_window(kernel, stride, pad) == some);
       }
+}
+
+namespace {
+
+RecordingEmitter emitted(const json& options, bool dynamic, const Shape& input) {
+  auto layer = make_test_layer(avg_spec(options));
+  layer->reshape({input});
+  RecordingEmitter onnx(dynamic, input);
+  layer->emit_onnx(onnx, {"x"}, "avg");
+  return onnx;
+}
+
+}  // namespace
+
+TEST_CASE("avg_pool's ONNX form: AveragePool where opset 13 computes PyTorch's windows, Pad where divisors differ") {
+  SECTION("no partial window: ceil_mode 0, padding counted by AveragePool itself") {
+    // 9 + 2 - 3 = 8 is even: ceil and floor agree at this size
+    const auto onnx = emitted({{"kernel", 3}, {"stride", 2}, {"pad", 1}}, false, {1, 2, 9, 9});
+    REQUIRE(onnx.nodes.size() == 1);
+    CHECK(onnx.nodes[0].op == "AveragePool");
+    CHECK(onnx.nodes[0].get("ceil_mode") == 0);
+    CHECK(onnx.nodes[0].get("count_include_pad") == 1);
+    CHECK(onnx.nodes[0].ints("pads") == std::vector<int64_t>{1, 1, 1, 1});
+    CHECK(onnx.nodes[0].ints("kernel_shape") == std::vector<int64_t>{3, 3});
+    CHECK(onnx.nodes[0].ints("strides") == std::vector<int64_t>{2, 2});
+  }
+  SECTION("a partial window with padding counted: zero padding by Pad, then the plain divisor") {
+    for (bool dynamic : {false, true}) {
+      const auto onnx = emitted({{"kernel", 3}, {"stride", 2}, {"pad", 1}}, dynamic, {1, 2, 8, 9});
+      REQUIRE(onnx.nodes.size() == 2);
+      CHECK(onnx.nodes[0].op == "Pad");
+      CHECK(onnx.int64s.at(onnx.nodes[0].inputs[1]) == std::vector<int64_t>{0, 0, 1, 1, 0, 0, 1, 1});
+      CHECK(onnx.nodes[1].op == "AveragePool");
+      CHECK(onnx.nodes[1].inputs[0] != "x");
+      CHECK(onnx.nodes[1].get("ceil_mode") == 1);
+      CHECK(onnx.nodes[1].get("count_include_pad") == 0);
+      CHECK(onnx.nodes[1].ints("pads") == std::vector<int64_t>{0, 0, 0, 0});
+    }
+  }
+  SECTION("partial windows without padding counted, or without padding: no Pad") {
+    const auto excluded = emitted({{"kernel", 3}, {"stride", 2}, {"pad", 1}, {"count_include_pad", false}}, true,
+                                  {1, 2, 8, 9});
+    REQUIRE(excluded.nodes.size() == 1);
+    CHECK(excluded.nodes[0].get("ceil_mode") == 1);
+    CHECK(excluded.nodes[0].get("count_include_pad") == 0);
+    CHECK(excluded.nodes[0].ints("pads") == std::vector<int64_t>{1, 1, 1, 1});
+    const auto unpadded = emitted({{"kernel", 2}}, false, {1, 2, 7, 7});
+    REQUIRE(unpadded.nodes.size() == 1);
+    CHECK(unpadded.nodes[0].get("ceil_mode") == 1);
+    CHECK(unpadded.nodes[0].get("count_include_pad") == 0);  // the same divisor without padding
+  }
+  SECTION("a window PyTorch drops: refused where it can happen, exported where it does not") {
+    const json dropping = {{"kernel", 2}, {"stride", 2}, {"pad", 1}};
+    CHECK_THROWS_WITH(emitted(dropping, false, {1, 2, 5, 5}),
+                      Catch::Contains("cannot export to ONNX: layer 'avg'") && Catch::Contains("drops a last window"));
+    CHECK_THROWS_WITH(emitted(dropping, true, {1, 2, 6, 6}), Catch::Contains("at some input sizes"));
+    CHECK(emitted(dropping, false, {1, 2, 6, 6}).nodes.back().op == "AveragePool");
+    CHECK(emitted({{"kernel", 2}, {"stride", 2}, {"pad", 1}, {"ceil_mode", false}}, true, {1, 2, 5, 5})
+              .nodes.back()
+              .get("ceil_mode") == 0);
+  }
+  SECTION("global: GlobalAveragePool") {
+    const auto onnx = emitted({{"global", true}}, true, {1, 2, 5, 7});
+    REQUIRE(onnx.nodes.size() == 1);
+    CHECK(onnx.nodes[0].op == "GlobalAveragePool");
+  }
 }

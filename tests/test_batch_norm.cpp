@@ -12,6 +12,7 @@
 #include "fcn/train/checkpoint.hpp"
 #include "gradcheck.hpp"
 #include "layer_parity.hpp"
+#include "recording_emitter.hpp"
 
 using namespace fcn;
 using namespace fcn::testing;
@@ -425,4 +426,32 @@ TEST_CASE("batch_norm folded into the conv before it gives the same test-mode sc
   Tensor weight({3, 2, 1, 1}), bias({3});
   CHECK_THROWS_WITH(dynamic_cast<BatchNormLayer&>(*layer).fold_into_conv(weight, bias),
                     Catch::Contains("cannot fold 4 channels"));
+}
+
+TEST_CASE("batch_norm's ONNX form: BatchNormalization on the running statistics, ones and zeros without affine") {
+  for (bool affine : {true, false}) {
+    INFO("affine " << affine);
+    auto layer = make_test_layer(bn_spec({{"affine", affine}, {"eps", 1e-3}, {"mode", "frozen"}}));
+    layer->reshape({{1, 3, 4, 4}});
+    std::mt19937_64 rng(2);
+    randomise_params(*layer, rng);
+    RecordingEmitter onnx(true, {1, 3, 4, 4});
+    layer->emit_onnx(onnx, {"x"}, "bn");
+    REQUIRE(onnx.nodes.size() == 1);
+    const auto& node = onnx.nodes[0];
+    CHECK(node.op == "BatchNormalization");
+    CHECK(std::get<float>(node.attributes.at("epsilon").value) == 1e-3f);
+    REQUIRE(node.inputs.size() == 5);
+    CHECK(node.inputs[0] == "x");
+    const std::vector<float> ones(3, 1.f), zeros(3, 0.f);
+    auto values = [&](const std::string& param_name) {
+      const Tensor& t = param(*layer, param_name).data;
+      return std::vector<float>(t.data(), t.data() + t.numel());
+    };
+    CHECK(onnx.floats.at(node.inputs[1]) == (affine ? values("bn.weight") : ones));
+    CHECK(onnx.floats.at(node.inputs[2]) == (affine ? values("bn.bias") : zeros));
+    CHECK(node.inputs[3] == "bn.running_mean");
+    CHECK(onnx.floats.at(node.inputs[3]) == values("bn.running_mean"));
+    CHECK(onnx.floats.at(node.inputs[4]) == values("bn.running_var"));
+  }
 }

@@ -82,9 +82,9 @@ inline AverageWindow average_window(const PoolGeometry& g, bool count_include_pa
   if (count_include_pad) {
     // padding counts, but a ceil-mode window reaching past the padded input is clipped to it
     const int64_t y_end = std::min(y0 + g.kernel_h, g.in_h + g.pad_h), x_end = std::min(x0 + g.kernel_w, g.in_w + g.pad_w);
-    w.divisor = static_cast<double>((y_end - y0) * (x_end - x0));
+    w.divisor = static_cast<double>(y_end - y0) * static_cast<double>(x_end - x0);
   } else {
-    w.divisor = static_cast<double>((w.y_end - w.y_begin) * (w.x_end - w.x_begin));
+    w.divisor = static_cast<double>(w.y_end - w.y_begin) * static_cast<double>(w.x_end - w.x_begin);
   }
   return w;
 }

@@ -19,8 +19,8 @@ Shape AvgPoolLayer::reshape(const std::vector<Shape>& input_shapes) {
     fail_shape("kernel " + std::to_string(window_.kernel[0]) + "x" + std::to_string(window_.kernel[1]) +
                    " does not fit the padded input",
                input_shapes);
-  const double outputs = static_cast<double>(in[0] * in[1]) * out[0] * out[1];
-  flops_ = outputs * static_cast<double>(window_.kernel[0] * window_.kernel[1] + 1);
+  const double outputs = static_cast<double>(in[0]) * in[1] * out[0] * out[1];
+  flops_ = outputs * (static_cast<double>(window_.kernel[0]) * window_.kernel[1] + 1);
   return {in[0], in[1], out[0], out[1]};
 }
 
