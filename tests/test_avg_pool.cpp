@@ -273,35 +273,52 @@ RecordingEmitter emitted(const json& options, bool dynamic, const Shape& input) 
 
 }  // namespace
 
-TEST_CASE("avg_pool's ONNX form: AveragePool where opset 13 computes PyTorch's windows, Pad where divisors differ") {
-  SECTION("no partial window: ceil_mode 0, padding counted by AveragePool itself") {
-    // 9 + 2 - 3 = 8 is even: ceil and floor agree at this size
-    const auto onnx = emitted({{"kernel", 3}, {"stride", 2}, {"pad", 1}}, false, {1, 2, 9, 9});
-    REQUIRE(onnx.nodes.size() == 1);
-    CHECK(onnx.nodes[0].op == "AveragePool");
-    CHECK(onnx.nodes[0].get("ceil_mode") == 0);
-    CHECK(onnx.nodes[0].get("count_include_pad") == 1);
-    CHECK(onnx.nodes[0].ints("pads") == std::vector<int64_t>{1, 1, 1, 1});
-    CHECK(onnx.nodes[0].ints("kernel_shape") == std::vector<int64_t>{3, 3});
-    CHECK(onnx.nodes[0].ints("strides") == std::vector<int64_t>{2, 2});
-  }
-  SECTION("a partial window with padding counted: zero padding by Pad, then the plain divisor") {
-    for (bool dynamic : {false, true}) {
-      const auto onnx = emitted({{"kernel", 3}, {"stride", 2}, {"pad", 1}}, dynamic, {1, 2, 8, 9});
-      REQUIRE(onnx.nodes.size() == 2);
-      CHECK(onnx.nodes[0].op == "Pad");
-      CHECK(onnx.int64s.at(onnx.nodes[0].inputs[1]) == std::vector<int64_t>{0, 0, 1, 1, 0, 0, 1, 1});
-      CHECK(onnx.nodes[1].op == "AveragePool");
-      CHECK(onnx.nodes[1].inputs[0] != "x");
-      CHECK(onnx.nodes[1].get("ceil_mode") == 1);
-      CHECK(onnx.nodes[1].get("count_include_pad") == 0);
-      CHECK(onnx.nodes[1].ints("pads") == std::vector<int64_t>{0, 0, 0, 0});
+TEST_CASE("avg_pool's ONNX form: AveragePool without padding counted, a mean Conv or a divisor map with it") {
+  SECTION("padding counted, no partial window: a depthwise Conv with weights 1/(kh*kw)") {
+    // 9 + 2 - 3 = 8 is even: ceil and floor agree at this size; floor mode everywhere
+    for (const json& options : {json{{"kernel", 3}, {"stride", 2}, {"pad", 1}},
+                                json{{"kernel", {3, 2}}, {"stride", 2}, {"pad", 1}, {"ceil_mode", false}}}) {
+      INFO(options.dump());
+      const bool dynamic = options.contains("ceil_mode");
+      const auto onnx = emitted(options, dynamic, {1, 2, 9, 9});
+      REQUIRE(onnx.nodes.size() == 1);
+      const auto& conv = onnx.nodes[0];
+      CHECK(conv.op == "Conv");
+      CHECK(conv.get("group") == 2);
+      CHECK(conv.ints("pads") == std::vector<int64_t>{1, 1, 1, 1});
+      CHECK(conv.ints("strides") == std::vector<int64_t>{2, 2});
+      const auto kernel = conv.ints("kernel_shape");
+      const std::vector<float>& weights = onnx.floats.at(conv.inputs[1]);
+      CHECK(weights.size() == static_cast<size_t>(2 * kernel[0] * kernel[1]));
+      for (float w : weights) CHECK(w == Approx(1.0 / static_cast<double>(kernel[0] * kernel[1])));
     }
   }
-  SECTION("partial windows without padding counted, or without padding: no Pad") {
+  SECTION("padding counted with partial windows: the unpadded average times pixels / padded divisor, fixed size only") {
+    const json options = {{"kernel", 3}, {"stride", 2}, {"pad", 1}};
+    const auto onnx = emitted(options, false, {1, 2, 8, 9});
+    REQUIRE(onnx.nodes.size() == 2);
+    CHECK(onnx.nodes[0].op == "AveragePool");
+    CHECK(onnx.nodes[0].get("ceil_mode") == 1);
+    CHECK(onnx.nodes[0].get("count_include_pad") == 0);
+    CHECK(onnx.nodes[0].ints("pads") == std::vector<int64_t>{1, 1, 1, 1});
+    CHECK(onnx.nodes[1].op == "Mul");
+    // output 5x5; rows: window 4 is [7, 10) over rows 0..7 padded to -1..8: 1 pixel, divisor 2;
+    // columns: window 4 is [7, 10) over 0..8 padded to -1..9: 2 pixels, divisor 3; window 0: 2 of 3
+    const std::vector<float>& ratio = onnx.floats.at(onnx.nodes[1].inputs[1]);
+    REQUIRE(ratio.size() == 2 * 5 * 5);
+    CHECK(ratio[0] == Approx(4.0 / 9));
+    CHECK(ratio[6] == Approx(1.0));
+    CHECK(ratio[1 * 5 + 4] == Approx(3.0 * 2 / (3 * 3)));
+    CHECK(ratio[4 * 5 + 2] == Approx(1.0 * 3 / (2 * 3)));
+    CHECK(ratio[25 + 4 * 5 + 4] == Approx(1.0 * 2 / (2 * 3)));
+    CHECK_THROWS_WITH(emitted(options, true, {1, 2, 8, 9}),
+                      Catch::Contains("cannot export to ONNX: layer 'avg'") && Catch::Contains("--size"));
+  }
+  SECTION("padding not counted, or no padding: AveragePool itself, ceil mode where windows are partial") {
     const auto excluded = emitted({{"kernel", 3}, {"stride", 2}, {"pad", 1}, {"count_include_pad", false}}, true,
                                   {1, 2, 8, 9});
     REQUIRE(excluded.nodes.size() == 1);
+    CHECK(excluded.nodes[0].op == "AveragePool");
     CHECK(excluded.nodes[0].get("ceil_mode") == 1);
     CHECK(excluded.nodes[0].get("count_include_pad") == 0);
     CHECK(excluded.nodes[0].ints("pads") == std::vector<int64_t>{1, 1, 1, 1});
@@ -309,16 +326,17 @@ TEST_CASE("avg_pool's ONNX form: AveragePool where opset 13 computes PyTorch's w
     REQUIRE(unpadded.nodes.size() == 1);
     CHECK(unpadded.nodes[0].get("ceil_mode") == 1);
     CHECK(unpadded.nodes[0].get("count_include_pad") == 0);  // the same divisor without padding
+    CHECK(emitted({{"kernel", 2}}, false, {1, 2, 8, 8}).nodes[0].get("ceil_mode") == 0);
   }
   SECTION("a window PyTorch drops: refused where it can happen, exported where it does not") {
-    const json dropping = {{"kernel", 2}, {"stride", 2}, {"pad", 1}};
+    const json dropping = {{"kernel", 2}, {"stride", 2}, {"pad", 1}, {"count_include_pad", false}};
     CHECK_THROWS_WITH(emitted(dropping, false, {1, 2, 5, 5}),
                       Catch::Contains("cannot export to ONNX: layer 'avg'") && Catch::Contains("drops a last window"));
     CHECK_THROWS_WITH(emitted(dropping, true, {1, 2, 6, 6}), Catch::Contains("at some input sizes"));
     CHECK(emitted(dropping, false, {1, 2, 6, 6}).nodes.back().op == "AveragePool");
-    CHECK(emitted({{"kernel", 2}, {"stride", 2}, {"pad", 1}, {"ceil_mode", false}}, true, {1, 2, 5, 5})
-              .nodes.back()
-              .get("ceil_mode") == 0);
+    json floor = dropping;
+    floor["ceil_mode"] = false;
+    CHECK(emitted(floor, true, {1, 2, 5, 5}).nodes.back().get("ceil_mode") == 0);
   }
   SECTION("global: GlobalAveragePool") {
     const auto onnx = emitted({{"global", true}}, true, {1, 2, 5, 7});

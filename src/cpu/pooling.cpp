@@ -128,6 +128,10 @@ void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* ar
   }
 }
 
+double avg_pool_divisor(const PoolGeometry& g, bool count_include_pad, int64_t oy, int64_t ox) {
+  return average_window(g, count_include_pad, oy, ox).divisor;
+}
+
 void avg_pool_forward(const PoolGeometry& g, bool count_include_pad, const float* x, float* y) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
 #pragma omp parallel for schedule(static) if (g.planes * std::max(out_plane, in_plane) >= kParallelMin)

@@ -36,14 +36,33 @@ void AvgPoolLayer::backward(const std::vector<const Tensor*>&, const Tensor& out
   cpu::avg_pool_backward(g, options_.count_include_pad, output_grad.data(), input_grads[0]->data());
 }
 
-// ONNX opset 13's AveragePool differs from PyTorch in two places, both in
-// ceil mode: it keeps a last window that PyTorch drops (one starting in the
-// padding: refused), and with count_include_pad its divisor at a partial
-// last window is not PyTorch's (the window clipped to the padded input).
-// Where partial windows occur, the padded divisor is therefore made the
-// plain one: the input is zero-padded by a Pad node and pooled with
-// count_include_pad 0 (without padding the two divisors are the same).
-// A dynamic export must hold for every input size, a fixed one for its own.
+namespace {
+
+void average_pool_node(OnnxEmitter& onnx, const std::string& name, const std::string& input,
+                       const std::string& output, const PoolOptions& o, bool ceil_mode) {
+  onnx.node("AveragePool", name, {input}, output,
+            {{"kernel_shape", std::vector<int64_t>{o.kernel[0], o.kernel[1]}},
+             {"strides", std::vector<int64_t>{o.stride[0], o.stride[1]}},
+             {"pads", std::vector<int64_t>{o.pad[0], o.pad[1], o.pad[0], o.pad[1]}},
+             {"ceil_mode", int64_t{ceil_mode ? 1 : 0}},
+             {"count_include_pad", int64_t{0}}});
+}
+
+}  // namespace
+
+// ONNX's AveragePool (opset 13) is exact only in part, and runtimes differ:
+// * in ceil mode it keeps a last window that PyTorch drops (one starting in
+//   the padding): refused;
+// * count_include_pad 1: OpenCV's dnn (4.6) ignores it, and ONNX Runtime
+//   divides a ceil-mode partial last window by the whole kernel where
+//   PyTorch divides by the window clipped to the padded input (and its Pad
+//   fusion drops the padding from a Pad + AveragePool's divisor).
+// So AveragePool is emitted with count_include_pad 0 only: exactly the
+// divisor without padding, and the padded one where there is no padding.
+// Padding counted, without partial windows: a depthwise Conv with weights
+// 1/(kh*kw) (zero padding, the same windows). With partial windows too: the
+// unpadded average times a constant map of (pixels / padded divisor),
+// which needs the size fixed. A dynamic export must hold for every size.
 void AvgPoolLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
                              const std::string& output) const {
   if (options_.global) {
@@ -64,22 +83,34 @@ void AvgPoolLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& 
                                          : pool_output_size(in[2 + axis], k, s, p, true) !=
                                                pool_output_size(in[2 + axis], k, s, p, false));
   }
-  const bool padded = o.pad[0] > 0 || o.pad[1] > 0;
-  const bool pad_node = options_.count_include_pad && partial && padded;
-  std::string x = inputs[0];
-  if (pad_node) {
-    x = name() + "/padded";
-    const std::string pads = onnx.int64_tensor(name() + "/pads", {0, 0, o.pad[0], o.pad[1], 0, 0, o.pad[0], o.pad[1]});
-    onnx.node("Pad", x, {inputs[0], pads}, x);
+  if (!options_.count_include_pad || (o.pad[0] == 0 && o.pad[1] == 0)) {
+    average_pool_node(onnx, name(), inputs[0], output, o, partial);
+  } else if (!partial) {
+    const Shape kernel{in[1], 1, o.kernel[0], o.kernel[1]};
+    const std::vector<float> mean(static_cast<size_t>(shape_numel(kernel)),
+                                  static_cast<float>(1.0 / static_cast<double>(o.kernel[0] * o.kernel[1])));
+    onnx.node("Conv", name(), {inputs[0], onnx.float_tensor(name() + "/mean_kernel", kernel, mean.data())}, output,
+              {{"kernel_shape", std::vector<int64_t>{o.kernel[0], o.kernel[1]}},
+               {"strides", std::vector<int64_t>{o.stride[0], o.stride[1]}},
+               {"pads", std::vector<int64_t>{o.pad[0], o.pad[1], o.pad[0], o.pad[1]}},
+               {"group", in[1]}});
+  } else if (onnx.dynamic()) {
+    throw OnnxUnsupported(name(), "with count_include_pad, a ceil-mode window reaching past the padded input has a "
+                                  "divisor ONNX runtimes disagree on; a fixed-size export (--size) is exact");
+  } else {
+    const std::string unpadded = name() + "/unpadded_average";
+    average_pool_node(onnx, unpadded, inputs[0], unpadded, o, true);
+    const auto out = pool_output_hw(in, o);
+    const cpu::PoolGeometry g = pool_geometry(in, {in[0], in[1], out[0], out[1]}, o);
+    // the same map for every channel: [1, C, OH, OW] (OpenCV's Mul does not broadcast a 4-d constant)
+    std::vector<float> ratio(static_cast<size_t>(in[1] * out[0] * out[1]));
+    for (size_t i = 0; i < ratio.size(); ++i) {
+      const int64_t oy = static_cast<int64_t>(i) / out[1] % out[0], ox = static_cast<int64_t>(i) % out[1];
+      ratio[i] = static_cast<float>(cpu::avg_pool_divisor(g, false, oy, ox) / cpu::avg_pool_divisor(g, true, oy, ox));
+    }
+    onnx.node("Mul", name(), {unpadded, onnx.float_tensor(name() + "/divisor_ratio", {1, in[1], out[0], out[1]}, ratio.data())},
+              output);
   }
-  const std::vector<int64_t> pads =
-      pad_node ? std::vector<int64_t>{0, 0, 0, 0} : std::vector<int64_t>{o.pad[0], o.pad[1], o.pad[0], o.pad[1]};
-  onnx.node("AveragePool", name(), {x}, output,
-            {{"kernel_shape", std::vector<int64_t>{o.kernel[0], o.kernel[1]}},
-             {"strides", std::vector<int64_t>{o.stride[0], o.stride[1]}},
-             {"pads", pads},
-             {"ceil_mode", int64_t{partial ? 1 : 0}},
-             {"count_include_pad", int64_t{options_.count_include_pad && !partial ? 1 : 0}}});
 }
 
 std::unique_ptr<Layer> make_avg_pool_layer(LayerContext context, SpecReader& reader) {

@@ -31,6 +31,9 @@ void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* ar
 // (pool_output_size guarantees it).
 void avg_pool_forward(const PoolGeometry& g, bool count_include_pad, const float* x, float* y);
 
+// That divisor of output (oy, ox).
+double avg_pool_divisor(const PoolGeometry& g, bool count_include_pad, int64_t oy, int64_t ox);
+
 // dx[p, window of o] += dy[p, o] / divisor(o)
 void avg_pool_backward(const PoolGeometry& g, bool count_include_pad, const float* dy, float* dx);
 
