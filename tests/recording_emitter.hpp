@@ -1,7 +1,11 @@
 #pragma once
 // An OnnxEmitter for layer tests: records the nodes a layer emits (type,
-// inputs, attributes) and its constants, instead of building a model.
+// inputs, attributes) and its constants instead of building a model, and
+// checks that every value is defined before a node reads it.
+#include <catch2/catch.hpp>
+
 #include <map>
+#include <set>
 #include <string>
 #include <variant>
 #include <vector>
@@ -10,11 +14,16 @@
 
 namespace fcn::testing {
 
-class RecordingEmitter : public OnnxEmitter {
+class RecordingEmitter final : public OnnxEmitter {
  public:
   using OnnxEmitter::float_tensor;
-  // `input`: the shape blob_shape gives for any blob
-  RecordingEmitter(bool dynamic, Shape input) : dynamic_(dynamic), input_(std::move(input)) {}
+
+  // `shapes`: the layer's input blobs (their fcn names are their ONNX values)
+  RecordingEmitter(std::map<std::string, Shape> shapes, bool dynamic)
+      : shapes_(std::move(shapes)), dynamic_(dynamic) {
+    for (const auto& entry : shapes_) defined.insert(entry.first);
+  }
+
   struct Node {
     std::string op;
     std::vector<std::string> inputs;
@@ -25,30 +34,44 @@ class RecordingEmitter : public OnnxEmitter {
     }
   };
   std::vector<Node> nodes;
+  std::vector<std::string> ops;  // the nodes' types, in order
+  std::set<std::string> defined;
+  std::map<std::string, std::vector<float>> floats;  // constants by value name
   std::map<std::string, std::vector<int64_t>> int64s;
-  std::map<std::string, std::vector<float>> floats;  // the float tensors by value name
 
   bool dynamic() const override { return dynamic_; }
-  const Shape& blob_shape(const std::string&) const override { return input_; }
-  void node(const std::string& op, const std::string&, const std::vector<std::string>& inputs, const std::string&,
-            const std::vector<OnnxAttribute>& attributes) override {
+  const Shape& blob_shape(const std::string& blob) const override { return shapes_.at(blob); }
+  void node(const std::string& op, const std::string& name, const std::vector<std::string>& inputs,
+            const std::string& output, const std::vector<OnnxAttribute>& attributes) override {
+    for (const auto& in : inputs) {
+      INFO(op << " node '" << name << "' reads '" << in << "'");
+      CHECK(defined.count(in));
+    }
+    CHECK(!name.empty());
     Node n{op, inputs, {}};
     for (const auto& a : attributes) n.attributes.emplace(a.name, a);
-    nodes.push_back(n);
+    nodes.push_back(std::move(n));
+    ops.push_back(op);
+    defined.insert(output);
   }
   std::string float_tensor(const std::string& name, const Shape& shape, const float* data) override {
     floats[name].assign(data, data + shape_numel(shape));
+    defined.insert(name);
     return name;
   }
   std::string int64_tensor(const std::string& name, const std::vector<int64_t>& values) override {
     int64s[name] = values;
+    defined.insert(name);
     return name;
   }
-  void alias(const std::string&, const std::string&) override {}
+  void alias(const std::string& output, const std::string& value) override {
+    CHECK(defined.count(value));
+    defined.insert(output);
+  }
 
  private:
+  std::map<std::string, Shape> shapes_;
   bool dynamic_;
-  Shape input_;
 };
 
 }  // namespace fcn::testing

@@ -266,7 +266,7 @@ namespace {
 RecordingEmitter emitted(const json& options, bool dynamic, const Shape& input) {
   auto layer = make_test_layer(avg_spec(options));
   layer->reshape({input});
-  RecordingEmitter onnx(dynamic, input);
+  RecordingEmitter onnx({{"x", input}}, dynamic);
   layer->emit_onnx(onnx, {"x"}, "avg");
   return onnx;
 }

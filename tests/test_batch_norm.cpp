@@ -435,7 +435,7 @@ TEST_CASE("batch_norm's ONNX form: BatchNormalization on the running statistics,
     layer->reshape({{1, 3, 4, 4}});
     std::mt19937_64 rng(2);
     randomise_params(*layer, rng);
-    RecordingEmitter onnx(true, {1, 3, 4, 4});
+    RecordingEmitter onnx({{"x", {1, 3, 4, 4}}}, true);
     layer->emit_onnx(onnx, {"x"}, "bn");
     REQUIRE(onnx.nodes.size() == 1);
     const auto& node = onnx.nodes[0];

@@ -106,6 +106,21 @@ void MaxPoolLayer::backward(const std::vector<const Tensor*>& inputs, const Tens
   cpu::max_pool_backward(g, output_grad.data(), argmax_.data(), input_grads[0]->data());
 }
 
+void MaxPoolLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                             const std::string& output) const {
+  const PoolOptions& o = options_;
+  // fcn (as PyTorch) drops a last window that starts in the padding; ONNX
+  // keeps it. Without padding the two agree whenever kernel >= stride.
+  if (o.ceil_mode && (o.pad[0] || o.pad[1] || o.kernel[0] < o.stride[0] || o.kernel[1] < o.stride[1]))
+    throw OnnxUnsupported(name(), "ceil-mode max_pool with padding or a kernel smaller than its stride has no exact "
+                                  "ONNX MaxPool");
+  onnx.node("MaxPool", name(), inputs, output,
+            {{"kernel_shape", std::vector<int64_t>{o.kernel[0], o.kernel[1]}},
+             {"strides", std::vector<int64_t>{o.stride[0], o.stride[1]}},
+             {"pads", std::vector<int64_t>{o.pad[0], o.pad[1], o.pad[0], o.pad[1]}},
+             {"ceil_mode", int64_t{o.ceil_mode ? 1 : 0}}});
+}
+
 std::unique_ptr<Layer> make_max_pool_layer(LayerContext context, SpecReader& reader) {
   return std::make_unique<MaxPoolLayer>(std::move(context), read_pool_options(reader));
 }

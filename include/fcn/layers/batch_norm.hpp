@@ -49,6 +49,7 @@ class BatchNormLayer : public Layer {
   // backward reads neither x nor y, and y may overwrite x.
   int in_place_input() const override { return options_.frozen ? 0 : -1; }
   bool backward_needs_inputs() const override { return !options_.frozen; }
+  std::array<double, 2> input_extent() const override { return {1, 1}; }  // per pixel
   // One multiply-add per element (the inference form; a training forward's
   // statistics are not counted).
   double forward_flops() const override { return flops_; }

@@ -49,6 +49,11 @@ class MaxPoolLayer : public Layer {
   // Backward reads only the kept argmax.
   bool backward_needs_inputs() const override { return false; }
   CoordMap coord_map() const override { return pool_coord_map(options_); }
+  std::array<double, 2> input_extent() const override {
+    return {static_cast<double>(options_.kernel[0]), static_cast<double>(options_.kernel[1])};
+  }
+  double forward_flops() const override { return 0.0; }  // comparisons only
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
   const PoolOptions& options() const { return options_; }
 
  private:
