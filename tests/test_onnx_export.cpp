@@ -37,6 +37,34 @@ cv::Mat opencv_scores(const std::string& model, const Tensor& image) {
   return net.forward("score").clone();
 }
 
+// max |got - expected| / max |expected|
+double relative_difference(const cv::Mat& got, const Tensor& expected) {
+  REQUIRE(got.total() == static_cast<size_t>(expected.numel()));
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < expected.numel(); ++i) {
+    diff = std::max(diff, static_cast<double>(std::abs(got.ptr<float>()[i] - expected.data()[i])));
+    scale = std::max(scale, static_cast<double>(std::abs(expected.data()[i])));
+  }
+  REQUIRE(scale > 0);
+  return diff / scale;
+}
+
+// A graph's test-mode scores (its last blob) for `image`, after giving every
+// batch_norm random statistics and affine params (running_var in [0.5, 1.5]).
+Tensor scores_with_random_statistics(Graph& graph, const Tensor& image, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (const auto& layer : graph.layers()) {
+    if (layer->type() != "batch_norm") continue;
+    for (Param* p : layer->params()) {
+      const bool var = p->name == layer->name() + ".running_var";
+      p->data = testing::random_tensor(p->data.shape(), rng, var ? 0.5f : -1.f, var ? 1.5f : 1.f);
+    }
+  }
+  graph.blob("data") = image;
+  graph.forward(Mode::test);
+  return graph.blob(graph.layers().back()->name());
+}
+
 }  // namespace
 
 TEST_CASE("OpenCV dnn runs the fixed-size ONNX export of every zoo net with fcn's scores") {
@@ -106,13 +134,41 @@ TEST_CASE("OpenCV dnn runs an explicit graph's leaky ReLU, explicit crops, weigh
   graph.forward(Mode::test);
   const Tensor& expected = graph.blob("score");
   REQUIRE(expected.shape() == Shape{1, 2, 9, 13});
-  const cv::Mat got = opencv_scores(onnx_model_bytes(graph, {9, 13}), image);
-  REQUIRE(got.total() == static_cast<size_t>(expected.numel()));
-  double diff = 0, scale = 0;
-  for (int64_t i = 0; i < expected.numel(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::abs(got.ptr<float>()[i] - expected.data()[i])));
-    scale = std::max(scale, static_cast<double>(std::abs(expected.data()[i])));
-  }
-  REQUIRE(scale > 0);
-  CHECK(diff / scale <= 1e-5);
+  CHECK(relative_difference(opencv_scores(onnx_model_bytes(graph, {9, 13}), image), expected) <= 1e-5);
+}
+
+TEST_CASE("OpenCV dnn runs batch_norm (train, frozen, affine false) and avg_pool in each of its ONNX forms") {
+  // at 20x23: avg1 (padding counted, stride 1) is a mean Conv; avg2 (padding not counted) an
+  // AveragePool with a partial last row; avg3 (padding counted, a partial last column) an
+  // AveragePool times a divisor map; avg4 (no padding, partial) a plain AveragePool
+  const json spec = json::parse(R"({"inputs": {"data": {"channels": 3}}, "layers": [
+    {"name": "a", "type": "conv", "inputs": ["data"], "num_output": 4, "kernel": 3, "pad": 1},
+    {"name": "bn_a", "type": "batch_norm", "inputs": ["a"]},
+    {"name": "a_relu", "type": "relu", "inputs": ["bn_a"]},
+    {"name": "avg1", "type": "avg_pool", "inputs": ["a_relu"], "kernel": 3, "stride": 1, "pad": 1},
+    {"name": "bn_b", "type": "batch_norm", "inputs": ["avg1"], "mode": "frozen", "affine": false, "eps": 0.01},
+    {"name": "avg2", "type": "avg_pool", "inputs": ["bn_b"], "kernel": 3, "stride": 2, "pad": 1, "count_include_pad": false},
+    {"name": "avg3", "type": "avg_pool", "inputs": ["avg2"], "kernel": 3, "stride": 2, "pad": 1},
+    {"name": "avg4", "type": "avg_pool", "inputs": ["avg3"], "kernel": 2},
+    {"name": "score", "type": "conv", "inputs": ["avg4"], "num_output": 2, "kernel": 1}]})");
+  const Tensor image = testing::random_image(20, 23, 8);
+  Graph graph(spec);
+  graph.reshape({{"data", image.shape()}});
+  graph.init_params(4);
+  const Tensor expected = scores_with_random_statistics(graph, image, 4);
+  REQUIRE(expected.shape() == Shape{1, 2, 3, 4});
+  CHECK(relative_difference(opencv_scores(onnx_model_bytes(graph, {20, 23}), image), expected) <= 1e-5);
+  // avg3's divisor map needs the size: no dynamic export
+  CHECK_THROWS_WITH(onnx_model_bytes(graph, {}), Catch::Contains("layer 'avg3'") && Catch::Contains("--size"));
+
+  const json global = json::parse(R"({"inputs": {"data": {"channels": 3}}, "layers": [
+    {"name": "a", "type": "conv", "inputs": ["data"], "num_output": 4, "kernel": 3},
+    {"name": "bn_a", "type": "batch_norm", "inputs": ["a"], "momentum": 0.5},
+    {"name": "score", "type": "avg_pool", "inputs": ["bn_a"], "global": true}]})");
+  Graph pooled(global);
+  pooled.reshape({{"data", image.shape()}});
+  pooled.init_params(5);
+  const Tensor pooled_expected = scores_with_random_statistics(pooled, image, 5);
+  REQUIRE(pooled_expected.shape() == Shape{1, 4, 1, 1});
+  CHECK(relative_difference(opencv_scores(onnx_model_bytes(pooled, {20, 23}), image), pooled_expected) <= 1e-5);
 }
