@@ -45,21 +45,31 @@ Shape ResizeLayer::reshape(const std::vector<Shape>& input_shapes) {
     const std::optional<double> scale = options_.scale ? std::optional<double>((*options_.scale)[a]) : std::nullopt;
     step_[a] = cpu::resize_source_step(in_[a], out_[a], options_.align_corners, scale);
   }
-  rows_ = cpu::linear_axis(in_[0], out_[0], step_[0], options_.align_corners);
-  cols_ = cpu::linear_axis(in_[1], out_[1], step_[1], options_.align_corners);
+  tables_ready_ = false;
   planes_ = x[0] * x[1];
   flops_ = 8.0 * static_cast<double>(planes_) * static_cast<double>(out_[0]) * static_cast<double>(out_[1]);
   return {x[0], x[1], out_[0], out_[1]};
 }
 
+cpu::ResizeGeometry ResizeLayer::geometry() {
+  // built at the first pass, not in reshape: a graph that only plans its
+  // memory must not fill tables of an output size it never computes
+  if (!tables_ready_) {
+    rows_ = cpu::linear_axis(in_[0], out_[0], step_[0], options_.align_corners);
+    cols_ = cpu::linear_axis(in_[1], out_[1], step_[1], options_.align_corners);
+    tables_ready_ = true;
+  }
+  return {planes_, &rows_, &cols_};
+}
+
 void ResizeLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
-  cpu::bilinear_forward({planes_, &rows_, &cols_}, inputs[0]->data(), output.data());
+  cpu::bilinear_forward(geometry(), inputs[0]->data(), output.data());
 }
 
 void ResizeLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
                            const std::vector<Tensor*>& input_grads) {
   if (!input_grads[0]) return;  // ref's values never reach the output: it gets nothing
-  cpu::bilinear_backward_accumulate({planes_, &rows_, &cols_}, output_grad.data(), input_grads[0]->data());
+  cpu::bilinear_backward_accumulate(geometry(), output_grad.data(), input_grads[0]->data());
 }
 
 CoordMap ResizeLayer::coord_map() const {

@@ -70,11 +70,14 @@ class ResizeLayer : public Layer {
   std::array<int64_t, 2> output_hw(const std::vector<Shape>& input_shapes) const;
   std::string onnx_scales(OnnxEmitter& onnx) const;
   std::string onnx_sizes(OnnxEmitter& onnx, const std::vector<std::string>& inputs) const;
+  // The index and weight tables of the last reshape (built once, at first use).
+  cpu::ResizeGeometry geometry();
 
   ResizeOptions options_;
   std::array<int64_t, 2> in_{}, out_{};
   std::array<double, 2> step_{};
   cpu::LinearAxis rows_, cols_;
+  bool tables_ready_ = false;
   int64_t planes_ = 0;
   double flops_ = 0;
 };
