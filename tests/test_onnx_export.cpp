@@ -50,7 +50,7 @@ TEST_CASE("OpenCV dnn runs the fixed-size ONNX export of every zoo net with fcn'
     graph.init_params(17);
     const Tensor expected = infer_scores(graph, image);
     REQUIRE(expected.shape() == Shape{1, 5, h, w});
-    const std::string model = onnx_model_bytes(graph, spec, {h, w});
+    const std::string model = onnx_model_bytes(graph, {h, w});
     const cv::Mat got = opencv_scores(model, image);
     REQUIRE(got.dims == 4);
     REQUIRE(got.total() == static_cast<size_t>(expected.numel()));
@@ -76,15 +76,15 @@ TEST_CASE("export-onnx refuses what ONNX cannot express exactly and an existing 
                         {"pad", 1}}}}};
   Graph graph(spec);
   graph.reshape({{"data", {1, 3, 8, 8}}});
-  CHECK_THROWS_WITH(onnx_model_bytes(graph, spec, {}), Catch::Contains("no exact ONNX MaxPool"));
-  CHECK_THROWS_WITH(onnx_model_bytes(graph, spec, {8, 0}), Catch::Contains("--size"));
+  CHECK_THROWS_WITH(onnx_model_bytes(graph, {}), Catch::Contains("no exact ONNX MaxPool"));
+  CHECK_THROWS_WITH(onnx_model_bytes(graph, {8, 0}), Catch::Contains("--size"));
   const json conv = {{"inputs", {{"data", {{"channels", 3}}}}},
                      {"layers", {{{"name", "c"}, {"type", "conv"}, {"inputs", {"data"}}, {"num_output", 2}, {"kernel", 1}}}}};
   Graph small(conv);
   small.reshape({{"data", {1, 3, 4, 4}}});
   small.init_params(1);
   const std::string existing = FCN_SOURCE_DIR "/CMakeLists.txt";
-  CHECK_THROWS_WITH(export_onnx(small, conv, existing, {}), Catch::Contains("exists; choose another --out or delete it"));
+  CHECK_THROWS_WITH(export_onnx(small, existing, {}), Catch::Contains("exists; choose another --out or delete it"));
 }
 
 TEST_CASE("OpenCV dnn runs an explicit graph's leaky ReLU, explicit crops, weighted sum, scale and biased deconv") {
@@ -106,7 +106,7 @@ TEST_CASE("OpenCV dnn runs an explicit graph's leaky ReLU, explicit crops, weigh
   graph.forward(Mode::test);
   const Tensor& expected = graph.blob("score");
   REQUIRE(expected.shape() == Shape{1, 2, 9, 13});
-  const cv::Mat got = opencv_scores(onnx_model_bytes(graph, spec, {9, 13}), image);
+  const cv::Mat got = opencv_scores(onnx_model_bytes(graph, {9, 13}), image);
   REQUIRE(got.total() == static_cast<size_t>(expected.numel()));
   double diff = 0, scale = 0;
   for (int64_t i = 0; i < expected.numel(); ++i) {

@@ -56,10 +56,8 @@ void TrainedModel::ensure_loaded(const Shape& image_shape) {
   // params are sized at the first reshape, so reshape before loading; a
   // small size does (the first real pass reshapes again)
   const int64_t h = std::min<int64_t>(image_shape[2], 64), w = std::min<int64_t>(image_shape[3], 64);
-  std::map<std::string, Shape> shapes;
-  for (const auto& name : graph_->input_names()) shapes[name] = {1, graph_->input_channels(name), h, w};
-  graph_->reshape(shapes);
-  margins_ = tile_margins(*graph_, spec_);
+  graph_->reshape(graph_->input_shapes(h, w));
+  margins_ = tile_margins(*graph_);
   classes_ = graph_->blob_shape(score_blob_name(*graph_)).at(1);
   load_weights();
 }

@@ -10,7 +10,6 @@
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/layers/registry.hpp"
-#include "fcn/layers/relu.hpp"
 
 namespace fcn {
 
@@ -145,6 +144,18 @@ int Graph::blob_id(const std::string& name) const {
   return it->second;
 }
 
+std::map<std::string, Shape> Graph::input_shapes(int64_t height, int64_t width, int64_t batch) const {
+  std::map<std::string, Shape> shapes;
+  for (size_t i = 0; i < input_names_.size(); ++i) shapes[input_names_[i]] = {batch, input_channels_[i], height, width};
+  return shapes;
+}
+
+const std::string& Graph::image_input() const {
+  for (const auto& name : input_names_)
+    if (name == "data") return name;
+  return input_names_.front();
+}
+
 int64_t Graph::input_channels(const std::string& name) const {
   for (size_t i = 0; i < input_names_.size(); ++i)
     if (input_names_[i] == name) return input_channels_[i];
@@ -210,12 +221,11 @@ void Graph::fuse_relus(const std::vector<int>& group, const std::vector<int>& pr
   const int inputs = static_cast<int>(input_names_.size());
   for (auto& layer : layers_) layer->rectify_output(false);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    auto* relu = dynamic_cast<ReluLayer*>(layers_[i].get());
-    if (!relu) continue;
+    Layer& rectifier = *layers_[i];
+    if (!rectifier.is_rectifier()) continue;
     const int in = nodes_[i].input_blobs[0], out = nodes_[i].output_blob;
     const bool in_place = in >= inputs && group[out] == group[in];
-    relu->set_input_rectified(in_place && relu->negative_slope() == 0.f &&
-                              layers_[producer[in]]->rectify_output(true));
+    rectifier.set_input_rectified(in_place && layers_[producer[in]]->rectify_output(true));
   }
 }
 

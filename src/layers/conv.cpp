@@ -99,6 +99,23 @@ std::string ConvolutionBase::options_str() const {
          ", dilation " + hw(options_.dilation);
 }
 
+void ConvolutionBase::emit_convolution(OnnxEmitter& onnx, const std::string& op, const std::string& input,
+                                       const std::string& output, std::vector<OnnxAttribute> extra) const {
+  std::vector<std::string> inputs = {input, onnx.float_tensor(weight_.name, weight_.data)};
+  if (options_.bias) inputs.push_back(onnx.float_tensor(bias_.name, bias_.data));
+  const auto& k = options_.kernel;
+  const auto& s = options_.stride;
+  const auto& p = options_.pad;
+  const auto& d = options_.dilation;
+  std::vector<OnnxAttribute> attributes = {{"kernel_shape", std::vector<int64_t>{k[0], k[1]}},
+                                           {"strides", std::vector<int64_t>{s[0], s[1]}},
+                                           {"pads", std::vector<int64_t>{p[0], p[1], p[0], p[1]}},
+                                           {"dilations", std::vector<int64_t>{d[0], d[1]}},
+                                           {"group", options_.groups}};
+  attributes.insert(attributes.end(), extra.begin(), extra.end());
+  onnx.node(op, name(), inputs, output, attributes);
+}
+
 ConvLayer::ConvLayer(LayerContext context, SpecReader& reader)
     : ConvolutionBase(std::move(context), reader, {"gaussian", "xavier", "msra", "zero", "constant"}) {}
 
@@ -140,6 +157,17 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
       cpu::conv_backward_weight(g, x.data() + n * g.image_numel(), dy, weight_.grad.data());
     if (x_grad) cpu::conv_backward_data(g, weight_.data.data(), dy, x_grad->data() + n * g.image_numel());
   }
+}
+
+std::array<double, 2> ConvLayer::input_extent() const {
+  const auto& k = options_.kernel;
+  const auto& d = options_.dilation;
+  return {static_cast<double>(d[0] * (k[0] - 1) + 1), static_cast<double>(d[1] * (k[1] - 1) + 1)};
+}
+
+void ConvLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                          const std::string& output) const {
+  emit_convolution(onnx, "Conv", inputs[0], output, {});
 }
 
 CoordMap ConvLayer::coord_map() const {

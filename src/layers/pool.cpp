@@ -73,6 +73,20 @@ void MaxPoolLayer::backward(const std::vector<const Tensor*>& inputs, const Tens
   cpu::max_pool_backward(g, output_grad.data(), argmax_.data(), input_grads[0]->data());
 }
 
+void MaxPoolLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                             const std::string& output) const {
+  // fcn (as PyTorch) drops a last window that starts in the padding; ONNX
+  // keeps it. Without padding the two agree whenever kernel >= stride.
+  if (ceil_mode_ && (pad_[0] || pad_[1] || kernel_[0] < stride_[0] || kernel_[1] < stride_[1]))
+    throw OnnxUnsupported(name(), "ceil-mode max_pool with padding or a kernel smaller than its stride has no exact "
+                                  "ONNX MaxPool");
+  onnx.node("MaxPool", name(), inputs, output,
+            {{"kernel_shape", std::vector<int64_t>{kernel_[0], kernel_[1]}},
+             {"strides", std::vector<int64_t>{stride_[0], stride_[1]}},
+             {"pads", std::vector<int64_t>{pad_[0], pad_[1], pad_[0], pad_[1]}},
+             {"ceil_mode", int64_t{ceil_mode_ ? 1 : 0}}});
+}
+
 CoordMap MaxPoolLayer::coord_map() const {
   CoordMap map;
   for (int axis = 0; axis < 2; ++axis) {

@@ -31,6 +31,15 @@ void ReluLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
                                 negative_slope_);
 }
 
+void ReluLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                          const std::string& output) const {
+  if (negative_slope_ == 0.f) {
+    onnx.node("Relu", name(), inputs, output);
+  } else {
+    onnx.node("LeakyRelu", name(), inputs, output, {{"alpha", negative_slope_}});
+  }
+}
+
 std::unique_ptr<Layer> make_relu_layer(LayerContext context, SpecReader& reader) {
   // slope >= 0 keeps sign(y) == sign(x): the kept bits (y > 0) are the derivative's cases
   const double slope = reader.get_number("negative_slope", 0.0, 0.0);

@@ -27,6 +27,31 @@ void SumLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& 
     if (input_grads[i]) cpu::axpy(output_grad.data(), coeffs_[i], input_grads[i]->data(), output_grad.numel());
 }
 
+void SumLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                         const std::string& output) const {
+  std::vector<std::string> terms;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    if (coeffs_[k] == 1.f) {
+      terms.push_back(inputs[k]);
+      continue;
+    }
+    const std::string term = name() + "/term" + std::to_string(k);
+    onnx.node("Mul", term, {inputs[k], onnx.scalar(term + "/coeff", coeffs_[k])}, term);
+    terms.push_back(term);
+  }
+  if (terms.size() == 1) {
+    onnx.node("Identity", name(), terms, output);
+    return;
+  }
+  std::string partial = terms[0];
+  for (size_t k = 1; k < terms.size(); ++k) {
+    const bool last = k + 1 == terms.size();
+    const std::string value = last ? output : name() + "/partial" + std::to_string(k);
+    onnx.node("Add", last ? name() : value, {partial, terms[k]}, value);
+    partial = value;
+  }
+}
+
 std::unique_ptr<Layer> make_sum_layer(LayerContext context, SpecReader& reader) {
   const size_t count = context.inputs.size();
   if (count == 0) reader.fail("inputs", "sum needs at least one input");

@@ -95,6 +95,11 @@ class Graph {
 
   const std::vector<std::string>& input_names() const { return input_names_; }
   int64_t input_channels(const std::string& name) const;
+  // Every graph input at batch x channels x height x width: the shapes to
+  // reshape to for an image of that size (labels get the image's size too).
+  std::map<std::string, Shape> input_shapes(int64_t height, int64_t width, int64_t batch = 1) const;
+  // The input that holds the image: "data", else the first declared input.
+  const std::string& image_input() const;
   std::vector<std::string> blob_names() const;  // inputs first, then layer outputs in order
   bool has_blob(const std::string& name) const { return blob_index_.count(name) > 0; }
   Tensor& blob(const std::string& name);

@@ -61,6 +61,10 @@ class ConvolutionBase : public Layer {
   // output = {C, H, W} of the conv output side (see fcn/cpu/convolution.hpp).
   void set_geometry(const std::array<int64_t, 3>& image, const std::array<int64_t, 3>& output);
   std::string options_str() const;  // "kernel 3x3, stride 1x1, pad 0x0, dilation 1x1"
+  // An ONNX Conv or ConvTranspose with the shared attributes and the params;
+  // `extra` adds the op's own (output_padding).
+  void emit_convolution(OnnxEmitter& onnx, const std::string& op, const std::string& input, const std::string& output,
+                        std::vector<OnnxAttribute> extra) const;
   bool trains_weight() const { return !weight_.frozen(); }
   bool trains_bias() const { return options_.bias && !bias_.frozen(); }
 
@@ -85,6 +89,9 @@ class ConvLayer : public ConvolutionBase {
                 const std::vector<Tensor*>& input_grads) override;
   // x_out = x_in / s + (pad - d(k-1)/2) / s
   CoordMap coord_map() const override;
+  // the dilated kernel: d(k-1) + 1
+  std::array<double, 2> input_extent() const override;
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
   bool rectify_output(bool on) override {
     rectify_ = on;
     return true;

@@ -30,6 +30,11 @@ class MaxPoolLayer : public Layer {
   bool backward_needs_inputs() const override { return false; }
   // a = 1/stride, b = (pad - (kernel-1)/2) / stride, as Caffe's coord_map
   CoordMap coord_map() const override;
+  std::array<double, 2> input_extent() const override {
+    return {static_cast<double>(kernel_[0]), static_cast<double>(kernel_[1])};
+  }
+  double forward_flops() const override { return 0.0; }  // comparisons only
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
 
  private:
   std::array<int64_t, 2> kernel_, stride_, pad_;
