@@ -104,10 +104,11 @@ constexpr int64_t kLargestCheckedSize = 65536;  // a dynamic export's scales hol
 // (the ONNX reference evaluator): the two differ when in * factor is within
 // float32 rounding of an integer.
 bool onnx_size_matches(int64_t in, double scale, float factor) {
+  const float float_product = factor * static_cast<float>(in);
+  const double exact_product = static_cast<double>(factor) * static_cast<double>(in);
+  if (!(float_product < 9.0e18f && exact_product < 9.0e18)) return false;  // no undefined cast to int64
   const int64_t out = resize_output_size(in, scale);
-  const int64_t float_out = static_cast<int64_t>(factor * static_cast<float>(in));
-  const int64_t exact_out = static_cast<int64_t>(static_cast<double>(factor) * static_cast<double>(in));
-  return float_out == out && exact_out == out;
+  return static_cast<int64_t>(float_product) == out && static_cast<int64_t>(exact_product) == out;
 }
 
 // The float32 factor to give ONNX for `scale` at inputs sizes first..last:
@@ -123,42 +124,39 @@ std::optional<float> onnx_factor(double scale, int64_t first, int64_t last) {
   return std::nullopt;
 }
 
+// The float32 factor ONNX gets for one axis's `scale`, at the export's input
+// size `in`, or at every input size up to kLargestCheckedSize for a dynamic
+// export (in = 0); throws OnnxUnsupported when no factor is exact.
+float onnx_axis_scale(const std::string& layer, const char* axis, double scale, bool align_corners, int64_t in) {
+  std::ostringstream why;
+  why << "scale " << scale << " on " << axis << ": ";
+  // PyTorch copies an axis whose size does not change; half-pixel ONNX maps it by 1 / scale
+  const auto copied = [&](int64_t size) { return size > 1 && resize_output_size(size, scale) == size; };
+  if (in > 0 && copied(in)) return 1.f;  // a copy in ONNX too
+  for (int64_t size = 1; in == 0 && !align_corners && scale != 1.0 && size <= kLargestCheckedSize; ++size)
+    if (copied(size)) {
+      why << "PyTorch copies an input of size " << size << " (floor(in * scale) = in), ONNX would resample it; "
+          << "export at a fixed --size";
+      throw OnnxUnsupported(layer, why.str());
+    }
+  const std::optional<float> factor = in > 0 ? onnx_factor(scale, in, in) : onnx_factor(scale, 1, kLargestCheckedSize);
+  if (!factor) {
+    why << "no float32 factor gives ONNX PyTorch's output size floor(in * scale) "
+        << (in > 0 ? "at input size " + std::to_string(in)
+                   : "at every input size up to " + std::to_string(kLargestCheckedSize) + "; export at a fixed --size");
+    throw OnnxUnsupported(layer, why.str());
+  }
+  return *factor;
+}
+
 }  // namespace
 
 std::string ResizeLayer::onnx_scales(OnnxEmitter& onnx) const {
   const Shape& x = onnx.blob_shape(inputs()[0]);
   std::vector<float> scales = {1.f, 1.f, 1.f, 1.f};
-  for (int a = 0; a < 2; ++a) {
-    const double scale = (*options_.scale)[a];
-    std::ostringstream why;
-    why << "scale " << scale << " on " << (a == 0 ? "h" : "w") << ": ";
-    // PyTorch copies an axis whose size does not change; half-pixel ONNX maps it by 1 / scale
-    const auto copied = [&](int64_t in) { return in > 1 && resize_output_size(in, scale) == in; };
-    if (!onnx.dynamic()) {
-      const int64_t in = x[2 + a];
-      if (copied(in)) continue;  // scale 1: a copy in ONNX too
-      const std::optional<float> factor = onnx_factor(scale, in, in);
-      if (!factor) {
-        why << "no float32 factor gives ONNX PyTorch's output size floor(" << in << " * scale)";
-        throw OnnxUnsupported(name(), why.str());
-      }
-      scales[2 + a] = *factor;
-      continue;
-    }
-    const std::optional<float> factor = onnx_factor(scale, 1, kLargestCheckedSize);
-    for (int64_t in = 1; in <= kLargestCheckedSize && !options_.align_corners && scale != 1.0; ++in)
-      if (copied(in)) {
-        why << "PyTorch copies an input of size " << in << " (floor(in * scale) = in), ONNX would resample it; "
-            << "export at a fixed --size";
-        throw OnnxUnsupported(name(), why.str());
-      }
-    if (!factor) {
-      why << "no float32 factor gives ONNX PyTorch's output size floor(in * scale) at every input size up to "
-          << kLargestCheckedSize << "; export at a fixed --size";
-      throw OnnxUnsupported(name(), why.str());
-    }
-    scales[2 + a] = *factor;
-  }
+  for (int a = 0; a < 2; ++a)
+    scales[2 + a] = onnx_axis_scale(name(), a == 0 ? "h" : "w", (*options_.scale)[a], options_.align_corners,
+                                    onnx.dynamic() ? 0 : x[2 + a]);
   return onnx.float_tensor(name() + "/scales", {4}, scales.data());
 }
 

@@ -59,9 +59,12 @@ class ResizeLayer : public Layer {
   // Resize (opset 13), mode "linear", coordinate_transformation_mode
   // "half_pixel" (PyTorch's mapping, a 1-pixel output included, which
   // "pytorch_half_pixel" would send to 0) or "align_corners". A scale writes
-  // `scales` when ONNX's floor(in * scale) in float32 gives fcn's sizes
-  // (checked at the export size, or for every input size up to 65536 in a
-  // dynamic export), sizes come from Shape(ref) or constants.
+  // `scales`: the nearest float32 factor (or a neighbour) whose ONNX
+  // floor(in * scale) is fcn's size, at the export size or, dynamic, at every
+  // input size up to 65536; scale 1 for an axis PyTorch copies. A dynamic
+  // half-pixel scale in (1, 1.5) is refused: PyTorch copies the small inputs
+  // with floor(in * scale) = in, ONNX resamples them. `sizes` are constants
+  // or, dynamic, Shape(x)[0:2] ++ Shape(ref)[2:4] (or the fixed size).
   void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
 
   const ResizeOptions& options() const { return options_; }
