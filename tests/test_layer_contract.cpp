@@ -36,6 +36,8 @@ const std::map<std::string, Example>& examples() {
       {"sum", {{{"coeffs", {1.0, 0.5}}}, {{1, 3, 4, 4}, {1, 3, 4, 4}}}},
       {"scale", {{{"value", 2.0}}, {{1, 3, 4, 4}}}},
       {"softmax_loss", {json::object(), {{1, 3, 4, 4}, {1, 1, 4, 4}}}},
+      {"concat", {{{"axis", 1}}, {{1, 3, 4, 4}, {1, 2, 4, 4}}}},
+      {"resize", {json::object(), {{1, 3, 4, 5}, {1, 1, 9, 7}}}},
       {"batch_norm", {{{"momentum", 0.2}}, {{2, 3, 4, 4}}}},
       {"avg_pool", {{{"kernel", 3}, {"stride", 2}, {"pad", 1}}, {{1, 3, 8, 9}}}},
   };

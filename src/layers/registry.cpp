@@ -15,6 +15,7 @@ const std::vector<std::pair<std::string, Factory>>& registry() {
       {"conv", make_conv_layer},       {"deconv", make_deconv_layer}, {"max_pool", make_max_pool_layer},
       {"relu", make_relu_layer},       {"dropout", make_dropout_layer}, {"crop", make_crop_layer},
       {"sum", make_sum_layer},         {"scale", make_scale_layer},   {"softmax_loss", make_softmax_loss_layer},
+      {"concat", make_concat_layer},   {"resize", make_resize_layer},
       {"batch_norm", make_batch_norm_layer}, {"avg_pool", make_avg_pool_layer},
   };
   return table;

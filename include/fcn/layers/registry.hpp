@@ -23,6 +23,8 @@ std::unique_ptr<Layer> make_crop_layer(LayerContext context, SpecReader& reader)
 std::unique_ptr<Layer> make_sum_layer(LayerContext context, SpecReader& reader);
 std::unique_ptr<Layer> make_scale_layer(LayerContext context, SpecReader& reader);
 std::unique_ptr<Layer> make_softmax_loss_layer(LayerContext context, SpecReader& reader);
+std::unique_ptr<Layer> make_concat_layer(LayerContext context, SpecReader& reader);
+std::unique_ptr<Layer> make_resize_layer(LayerContext context, SpecReader& reader);
 std::unique_ptr<Layer> make_batch_norm_layer(LayerContext context, SpecReader& reader);
 std::unique_ptr<Layer> make_avg_pool_layer(LayerContext context, SpecReader& reader);
 
