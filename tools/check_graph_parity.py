@@ -245,7 +245,7 @@ def check(fcn, seed, workdir):
         if e > tol:
             print(f"graph {seed}: {name} relative error {e:.3g} > {tol}")
             ok = False
-    types = sorted({layer["type"] for layer in spec["layers"]} & {"avg_pool", "batch_norm"})
+    types = sorted({layer["type"] for layer in spec["layers"]} & {"avg_pool", "batch_norm", "concat", "resize"})
     print(f"graph {seed}: {len(spec['layers'])} layers{''.join(', ' + t for t in types)}, "
           f"{'train' if train else 'test'} mode, {len(blobs) + len(grads)} tensors: {'ok' if ok else 'MISMATCH'}")
     return ok

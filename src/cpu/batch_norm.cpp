@@ -38,15 +38,16 @@ void channel_moments(const BatchNormGeometry& g, const float* x, double* mean, d
   }
 }
 
-void channel_affine(const BatchNormGeometry& g, const float* x, const float* scale, const float* shift, float* y) {
+void batch_norm_forward(const BatchNormGeometry& g, const float* x, const float* mean, const float* scale,
+                        const float* beta, float* y) {
 #pragma omp parallel for collapse(2) schedule(static) if (parallel(g))
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t c = 0; c < g.channels; ++c) {
       const float* in = x + offset(g, n, c);
       float* out = y + offset(g, n, c);
-      const float a = scale[c], b = shift[c];
+      const float m = mean[c], a = scale[c], b = beta[c];
 #pragma omp simd
-      for (int64_t i = 0; i < g.area; ++i) out[i] = in[i] * a + b;
+      for (int64_t i = 0; i < g.area; ++i) out[i] = (in[i] - m) * a + b;
     }
 }
 

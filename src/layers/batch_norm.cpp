@@ -64,6 +64,11 @@ std::vector<float> BatchNormLayer::gamma() const {
   return std::vector<float>(static_cast<size_t>(geometry_.channels), 1.f);
 }
 
+std::vector<float> BatchNormLayer::beta() const {
+  if (bias_) return {bias_->data.data(), bias_->data.data() + bias_->data.numel()};
+  return std::vector<float>(static_cast<size_t>(geometry_.channels), 0.f);
+}
+
 void BatchNormLayer::select_statistics(const Tensor& x, Mode mode) {
   const size_t channels = static_cast<size_t>(geometry_.channels);
   mean_.resize(channels);
@@ -98,14 +103,8 @@ void BatchNormLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& o
   const std::vector<float> g = gamma();
   const size_t channels = g.size();
   scale_.resize(channels);
-  std::vector<float> shift(channels);
-  for (size_t c = 0; c < channels; ++c) {
-    // y = x * scale + shift with scale = gamma * invstd, shift = beta - mean * scale (PyTorch's CPU form)
-    const double scale = static_cast<double>(g[c]) * invstd_[c];
-    scale_[c] = static_cast<float>(scale);
-    shift[c] = static_cast<float>((bias_ ? bias_->data[c] : 0.0) - mean_[c] * scale);
-  }
-  cpu::channel_affine(geometry_, inputs[0]->data(), scale_.data(), shift.data(), output.data());
+  for (size_t c = 0; c < channels; ++c) scale_[c] = g[c] * invstd_[c];
+  cpu::batch_norm_forward(geometry_, inputs[0]->data(), mean_.data(), scale_.data(), beta().data(), output.data());
 }
 
 void BatchNormLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& output_grad,
@@ -134,15 +133,11 @@ void BatchNormLayer::backward(const std::vector<const Tensor*>& inputs, const Te
 void BatchNormLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
                                const std::string& output) const {
   const Shape channels{geometry_.channels};
-  std::string scale, shift;
-  if (weight_) {
-    scale = onnx.float_tensor(weight_->name, weight_->data);
-    shift = onnx.float_tensor(bias_->name, bias_->data);
-  } else {
-    const std::vector<float> ones(static_cast<size_t>(geometry_.channels), 1.f), zeros(ones.size(), 0.f);
-    scale = onnx.float_tensor(name() + "/scale", channels, ones.data());
-    shift = onnx.float_tensor(name() + "/shift", channels, zeros.data());
-  }
+  // without affine params, constant ones and zeros
+  const std::string scale = weight_ ? onnx.float_tensor(weight_->name, weight_->data)
+                                    : onnx.float_tensor(name() + "/scale", channels, gamma().data());
+  const std::string shift = bias_ ? onnx.float_tensor(bias_->name, bias_->data)
+                                  : onnx.float_tensor(name() + "/shift", channels, beta().data());
   const std::string mean = onnx.float_tensor(running_mean_.name, running_mean_.data);
   const std::string var = onnx.float_tensor(running_var_.name, running_var_.data);
   // opset 13's BatchNormalization (version 9) in its inference form: the running statistics
@@ -156,10 +151,8 @@ void BatchNormLayer::fold_into_conv(Tensor& conv_weight, Tensor& conv_bias) cons
     throw Error("layer '" + name() + "' (batch_norm): cannot fold " + std::to_string(channels) +
                 " channels into a convolution with weight " + shape_str(conv_weight.shape()) + " and bias " +
                 shape_str(conv_bias.shape()));
-  const std::vector<float> g = gamma();
-  const std::vector<float> beta = bias_ ? std::vector<float>(bias_->data.data(), bias_->data.data() + channels)
-                                        : std::vector<float>(static_cast<size_t>(channels), 0.f);
-  cpu::fold_batch_norm(channels, conv_weight.numel() / channels, g.data(), beta.data(), running_mean_.data.data(),
+  const std::vector<float> g = gamma(), b = beta();
+  cpu::fold_batch_norm(channels, conv_weight.numel() / channels, g.data(), b.data(), running_mean_.data.data(),
                        running_var_.data.data(), options_.eps, conv_weight.data(), conv_bias.data());
 }
 

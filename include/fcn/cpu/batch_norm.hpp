@@ -2,8 +2,8 @@
 // Batch normalisation kernels on NCHW blobs (PyTorch BatchNorm2d, after its
 // CPU kernels): channel c of every image is normalised with one mean and one
 // inverse standard deviation, y = (x - mean[c]) * invstd[c] * gamma[c] + beta[c],
-// which the layer hands over as a per-channel scale and shift.
-// Per-channel sums are accumulated in double.
+// with scale = invstd * gamma per channel. Per-channel sums are accumulated
+// in double.
 #include <cstdint>
 
 namespace fcn::cpu {
@@ -20,8 +20,11 @@ struct BatchNormGeometry {
 // N, H, W (two passes: no cancellation when |mean| >> std).
 void channel_moments(const BatchNormGeometry& g, const float* x, double* mean, double* var);
 
-// y = x * scale[c] + shift[c]; y may alias x.
-void channel_affine(const BatchNormGeometry& g, const float* x, const float* scale, const float* shift, float* y);
+// y = (x - mean[c]) * scale[c] + beta[c]; y may alias x. (PyTorch's
+// x * scale + (beta - mean * scale) loses the digits of a small y when
+// |mean| >> std.)
+void batch_norm_forward(const BatchNormGeometry& g, const float* x, const float* mean, const float* scale,
+                        const float* beta, float* y);
 
 // sum_dy[c] = sum dy and dot[c] = sum (x - mean[c]) * dy over N, H, W: the
 // bias gradient, and the weight gradient times the standard deviation.

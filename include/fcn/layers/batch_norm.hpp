@@ -67,6 +67,7 @@ class BatchNormLayer : public Layer {
   // a training forward also updates the running statistics.
   void select_statistics(const Tensor& x, Mode mode);
   std::vector<float> gamma() const;  // ones when !affine
+  std::vector<float> beta() const;   // zeros when !affine
 
   BatchNormOptions options_;
   std::unique_ptr<Param> weight_, bias_;
