@@ -455,3 +455,21 @@ TEST_CASE("batch_norm's ONNX form: BatchNormalization on the running statistics,
     CHECK(onnx.floats.at(node.inputs[4]) == values("bn.running_var"));
   }
 }
+
+TEST_CASE("batch_norm's running statistics and affine must come from a weights file; a frozen upsampler need not") {
+  for (const std::string mode : {"train", "frozen"}) {
+    INFO(mode);
+    auto layer = make_test_layer({{"name", "bn"}, {"type", "batch_norm"}, {"inputs", {"x"}}, {"mode", mode}});
+    layer->reshape({{1, 3, 4, 4}});
+    REQUIRE(layer->params().size() == 4);
+    for (Param* p : layer->params()) {
+      INFO(p->name);
+      CHECK(p->must_be_loaded());
+    }
+  }
+  auto upsampler = make_test_layer({{"name", "up"}, {"type", "deconv"}, {"inputs", {"x"}}, {"num_output", 3},
+                                    {"kernel", 4}, {"stride", 2}, {"bias", false}, {"weight_init", "bilinear"},
+                                    {"lr_mult", 0}});
+  upsampler->reshape({{1, 3, 4, 4}});
+  CHECK_FALSE(upsampler->params().at(0)->must_be_loaded());
+}

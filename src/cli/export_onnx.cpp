@@ -37,7 +37,7 @@ void run_export_onnx(const ExportOnnxArgs& args) {
   const LoadReport report = load_params(graph, read_safetensors(args.weights), args.weights, LoadMode::strict);
   for (const auto& name : report.missing) {
     Param* p = graph.find_param(name);
-    if (p && !p->frozen()) throw Error(args.weights + ": has no tensor for param " + name);
+    if (p && p->must_be_loaded()) throw Error(args.weights + ": has no tensor for param " + name);
   }
   export_onnx(graph, args.out, options);
   spdlog::info("wrote {} ({} input \"image\", output \"score\")", args.out,

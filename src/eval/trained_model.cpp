@@ -35,7 +35,7 @@ void TrainedModel::load_weights() {
   const LoadReport report = load_params(*graph_, read_safetensors(weights_file_), weights_file_, LoadMode::strict);
   for (const auto& name : report.missing) {
     Param* p = graph_->find_param(name);
-    if (p && !p->frozen())
+    if (p && p->must_be_loaded())
       throw Error(weights_file_ + ": has no tensor for param " + name +
                   " (is it a checkpoint of this config's model? " + std::to_string(report.loaded.size()) +
                   " params matched)");

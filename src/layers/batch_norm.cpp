@@ -17,6 +17,7 @@ Param running_statistic(const std::string& layer, const std::string& suffix, flo
   p.lr_mult = 0.f;
   p.decay_mult = 0.f;
   p.init = {{"type", "constant"}, {"value", initial}};
+  p.learned_state = true;
   return p;
 }
 
@@ -170,6 +171,7 @@ std::unique_ptr<Layer> make_batch_norm_layer(LayerContext context, SpecReader& r
     weight = std::make_unique<Param>(
         make_param(context.name, "weight", {0}, {{"type", "constant"}, {"value", 1.0}}, reader, "", lr, 0.f));
     bias = std::make_unique<Param>(make_param(context.name, "bias", {0}, {{"type", "zero"}}, reader, "bias_", lr, 0.f));
+    weight->learned_state = bias->learned_state = true;
     if (options.frozen)
       for (const char* key : {"lr_mult", "bias_lr_mult"})
         if (reader.has(key) && reader.get_number(key, 0.0) != 0.0)

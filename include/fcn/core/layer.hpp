@@ -35,7 +35,13 @@ struct Param {
   float lr_mult = 1.f;
   float decay_mult = 1.f;
   json init;  // initialiser spec, e.g. {"type": "gaussian", "std": 0.01}
+  // Values that come from training although the solver never updates them
+  // (a batch norm's running statistics, a frozen batch norm's affine): a
+  // weights file for inference must hold them, where a missing frozen
+  // upsampling filter is simply re-initialised.
+  bool learned_state = false;
   bool frozen() const { return lr_mult == 0.f; }
+  bool must_be_loaded() const { return !frozen() || learned_state; }
 };
 
 // Spatial coordinate map of one layer, per axis (h, w): a point at input
