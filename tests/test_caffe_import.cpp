@@ -314,8 +314,8 @@ std::string pool1_method() {
 
 }  // namespace
 
-TEST_CASE("nets of 1, 3 and 6 channels with grouped rectangular convolutions, AVE pooling, Crop, leaky ReLU and "
-          "InnerProduct give Caffe's outputs, in both layouts") {
+TEST_CASE("nets of 1, 3 and 6 channels with grouped rectangular convolutions, AVE pooling, Crop, Concat, leaky ReLU "
+          "and InnerProduct give Caffe's outputs, in both layouts") {
   TempDir dir;
   for (const int channels : {1, 3, 6}) {
     for (const std::string layout : {"layer", "v1"}) {
@@ -327,7 +327,7 @@ TEST_CASE("nets of 1, 3 and 6 channels with grouped rectangular convolutions, AV
                           " --reference " + (dir / (name + ".safetensors")));
       const CaffeImport imported = import_caffe(file);
       check_weights_equal(imported, dir / (name + ".safetensors"));
-      CHECK(imported.weights.at("fc.weight").shape() == (layout == "layer" ? Shape{5, 6, 7, 5} : Shape{5, 6, 10, 5}));
+      CHECK(imported.weights.at("fc.weight").shape() == (layout == "layer" ? Shape{5, 12, 7, 5} : Shape{5, 12, 10, 5}));
       CHECK(imported.weights.at("fc2.weight").shape() == Shape{3, 5, 1, 1});
       check_imported_output(imported, expected, channels);
     }
@@ -363,6 +363,7 @@ TEST_CASE("a field that changes Caffe's result and has no fcn equivalent is refu
     return std::string();
   };
   const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
+      {{"axis: -3", "axis: 0"}, "layer 'cat' (Concat): "},
       {{"pool: " + pool1_method(), "pool: STOCHASTIC"}, "layer 'pool1' (Pooling): pooling_param.pool: is STOCHASTIC"},
       {{"engine: CAFFE", "axis: 2"}, "layer 'conv1' (Convolution): convolution_param.axis: "},
       {{"operation: SUM", "operation: PROD"}, "layer 'fuse' (Eltwise): eltwise_param.operation: is PROD"},

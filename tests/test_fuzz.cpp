@@ -371,8 +371,12 @@ const char* const kGraphSpec = R"({
   {"name": "score_c1", "type": "conv", "inputs": ["conv1"], "num_output": 4, "kernel": 1, "weight_init": "zero"},
   {"name": "scaled", "type": "scale", "inputs": ["score_c1"], "value": 0.01, "learnable": false},
   {"name": "crop_up", "type": "crop", "inputs": ["up", "data"], "offset": "auto"},
-  {"name": "crop_c1", "type": "crop", "inputs": ["scaled", "data"], "axis": 2, "offset": [0, 0]},
-  {"name": "fuse", "type": "sum", "inputs": ["crop_up", "crop_c1"], "coeffs": [1, 1]},
+  {"name": "half", "type": "resize", "inputs": ["scaled"], "scale": 0.5},
+  {"name": "back", "type": "resize", "inputs": ["half", "data"], "align_corners": true},
+  {"name": "crop_c1", "type": "crop", "inputs": ["back", "data"], "axis": 2, "offset": [0, 0]},
+  {"name": "both", "type": "concat", "inputs": ["crop_up", "crop_c1"], "axis": 1},
+  {"name": "pick", "type": "crop", "inputs": ["both", "crop_up"], "axis": 1, "offset": [2, 0, 0]},
+  {"name": "fuse", "type": "sum", "inputs": ["crop_up", "pick"], "coeffs": [1, 1]},
   {"name": "loss", "type": "softmax_loss", "inputs": ["fuse", "label"], "ignore_label": 255, "normalize": "valid"}
  ]})";
 

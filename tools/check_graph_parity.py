@@ -1,6 +1,9 @@
 """Random FCN-shaped graphs run through `fcn forward --backward --dump` and
-through PyTorch (tools/torch_graph.py) must agree in every blob (relative
-error <= 1e-4) and every gradient (<= 1e-3).
+through PyTorch in float64 (tools/torch_graph.py) must agree in every blob
+(relative error <= 1e-4) and every gradient (<= 1e-3). The graphs mix every
+layer type: conv (dilated, grouped), max_pool, relu (leaky), concat (channels
+or h/w), resize (scale, a ref's size, align_corners) and deconv for upsampling,
+crop, sum, scale, softmax_loss.
 
 Usage: /usr/bin/python3 tools/check_graph_parity.py FCN_BINARY [--count N] [--seed S] [--keep DIR]
 Relative error = max |fcn - torch| / max(max |torch|, 1e-6) per tensor."""
@@ -17,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np  # noqa: E402
-from torch_graph import TorchGraph, conv_out, deconv_out, pool_out  # noqa: E402
+import torch  # noqa: E402
+from torch_graph import TorchGraph, conv_out, deconv_out, pool_out, resize_out  # noqa: E402
 
 
 class Builder:
@@ -75,6 +79,26 @@ class Builder:
                  "ceil_mode": True}
         return self.add(layer, (c, pool_out(h, k, s, p), pool_out(w, k, s, p)))
 
+    def concat(self, xs, axis):
+        shapes = [self.shapes[x] for x in xs]
+        along = axis % 4 - 1  # index into (c, h, w)
+        shape = list(shapes[0])
+        shape[along] = sum(sh[along] for sh in shapes)
+        return self.add({"name": self.name("cat"), "type": "concat", "inputs": list(xs), "axis": axis}, tuple(shape))
+
+    def resize(self, x, scale=None, ref=None, align=False):
+        c, h, w = self.shapes[x]
+        layer = {"name": self.name("resize"), "type": "resize", "inputs": [x] + ([ref] if ref else [])}
+        if align:
+            layer["align_corners"] = True
+        if ref:
+            _, oh, ow = self.shapes[ref]
+        else:
+            layer["scale"] = scale
+            sh, sw = scale if isinstance(scale, list) else (scale, scale)
+            oh, ow = resize_out(h, sh), resize_out(w, sw)
+        return self.add(layer, (c, oh, ow))
+
     def crop(self, x, ref, offset):
         c = self.shapes[x][0]
         _, h, w = self.shapes[ref]
@@ -89,13 +113,29 @@ def random_graph(seed):
     x = b.relu(b.conv("data", 8, 3, p=rng.choice([1, 2, 3]), d=rng.choice([1, 2])))
     x = b.pool(x, rng.choice([2, 3]), 2, p=rng.choice([0, 1]))
     skip = x
-    x = b.relu(b.conv(x, 8, rng.choice([3, [3, 1]]), p=1, groups=rng.choice([1, 2, 4])), slope=rng.choice([0.0, 0.1]))
+    branch = x
+    kernel = rng.choice([3, [3, 1]])
+    x = b.relu(b.conv(x, 8, kernel, p=1, groups=rng.choice([1, 2, 4])), slope=rng.choice([0.0, 0.1]))
+    if rng.random() < 0.6:
+        # a second branch of the same size joined along channels (any width) or along h or w (same channels)
+        axis = rng.choice([1, -3, 2, -1])
+        side = b.relu(b.conv(branch, 4 if axis in (1, -3) else 8, kernel, p=1))
+        x = b.concat([x, side] if rng.random() < 0.5 else [side, x, side], axis)
     x = b.pool(x, 2, 2)
+    if rng.random() < 0.3:
+        # not before a max_pool: interpolating a constant region gives ties that float32 and float64 break apart
+        x = b.resize(x, scale=rng.choice([0.75, [0.8, 1.3]]), align=rng.random() < 0.5)
     x = b.relu(b.conv(x, 12, 3, s=rng.choice([1, 2]), p=1))
     score = b.conv(x, classes, 1)
-    up = b.deconv(score, classes, 4, 2, p=rng.choice([0, 1]), op=rng.choice([0, 1]), bias=rng.random() < 0.5,
-                  frozen=rng.random() < 0.5)
     skip_score = b.conv(skip, classes, 1)
+    upsampling = rng.choice(["deconv", "deconv", "resize_ref", "resize_scale"])
+    if upsampling == "deconv":
+        up = b.deconv(score, classes, 4, 2, p=rng.choice([0, 1]), op=rng.choice([0, 1]), bias=rng.random() < 0.5,
+                      frozen=rng.random() < 0.5)
+    elif upsampling == "resize_ref":
+        up = b.resize(score, ref=skip_score, align=rng.random() < 0.5)
+    else:
+        up = b.resize(score, scale=rng.choice([2, 2.5, [1.7, 2]]), align=rng.random() < 0.5)
     # crop the larger of the two to the smaller at an explicit offset
     (_, uh, uw), (_, sh, sw) = b.shapes[up], b.shapes[skip_score]
     if uh >= sh and uw >= sw:
@@ -110,7 +150,13 @@ def random_graph(seed):
                     "learnable": rng.random() < 0.5}, b.shapes[fused])
     if b.layers[-1].get("learnable"):
         b.params[scaled + ".weight"] = np.array([0.75], dtype=np.float32)
-    final = b.deconv(scaled, classes, 4, 2, bias=True)
+    last = rng.choice(["deconv", "deconv", "resize_scale", "resize_data"])
+    if last == "deconv":
+        final = b.deconv(scaled, classes, 4, 2, bias=True)
+    elif last == "resize_scale":
+        final = b.resize(scaled, scale=rng.choice([2, 1.7, [2, 3]]), align=rng.random() < 0.5)
+    else:
+        final = b.resize(scaled, ref="data", align=rng.random() < 0.5)
     normalize = rng.choice(["valid", "none", "batch"])
     b.add({"name": "loss", "type": "softmax_loss", "inputs": [final, "label"], "ignore_label": 255,
            "normalize": normalize}, ())
@@ -150,7 +196,7 @@ def check(fcn, seed, workdir):
         print(f"graph {seed}: fcn forward failed: {run.stderr.strip()}")
         return False
     ours, _ = safetensors_np.load(paths["dump.safetensors"])
-    blobs, grads = TorchGraph(spec, params).run(inputs, backward=True)
+    blobs, grads = TorchGraph(spec, params, torch.float64).run(inputs, backward=True)
     ok = True
     for name, ref in list(blobs.items()) + list(grads.items()):
         if name in spec["inputs"]:

@@ -1,5 +1,5 @@
 """Writes the PyTorch parity fixtures of the non-conv layers:
-tests/fixtures/{pool,relu,crop,sum,scale,softmax_loss}_parity.safetensors.
+tests/fixtures/{pool,relu,crop,sum,scale,softmax_loss,concat,resize}_parity.safetensors.
 
 Each file holds several cases. Its metadata "cases" is a JSON list of
 {"name", "spec"} (the layer spec, as in a graph); per case the tensors are
@@ -162,9 +162,58 @@ def softmax_loss_fixture():
     f.save()
 
 
+def concat_fixture():
+    f = Fixture("concat")
+    f.add("two_channels", {}, [randn(2, 3, 4, 5), randn(2, 2, 4, 5)], lambda a, b: torch.cat([a, b], 1))
+    f.add("three_channels", {"axis": 1}, [randn(1, 1, 3, 4), randn(1, 4, 3, 4), randn(1, 2, 3, 4)],
+          lambda a, b, c: torch.cat([a, b, c], 1))
+    f.add("h", {"axis": 2}, [randn(2, 3, 2, 5), randn(2, 3, 4, 5)], lambda a, b: torch.cat([a, b], 2))
+    f.add("w_negative", {"axis": -1}, [randn(2, 2, 3, 1), randn(2, 2, 3, 4), randn(2, 2, 3, 2)],
+          lambda a, b, c: torch.cat([a, b, c], -1))
+    f.add("channels_negative", {"axis": -3}, [randn(3, 2, 2, 3), randn(3, 1, 2, 3)],
+          lambda a, b: torch.cat([a, b], -3))
+    f.save()
+
+
+def resize_fixture():
+    """F.interpolate(mode="bilinear") with scale_factor (recompute_scale_factor
+    unset: the source mapping uses 1/scale), with a size, or to a ref's size."""
+    f = Fixture("resize")
+
+    def by_scale(scale, align_corners):
+        return lambda x: F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=align_corners)
+
+    def to_size(size, align_corners):
+        return lambda x: F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
+
+    def to_ref(align_corners):
+        return lambda x, ref: F.interpolate(x, size=ref.shape[2:], mode="bilinear", align_corners=align_corners)
+
+    for align in (False, True):
+        tag = "_ac" if align else ""
+        spec = {"align_corners": True} if align else {}
+        f.add("up2" + tag, dict(spec, scale=2), [randn(2, 3, 5, 6)], by_scale(2.0, align))
+        f.add("up8" + tag, dict(spec, scale=8), [randn(1, 2, 3, 4)], by_scale(8.0, align))
+        # 1/1.7 is not in/out (5 -> 8, 6 -> 10): PyTorch maps with the factor
+        f.add("up1.7" + tag, dict(spec, scale=1.7), [randn(2, 2, 5, 6)], by_scale(1.7, align))
+        f.add("down0.45" + tag, dict(spec, scale=0.45), [randn(1, 3, 11, 9)], by_scale(0.45, align))
+        f.add("rect_scale" + tag, dict(spec, scale=[1.5, 0.7]), [randn(1, 2, 6, 10)], by_scale((1.5, 0.7), align))
+        f.add("ref" + tag, spec, [randn(1, 2, 7, 9), randn(1, 1, 50, 61)], to_ref(align), grad_inputs=[0])
+        f.add("ref_down" + tag, spec, [randn(1, 2, 13, 11), randn(2, 5, 4, 6)], to_ref(align), grad_inputs=[0])
+        f.add("size" + tag, dict(spec, size=[9, 4]), [randn(2, 2, 5, 7)], to_size((9, 4), align))
+        # a 1-pixel output axis: half-pixel reads the middle (src = in/2 - 0.5), align_corners pixel 0
+        f.add("size_1" + tag, dict(spec, size=[1, 5]), [randn(1, 2, 4, 3)], to_size((1, 5), align))
+        f.add("scale_to_1" + tag, dict(spec, scale=0.3), [randn(1, 1, 4, 5)], by_scale(0.3, align))
+        f.add("from_1" + tag, dict(spec, size=[3, 4]), [randn(1, 2, 1, 1)], to_size((3, 4), align))
+    # 10 * 1.05 floors to 10: PyTorch copies that axis whatever the factor
+    f.add("unchanged_size", {"scale": [1.05, 1.5]}, [randn(1, 2, 10, 4)], by_scale((1.05, 1.5), False))
+    f.save()
+
+
 def main():
     torch.manual_seed(0)
-    for make in (pool_fixture, relu_fixture, crop_fixture, sum_fixture, scale_fixture, softmax_loss_fixture):
+    for make in (pool_fixture, relu_fixture, crop_fixture, sum_fixture, scale_fixture, softmax_loss_fixture,
+                 concat_fixture, resize_fixture):
         make()
 
 

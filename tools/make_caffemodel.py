@@ -19,7 +19,7 @@ InnerProduct fc6/fc7/fc8, Softmax "prob", NetParameter.input).
 input of --channels 1, 3 or 6 (input_dim, an Input layer, input_shape):
 grouped rectangular convolution and deconvolution, leaky ReLU, AVE pooling
 with padding and a partial last window, MAX pooling, Crop (layer layout),
-Eltwise SUM with coefficients, InnerProduct on a spatial blob and a
+Eltwise SUM with coefficients, Concat, InnerProduct on a spatial blob and a
 transposed one, fillers in the structure; --expected writes an input and
 the net's output computed with Caffe's semantics in float64 (numpy).
 --reference writes the same weights as float32 under fcn's names
@@ -146,7 +146,8 @@ class NetWriter:
             layer.type = {"convolution": "Convolution", "deconvolution": "Deconvolution", "pooling": "Pooling",
                           "relu": "ReLU", "dropout": "Dropout", "eltwise": "Eltwise", "inner_product": "InnerProduct",
                           "softmax": "Softmax", "softmax_loss": "SoftmaxWithLoss", "data": "Python", "crop": "Crop",
-                          "scale": "Scale", "accuracy": "Accuracy", "split": "Split", "input": "Input"}[type_name]
+                          "scale": "Scale", "accuracy": "Accuracy", "split": "Split", "input": "Input",
+                          "concat": "Concat"}[type_name]
         layer.name = name
         layer.bottom.extend(bottoms)
         layer.top.extend(tops)
@@ -385,7 +386,15 @@ class NetWriter:
             fuse.coeff.extend([1.0, 0.5])
             ops.append(("fuse", lambda t: t["crop"] + 0.5 * t["pool1"]))
             last = "fuse"
-        shape = {"fuse": (6, 7, 5), "up": (6, 10, 5)}[last]
+        other = "up" if self.v1 else "pool1"
+        cat = self.layer("cat", "concat", [last, other], ["cat"]).concat_param
+        if self.v1:
+            cat.concat_dim = 1  # the deprecated spelling
+        else:
+            cat.axis = -3
+        ops.append(("cat", lambda t: np.concatenate([t[last], t[other]], axis=0)))
+        shape = {"fuse": (12, 7, 5), "up": (12, 10, 5)}[last]
+        last = "cat"
         fc = self.layer("fc", "inner_product", [last], ["fc"])
         fc.inner_product_param.num_output = 5
         fc.inner_product_param.weight_filler.type = "xavier"

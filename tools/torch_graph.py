@@ -1,7 +1,8 @@
 """A PyTorch interpreter for fcn's JSON graph specs: runs the same graph with
-torch.nn.functional so that fcn's blobs and gradients can be compared number
-by number. Crop "auto" offsets are derived here independently, with Caffe's
-coord_map rules. Used by the parity tools and tests."""
+torch.nn.functional (in float32, or float64 for a reference), so that fcn's
+blobs and gradients can be compared number by number. Crop "auto" offsets are derived here
+independently, with Caffe's coord_map rules. Used by the parity tools and
+tests."""
 import math
 
 import numpy as np
@@ -15,9 +16,29 @@ def _hw(v, default):
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _coord_map(layer):
+def _resize_map(layer, in_hw, out_hw):
+    """The inverse of F.interpolate's bilinear source mapping, per axis."""
+    align = layer.get("align_corners", False)
+    scale = layer.get("scale")
+    scales = None if scale is None else (scale, scale) if not isinstance(scale, list) else scale
+    maps = []
+    for i in range(2):
+        n, m = in_hw[i], out_hw[i]
+        if n == m:  # PyTorch copies an axis whose size does not change
+            maps.append((1.0, 0.0))
+        elif align:
+            maps.append(((m - 1) / (n - 1), 0.0) if n > 1 and m > 1 else (m / n, 0.0))
+        else:
+            a = float(scales[i]) if scales else m / n  # the given factor, else out/in
+            maps.append((a, 0.5 * a - 0.5))
+    return maps
+
+
+def _coord_map(layer, in_hw=None, out_hw=None):
     """(scale, shift) per axis: output coord = scale * input coord + shift."""
     t = layer["type"]
+    if t == "resize":
+        return _resize_map(layer, in_hw, out_hw)
     if t in ("conv", "max_pool"):
         k = _hw(layer.get("kernel"), 1)
         s = _hw(layer.get("stride"), 1 if t == "conv" else k)
@@ -34,10 +55,12 @@ def _coord_map(layer):
 
 
 class TorchGraph:
-    def __init__(self, spec, params):
-        """params: dict name -> np.ndarray (float32), e.g. 'conv1.weight'."""
+    def __init__(self, spec, params, dtype=torch.float32):
+        """params: dict name -> np.ndarray, e.g. 'conv1.weight'; the graph
+        computes in `dtype`."""
         self.spec = spec
-        self.params = {k: torch.tensor(np.asarray(v, dtype=np.float32), requires_grad=True) for k, v in params.items()}
+        self.dtype = dtype
+        self.params = {k: torch.tensor(np.asarray(v), dtype=dtype, requires_grad=True) for k, v in params.items()}
 
     def frozen(self, layer, suffix):
         key = "lr_mult" if suffix == "weight" else "bias_lr_mult"
@@ -51,7 +74,7 @@ class TorchGraph:
         grads holds 'grad/<blob>' and 'grad/<param>' for trainable params."""
         blobs, maps = {}, {}
         for name in self.spec["inputs"]:
-            blobs[name] = torch.tensor(np.asarray(inputs[name], dtype=np.float32))
+            blobs[name] = torch.tensor(np.asarray(inputs[name]), dtype=self.dtype)
             maps[name] = [(1.0, 0.0), (1.0, 0.0)]
         losses = []
         for layer in self.spec["layers"]:
@@ -63,7 +86,7 @@ class TorchGraph:
             if backward and out.requires_grad:
                 out.retain_grad()
             blobs[layer["name"]] = out
-            own = _coord_map(layer)
+            own = _coord_map(layer, xs[0].shape[2:] if xs else None, out.shape[2:] if out.dim() == 4 else None)
             if layer["type"] == "crop":
                 own = [(1.0, -float(crop_offset[i])) for i in range(2)]
             maps[layer["name"]] = [(in_maps[0][i][0] * own[i][0], own[i][0] * in_maps[0][i][1] + own[i][1])
@@ -135,6 +158,16 @@ class TorchGraph:
             for c, x in zip(coeffs[1:], xs[1:]):
                 out = out + c * x
             return out, None
+        if t == "concat":
+            return torch.cat(xs, layer.get("axis", 1)), None
+        if t == "resize":
+            align = layer.get("align_corners", False)
+            if "scale" in layer:
+                scale = layer["scale"]
+                factors = [float(v) for v in scale] if isinstance(scale, list) else [float(scale)] * 2
+                return F.interpolate(xs[0], scale_factor=factors, mode="bilinear", align_corners=align), None
+            size = xs[1].shape[2:] if len(xs) == 2 else _hw(layer["size"], None)
+            return F.interpolate(xs[0], size=tuple(size), mode="bilinear", align_corners=align), None
         if t == "scale":
             if layer.get("learnable", False):
                 return xs[0] * self._param(layer, "weight"), None
@@ -170,3 +203,8 @@ def pool_out(n, k, s, p, ceil=True):
 
 def deconv_out(n, k, s, p, op=0, d=1):
     return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def resize_out(n, scale):
+    """F.interpolate's output size for a scale factor: floor(n * scale) in double."""
+    return int(n * scale)

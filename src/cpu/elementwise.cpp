@@ -128,4 +128,16 @@ void add_window_accumulate(const Window4d& w, const float* window, float* big) {
   });
 }
 
+void paste_window(const Window4d& w, const float* window, float* big) {
+  const int64_t width = w.window[3];
+  for_each_window_row(w, [&](int64_t b, int64_t s) { std::copy(window + s, window + s + width, big + b); });
+}
+
+void window_accumulate(const Window4d& w, const float* big, float* window) {
+  const int64_t width = w.window[3];
+  for_each_window_row(w, [&](int64_t b, int64_t s) {
+    for (int64_t i = 0; i < width; ++i) window[s + i] += big[b + i];
+  });
+}
+
 }  // namespace fcn::cpu

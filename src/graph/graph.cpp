@@ -171,12 +171,12 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
     if (s.size() != 4 || s[1] != input_channels_[i])
       throw Error("graph input '" + input_names_[i] + "': expected shape [N, " +
                   std::to_string(input_channels_[i]) + ", H, W], got " + shape_str(s));
-    blobs_[i].reshape(s);
+    if (!options_.plan_only) blobs_[i].reshape(s);  // a plan holds no memory, not even the inputs
     coord_maps_[i] = CoordMap{};
   }
   for (const auto& item : input_shapes) blob_id(item.first);  // rejects unknown names
   std::vector<Shape> blob_shapes(blobs_.size());
-  for (size_t i = 0; i < input_names_.size(); ++i) blob_shapes[i] = blobs_[i].shape();
+  for (size_t i = 0; i < input_names_.size(); ++i) blob_shapes[i] = input_shapes.at(input_names_[i]);
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<Shape> shapes;
     std::vector<CoordMap> maps;
@@ -198,11 +198,10 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
   // gradient plan follows the shapes.
   plan_gradients();
   last_input_shapes_.clear();  // until the plan is in place (a throw leaves the graph un-reshaped)
+  blob_shapes_ = blob_shapes;
   if (reusing_memory()) {
-    for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
-      blob_shapes_[b] = blob_shapes[b];
+    for (size_t b = input_names_.size(); b < blobs_.size(); ++b)
       grads_[b].release();  // the plan points the live ones into its buffers
-    }
     plan_memory();
   } else {
     for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
@@ -414,6 +413,8 @@ void Graph::init_params(uint64_t seed) {
 }
 
 std::vector<std::string> Graph::blob_names() const { return blob_names_; }
+
+const Shape& Graph::blob_shape(const std::string& name) const { return blob_shapes_[blob_id(name)]; }
 
 Tensor& Graph::blob(const std::string& name) { return blobs_[blob_id(name)]; }
 const Tensor& Graph::blob(const std::string& name) const { return blobs_[blob_id(name)]; }

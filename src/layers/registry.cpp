@@ -20,6 +20,9 @@ const std::vector<LayerTypeInfo>& registry() {
       {"sum", make_sum_layer, {{"Eltwise", eltwise_from_caffe}}},
       {"scale", make_scale_layer, {{"Scale", scale_from_caffe}}},
       {"softmax_loss", make_softmax_loss_layer, {{"SoftmaxWithLoss", softmax_loss_from_caffe}}},
+      {"concat", make_concat_layer, {{"Concat", concat_from_caffe}}},
+      {"resize", make_resize_layer,
+       "BVLC's schema has no bilinear resize layer (Caffe upsamples by a Deconvolution with a bilinear filler: deconv)"},
   };
   return table;
 }

@@ -1,6 +1,6 @@
 #pragma once
 // Element-wise kernels over contiguous float arrays of n elements, and the
-// strided window copy behind crop. Every *_accumulate kernel adds into its
+// strided window copies behind crop and concat. Every *_accumulate kernel adds into its
 // output (the layer gradient rule); the others overwrite it.
 #include <array>
 #include <cstdint>
@@ -41,5 +41,9 @@ struct Window4d {
 void copy_window(const Window4d& w, const float* big, float* window);
 // big[offset : offset + window.shape] += window
 void add_window_accumulate(const Window4d& w, const float* window, float* big);
+// big[offset : offset + window.shape] = window
+void paste_window(const Window4d& w, const float* window, float* big);
+// window += big[offset : offset + window.shape]
+void window_accumulate(const Window4d& w, const float* big, float* window);
 
 }  // namespace fcn::cpu

@@ -106,7 +106,9 @@ class Graph {
   const Tensor& blob(const std::string& name) const;
   // Null when the blob carries no gradient.
   const Tensor* blob_grad(const std::string& name) const;
-  const Shape& blob_shape(const std::string& name) const { return blob(name).shape(); }
+  // The shape of the last reshape, also in a plan-only graph, whose blobs
+  // (inputs included) hold no memory.
+  const Shape& blob_shape(const std::string& name) const;
   CoordMap blob_coord_map(const std::string& name) const;
 
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }

@@ -50,6 +50,8 @@ std::unique_ptr<Layer> make_crop_layer(LayerContext context, SpecReader& reader)
 std::unique_ptr<Layer> make_sum_layer(LayerContext context, SpecReader& reader);
 std::unique_ptr<Layer> make_scale_layer(LayerContext context, SpecReader& reader);
 std::unique_ptr<Layer> make_softmax_loss_layer(LayerContext context, SpecReader& reader);
+std::unique_ptr<Layer> make_concat_layer(LayerContext context, SpecReader& reader);
+std::unique_ptr<Layer> make_resize_layer(LayerContext context, SpecReader& reader);
 
 // Caffe mappings, each in its type's file pair.
 CaffeMapped conv_from_caffe(CaffeLayer& layer);
@@ -62,5 +64,6 @@ CaffeMapped crop_from_caffe(CaffeLayer& layer);
 CaffeMapped eltwise_from_caffe(CaffeLayer& layer);
 CaffeMapped scale_from_caffe(CaffeLayer& layer);
 CaffeMapped softmax_loss_from_caffe(CaffeLayer& layer);
+CaffeMapped concat_from_caffe(CaffeLayer& layer);
 
 }  // namespace fcn
