@@ -392,7 +392,7 @@ class NetWriter:
             cat.concat_dim = 1  # the deprecated spelling
         else:
             cat.axis = -3
-        ops.append(("cat", lambda t: np.concatenate([t[last], t[other]], axis=0)))
+        ops.append(("cat", lambda t, a=last, b=other: np.concatenate([t[a], t[b]], axis=0)))
         shape = {"fuse": (12, 7, 5), "up": (12, 10, 5)}[last]
         last = "cat"
         fc = self.layer("fc", "inner_product", [last], ["fc"])
