@@ -128,3 +128,19 @@ TEST_CASE("only a ReLU of slope 0 offers to fuse with its producer") {
     CHECK_FALSE(build_example(type, example)->is_rectifier());
   }
 }
+
+TEST_CASE("every layer type names the Caffe types it imports, or says why Caffe has no counterpart") {
+  std::map<std::string, CaffeMapper> by_caffe_type;
+  for (const auto& entry : layer_registry()) {
+    INFO("layer type '" << entry.type << "' (src/layers/registry.cpp)");
+    CHECK((entry.caffe.empty() != entry.no_caffe_counterpart.empty()));
+    for (const auto& [caffe_type, mapper] : entry.caffe) {
+      CHECK(mapper != nullptr);
+      CHECK(find_caffe_mapper(caffe_type) != nullptr);
+      // a Caffe type listed by several fcn types (Pooling) has one mapping, which picks the type
+      auto it = by_caffe_type.emplace(caffe_type, mapper).first;
+      CHECK(it->second == mapper);
+    }
+  }
+  CHECK(find_caffe_mapper("LRN") == nullptr);
+}

@@ -63,6 +63,12 @@ void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* 
   }
 }
 
+void transpose(const float* x, float* y, int64_t rows, int64_t cols) {
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) y[c * rows + r] = x[r * cols + c];
+}
+
 void scale(const float* x, float a, float* y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = a * x[i];

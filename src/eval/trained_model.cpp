@@ -25,6 +25,7 @@ TrainedModel::TrainedModel(const std::string& config_file, const std::vector<std
   graph_options.reuse_values = true;  // only the scores are read after forward
   graph_options.skip_loss_in_test = true;
   graph_ = std::make_unique<Graph>(spec_, model.graph.is_null() ? "model" : "model.graph", graph_options);
+  require_bgr_image_input(*graph_);
   class_names_ = resolve_class_names(config_.data, model.zoo.num_classes);
   for (double scale : options_.tta_scales)
     if (!(scale > 0.05 && scale <= 8)) throw Error("--tta scales: " + std::to_string(scale) + " is not in (0.05, 8]");

@@ -495,4 +495,13 @@ std::string score_blob_name(const Graph& graph) {
   return graph.layers().back()->name();
 }
 
+void require_bgr_image_input(const Graph& graph) {
+  const std::string& name = graph.image_input();
+  const int64_t channels = graph.input_channels(name);
+  if (channels != 3)
+    throw Error("the model's input '" + name + "' has " + std::to_string(channels) + " channel" +
+                (channels == 1 ? "" : "s") +
+                " while VOC-layout images are 3-channel BGR; run this model with fcn forward --input " + name + "=FILE");
+}
+
 }  // namespace fcn

@@ -180,4 +180,64 @@ std::unique_ptr<Layer> make_batch_norm_layer(LayerContext context, SpecReader& r
   return std::make_unique<BatchNormLayer>(std::move(context), options, std::move(weight), std::move(bias));
 }
 
+// Caffe's BatchNorm stores the running sums mean*s and var*s and their
+// weight s (blobs 0, 1, 2: Caffe accumulates with moving_average_fraction
+// and divides by s when it normalises), and has no affine part: the Scale
+// the importer folds in after it (layer.folded) gives gamma and beta.
+CaffeMapped batch_norm_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(1);
+  SpecReader q = layer.param("batch_norm_param");
+  const double eps = q.get_number("eps", 1e-5, 0.0);
+  if (!(eps > 0)) q.fail("eps", "must be > 0");
+  const double fraction = q.get_number("moving_average_fraction", 0.999, 0.0, 1.0);
+  // unset: batch statistics in TRAIN, running ones in TEST, as fcn's "train"
+  bool frozen = false;
+  if (q.has("use_global_stats")) {
+    frozen = q.get_bool("use_global_stats", false);
+    if (!frozen)
+      q.fail("use_global_stats", "is false: Caffe then normalises by the batch's statistics at test time too; "
+                                 "fcn's batch_norm uses the running statistics at test time");
+  }
+  layer.finish(q);
+  const int64_t channels = layer.bottom_shapes.at(0).at(1);
+  CaffeMapped mapped{caffe_layer_spec(layer, "batch_norm"), {}};
+  mapped.spec["eps"] = eps;
+  mapped.spec["momentum"] = 1.0 - fraction;  // running = fraction*running + (1-fraction)*batch
+  mapped.spec["mode"] = frozen ? "frozen" : "train";
+  mapped.spec["affine"] = !layer.folded.empty();
+  if (!layer.blobs.empty()) {
+    if (layer.blobs.size() != 3) layer.fail("has " + std::to_string(layer.blobs.size()) + " blobs, expected 3");
+    const float weight_sum = layer.blobs[2].numel() > 0 ? layer.blobs[2].data()[0] : 0.f;
+    const float factor = weight_sum == 0.f ? 0.f : 1.f / weight_sum;  // Caffe's own rule for s = 0
+    for (const auto& [index, suffix] : {std::pair<size_t, const char*>{0, "running_mean"}, {1, "running_var"}}) {
+      Tensor statistic = layer.take_blob(index, {channels});
+      for (int64_t c = 0; c < statistic.numel(); ++c) statistic.data()[c] *= factor;
+      mapped.weights[layer.name + "." + suffix] = std::move(statistic);
+    }
+  }
+  if (!layer.folded.empty()) {
+    CaffeLayer& scale = layer.folded.front();
+    SpecReader s = scale.param("scale_param");
+    if (caffe_axis(scale, s, "axis", 1) != 1) s.fail("axis", "must be 1 (channels) for the Scale after a BatchNorm");
+    if (s.get_int("num_axes", 1) != 1) s.fail("num_axes", "must be 1 (channels) for the Scale after a BatchNorm");
+    const bool bias = s.get_bool("bias_term", false);
+    s.accept("filler");  // initialisers: the file's blobs replace them
+    s.accept("bias_filler");
+    scale.finish(s);
+    if (!scale.blobs.empty()) {
+      if (scale.blobs.size() != (bias ? 2u : 1u))
+        scale.fail("has " + std::to_string(scale.blobs.size()) + " blobs, expected " + (bias ? "2" : "1"));
+      mapped.weights[layer.name + ".weight"] = scale.take_blob(0, {channels});
+      if (bias) {
+        mapped.weights[layer.name + ".bias"] = scale.take_blob(1, {channels});
+      } else {
+        Tensor zero({channels});
+        zero.fill(0.f);
+        mapped.weights[layer.name + ".bias"] = std::move(zero);
+      }
+    }
+  }
+  return mapped;
+}
+
 }  // namespace fcn

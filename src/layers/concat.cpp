@@ -70,4 +70,16 @@ std::unique_ptr<Layer> make_concat_layer(LayerContext context, SpecReader& reade
   return std::make_unique<ConcatLayer>(std::move(context), options);
 }
 
+// Caffe's Concat: `axis` (negative from the end), or the deprecated
+// concat_dim when axis is unset (Caffe reads it only then).
+CaffeMapped concat_from_caffe(CaffeLayer& layer) {
+  SpecReader q = layer.param("concat_param");
+  const int64_t axis = q.has("axis") ? caffe_axis(layer, q, "axis", 1) : q.get_int("concat_dim", 1, 0);
+  q.accept("concat_dim");
+  layer.finish(q);
+  CaffeMapped mapped{caffe_layer_spec(layer, "concat"), {}};
+  mapped.spec["axis"] = axis;
+  return mapped;
+}
+
 }  // namespace fcn

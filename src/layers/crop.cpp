@@ -149,4 +149,19 @@ std::unique_ptr<Layer> make_crop_layer(LayerContext context, SpecReader& reader)
   return std::make_unique<CropLayer>(std::move(context), axis, std::move(offsets), auto_offset);
 }
 
+CaffeMapped crop_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(2);
+  SpecReader q = layer.param("crop_param");
+  const int64_t axis = caffe_axis(layer, q, "axis", 2);
+  json offset = 0;
+  if (q.has("offset")) {
+    const json& offsets = q.raw("offset");
+    offset = offsets.size() == 1 ? offsets[0] : offsets;
+  }
+  layer.finish(q);
+  CaffeMapped mapped{caffe_layer_spec(layer, "crop"), {}};
+  mapped.spec.update({{"axis", axis}, {"offset", offset}});
+  return mapped;
+}
+
 }  // namespace fcn

@@ -139,4 +139,6 @@ std::unique_ptr<Layer> make_deconv_layer(LayerContext context, SpecReader& reade
   return std::make_unique<DeconvLayer>(std::move(context), reader);
 }
 
+CaffeMapped deconv_from_caffe(CaffeLayer& layer) { return convolution_from_caffe(layer, true); }
+
 }  // namespace fcn

@@ -125,4 +125,32 @@ std::unique_ptr<Layer> make_max_pool_layer(LayerContext context, SpecReader& rea
   return std::make_unique<MaxPoolLayer>(std::move(context), read_pool_options(reader));
 }
 
+// Caffe's Pooling: MAX -> max_pool, AVE -> avg_pool (Caffe's divisor counts
+// the padding and clips at the padded edge: count_include_pad). Both round
+// up by default (round_mode CEIL), as fcn's ceil_mode.
+CaffeMapped pooling_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(1);
+  SpecReader q = layer.param("pooling_param");
+  const std::string method = q.get_choice("pool", {"MAX", "AVE", "STOCHASTIC"}, "MAX");
+  if (method == "STOCHASTIC")
+    q.fail("pool", "is STOCHASTIC (random in training, activation-weighted at test); fcn has MAX and AVE pooling");
+  const bool global = q.get_bool("global_pooling", false);
+  const bool ceil_mode = q.get_choice("round_mode", {"CEIL", "FLOOR"}, "CEIL") == "CEIL";
+  q.accept("engine");  // Caffe's or cuDNN's implementation of the same pooling
+  const auto kernel = caffe_hw(q, "kernel_size", "kernel", 0);
+  const auto stride = caffe_hw(q, "stride", "stride", 1);
+  const auto pad = caffe_hw(q, "pad", "pad", 0);
+  layer.finish(q);
+  CaffeMapped mapped{caffe_layer_spec(layer, method == "MAX" ? "max_pool" : "avg_pool"), {}};
+  if (global) {
+    if (method == "MAX") q.fail("global_pooling", "with MAX: fcn's max_pool has no global mode (avg_pool has)");
+    mapped.spec["global"] = true;
+    return mapped;
+  }
+  if (kernel[0] < 1 || kernel[1] < 1) q.fail("kernel_size", "must be set (at least 1)");
+  mapped.spec.update({{"kernel", hw_json(kernel)}, {"stride", hw_json(stride)}, {"pad", hw_json(pad)}, {"ceil_mode", ceil_mode}});
+  if (method == "AVE") mapped.spec["count_include_pad"] = true;
+  return mapped;
+}
+
 }  // namespace fcn

@@ -46,4 +46,15 @@ std::unique_ptr<Layer> make_relu_layer(LayerContext context, SpecReader& reader)
   return std::make_unique<ReluLayer>(std::move(context), static_cast<float>(slope));
 }
 
+CaffeMapped relu_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(1);
+  SpecReader q = layer.param("relu_param");
+  const double slope = q.get_number("negative_slope", 0.0);
+  q.accept("engine");  // Caffe's or cuDNN's implementation of the same function
+  layer.finish(q);
+  CaffeMapped mapped{caffe_layer_spec(layer, "relu"), {}};
+  if (slope != 0) mapped.spec["negative_slope"] = slope;
+  return mapped;
+}
+
 }  // namespace fcn

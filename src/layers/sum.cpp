@@ -62,4 +62,19 @@ std::unique_ptr<Layer> make_sum_layer(LayerContext context, SpecReader& reader) 
   return std::make_unique<SumLayer>(std::move(context), std::vector<float>(coeffs.begin(), coeffs.end()));
 }
 
+CaffeMapped eltwise_from_caffe(CaffeLayer& layer) {
+  SpecReader q = layer.param("eltwise_param");
+  const std::string op = q.get_choice("operation", {"SUM", "PROD", "MAX"}, "SUM");
+  if (op != "SUM") q.fail("operation", "is " + op + "; fcn imports Eltwise SUM only");
+  q.accept("stable_prod_grad");  // the gradient of PROD only
+  CaffeMapped mapped{caffe_layer_spec(layer, "sum"), {}};
+  if (q.has("coeff")) {
+    const auto coeffs = q.get_number_list("coeff", {});
+    if (coeffs.size() != layer.bottoms.size()) q.fail("coeff", "needs one coefficient per bottom");
+    mapped.spec["coeffs"] = coeffs;
+  }
+  layer.finish(q);
+  return mapped;
+}
+
 }  // namespace fcn

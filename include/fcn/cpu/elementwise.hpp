@@ -25,6 +25,8 @@ void axpy(const float* x, float a, float* y, int64_t n);
 void multiply(const float* a, const float* b, float* y, int64_t n);
 // y += a * b (element-wise)
 void multiply_accumulate(const float* a, const float* b, float* y, int64_t n);
+// y[c * rows + r] = x[r * cols + c]: the transpose of a rows x cols matrix.
+void transpose(const float* x, float* y, int64_t rows, int64_t cols);
 // sum_i a[i] * b[i], accumulated in double in a fixed order (reproducible).
 double dot(const float* a, const float* b, int64_t n);
 

@@ -172,4 +172,9 @@ class Graph {
 // layer (the reference's crop "score"), else the last layer's output.
 std::string score_blob_name(const Graph& graph);
 
+// Throws unless the graph's image input has 3 channels: training, eval and
+// predict read VOC-layout images, which are 3-channel BGR (an imported Caffe
+// net of another channel count runs with `fcn forward` only).
+void require_bgr_image_input(const Graph& graph);
+
 }  // namespace fcn

@@ -17,6 +17,7 @@
 #include <optional>
 #include <random>
 
+#include "fcn/core/caffe_layer.hpp"
 #include "fcn/core/layer.hpp"
 
 namespace fcn {
@@ -28,6 +29,10 @@ struct ConvGeometry;  // fcn/cpu/convolution.hpp
 // out = floor((in + 2p - d(k-1) - 1) / s) + 1; a result < 1 means the
 // dilated kernel does not fit the padded input.
 int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+
+// Caffe's Convolution (transposed: Deconvolution) as a conv / deconv spec
+// and its blobs; conv_from_caffe and deconv_from_caffe (registry.hpp).
+CaffeMapped convolution_from_caffe(CaffeLayer& layer, bool transposed);
 
 // The options conv and deconv share; arrays are {h, w}.
 struct ConvOptions {
