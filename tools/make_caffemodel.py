@@ -18,10 +18,13 @@ InnerProduct fc6/fc7/fc8, Softmax "prob", NetParameter.input).
 --arch mixed writes a small net of every mapped layer kind at a declared
 input of --channels 1, 3 or 6 (input_dim, an Input layer, input_shape):
 grouped rectangular convolution and deconvolution, leaky ReLU, AVE pooling
-with padding and a partial last window, MAX pooling, Crop (layer layout),
-Eltwise SUM with coefficients, Concat, InnerProduct on a spatial blob and a
-transposed one, fillers in the structure; --expected writes an input and
-the net's output computed with Caffe's semantics in float64 (numpy).
+with padding and a ceil-mode partial last window, MAX pooling, and in the
+layer layout (V1 has none of them) BatchNorm + Scale pairs (separate tops
+with use_global_stats unset, in place with use_global_stats true; a
+moving-average factor s != 1) and Crop; Eltwise SUM with coefficients,
+Concat, InnerProduct on a spatial blob and a transposed one, fillers in the
+structure; --expected writes an input and the net's output computed with
+Caffe's semantics in float64 (numpy).
 --reference writes the same weights as float32 under fcn's names
 (fc6 of vgg16 reshaped to a 7x7 kernel); --deploy writes the structure as a
 text prototxt (and the caffemodel then keeps only names and blobs).
@@ -147,7 +150,7 @@ class NetWriter:
                           "relu": "ReLU", "dropout": "Dropout", "eltwise": "Eltwise", "inner_product": "InnerProduct",
                           "softmax": "Softmax", "softmax_loss": "SoftmaxWithLoss", "data": "Python", "crop": "Crop",
                           "scale": "Scale", "accuracy": "Accuracy", "split": "Split", "input": "Input",
-                          "concat": "Concat"}[type_name]
+                          "concat": "Concat", "batch_norm": "BatchNorm"}[type_name]
         layer.name = name
         layer.bottom.extend(bottoms)
         layer.top.extend(tops)
@@ -327,7 +330,35 @@ class NetWriter:
             self.blob(layer, b)
             self.reference[name + ".bias"] = b
 
-    def mixed(self, c, pool1_method="AVE", h=13, w=17):
+    def batch_norm(self, name, scale_name, bottom, top, scale_top, c, global_stats):
+        """BatchNorm (blobs mean*s, var*s, s) + Scale with a bias: Caffe's inference normalisation; returns
+        the function of the bottom (float64) computing scale_top."""
+        layer = self.layer(name, "batch_norm", [bottom], [top])
+        q = layer.batch_norm_param
+        if global_stats is not None:
+            q.use_global_stats = global_stats
+        q.moving_average_fraction, q.eps = 0.99, 1e-3
+        self.mults(layer, [(0, 0)] * 3)  # Caffe's BatchNorm keeps its blobs out of the solver
+        s = np.float32(0.7)  # the moving-average normaliser: Caffe divides mean and var by it
+        mean = (self.rng.standard_normal(c) * s).astype(np.float32)
+        var = (self.rng.uniform(0.2, 2.0, c) * s).astype(np.float32)
+        for blob in (mean, var, np.array([s], dtype=np.float32)):
+            self.blob(layer, blob)
+        factor = np.float32(1) / s  # in float32, as Caffe and fcn compute it: the weights are compared exactly
+        self.reference[name + ".running_mean"] = mean * factor
+        self.reference[name + ".running_var"] = var * factor
+        scale = self.layer(scale_name, "scale", [top], [scale_top])
+        scale.scale_param.bias_term = True
+        gamma = self.rng.uniform(0.5, 1.5, c).astype(np.float32)
+        beta = (self.rng.standard_normal(c) * 0.1).astype(np.float32)
+        self.blob(scale, gamma)
+        self.blob(scale, beta)
+        self.reference[name + ".weight"], self.reference[name + ".bias"] = gamma, beta
+        m, v = mean.astype(np.float64) / float(s), var.astype(np.float64) / float(s)
+        return lambda x: ((x - m[:, None, None]) / np.sqrt(v[:, None, None] + q.eps) * gamma[:, None, None]
+                          + beta[:, None, None])
+
+    def mixed(self, c, h=13, w=17):
         """Every mapped layer kind once; returns the function computing the output of an input (float64)."""
         pb, rng = self.pb, self.rng
         self.declare_input(c, h, w)
@@ -337,22 +368,28 @@ class NetWriter:
         conv1 = self.layer("conv1", "convolution", ["data"], ["conv1"])
         p = conv1.convolution_param
         p.num_output, p.group = 6, group
-        p.kernel_h, p.kernel_w, p.pad_h, p.pad_w, p.stride_h, p.stride_w = 3, 5, 1, 2, 1, 2
+        # 12 x 8 out of 13 x 17: pool1's last windows are ceil mode's partial ones
+        p.kernel_h, p.kernel_w, p.pad_h, p.pad_w, p.stride_h, p.stride_w = 4, 5, 1, 1, 1, 2
         p.weight_filler.type, p.weight_filler.std = "gaussian", 0.01
         p.bias_filler.type, p.bias_filler.value = "constant", 0.1
         p.engine = pb.ConvolutionParameter.CAFFE
         self.mults(conv1, [(1, 1), (2, 0)])
-        w1, b1 = self.random((6, c // group, 3, 5), 15 * c // group), rng.standard_normal(6).astype(np.float32)
+        w1, b1 = self.random((6, c // group, 4, 5), 20 * c // group), rng.standard_normal(6).astype(np.float32)
         self.param_blobs(conv1, "conv1", w1, b1)
-        ops.append(("conv1", lambda t: caffe_conv(t["data"], w1, b1, (1, 2), (1, 2), group)))
+        ops.append(("conv1", lambda t: caffe_conv(t["data"], w1, b1, (1, 2), (1, 1), group)))
+        act = "conv1"
+        if not self.v1:  # V1 has no BatchNorm or Scale
+            bn1 = self.batch_norm("bn1", "scale1", "conv1", "bn1", "scale1", 6, None)
+            ops.append(("scale1", lambda t: bn1(t["conv1"])))
+            act = "scale1"
 
-        relu = self.layer("relu1", "relu", ["conv1"], ["conv1"])
+        relu = self.layer("relu1", "relu", [act], [act])
         relu.relu_param.negative_slope = 0.1
-        ops.append(("conv1", lambda t: np.where(t["conv1"] > 0, t["conv1"], 0.1 * t["conv1"])))
+        ops.append((act, lambda t: np.where(t[act] > 0, t[act], 0.1 * t[act])))
 
-        pool1 = self.layer("pool1", "pooling", ["conv1"], ["pool1"]).pooling_param
-        pool1.pool, pool1.kernel_size, pool1.stride, pool1.pad = getattr(pb.PoolingParameter, pool1_method), 3, 2, 1
-        ops.append(("pool1", lambda t: caffe_pool(t["conv1"], pool1_method, (3, 3), (2, 2), (1, 1))))
+        pool1 = self.layer("pool1", "pooling", [act], ["pool1"]).pooling_param
+        pool1.pool, pool1.kernel_size, pool1.stride, pool1.pad = pb.PoolingParameter.AVE, 3, 2, 1
+        ops.append(("pool1", lambda t: caffe_pool(t[act], "AVE", (3, 3), (2, 2), (1, 1))))
 
         conv2 = self.layer("conv2", "convolution", ["pool1"], ["conv2"])
         p = conv2.convolution_param
@@ -362,6 +399,9 @@ class NetWriter:
         w2, b2 = self.random((4, 6, 3, 1), 18), rng.standard_normal(4).astype(np.float32)
         self.param_blobs(conv2, "conv2", w2, b2)
         ops.append(("conv2", lambda t: caffe_conv(t["pool1"], w2, b2, (1, 1), (1, 0), 1)))
+        if not self.v1:
+            bn2 = self.batch_norm("bn2", "scale2", "conv2", "conv2", "conv2", 4, True)
+            ops.append(("conv2", lambda t: bn2(t["conv2"])))
 
         pool2 = self.layer("pool2", "pooling", ["conv2"], ["pool2"]).pooling_param
         pool2.pool, pool2.kernel_size, pool2.stride = pb.PoolingParameter.MAX, 2, 2
@@ -434,7 +474,7 @@ def main():
                         choices=["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce", "vgg16", "mixed"])
     parser.add_argument("--channels", type=int, default=3, help="--arch mixed: input channels (1, 3 or 6)")
     parser.add_argument("--expected", help="--arch mixed: write an input (data) and Caffe's output (expected)")
-    parser.add_argument("--pool1", choices=["AVE", "MAX"], default="AVE", help="--arch mixed: pool1's method")
+    parser.add_argument("--drop-last-blob", metavar="LAYER", help="--arch mixed: leave LAYER's last blob out")
     parser.add_argument("--fork-field", action="store_true", help="set a field BVLC does not define (conv1)")
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--classes", type=int, default=21)
@@ -455,7 +495,10 @@ def main():
     if vgg:
         writer.vgg16(args.width)
     elif args.arch == "mixed":
-        forward = writer.mixed(args.channels, args.pool1)
+        forward = writer.mixed(args.channels)
+        if args.drop_last_blob:
+            layer = next(l for l in list(writer.net.layer) + list(writer.net.layers) if l.name == args.drop_last_blob)
+            del layer.blobs[-1]
         if args.fork_field:
             (writer.net.layers if writer.v1 else writer.net.layer)[int(args.channels == 3 and not writer.v1)] \
                 .convolution_param.fork_option = 1

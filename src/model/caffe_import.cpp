@@ -483,7 +483,7 @@ class Translator {
     size_t used = 1;
     if (type == "BatchNorm" && i + 1 < layers.size() && folds_into_batch_norm(layers, i)) {
       RawLayer& scale = layers[i + 1];
-      layer.folded.push_back(caffe_layer(scale, layer_where(source_, scale.param)));
+      layer.folded.push_back(caffe_layer(scale, layer_where(source_, scale.param), &layer));
       alias_[scale.param.top(0)] = p.name();
       used = 2;
     }
@@ -552,15 +552,23 @@ class Translator {
     return true;
   }
 
-  CaffeLayer caffe_layer(RawLayer& raw, const std::string& where) {
+  // `folded_into`: the layer whose output a folded layer reads; that output
+  // is not built yet (its blob may be a new top) and has the shape of its
+  // first input (the folded layers are shape-preserving).
+  CaffeLayer caffe_layer(RawLayer& raw, const std::string& where, const CaffeLayer* folded_into = nullptr) {
     const caffe::LayerParameter& p = raw.param;
     CaffeLayer layer;
     layer.name = p.name();
     layer.type = p.type();
     layer.where = where;
-    for (int b = 0; b < p.bottom_size(); ++b) {
-      layer.bottoms.push_back(input(p, b, where));
-      layer.bottom_shapes.push_back(shapes_.at(layer.bottoms.back()));
+    if (folded_into) {
+      layer.bottoms = {folded_into->name};
+      layer.bottom_shapes = {folded_into->bottom_shapes.at(0)};
+    } else {
+      for (int b = 0; b < p.bottom_size(); ++b) {
+        layer.bottoms.push_back(input(p, b, where));
+        layer.bottom_shapes.push_back(shapes_.at(layer.bottoms.back()));
+      }
     }
     layer.params = layer_params_json(p, where);
     for (const auto& spec : p.param()) layer.param_specs.push_back({spec.lr_mult(), spec.decay_mult()});

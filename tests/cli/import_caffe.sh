@@ -4,9 +4,10 @@
 #    imports; `fcn eval` with the imported config and with the shipped
 #    configs/voc-fcn8s.json (same width and classes) scores a synthetic
 #    split identically from the imported weights;
-# 2. 1- and 6-channel nets of every mapped layer kind import without a
-#    libprotobuf line, run with fcn forward as Caffe computes them, and
-#    eval refuses the 1-channel one in one line;
+# 2. 1- and 6-channel nets of every mapped layer kind (AVE pooling and
+#    BatchNorm + Scale among them) import without a libprotobuf line, run
+#    with fcn forward as Caffe computes them, and eval refuses the 1-channel
+#    one in one line;
 # 3. bad files (empty, random, truncated, missing) and an existing --out
 #    fail with exit 1 and one "error: FILE: ..." line.
 set -euo pipefail
@@ -29,11 +30,9 @@ echo "eval: imported config and configs/voc-fcn8s.json agree: $(head -c 120 "$tm
 
 # a 1-channel net (input_dim) and a 6-channel one from a deploy prototxt with fillers: no libprotobuf
 # output; fcn forward runs them with their own input and gives Caffe's output; eval refuses in one line
-pool1=--pool1=MAX  # AVE once the avg_pool layer type exists
-if "$fcn" --help >/dev/null 2>&1 && grep -q '"avg_pool"' "$repo/src/layers/registry.cpp"; then pool1=; fi
 for c in 1 6; do
   /usr/bin/python3 tools/make_caffemodel.py --arch mixed --channels $c --out "$tmp/g$c.caffemodel" \
-    --deploy "$tmp/g$c.prototxt" --expected "$tmp/g$c.safetensors" $pool1
+    --deploy "$tmp/g$c.prototxt" --expected "$tmp/g$c.safetensors"
   "$fcn" import-caffe "$tmp/g$c.caffemodel" --deploy "$tmp/g$c.prototxt" --out "$tmp/g$c" >/dev/null 2>"$tmp/stderr" ||
     fail "import of the $c-channel net: $(cat "$tmp/stderr")"
   if grep -qi "libprotobuf\|warning" "$tmp/stderr"; then fail "import printed: $(cat "$tmp/stderr")"; fi
