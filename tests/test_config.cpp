@@ -51,7 +51,7 @@ TEST_CASE("config: model.ignore_label and data.ignore_label are one setting") {
   }
 }
 
-TEST_CASE("config: model.class_weights reach every loss layer; bad values name the key") {
+TEST_CASE("config: model.class_weights reach every loss layer, and bad values name the key") {
   SECTION("a list goes to the zoo's loss layer and round-trips through to_json") {
     const Config c = parse(R"({"model": {"arch": "fcn32s", "num_classes": 3, "class_weights": [0.5, 1, 4]}})");
     CHECK(c.model.resolved_class_weights == std::vector<double>{0.5, 1, 4});
