@@ -51,7 +51,7 @@ TEST_CASE("config: model.ignore_label and data.ignore_label are one setting") {
   }
 }
 
-TEST_CASE("config: model.class_weights reach every loss layer; bad values name the key") {
+TEST_CASE("config: model.class_weights reach every loss layer, and bad values name the key") {
   SECTION("a list goes to the zoo's loss layer and round-trips through to_json") {
     const Config c = parse(R"({"model": {"arch": "fcn32s", "num_classes": 3, "class_weights": [0.5, 1, 4]}})");
     CHECK(c.model.resolved_class_weights == std::vector<double>{0.5, 1, 4});
@@ -105,5 +105,67 @@ TEST_CASE("config: model.class_weights reach every loss layer; bad values name t
                       Catch::Contains("model.class_weights") && Catch::Contains("median_frequency"));
     CHECK_THROWS_WITH(parse(R"({"model": {"arch": "fcn32s", "class_weight": [1]}})"),
                       Catch::Contains("class_weights"));
+  }
+}
+
+TEST_CASE("config: the data section takes one form: data.root or data.train and data.val") {
+  const std::string model = R"({"model": {"arch": "fcn32s"}, "data": )";
+  const std::string sources = R"("train": {"format": "sbd", "root": "sbd"}, "val": {"root": "voc", "split": "seg11valid"})";
+  const auto load = [&](const std::string& data, const std::vector<std::string>& overrides = {}) {
+    json config = json::parse(model + data + "}");
+    apply_overrides(config, overrides);
+    return parse_config(config, "run.json");
+  };
+
+  SECTION("each form alone") {
+    const Config single = load(R"({"root": "r", "format": "sbd", "train_split": "t", "val_split": "v"})");
+    CHECK(single.data.root == "r");
+    CHECK(single.data.train.empty());
+    const Config split = load("{" + sources + "}");
+    CHECK(split.data.train == std::vector<DataSource>{{"sbd", "sbd", "train"}});
+    CHECK(split.data.val == std::vector<DataSource>{{"voc", "voc", "seg11valid"}});
+    // [] is no sources: the resolved single-root config writes it that way
+    CHECK(load(R"({"root": "r", "train": [], "val": []})").data.root == "r");
+  }
+
+  SECTION("a single-root key with sources is an error naming both keys and the --set to use") {
+    // the README's --set on a config with sources, and a file that mixes the forms itself
+    for (const auto& [data, overrides] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+             {"{" + sources + "}", {"data.root=/data/voc"}}, {R"({"root": "/data/voc", )" + sources + "}", {}}})
+      CHECK_THROWS_WITH(load(data, overrides),
+                        Catch::StartsWith("run.json: data.root: not with data.train and data.val") &&
+                            Catch::EndsWith("--set data.train.root=DIR --set data.val.root=DIR"));
+    CHECK_THROWS_WITH(load("{" + sources + R"(, "train_split": "x"})"),
+                      Catch::StartsWith("run.json: data.train_split: not with data.train and data.val") &&
+                          Catch::EndsWith("--set data.train.split=NAME"));
+    CHECK_THROWS_WITH(load("{" + sources + R"(, "val_split": "x"})"), Catch::EndsWith("--set data.val.split=NAME"));
+    CHECK_THROWS_WITH(load("{" + sources + "}", {"data.format=sbd"}),
+                      Catch::Contains("data.format: not with") &&
+                          Catch::EndsWith("--set data.train.format=FORMAT --set data.val.format=FORMAT"));
+    // a list of sources has no per-item --set path: it is set whole
+    CHECK_THROWS_WITH(load(R"({"root": "r", "train": [{"root": "a"}, {"root": "b"}], "val": {"root": "v"}})"),
+                      Catch::Contains("--set 'data.train=[{\"root\": \"DIR\", ...}, ...]' (a list: set it whole) "
+                                      "--set data.val.root=DIR"));
+  }
+
+  SECTION("sources on a single-root config, or one split's alone, are an error") {
+    CHECK_THROWS_WITH(load(R"({"root": "r"})", {"data.train.root=/data/sbd"}),
+                      Catch::StartsWith("run.json: data.val: missing: data.train and data.val come together") &&
+                          Catch::Contains("data.root for one dataset holding both splits (--set data.root=DIR)"));
+    CHECK_THROWS_WITH(load(R"({"val": {"root": "v"}})"), Catch::StartsWith("run.json: data.train: missing"));
+    CHECK_THROWS_WITH(load(R"({"root": "r"})", {"data.train.root=/data/sbd", "data.val.root=/data/voc"}),
+                      Catch::StartsWith("run.json: data.root: not with data.train and data.val"));
+    CHECK_THROWS_WITH(load("{}"), Catch::StartsWith("run.json: data.root: missing required key (or data.train and data.val"));
+  }
+
+  SECTION("the resolved config keeps its form and reads back") {
+    for (const std::string& data : {std::string(R"({"root": "r", "val_split": "v"})"), "{" + sources + "}"}) {
+      const Config config = load(data);
+      const json resolved = config.to_json();
+      CHECK(resolved["data"].contains("root") == config.data.train.empty());
+      CHECK(resolved["data"].contains("train") == !config.data.train.empty());
+      const Config again = parse_config(resolved, "config.json");
+      CHECK(again.to_json() == resolved);
+    }
   }
 }

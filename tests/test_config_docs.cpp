@@ -1,5 +1,6 @@
 // docs/config.md against the config the code accepts: every key of
-// fcn::Config{}.to_json() (plus model.graph, the alternative to model.arch)
+// fcn::Config{}.to_json() (plus model.graph, the alternative to model.arch,
+// and data.train / data.val, the alternative to data.root)
 // must be documented as `path`, and every dotted key the docs' table rows
 // name must be one the code knows, so the reference can drift neither way.
 #include <catch2/catch.hpp>
@@ -32,6 +33,7 @@ std::vector<std::string> config_keys() {
   flatten(fcn::Config{}.to_json(), "", keys);
   keys.push_back("model.graph");          // to_json writes "arch" unless a graph is given
   keys.push_back("model.class_weights");  // written only when set
+  for (const char* source : {"data.train", "data.val"}) keys.push_back(source);  // the single-root form's alternative
   return keys;
 }
 

@@ -44,7 +44,7 @@ TEST_CASE("crop matches slicing in PyTorch (int, [h, w], axis 3 and axis 1 offse
   check_parity("crop_parity.safetensors");
 }
 
-TEST_CASE("crop gradient check; ref gets no gradient") {
+TEST_CASE("crop gradient check: ref gets no gradient") {
   struct Row {
     json options;
     Shape x, ref;

@@ -335,7 +335,7 @@ TEST_CASE("data.train and data.val sources: parse, round trip, concatenation", "
   CHECK(again.train == c.train);
   CHECK(again.val == c.val);
 
-  CHECK_THROWS_WITH(parse(R"({"train": {"format": "sbd", "root": "x"}})"), Catch::StartsWith("data.root: missing"));
+  CHECK_THROWS_WITH(parse(R"({"train": {"format": "sbd", "root": "x"}})"), Catch::StartsWith("data.val: missing"));
   CHECK_THROWS_WITH(parse(R"({"train": [{"format": "sbd"}], "val": {"root": "v"}})"),
                     Catch::StartsWith("data.train[0].root"));
   CHECK_THROWS_WITH(parse(R"({"train": [{"root": "a", "splt": "x"}], "val": {"root": "v"}})"),

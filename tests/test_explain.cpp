@@ -266,7 +266,7 @@ TEST_CASE("6. conv1_1's pad 100 lets every input size reach fc6 and the final cr
   CHECK(p224.failure.find("score") != std::string::npos);
 }
 
-TEST_CASE("6. crop offsets 19; 5, 27; 5, 9, 31 from the composed coordinate maps") {
+TEST_CASE("6. crop offsets [19], [5, 27], [5, 9, 31] from the composed coordinate maps") {
   const auto variants = crop_geometry();
   REQUIRE(variants.size() == 3);
   const std::vector<std::vector<int64_t>> expected = {{19}, {5, 27}, {5, 9, 31}};
@@ -293,7 +293,7 @@ TEST_CASE("6. crop offsets 19; 5, 27; 5, 9, 31 from the composed coordinate maps
   CHECK(names == std::vector<std::string>{"conv1_1", "pool1", "pool2", "pool3", "pool4", "pool5", "fc6", "upscore"});
 }
 
-TEST_CASE("fcn explain deconv prints the facts and --out writes PNGs; other topics are errors") {
+TEST_CASE("fcn explain deconv prints the facts and --out writes PNGs, other topics are errors") {
   const std::string dir = temp_dir("cli");
   std::string output;
   REQUIRE(run_fcn("explain deconv --out " + dir, output) == 0);

@@ -66,7 +66,7 @@ double agreement(const Image& a, const Image& b) {
 
 }  // namespace
 
-TEST_CASE("tiles: the cores cover every pixel once; tiles are cores plus the margin, on the stride's grid") {
+TEST_CASE("tiles: the cores cover every pixel once, tiles are cores plus the margin, on the stride's grid") {
   const TileMargins margins{32, 224};
   for (auto [height, width, core] : std::vector<std::array<int64_t, 3>>{{1000, 1500, 256}, {97, 33, 64}, {512, 512, 512}}) {
     const std::vector<Tile> tiles = plan_tiles(height, width, core, margins);
@@ -178,7 +178,7 @@ TEST_CASE("tta: flip TTA is flip-equivariant, and on a symmetric input with a mi
   CHECK(classes.size() >= 2);
 }
 
-TEST_CASE("tta: scales average at the image's size; options are checked") {
+TEST_CASE("tta: scales average at the image's size, and options are checked") {
   ScratchDir dir("tta_scales");
   const SavedModel saved = save_model(dir, {{"arch", "fcn32s"}, {"num_classes", 3}, {"width", 0.0625}}, 9);
   const Tensor image = random_image(75, 101, 3);

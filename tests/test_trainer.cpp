@@ -233,7 +233,7 @@ TEST_CASE("a stop request finishes the step, saves a checkpoint, and the run res
   require_same_params(rest.final_weights, reference_final());
 }
 
-TEST_CASE("init weights are copied; max_iter 0 writes them back unchanged") {
+TEST_CASE("init weights are copied, and max_iter 0 writes them back unchanged") {
   TrainOptions options = options_for("init", {"solver.max_iter=0"});
   options.init_weights = reference_final();
   const TrainResult result = train_run(options);

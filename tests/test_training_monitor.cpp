@@ -102,7 +102,7 @@ TEST_CASE("single_class: two validations in a row predicting one class warn, onc
   CHECK_FALSE(monitor.after_validation(500, predicted({1000, 0, 0})));  // said once
 }
 
-TEST_CASE("loss_plateau: the two halves of the window within 1%; 0 turns it off") {
+TEST_CASE("loss_plateau: the two halves of the window within 1%, and 0 turns it off") {
   SolverConfig solver;
   solver.plateau_window = 400;
   solver.display_every = 50;

@@ -228,7 +228,7 @@ DataSource parse_source(SpecReader reader, const std::string& default_split) {
   return source;
 }
 
-// data.train / data.val: one source object or a list of them.
+// data.train / data.val: one source object or a list of them ([]: none).
 std::vector<DataSource> parse_sources(SpecReader& reader, const std::string& key, const std::string& default_split) {
   std::vector<DataSource> sources;
   if (!reader.has(key)) return sources;
@@ -248,6 +248,48 @@ std::vector<DataSource> parse_sources(SpecReader& reader, const std::string& key
   return sources;
 }
 
+// The --set that changes `field` of every source of one split: a list of
+// sources has no per-item path, so it is set whole.
+std::string source_override(SpecReader& reader, const std::string& split, const std::string& field,
+                            const std::string& value) {
+  if (reader.raw(split).is_object()) return "--set data." + split + "." + field + "=" + value;
+  return "--set 'data." + split + "=[{\"" + field + "\": \"" + value + "\", ...}, ...]' (a list: set it whole)";
+}
+
+// The data section has two forms: one dataset holding both splits (root,
+// format, train_split, val_split) or a source per split (train, val, each
+// {format, root, split}). A key of the other form would be silently
+// ignored: `--set data.root=...` on the VOC recipes, whose sources have
+// their own roots. Checked after the --set overrides, so a file that mixes
+// the forms fails the same way as an override that does.
+void check_one_form(SpecReader& reader, const DataConfig& config) {
+  const bool train = !config.train.empty(), val = !config.val.empty();
+  if (!train && !val) return;
+  if (train != val) {
+    const std::string given = train ? "train" : "val", missing = train ? "val" : "train";
+    reader.fail(missing, "missing: data." + given + " and data." + missing +
+                             " come together (a source each); or give neither and data.root for one dataset "
+                             "holding both splits (--set data.root=DIR)");
+  }
+  struct Replacement {
+    std::string key, field, placeholder;
+    std::vector<std::string> splits;  // whose sources' `field` replaces `key`
+  };
+  const std::vector<Replacement> replacements = {{"root", "root", "DIR", {"train", "val"}},
+                                                 {"format", "format", "FORMAT", {"train", "val"}},
+                                                 {"train_split", "split", "NAME", {"train"}},
+                                                 {"val_split", "split", "NAME", {"val"}}};
+  for (const Replacement& r : replacements) {
+    if (!reader.has(r.key)) continue;
+    std::string sets;
+    for (const std::string& split : r.splits)
+      sets += (sets.empty() ? "" : " ") + source_override(reader, split, r.field, r.placeholder);
+    reader.fail(r.key, "not with data.train and data.val (one form per config: data.root for one dataset holding "
+                       "both splits, or a {\"format\", \"root\", \"split\"} source per split); set the sources' "
+                       "instead: " + sets);
+  }
+}
+
 json sources_to_json(const std::vector<DataSource>& sources) {
   json out = json::array();
   for (const auto& s : sources) out.push_back({{"format", s.format}, {"root", s.root}, {"split", s.split}});
@@ -258,17 +300,17 @@ json sources_to_json(const std::vector<DataSource>& sources) {
 
 DataConfig parse_data_config(SpecReader& reader) {
   DataConfig config;
-  config.format = reader.get_choice("format", {"voc", "sbd", "folder"}, config.format);
   config.train = parse_sources(reader, "train", config.train_split);
   config.val = parse_sources(reader, "val", config.val_split);
-  // the single-root form needs its root; sources for both splits replace it
-  if (!config.train.empty() && !config.val.empty()) {
-    config.root = reader.get_string("root", "");
-  } else {
+  check_one_form(reader, config);
+  if (config.train.empty()) {
+    if (!reader.has("root"))
+      reader.fail("root", "missing required key (or data.train and data.val, a source for each split)");
+    config.format = reader.get_choice("format", {"voc", "sbd", "folder"}, config.format);
     config.root = reader.get_string("root");
+    config.train_split = reader.get_string("train_split", config.train_split);
+    config.val_split = reader.get_string("val_split", config.val_split);
   }
-  config.train_split = reader.get_string("train_split", config.train_split);
-  config.val_split = reader.get_string("val_split", config.val_split);
   config.image_dir = reader.get_string("image_dir", config.image_dir);
   config.label_dir = reader.get_string("label_dir", config.label_dir);
   config.image_ext = reader.get_string("image_ext", config.image_ext);
@@ -291,13 +333,7 @@ DataConfig parse_data_config(SpecReader& reader) {
 
 json data_config_to_json(const DataConfig& config) {
   const AugmentConfig& a = config.augment;
-  return json{{"format", config.format},
-              {"root", config.root},
-              {"train", sources_to_json(config.train)},
-              {"val", sources_to_json(config.val)},
-              {"train_split", config.train_split},
-              {"val_split", config.val_split},
-              {"image_dir", config.image_dir},
+  json out = {{"image_dir", config.image_dir},
               {"label_dir", config.label_dir},
               {"image_ext", config.image_ext},
               {"mean_bgr", config.mean_bgr},
@@ -309,6 +345,14 @@ json data_config_to_json(const DataConfig& config) {
               {"on_error", config.on_error},
               {"ignore_label", config.ignore_label},
               {"prefetch", config.prefetch}};
+  // one form only: parse_data_config refuses a section that mixes them
+  if (config.train.empty()) {
+    out.update({{"format", config.format}, {"root", config.root}, {"train_split", config.train_split},
+                {"val_split", config.val_split}});
+  } else {
+    out.update({{"train", sources_to_json(config.train)}, {"val", sources_to_json(config.val)}});
+  }
+  return out;
 }
 
 // ---- the whole config

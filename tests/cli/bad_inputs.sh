@@ -378,6 +378,16 @@ bad "train: --data root missing" 'nope/ImageSets/Segmentation/train\.txt: cannot
   "$fcn" train --config cfg.json --out r --overwrite --set data.root=nope
 bad "train: data.root of the wrong type" 'data\.root: expected a string' "$fcn" train --config cfg.json --out r --overwrite --set data.root=5
 good "describe ignores the data section" "$fcn" describe --config cfg.json --set data.root=5 --size 8 8
+bad "train: data.root on a config with data.train and data.val (the VOC recipes)" \
+  'voc-fcn32s\.json: data\.root: not with data\.train and data\.val .*--set data\.train\.root=DIR --set data\.val\.root=DIR$' \
+  "$fcn" train --config "$repo/configs/voc-fcn32s.json" --out r_forms --set data.root=/data/voc
+config_with '{"model": {"arch": "fcn32s"}, "data": {"root": "ds", "train": {"root": "a"}, "val": {"root": "b"}}}'
+bad "inspect-data: a config file that mixes data.root with data.train and data.val" \
+  'c\.json: data\.root: not with data\.train and data\.val .*--set data\.train\.root=DIR' \
+  "$fcn" inspect-data --config c.json
+bad "train: data.train on a single-root config" \
+  'data\.val: missing: data\.train and data\.val come together .*--set data\.root=DIR' \
+  "$fcn" train --config cfg.json --out r_forms --set data.train.root=ds
 
 # SBD labels (.mat): a 4-byte edit of a fixture that crashed libmatio's Mat_VarGetStructFieldByName
 cp -r "$repo/tests/fixtures/data/sbd" sbd

@@ -4,6 +4,7 @@
 # so, run from an empty directory (no datasets, no weights: nothing can start
 # training), it must fail on the missing data or weights, never on the config.
 # A mistyped key must fail on the config, naming the file (the check can fail).
+# The datasets' --set forms the README shows reach the data.
 set -euo pipefail
 fcn=$(realpath "$1")
 repo=$(pwd)
@@ -22,6 +23,15 @@ for name in voc-fcn32s voc-fcn16s voc-fcn8s voc-fcn8s-atonce; do
   "$fcn" describe --config "$config" --size 500 375 >/dev/null || fail "$name: describe failed"
   echo "$name: parses (fails later, as it should here: $(grep '^error: ' <<<"$out" | head -1))"
 done
+# the README's --set forms reach the datasets: the sources' roots on the VOC
+# configs, data.root on the single-root synthetic config
+for name in voc-fcn32s voc-fcn8s-atonce; do
+  out=$(train_error --config "$repo/configs/$name.json" --set data.train.root=/nowhere/sbd \
+    --set data.val.root=/nowhere/voc --set init.weights=) || fail "$name: trained without data"
+  grep -qF "error: /nowhere/sbd/train.txt: cannot open split list" <<<"$out" || fail "$name: data.train.root: $out"
+done
+out=$(train_error --config "$repo/configs/synthetic-fcn8s.json" --set data.root=/nowhere/syn) || fail "synthetic: trained"
+grep -qF "error: /nowhere/syn/ImageSets/Segmentation/train.txt: cannot open" <<<"$out" || fail "synthetic: data.root: $out"
 out=$(train_error --config "$repo/configs/voc-fcn8s.json" --set solver.momentun=0.9) || fail "mistyped key accepted"
 grep -qF "configs/voc-fcn8s.json: solver.momentun" <<<"$out" || fail "mistyped key: $out"
 echo "ok"
