@@ -203,7 +203,7 @@ TEST_CASE("avg_pool gradient check") {
   }
 }
 
-TEST_CASE("avg_pool global: the whole plane, whatever its size; coord_map, input extent and FLOPs") {
+TEST_CASE("avg_pool global: the whole plane, whatever its size, coord_map, input extent and FLOPs") {
   auto layer = make_test_layer(avg_spec({{"global", true}}));
   CHECK(layer->reshape({{2, 3, 7, 9}}) == Shape{2, 3, 1, 1});
   CHECK(layer->input_extent() == std::array<double, 2>{7, 9});
@@ -227,7 +227,7 @@ TEST_CASE("avg_pool global: the whole plane, whatever its size; coord_map, input
   CHECK(windowed->in_place_input() == -1);
 }
 
-TEST_CASE("avg_pool spec errors name the key; too-small inputs name the layer") {
+TEST_CASE("avg_pool spec errors name the key, too-small inputs name the layer") {
   CHECK_THROWS_WITH(make_test_layer(avg_spec({{"stride", 2}})), Catch::Contains("test.kernel"));
   CHECK_THROWS_WITH(make_test_layer(avg_spec({{"kernel", 3}, {"pad", 2}})),
                     Catch::Contains("test.pad") && Catch::Contains("kernel/2"));

@@ -456,7 +456,7 @@ TEST_CASE("batch_norm's ONNX form: BatchNormalization on the running statistics,
   }
 }
 
-TEST_CASE("batch_norm's running statistics and affine must come from a weights file; a frozen upsampler need not") {
+TEST_CASE("batch_norm's running statistics and affine must come from a weights file, a frozen upsampler need not") {
   for (const std::string mode : {"train", "frozen"}) {
     INFO(mode);
     auto layer = make_test_layer({{"name", "bn"}, {"type", "batch_norm"}, {"inputs", {"x"}}, {"mode", mode}});

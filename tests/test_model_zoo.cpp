@@ -31,7 +31,7 @@ std::vector<int64_t> crop_offsets(Graph& graph) {
 
 }  // namespace
 
-TEST_CASE("crop \"auto\" offsets come out as the reference nets' 19; 5, 27; 5, 9, 31") {
+TEST_CASE("crop \"auto\" offsets come out as the reference nets' 19, then 5 and 27, then 5, 9 and 31") {
   // the offsets follow from the geometry alone: any input size, any width
   for (auto size : {std::pair<int64_t, int64_t>{500, 500}, {37, 53}, {1, 1}}) {
     auto g32 = reshaped_model("fcn32s", 21, size.first, size.second, 0.0625);

@@ -138,7 +138,7 @@ TEST_CASE("resize output size is PyTorch's floor(in * scale) in double") {
   CHECK(layer->reshape({{2, 3, 5, 11}}) == Shape{2, 3, 8, 4});
 }
 
-TEST_CASE("resize source steps: the given factor, not in / out; (in-1)/(out-1) with align_corners") {
+TEST_CASE("resize source steps: the given factor, not in / out, (in-1)/(out-1) with align_corners") {
   CHECK(cpu::resize_source_step(5, 8, false, 1.7) == Approx(1 / 1.7));
   CHECK(cpu::resize_source_step(5, 8, false, std::nullopt) == Approx(5.0 / 8));
   CHECK(cpu::resize_source_step(5, 8, true, 1.7) == Approx(4.0 / 7));
@@ -368,7 +368,7 @@ TEST_CASE("resize emits ONNX Resize: half_pixel or align_corners, scales, consta
   CHECK(sized_dynamic.ints.at("up/hw") == std::vector<int64_t>{5, 7});
 }
 
-TEST_CASE("resize errors: exactly one of scale, size, ref; positive scales; empty outputs") {
+TEST_CASE("resize errors: exactly one of scale, size, ref, positive scales, no empty outputs") {
   const std::vector<std::string> two = {"x", "ref"};
   CHECK_THROWS_WITH(make_test_layer(resize_spec(json::object())), Catch::Contains("test.inputs") &&
                                                                       Catch::Contains("exactly one of scale, size"));

@@ -250,7 +250,7 @@ echo "== sizes"
 bad "describe --size 0 0" '--size: expected two positive integers' "$fcn" describe --config cfg.json --size 0 0
 bad "describe --size -5 3" '--size: expected two positive integers' "$fcn" describe --config cfg.json --size -5 3
 good "describe --size 1 1" "$fcn" describe --config cfg.json --size 1 1
-bad "describe --size 1000000 1000000" 'out of memory|impossibly large' "$fcn" describe --config cfg.json --size 1000000 1000000
+bad "describe --size 1000000 1000000" 'out of memory|impossibly large|too large for 32-bit argmax' "$fcn" describe --config cfg.json --size 1000000 1000000
 bad "describe --size 2^63-1 1" 'impossibly large' "$fcn" describe --config cfg.json --size 9223372036854775807 1
 bad "bench --size 0 0" '--size: expected two positive integers' "$fcn" bench --config cfg.json --size 0 0
 bad "bench --iters 0" '--iters: expected a positive integer' "$fcn" bench --config cfg.json --size 16 16 --iters 0
