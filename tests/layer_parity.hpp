@@ -1,9 +1,12 @@
 #pragma once
 // PyTorch parity of one layer type from a fixture written by
 // tools/fixtures_layers.py: for every case, builds the layer from the stored
-// spec, runs forward and backward (into zeroed gradients) on the stored
-// inputs and output gradient, and compares output, input gradients and
-// parameter gradients with PyTorch's at relative tolerance 1e-4.
+// spec, loads the stored param values (when the case has them), runs
+// forward in the case's mode (test unless it says "train") and backward
+// (into zeroed gradients) on the stored inputs and output gradient, and
+// compares output, input gradients, the gradients of the trainable params
+// and the param values after forward (running statistics, when stored) with
+// PyTorch's at relative tolerance 1e-4.
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -42,8 +45,18 @@ inline void check_parity(const std::string& file) {
       shapes.push_back(inputs.back()->shape());
     }
     Tensor output(layer->reshape(shapes));
-    layer->forward(inputs, output, Mode::test);
+    for (Param* p : layer->params()) {
+      auto stored = fixture.tensors.find(name + "/param/" + p->name);
+      if (stored == fixture.tensors.end()) continue;
+      REQUIRE(stored->second.shape() == p->data.shape());
+      p->data = stored->second;
+    }
+    const Mode mode = c.value("mode", "test") == "train" ? Mode::train : Mode::test;
+    layer->forward(inputs, output, mode);
     check_close("output", output, get("out"));
+    for (Param* p : layer->params())
+      if (fixture.tensors.count(name + "/after/" + p->name))
+        check_close(p->name + " after forward", p->data, get("after/" + p->name));
 
     std::vector<Tensor> grads(inputs.size());
     std::vector<Tensor*> grad_ptrs(inputs.size(), nullptr);
@@ -57,7 +70,11 @@ inline void check_parity(const std::string& file) {
     for (size_t i = 0; i < inputs.size(); ++i)
       if (grad_ptrs[i])
         check_close("input " + std::to_string(i) + " grad", grads[i], get("in" + std::to_string(i) + "_grad"));
-    for (Param* p : layer->params()) check_close(p->name + " grad", p->grad, get("grad/" + p->name));
+    for (Param* p : layer->params()) {
+      INFO(p->name);
+      REQUIRE(p->frozen() != static_cast<bool>(fixture.tensors.count(name + "/grad/" + p->name)));
+      if (!p->frozen()) check_close(p->name + " grad", p->grad, get("grad/" + p->name));
+    }
   }
 }
 

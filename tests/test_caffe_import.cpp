@@ -4,6 +4,7 @@
 // imported graph must score as the model zoo's net with those weights.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
 #include "fcn/io/safetensors.hpp"
+#include "fcn/layers/registry.hpp"
 #include "fcn/model/caffe_import.hpp"
 #include "fcn/model/model_zoo.hpp"
 #include "fcn/model/weights.hpp"
@@ -261,4 +263,144 @@ TEST_CASE("empty, random, truncated and missing files are one-line errors naming
   }
   CHECK(error_of(dir / "truncated.caffemodel").find("truncated") != std::string::npos);
   CHECK(error_of(dir / "missing.caffemodel").find("cannot open") != std::string::npos);
+}
+
+namespace {
+
+// Runs tools/make_caffemodel.py with `options` (no --reference).
+void run_make_caffemodel(const std::string& options) {
+  const std::string command = "/usr/bin/python3 " + std::string(FCN_SOURCE_DIR) + "/tools/make_caffemodel.py " + options;
+  INFO(command);
+  REQUIRE(std::system(command.c_str()) == 0);
+}
+
+double relative_l2(const Tensor& got, const Tensor& expected) {
+  REQUIRE(got.numel() == expected.numel());
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < got.numel(); ++i) {
+    const double d = static_cast<double>(got.data()[i]) - expected.data()[i];
+    diff += d * d;
+    norm += static_cast<double>(expected.data()[i]) * expected.data()[i];
+  }
+  REQUIRE(norm > 0);
+  return std::sqrt(diff / norm);
+}
+
+// The imported net's output for the file's input, against Caffe's (float64) output.
+void check_imported_output(const CaffeImport& imported, const std::string& expected_file, int64_t channels) {
+  CHECK(imported.graph["inputs"]["data"]["channels"] == channels);
+  const SafetensorsFile expected = read_safetensors(expected_file);
+  const Tensor& x = expected.tensors.at("data");
+  Graph graph(imported.graph, "imported");
+  graph.reshape({{"data", x.shape()}});
+  SafetensorsFile weights;
+  for (const auto& w : imported.weights) weights.tensors[w.first] = w.second;
+  const LoadReport report = load_params(graph, weights, "imported", LoadMode::strict);
+  CHECK(report.missing.empty());
+  graph.blob("data") = x;
+  graph.forward(Mode::test);
+  const Tensor& got = graph.blob(score_blob_name(graph));
+  const double error = relative_l2(got, expected.tensors.at("expected"));
+  INFO("relative L2 " << error);
+  CHECK(error <= 1e-5);
+}
+
+}  // namespace
+
+TEST_CASE("nets of 1, 3 and 6 channels with grouped rectangular convolutions, AVE pooling, BatchNorm + Scale, Crop, "
+          "Concat, leaky ReLU and InnerProduct give Caffe's outputs, in both layouts") {
+  TempDir dir;
+  for (const int channels : {1, 3, 6}) {
+    for (const std::string layout : {"layer", "v1"}) {
+      INFO(channels << " channels, layout " << layout);
+      const std::string name = "mixed" + std::to_string(channels) + layout;
+      const std::string file = dir / (name + ".caffemodel"), expected = dir / (name + "_expected.safetensors");
+      run_make_caffemodel("--arch mixed --channels " + std::to_string(channels) + " --layout " + layout +
+                          " --seed " + std::to_string(channels) + " --out " + file + " --expected " + expected +
+                          " --reference " + (dir / (name + ".safetensors")));
+      const CaffeImport imported = import_caffe(file);
+      check_weights_equal(imported, dir / (name + ".safetensors"));
+      CHECK(imported.weights.at("fc.weight").shape() == (layout == "layer" ? Shape{5, 12, 7, 5} : Shape{5, 12, 10, 5}));
+      CHECK(imported.weights.at("fc2.weight").shape() == Shape{3, 5, 1, 1});
+      check_imported_output(imported, expected, channels);
+      if (layout == "layer") {  // V1 has no BatchNorm
+        const json& layers = imported.graph["layers"];
+        auto spec = [&](const std::string& name) {
+          const auto it = std::find_if(layers.begin(), layers.end(), [&](const json& l) { return l["name"] == name; });
+          REQUIRE(it != layers.end());
+          return *it;
+        };
+        // the Scales are folded: gamma and beta of the batch norms
+        CHECK(spec("bn1")["mode"] == "train");  // use_global_stats unset
+        CHECK(spec("bn2")["mode"] == "frozen");
+        CHECK(spec("bn1")["affine"] == true);
+        CHECK(std::abs(spec("bn2")["momentum"].get<double>() - 0.01) < 1e-6);
+        CHECK(std::none_of(layers.begin(), layers.end(), [](const json& l) { return l["type"] == "scale"; }));
+        CHECK(spec("pool1")["type"] == "avg_pool");
+      }
+    }
+  }
+  // a deploy prototxt with fillers and engines gives the structure, quietly
+  const std::string split = dir / "split.caffemodel", deploy = dir / "deploy.prototxt";
+  run_make_caffemodel("--arch mixed --channels 3 --seed 4 --out " + split + " --deploy " + deploy + " --expected " +
+                      (dir / "split_expected.safetensors"));
+  check_imported_output(import_caffe(split, deploy), dir / "split_expected.safetensors", 3);
+}
+
+TEST_CASE("a field that changes Caffe's result and has no fcn equivalent is refused in one line naming layer and "
+          "field") {
+  TempDir dir;
+  const std::string model = dir / "m.caffemodel", deploy = dir / "deploy.prototxt";
+  run_make_caffemodel("--arch mixed --channels 3 --out " + model + " --deploy " + deploy);
+  std::ifstream in(deploy);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto refusal = [&](const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    REQUIRE(at != std::string::npos);
+    std::string changed = text;
+    changed.replace(at, from.size(), to);
+    const std::string path = dir / "changed.prototxt";
+    std::ofstream(path) << changed;
+    try {
+      import_caffe(model, path);
+    } catch (const Error& e) {
+      CHECK(std::string(e.what()).find('\n') == std::string::npos);
+      return std::string(e.what());
+    }
+    FAIL("imported with " << to);
+    return std::string();
+  };
+  const std::vector<std::pair<std::pair<std::string, std::string>, std::string>> cases = {
+      {{"axis: -3", "axis: 0"}, "layer 'cat' (Concat): "},
+      {{"pool: AVE", "pool: STOCHASTIC"}, "layer 'pool1' (Pooling): pooling_param.pool: is STOCHASTIC"},
+      {{"engine: CAFFE", "axis: 2"}, "layer 'conv1' (Convolution): convolution_param.axis: "},
+      {{"operation: SUM", "operation: PROD"}, "layer 'fuse' (Eltwise): eltwise_param.operation: is PROD"},
+      {{"operation: SUM", "operation: MAX"}, "layer 'fuse' (Eltwise): eltwise_param.operation: is MAX"},
+      {{"transpose: true", "transpose: true axis: 2"}, "layer 'fc2' (InnerProduct): inner_product_param.axis: "},
+      {{"  axis: 2\n", "  axis: -7\n"}, "layer 'crop' (Crop): crop_param.axis: is -7"},
+      {{"pool: MAX", "pool: MAX global_pooling: true"}, "(Pooling): pooling_param.global_pooling: with MAX"},
+      {{"negative_slope: 0.1", "negative_slope: 0.1 slope_h: 2"}, "no field named \"slope_h\""},
+      {{"use_global_stats: true", "use_global_stats: false"},
+       "layer 'bn2' (BatchNorm): batch_norm_param.use_global_stats: is false"},
+  };
+  for (const auto& item : cases) {
+    INFO(item.first.second);
+    const std::string message = refusal(item.first.first, item.first.second);
+    INFO(message);
+    CHECK(message.find(item.second) != std::string::npos);
+  }
+  CHECK(refusal("negative_slope: 0.1", "negative_slope: 0.1 slope_h: 2").rfind(dir / "changed.prototxt:", 0) == 0);
+
+  // a binary file with a field BVLC's schema lacks in a layer's parameters
+  const std::string fork = dir / "fork.caffemodel";
+  run_make_caffemodel("--arch mixed --channels 3 --fork-field --out " + fork);
+  const std::string message = error_of(fork);
+  CHECK(message.find("layer 'conv1' (Convolution): convolution_param has field number 19") != std::string::npos);
+
+  // a BatchNorm without its moving-average normaliser s: the statistics cannot be recovered
+  const std::string two_blobs = dir / "two_blobs.caffemodel";
+  run_make_caffemodel("--arch mixed --channels 3 --drop-last-blob bn1 --out " + two_blobs);
+  const std::string bn_message = error_of(two_blobs);
+  CHECK(bn_message.find("layer 'bn1' (BatchNorm): has 2 blobs, expected 3") != std::string::npos);
+  CHECK(bn_message.find('\n') == std::string::npos);
 }

@@ -175,3 +175,21 @@ TEST_CASE("the memory plan changes no number: losses, param grads and outputs ma
     }
   }
 }
+
+TEST_CASE("a plan-only graph knows every blob's shape and the input shapes for a size") {
+  const json spec = {{"inputs", {{"data", {{"channels", 3}}}, {"label", {{"channels", 1}}}}},
+                     {"layers",
+                      {{{"name", "c"}, {"type", "conv"}, {"inputs", {"data"}}, {"num_output", 4}, {"kernel", 3}},
+                       {{"name", "p"}, {"type", "max_pool"}, {"inputs", {"c"}}, {"kernel", 2}, {"stride", 2}}}}};
+  GraphOptions options;
+  options.plan_only = true;
+  Graph graph(spec, "graph", options);
+  const auto shapes = graph.input_shapes(6000, 8000);
+  CHECK(shapes.at("data") == Shape{1, 3, 6000, 8000});
+  CHECK(shapes.at("label") == Shape{1, 1, 6000, 8000});
+  CHECK(graph.image_input() == "data");
+  graph.reshape(shapes);
+  CHECK(graph.blob_shape("c") == Shape{1, 4, 5998, 7998});
+  CHECK(graph.blob_shape("p") == Shape{1, 4, 2999, 3999});
+  CHECK(graph.blob_shape("data") == Shape{1, 3, 6000, 8000});
+}

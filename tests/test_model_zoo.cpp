@@ -70,7 +70,7 @@ TEST_CASE("layer names follow the reference nets") {
 TEST_CASE("FCN-8s has the reference parameter count and forward FLOPs") {
   // figures of the PyTorch reference (shared bench torch_fcn.py): 21 classes, 500x500
   auto graph = reshaped_model("fcn8s", 21, 500, 500);
-  const GraphSummary summary = describe_graph(graph, build_fcn_graph(ModelSpec{}));
+  const GraphSummary summary = describe_graph(graph);
   CHECK(summary.params == 134489759);
   CHECK(summary.trainable_params == 134362751);
   CHECK(summary.flops / 1e9 == Approx(363.1).margin(0.05));

@@ -1,6 +1,12 @@
 """Random FCN-shaped graphs run through `fcn forward --backward --dump` and
-through PyTorch (tools/torch_graph.py) must agree in every blob (relative
-error <= 1e-4) and every gradient (<= 1e-3).
+through PyTorch in float64 (tools/torch_graph.py) must agree in every blob
+(relative error <= 1e-4) and every gradient (<= 1e-3). The graphs mix every
+layer type: conv (dilated, grouped), max_pool and avg_pool (padding counted or
+not), batch_norm (train or frozen, with and without affine), relu (leaky),
+concat (channels or h/w), resize (scale, a ref's size, align_corners) and
+deconv for upsampling, crop, sum, scale, softmax_loss. About half the graphs
+run in training mode (`fcn forward --train`), where batch_norm normalises
+with the batch's statistics and its updated running statistics must agree too.
 
 Usage: /usr/bin/python3 tools/check_graph_parity.py FCN_BINARY [--count N] [--seed S] [--keep DIR]
 Relative error = max |fcn - torch| / max(max |torch|, 1e-6) per tensor."""
@@ -14,10 +20,12 @@ import sys
 import tempfile
 
 import numpy as np
+import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np  # noqa: E402
-from torch_graph import TorchGraph, conv_out, deconv_out, pool_out  # noqa: E402
+import torch  # noqa: E402
+from torch_graph import TorchGraph, conv_out, deconv_out, pool_out, resize_out  # noqa: E402
 
 
 class Builder:
@@ -73,7 +81,51 @@ class Builder:
         c, h, w = self.shapes[x]
         layer = {"name": self.name("pool"), "type": "max_pool", "inputs": [x], "kernel": k, "stride": s, "pad": p,
                  "ceil_mode": True}
+        if self.rng.random() < 0.5:
+            layer["type"] = "avg_pool"
+            layer["count_include_pad"] = self.rng.random() < 0.5
         return self.add(layer, (c, pool_out(h, k, s, p), pool_out(w, k, s, p)))
+
+    def maybe_batch_norm(self, x):
+        """Half the time a batch_norm after x: mode train or frozen, affine or not."""
+        if self.rng.random() < 0.5:
+            return x
+        c = self.shapes[x][0]
+        name = self.name("bn")
+        layer = {"name": name, "type": "batch_norm", "inputs": [x], "momentum": self.rng.choice([0.1, 0.5]),
+                 "mode": self.rng.choice(["train", "train", "frozen"]), "affine": self.rng.random() < 0.75}
+        producer = self.layers[-1]
+        if layer["mode"] == "train" and producer["name"] == x and producer.get("bias"):
+            # batch statistics cancel a per-channel constant: the bias gradient is zero
+            # up to rounding, which no relative tolerance can compare; nets drop such biases
+            producer["bias"] = False
+            del self.params[x + ".bias"]
+        if layer["affine"]:
+            self.params[name + ".weight"] = (1 + self.rand((c,), 0.5)).astype(np.float32)
+            self.params[name + ".bias"] = self.rand((c,), 0.5)
+        self.params[name + ".running_mean"] = self.rand((c,), 0.5)
+        self.params[name + ".running_var"] = (1 + self.rand((c,), 0.5)).astype(np.float32)
+        return self.add(layer, self.shapes[x])
+
+    def concat(self, xs, axis):
+        shapes = [self.shapes[x] for x in xs]
+        along = axis % 4 - 1  # index into (c, h, w)
+        shape = list(shapes[0])
+        shape[along] = sum(sh[along] for sh in shapes)
+        return self.add({"name": self.name("cat"), "type": "concat", "inputs": list(xs), "axis": axis}, tuple(shape))
+
+    def resize(self, x, scale=None, ref=None, align=False):
+        c, h, w = self.shapes[x]
+        layer = {"name": self.name("resize"), "type": "resize", "inputs": [x] + ([ref] if ref else [])}
+        if align:
+            layer["align_corners"] = True
+        if ref:
+            _, oh, ow = self.shapes[ref]
+        else:
+            layer["scale"] = scale
+            sh, sw = scale if isinstance(scale, list) else (scale, scale)
+            oh, ow = resize_out(h, sh), resize_out(w, sw)
+        return self.add(layer, (c, oh, ow))
 
     def crop(self, x, ref, offset):
         c = self.shapes[x][0]
@@ -86,16 +138,33 @@ def random_graph(seed):
     b = Builder(rng, 3, rng.randint(19, 29), rng.randint(19, 29))
     b.rng_np = np.random.RandomState(seed)
     classes = rng.choice([3, 4, 5])
-    x = b.relu(b.conv("data", 8, 3, p=rng.choice([1, 2, 3]), d=rng.choice([1, 2])))
+    x = b.relu(b.maybe_batch_norm(b.conv("data", 8, 3, p=rng.choice([1, 2, 3]), d=rng.choice([1, 2]))))
     x = b.pool(x, rng.choice([2, 3]), 2, p=rng.choice([0, 1]))
     skip = x
-    x = b.relu(b.conv(x, 8, rng.choice([3, [3, 1]]), p=1, groups=rng.choice([1, 2, 4])), slope=rng.choice([0.0, 0.1]))
+    branch = x
+    kernel = rng.choice([3, [3, 1]])
+    x = b.conv(x, 8, kernel, p=1, groups=rng.choice([1, 2, 4]))
+    x = b.relu(b.maybe_batch_norm(x), slope=rng.choice([0.0, 0.1]))
+    if rng.random() < 0.6:
+        # a second branch of the same size joined along channels (any width) or along h or w (same channels)
+        axis = rng.choice([1, -3, 2, -1])
+        side = b.relu(b.conv(branch, 4 if axis in (1, -3) else 8, kernel, p=1))
+        x = b.concat([x, side] if rng.random() < 0.5 else [side, x, side], axis)
     x = b.pool(x, 2, 2)
+    if rng.random() < 0.3:
+        # not before a max_pool: interpolating a constant region gives ties that float32 and float64 break apart
+        x = b.resize(x, scale=rng.choice([0.75, [0.8, 1.3]]), align=rng.random() < 0.5)
     x = b.relu(b.conv(x, 12, 3, s=rng.choice([1, 2]), p=1))
     score = b.conv(x, classes, 1)
-    up = b.deconv(score, classes, 4, 2, p=rng.choice([0, 1]), op=rng.choice([0, 1]), bias=rng.random() < 0.5,
-                  frozen=rng.random() < 0.5)
     skip_score = b.conv(skip, classes, 1)
+    upsampling = rng.choice(["deconv", "deconv", "resize_ref", "resize_scale"])
+    if upsampling == "deconv":
+        up = b.deconv(score, classes, 4, 2, p=rng.choice([0, 1]), op=rng.choice([0, 1]), bias=rng.random() < 0.5,
+                      frozen=rng.random() < 0.5)
+    elif upsampling == "resize_ref":
+        up = b.resize(score, ref=skip_score, align=rng.random() < 0.5)
+    else:
+        up = b.resize(score, scale=rng.choice([2, 2.5, [1.7, 2]]), align=rng.random() < 0.5)
     # crop the larger of the two to the smaller at an explicit offset
     (_, uh, uw), (_, sh, sw) = b.shapes[up], b.shapes[skip_score]
     if uh >= sh and uw >= sw:
@@ -110,7 +179,13 @@ def random_graph(seed):
                     "learnable": rng.random() < 0.5}, b.shapes[fused])
     if b.layers[-1].get("learnable"):
         b.params[scaled + ".weight"] = np.array([0.75], dtype=np.float32)
-    final = b.deconv(scaled, classes, 4, 2, bias=True)
+    last = rng.choice(["deconv", "deconv", "resize_scale", "resize_data"])
+    if last == "deconv":
+        final = b.deconv(scaled, classes, 4, 2, bias=True)
+    elif last == "resize_scale":
+        final = b.resize(scaled, scale=rng.choice([2, 1.7, [2, 3]]), align=rng.random() < 0.5)
+    else:
+        final = b.resize(scaled, ref="data", align=rng.random() < 0.5)
     normalize = rng.choice(["valid", "none", "batch"])
     b.add({"name": "loss", "type": "softmax_loss", "inputs": [final, "label"], "ignore_label": 255,
            "normalize": normalize}, ())
@@ -121,7 +196,8 @@ def random_graph(seed):
     _, lh, lw = b.shapes[final]
     label = b.rng_np.randint(0, classes, (n, 1, lh, lw)).astype(np.float32)
     label[b.rng_np.uniform(size=label.shape) < 0.2] = 255
-    return spec, b.params, {"data": data, "label": label}
+    train = rng.random() < 0.5
+    return spec, b.params, {"data": data, "label": label}, train
 
 
 def rel_err(a, b):
@@ -134,7 +210,7 @@ def check(fcn, seed, workdir):
     while drawn is None:
         drawn = random_graph(seed * 1000 + attempt)
         attempt += 1
-    spec, params, inputs = drawn
+    spec, params, inputs, train = drawn
     paths = {k: os.path.join(workdir, f"g{seed}_{k}") for k in ("spec.json", "weights.safetensors", "data.safetensors",
                                                                  "label.safetensors", "dump.safetensors")}
     with open(paths["spec.json"], "w") as f:
@@ -144,13 +220,13 @@ def check(fcn, seed, workdir):
     safetensors_np.save(paths["label.safetensors"], {"label": inputs["label"]})
     cmd = [fcn, "forward", "--graph", paths["spec.json"], "--weights", paths["weights.safetensors"],
            "--input", "data=" + paths["data.safetensors"], "--input", "label=" + paths["label.safetensors"],
-           "--dump", paths["dump.safetensors"], "--backward"]
+           "--dump", paths["dump.safetensors"], "--backward"] + (["--train"] if train else [])
     run = subprocess.run(cmd, capture_output=True, text=True)
     if run.returncode != 0:
         print(f"graph {seed}: fcn forward failed: {run.stderr.strip()}")
         return False
     ours, _ = safetensors_np.load(paths["dump.safetensors"])
-    blobs, grads = TorchGraph(spec, params).run(inputs, backward=True)
+    blobs, grads = TorchGraph(spec, params, torch.float64).run(inputs, backward=True, train=train)
     ok = True
     for name, ref in list(blobs.items()) + list(grads.items()):
         if name in spec["inputs"]:
@@ -169,7 +245,9 @@ def check(fcn, seed, workdir):
         if e > tol:
             print(f"graph {seed}: {name} relative error {e:.3g} > {tol}")
             ok = False
-    print(f"graph {seed}: {len(spec['layers'])} layers, {len(blobs) + len(grads)} tensors: {'ok' if ok else 'MISMATCH'}")
+    types = sorted({layer["type"] for layer in spec["layers"]} & {"avg_pool", "batch_norm", "concat", "resize"})
+    print(f"graph {seed}: {len(spec['layers'])} layers{''.join(', ' + t for t in types)}, "
+          f"{'train' if train else 'test'} mode, {len(blobs) + len(grads)} tensors: {'ok' if ok else 'MISMATCH'}")
     return ok
 
 

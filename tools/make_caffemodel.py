@@ -15,6 +15,16 @@ crops 19 / 5, 27 / 5, 9, 31, SoftmaxWithLoss with normalize false, and the
 Split layer a saved Caffe net holds for the image blob);
 --arch vgg16 the ILSVRC VGG16 classifier (V1 layout, legacy dims,
 InnerProduct fc6/fc7/fc8, Softmax "prob", NetParameter.input).
+--arch mixed writes a small net of every mapped layer kind at a declared
+input of --channels 1, 3 or 6 (input_dim, an Input layer, input_shape):
+grouped rectangular convolution and deconvolution, leaky ReLU, AVE pooling
+with padding and a ceil-mode partial last window, MAX pooling, and in the
+layer layout (V1 has none of them) BatchNorm + Scale pairs (separate tops
+with use_global_stats unset, in place with use_global_stats true; a
+moving-average factor s != 1) and Crop; Eltwise SUM with coefficients,
+Concat, InnerProduct on a spatial blob and a transposed one, fillers in the
+structure; --expected writes an input and the net's output computed with
+Caffe's semantics in float64 (numpy).
 --reference writes the same weights as float32 under fcn's names
 (fc6 of vgg16 reshaped to a 7x7 kernel); --deploy writes the structure as a
 text prototxt (and the caffemodel then keeps only names and blobs).
@@ -36,14 +46,18 @@ import safetensors_np  # noqa: E402
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
+SCHEMA = os.path.join(ROOT, "tests", "fixtures", "caffe", "bvlc_fields.proto")
+
+
 def compile_schema(packed):
-    """The caffe_pb2 module of fcn's subset; packed=False drops [packed = true]
-    (proto2's default is unpacked), in its own package so both can coexist."""
-    with open(os.path.join(ROOT, "proto", "caffe_subset.proto")) as f:
+    """The module of the test schema (BVLC's fields, tests/fixtures/caffe);
+    packed=False drops [packed = true] (proto2's default is unpacked), in its
+    own package so both can coexist."""
+    with open(SCHEMA) as f:
         text = f.read()
-    name = "caffe_subset" if packed else "caffe_unpacked"
+    name = "bvlc_fields" if packed else "bvlc_unpacked"
     if not packed:
-        text = text.replace(" [packed = true]", "").replace("package fcn.caffe;", "package fcn.caffe_unpacked;")
+        text = text.replace(" [packed = true]", "").replace("package fcn.caffe_test;", "package fcn.caffe_unpacked;")
     work = tempfile.mkdtemp(prefix="fcn_caffe_proto_")
     atexit.register(shutil.rmtree, work, True)  # the module stays loaded; its files need not
     with open(os.path.join(work, name + ".proto"), "w") as f:
@@ -51,6 +65,64 @@ def compile_schema(packed):
     subprocess.run(["protoc", "--python_out=" + work, "-I" + work, name + ".proto"], check=True)
     sys.path.insert(0, work)
     return __import__(name + "_pb2")
+
+
+# ---- Caffe's layers in float64, written from Caffe's definitions (the reference of --arch mixed)
+
+
+def caffe_conv(x, w, b, stride, pad, group):
+    """Caffe's Convolution: w [out, in/g, kh, kw], zero padding, floor output size."""
+    c, h, wd = x.shape
+    out, cg, kh, kw = w.shape
+    xp = np.zeros((c, h + 2 * pad[0], wd + 2 * pad[1]))
+    xp[:, pad[0]:pad[0] + h, pad[1]:pad[1] + wd] = x
+    oh, ow = (h + 2 * pad[0] - kh) // stride[0] + 1, (wd + 2 * pad[1] - kw) // stride[1] + 1
+    y = np.zeros((out, oh, ow))
+    og = out // group
+    for o in range(out):
+        g = o // og
+        for i in range(oh):
+            for j in range(ow):
+                window = xp[g * cg:(g + 1) * cg, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw]
+                y[o, i, j] = np.sum(window * w[o])
+    return y + (b[:, None, None] if b is not None else 0)
+
+
+def caffe_deconv(x, w, b, stride, pad, group):
+    """Caffe's Deconvolution: w [in, out/g, kh, kw]; each input pixel adds its kernel (col2im), then the pad is cut."""
+    c, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    cg = c // group
+    full = np.zeros((og * group, (h - 1) * stride[0] + kh, (wd - 1) * stride[1] + kw))
+    for ci in range(c):
+        g = ci // cg
+        for i in range(h):
+            for j in range(wd):
+                full[g * og:(g + 1) * og, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw] += x[ci, i, j] * w[ci]
+    y = full[:, pad[0]:full.shape[1] - pad[0], pad[1]:full.shape[2] - pad[1]]
+    return y + (b[:, None, None] if b is not None else 0)
+
+
+def caffe_pool(x, method, kernel, stride, pad):
+    """Caffe's Pooling (round_mode CEIL): a last window starting in the padding is dropped; MAX over the
+    window clipped to the image; AVE divides by the window clipped to the padded image (padding counted)."""
+    c, h, w = x.shape
+    size = []
+    for axis, n in enumerate((h, w)):
+        o = int(math.ceil((n + 2 * pad[axis] - kernel[axis]) / stride[axis])) + 1
+        if pad[axis] and (o - 1) * stride[axis] >= n + pad[axis]:
+            o -= 1
+        size.append(o)
+    y = np.zeros((c, size[0], size[1]))
+    for i in range(size[0]):
+        for j in range(size[1]):
+            hs, ws = i * stride[0] - pad[0], j * stride[1] - pad[1]
+            he, we = min(hs + kernel[0], h + pad[0]), min(ws + kernel[1], w + pad[1])
+            count = (he - hs) * (we - ws)
+            hs, ws, he, we = max(hs, 0), max(ws, 0), min(he, h), min(we, w)
+            window = x[:, hs:he, ws:we].reshape(c, -1)
+            y[:, i, j] = window.max(axis=1) if method == "MAX" else window.sum(axis=1) / count
+    return y
 
 
 def channels(c, width):
@@ -77,7 +149,8 @@ class NetWriter:
             layer.type = {"convolution": "Convolution", "deconvolution": "Deconvolution", "pooling": "Pooling",
                           "relu": "ReLU", "dropout": "Dropout", "eltwise": "Eltwise", "inner_product": "InnerProduct",
                           "softmax": "Softmax", "softmax_loss": "SoftmaxWithLoss", "data": "Python", "crop": "Crop",
-                          "scale": "Scale", "accuracy": "Accuracy", "split": "Split"}[type_name]
+                          "scale": "Scale", "accuracy": "Accuracy", "split": "Split", "input": "Input",
+                          "concat": "Concat", "batch_norm": "BatchNorm"}[type_name]
         layer.name = name
         layer.bottom.extend(bottoms)
         layer.top.extend(tops)
@@ -238,6 +311,152 @@ class NetWriter:
         loss.loss_param.ignore_label = 255
         loss.loss_param.normalize = False
 
+    def declare_input(self, c, h, w):
+        """1 channel: NetParameter.input + input_dim; 3: an Input layer; 6: input + input_shape."""
+        if c == 3 and not self.v1:
+            layer = self.layer("input", "input", [], ["data"])
+            layer.input_param.shape.add().dim.extend([1, c, h, w])
+            return
+        self.net.input.append("data")
+        if c == 1 or self.v1:
+            self.net.input_dim.extend([1, c, h, w])
+        else:
+            self.net.input_shape.add().dim.extend([1, c, h, w])
+
+    def param_blobs(self, layer, name, w, b, fcn_w=None):
+        self.blob(layer, w)
+        self.reference[name + ".weight"] = w if fcn_w is None else fcn_w
+        if b is not None:
+            self.blob(layer, b)
+            self.reference[name + ".bias"] = b
+
+    def batch_norm(self, name, scale_name, bottom, top, scale_top, c, global_stats):
+        """BatchNorm (blobs mean*s, var*s, s) + Scale with a bias: Caffe's inference normalisation; returns
+        the function of the bottom (float64) computing scale_top."""
+        layer = self.layer(name, "batch_norm", [bottom], [top])
+        q = layer.batch_norm_param
+        if global_stats is not None:
+            q.use_global_stats = global_stats
+        q.moving_average_fraction, q.eps = 0.99, 1e-3
+        self.mults(layer, [(0, 0)] * 3)  # Caffe's BatchNorm keeps its blobs out of the solver
+        s = np.float32(0.7)  # the moving-average normaliser: Caffe divides mean and var by it
+        mean = (self.rng.standard_normal(c) * s).astype(np.float32)
+        var = (self.rng.uniform(0.2, 2.0, c) * s).astype(np.float32)
+        for blob in (mean, var, np.array([s], dtype=np.float32)):
+            self.blob(layer, blob)
+        factor = np.float32(1) / s  # in float32, as Caffe and fcn compute it: the weights are compared exactly
+        self.reference[name + ".running_mean"] = mean * factor
+        self.reference[name + ".running_var"] = var * factor
+        scale = self.layer(scale_name, "scale", [top], [scale_top])
+        scale.scale_param.bias_term = True
+        gamma = self.rng.uniform(0.5, 1.5, c).astype(np.float32)
+        beta = (self.rng.standard_normal(c) * 0.1).astype(np.float32)
+        self.blob(scale, gamma)
+        self.blob(scale, beta)
+        self.reference[name + ".weight"], self.reference[name + ".bias"] = gamma, beta
+        m, v = mean.astype(np.float64) / float(s), var.astype(np.float64) / float(s)
+        return lambda x: ((x - m[:, None, None]) / np.sqrt(v[:, None, None] + q.eps) * gamma[:, None, None]
+                          + beta[:, None, None])
+
+    def mixed(self, c, h=13, w=17):
+        """Every mapped layer kind once; returns the function computing the output of an input (float64)."""
+        pb, rng = self.pb, self.rng
+        self.declare_input(c, h, w)
+        group = 1 if c == 1 else 3
+        ops = []  # (blob, function of the blob dict) in order
+
+        conv1 = self.layer("conv1", "convolution", ["data"], ["conv1"])
+        p = conv1.convolution_param
+        p.num_output, p.group = 6, group
+        # 12 x 8 out of 13 x 17: pool1's last windows are ceil mode's partial ones
+        p.kernel_h, p.kernel_w, p.pad_h, p.pad_w, p.stride_h, p.stride_w = 4, 5, 1, 1, 1, 2
+        p.weight_filler.type, p.weight_filler.std = "gaussian", 0.01
+        p.bias_filler.type, p.bias_filler.value = "constant", 0.1
+        p.engine = pb.ConvolutionParameter.CAFFE
+        self.mults(conv1, [(1, 1), (2, 0)])
+        w1, b1 = self.random((6, c // group, 4, 5), 20 * c // group), rng.standard_normal(6).astype(np.float32)
+        self.param_blobs(conv1, "conv1", w1, b1)
+        ops.append(("conv1", lambda t: caffe_conv(t["data"], w1, b1, (1, 2), (1, 1), group)))
+        act = "conv1"
+        if not self.v1:  # V1 has no BatchNorm or Scale
+            bn1 = self.batch_norm("bn1", "scale1", "conv1", "bn1", "scale1", 6, None)
+            ops.append(("scale1", lambda t: bn1(t["conv1"])))
+            act = "scale1"
+
+        relu = self.layer("relu1", "relu", [act], [act])
+        relu.relu_param.negative_slope = 0.1
+        ops.append((act, lambda t: np.where(t[act] > 0, t[act], 0.1 * t[act])))
+
+        pool1 = self.layer("pool1", "pooling", [act], ["pool1"]).pooling_param
+        pool1.pool, pool1.kernel_size, pool1.stride, pool1.pad = pb.PoolingParameter.AVE, 3, 2, 1
+        ops.append(("pool1", lambda t: caffe_pool(t[act], "AVE", (3, 3), (2, 2), (1, 1))))
+
+        conv2 = self.layer("conv2", "convolution", ["pool1"], ["conv2"])
+        p = conv2.convolution_param
+        p.num_output = 4
+        p.kernel_size.extend([3, 1])
+        p.pad.extend([1, 0])
+        w2, b2 = self.random((4, 6, 3, 1), 18), rng.standard_normal(4).astype(np.float32)
+        self.param_blobs(conv2, "conv2", w2, b2)
+        ops.append(("conv2", lambda t: caffe_conv(t["pool1"], w2, b2, (1, 1), (1, 0), 1)))
+        if not self.v1:
+            bn2 = self.batch_norm("bn2", "scale2", "conv2", "conv2", "conv2", 4, True)
+            ops.append(("conv2", lambda t: bn2(t["conv2"])))
+
+        pool2 = self.layer("pool2", "pooling", ["conv2"], ["pool2"]).pooling_param
+        pool2.pool, pool2.kernel_size, pool2.stride = pb.PoolingParameter.MAX, 2, 2
+        ops.append(("pool2", lambda t: caffe_pool(t["conv2"], "MAX", (2, 2), (2, 2), (0, 0))))
+
+        up = self.layer("up", "deconvolution", ["pool2"], ["up"])
+        p = up.convolution_param
+        p.num_output, p.group, p.bias_term = 6, 2, False
+        p.kernel_h, p.kernel_w, p.stride_h, p.stride_w = 4, 3, 2, 1
+        self.mults(up, [(0, 0)])
+        wu = self.random((4, 3, 4, 3), 12)
+        self.param_blobs(up, "up", wu, None)
+        ops.append(("up", lambda t: caffe_deconv(t["pool2"], wu, None, (2, 1), (0, 0), 2)))
+        last = "up"
+        if not self.v1:  # V1 has no Crop
+            crop = self.layer("crop", "crop", ["up", "pool1"], ["crop"]).crop_param
+            crop.axis = 2
+            crop.offset.extend([1, 0])
+            ops.append(("crop", lambda t: t["up"][:, 1:1 + t["pool1"].shape[1], 0:t["pool1"].shape[2]]))
+            fuse = self.layer("fuse", "eltwise", ["crop", "pool1"], ["fuse"]).eltwise_param
+            fuse.operation = pb.EltwiseParameter.SUM
+            fuse.coeff.extend([1.0, 0.5])
+            ops.append(("fuse", lambda t: t["crop"] + 0.5 * t["pool1"]))
+            last = "fuse"
+        other = "up" if self.v1 else "pool1"
+        cat = self.layer("cat", "concat", [last, other], ["cat"]).concat_param
+        if self.v1:
+            cat.concat_dim = 1  # the deprecated spelling
+        else:
+            cat.axis = -3
+        ops.append(("cat", lambda t, a=last, b=other: np.concatenate([t[a], t[b]], axis=0)))
+        shape = {"fuse": (12, 7, 5), "up": (12, 10, 5)}[last]
+        last = "cat"
+        fc = self.layer("fc", "inner_product", [last], ["fc"])
+        fc.inner_product_param.num_output = 5
+        fc.inner_product_param.weight_filler.type = "xavier"
+        cols = int(np.prod(shape))
+        wf, bf = self.random((5, cols), cols), rng.standard_normal(5).astype(np.float32)
+        self.param_blobs(fc, "fc", wf, bf, wf.reshape(5, *shape))
+        ops.append(("fc", lambda t: (wf.astype(np.float64) @ t[last].reshape(-1) + bf).reshape(5, 1, 1)))
+
+        fc2 = self.layer("fc2", "inner_product", ["fc"], ["fc2"])
+        fc2.inner_product_param.num_output = 3
+        fc2.inner_product_param.transpose = True
+        wt, bt = self.random((5, 3), 5), rng.standard_normal(3).astype(np.float32)  # stored [inputs, outputs]
+        self.param_blobs(fc2, "fc2", wt, bt, np.ascontiguousarray(wt.T).reshape(3, 5, 1, 1))
+        ops.append(("fc2", lambda t: (wt.astype(np.float64).T @ t["fc"].reshape(-1) + bt).reshape(3, 1, 1)))
+
+        def forward(x):
+            blobs = {"data": x.astype(np.float64)}
+            for name, fn in ops:
+                blobs[name] = fn(blobs)
+            return blobs["fc2"]
+        return forward
+
     def vgg16(self, width):
         self.net.input.append("data")
         self.net.input_dim.extend([10, 3, 224, 224])
@@ -251,7 +470,12 @@ class NetWriter:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", required=True, choices=["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce", "vgg16"])
+    parser.add_argument("--arch", required=True,
+                        choices=["fcn32s", "fcn16s", "fcn8s", "fcn8s-atonce", "vgg16", "mixed"])
+    parser.add_argument("--channels", type=int, default=3, help="--arch mixed: input channels (1, 3 or 6)")
+    parser.add_argument("--expected", help="--arch mixed: write an input (data) and Caffe's output (expected)")
+    parser.add_argument("--drop-last-blob", metavar="LAYER", help="--arch mixed: leave LAYER's last blob out")
+    parser.add_argument("--fork-field", action="store_true", help="set a field BVLC does not define (conv1)")
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--classes", type=int, default=21)
     parser.add_argument("--layout", choices=["layer", "v1"], default=None, help="default: v1 for vgg16, else layer")
@@ -267,8 +491,17 @@ def main():
     args.dims = args.dims or ("legacy" if vgg else "shape")
     pb = compile_schema(packed=args.floats != "unpacked")
     writer = NetWriter(pb, args)
+    forward = None
     if vgg:
         writer.vgg16(args.width)
+    elif args.arch == "mixed":
+        forward = writer.mixed(args.channels)
+        if args.drop_last_blob:
+            layer = next(l for l in list(writer.net.layer) + list(writer.net.layers) if l.name == args.drop_last_blob)
+            del layer.blobs[-1]
+        if args.fork_field:
+            (writer.net.layers if writer.v1 else writer.net.layer)[int(args.channels == 3 and not writer.v1)] \
+                .convolution_param.fork_option = 1
     else:
         writer.fcn(args.arch, args.width, args.classes)
     if args.deploy:
@@ -292,6 +525,10 @@ def main():
         f.write(writer.net.SerializeToString())
     if args.reference:
         safetensors_np.save(args.reference, writer.reference)
+    if args.expected:
+        x = writer.rng.standard_normal((1, args.channels, 13, 17)).astype(np.float32)
+        y = forward(x[0])[None].astype(np.float32)
+        safetensors_np.save(args.expected, {"data": x, "expected": y})
 
 
 if __name__ == "__main__":

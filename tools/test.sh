@@ -11,7 +11,7 @@
 #                run the kernel-level tests there: the AVX2 and scalar paths
 #                of the kernels that -march=native on an AVX-512 machine never
 #                compiles (conv, deconv, winograd, pooling, elementwise,
-#                softmax, their gradient checks, model parity vs PyTorch).
+#                softmax, batch norm, their gradient checks, model parity vs PyTorch).
 # FCN_BUILD_DIR overrides the build directory (build, build-sanitize, build-portable).
 # Further arguments go to ctest, e.g. tools/test.sh --sanitize -R fuzz
 set -euo pipefail
@@ -37,7 +37,7 @@ if [[ "${1:-}" == "--portable" ]]; then
   build_dir=build-portable
   cmake_args=(-DCMAKE_BUILD_TYPE=Release -DFCN_NATIVE=OFF -DCMAKE_CXX_FLAGS=-march=x86-64-v3)
   kernel_tests=(test_conv test_deconv test_convolution test_winograd test_pool test_relu test_sum test_scale
-                test_crop test_dropout test_softmax_loss test_graph)
+                test_crop test_dropout test_softmax_loss test_graph test_batch_norm test_avg_pool)
   build_targets=(--target fcn "${kernel_tests[@]}")
   regex="^(cli\.model_parity|cli\.graph_parity"
   for t in "${kernel_tests[@]}"; do regex+="|$t:"; done

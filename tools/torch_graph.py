@@ -1,7 +1,8 @@
 """A PyTorch interpreter for fcn's JSON graph specs: runs the same graph with
-torch.nn.functional so that fcn's blobs and gradients can be compared number
-by number. Crop "auto" offsets are derived here independently, with Caffe's
-coord_map rules. Used by the parity tools and tests."""
+torch.nn.functional (in float32, or float64 for a reference), so that fcn's
+blobs and gradients can be compared number by number. Crop "auto" offsets are derived here
+independently, with Caffe's coord_map rules. Used by the parity tools and
+tests."""
 import math
 
 import numpy as np
@@ -15,10 +16,32 @@ def _hw(v, default):
     return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
-def _coord_map(layer):
+def _resize_map(layer, in_hw, out_hw):
+    """The inverse of F.interpolate's bilinear source mapping, per axis."""
+    align = layer.get("align_corners", False)
+    scale = layer.get("scale")
+    scales = None if scale is None else (scale, scale) if not isinstance(scale, list) else scale
+    maps = []
+    for i in range(2):
+        n, m = in_hw[i], out_hw[i]
+        if n == m:  # PyTorch copies an axis whose size does not change
+            maps.append((1.0, 0.0))
+        elif align:
+            maps.append(((m - 1) / (n - 1), 0.0) if n > 1 and m > 1 else (m / n, 0.0))
+        else:
+            a = float(scales[i]) if scales else m / n  # the given factor, else out/in
+            maps.append((a, 0.5 * a - 0.5))
+    return maps
+
+
+def _coord_map(layer, in_hw=None, out_hw=None):
     """(scale, shift) per axis: output coord = scale * input coord + shift."""
     t = layer["type"]
-    if t in ("conv", "max_pool"):
+    if t == "resize":
+        return _resize_map(layer, in_hw, out_hw)
+    if t == "avg_pool" and layer.get("global", False):  # the kernel is the input plane, stride 1
+        return [(1.0, -(in_hw[i] - 1) / 2.0) for i in range(2)]
+    if t in ("conv", "max_pool", "avg_pool"):
         k = _hw(layer.get("kernel"), 1)
         s = _hw(layer.get("stride"), 1 if t == "conv" else k)
         p = _hw(layer.get("pad"), 0)
@@ -33,25 +56,38 @@ def _coord_map(layer):
     return [(1.0, 0.0), (1.0, 0.0)]
 
 
+_RUNNING = (".running_mean", ".running_var")
+
+
 class TorchGraph:
-    def __init__(self, spec, params):
-        """params: dict name -> np.ndarray (float32), e.g. 'conv1.weight'."""
+    def __init__(self, spec, params, dtype=torch.float32):
+        """params: dict name -> np.ndarray, e.g. 'conv1.weight'; the graph
+        computes in `dtype`. batch_norm's running statistics are buffers, which
+        a training run updates."""
         self.spec = spec
-        self.params = {k: torch.tensor(np.asarray(v, dtype=np.float32), requires_grad=True) for k, v in params.items()}
+        self.dtype = dtype
+        self.train = False
+        self.params = {k: torch.tensor(np.asarray(v), dtype=dtype, requires_grad=not k.endswith(_RUNNING))
+                       for k, v in params.items()}
 
     def frozen(self, layer, suffix):
         key = "lr_mult" if suffix == "weight" else "bias_lr_mult"
         default = 1.0 if suffix == "weight" else 2.0
-        if layer["type"] == "scale":
+        if layer["type"] in ("scale", "batch_norm"):
             default = 1.0
+        if layer["type"] == "batch_norm" and layer.get("mode", "train") == "frozen":
+            return True
         return float(layer.get(key, default)) == 0.0
 
-    def run(self, inputs, backward=False):
+    def run(self, inputs, backward=False, train=False):
         """inputs: dict name -> np.ndarray. Returns (blobs, grads) as numpy dicts;
-        grads holds 'grad/<blob>' and 'grad/<param>' for trainable params."""
+        grads holds 'grad/<blob>' and 'grad/<param>' for trainable params. With
+        train, batch_norm runs in training mode, and blobs also holds its
+        running statistics as they are after the pass (by param name)."""
+        self.train = train
         blobs, maps = {}, {}
         for name in self.spec["inputs"]:
-            blobs[name] = torch.tensor(np.asarray(inputs[name], dtype=np.float32))
+            blobs[name] = torch.tensor(np.asarray(inputs[name]), dtype=self.dtype)
             maps[name] = [(1.0, 0.0), (1.0, 0.0)]
         losses = []
         for layer in self.spec["layers"]:
@@ -63,11 +99,15 @@ class TorchGraph:
             if backward and out.requires_grad:
                 out.retain_grad()
             blobs[layer["name"]] = out
-            own = _coord_map(layer)
+            own = _coord_map(layer, xs[0].shape[2:] if xs else None, out.shape[2:] if out.dim() == 4 else None)
             if layer["type"] == "crop":
                 own = [(1.0, -float(crop_offset[i])) for i in range(2)]
             maps[layer["name"]] = [(in_maps[0][i][0] * own[i][0], own[i][0] * in_maps[0][i][1] + own[i][1])
                                    for i in range(2)]
+        if train:
+            for name, p in self.params.items():
+                if name.endswith(_RUNNING):
+                    blobs[name] = p
         grads = {}
         if backward:
             if losses:
@@ -77,7 +117,7 @@ class TorchGraph:
                 total = last.sum()
             total.backward()
             for name, b in blobs.items():
-                if name in self.spec["inputs"] or b.grad is None:
+                if name in self.spec["inputs"] or not b.requires_grad or b.grad is None:
                     continue
                 grads["grad/" + name] = b.grad.detach().numpy()
             for name, p in self.params.items():
@@ -109,6 +149,21 @@ class TorchGraph:
             k = _hw(layer.get("kernel"), 1)
             return F.max_pool2d(xs[0], k, _hw(layer.get("stride"), k), _hw(layer.get("pad"), 0),
                                 ceil_mode=layer.get("ceil_mode", True)), None
+        if t == "avg_pool":
+            if layer.get("global", False):
+                return xs[0].mean(dim=(2, 3), keepdim=True), None
+            k = _hw(layer.get("kernel"), 1)
+            return F.avg_pool2d(xs[0], k, _hw(layer.get("stride"), k), _hw(layer.get("pad"), 0),
+                                ceil_mode=layer.get("ceil_mode", True),
+                                count_include_pad=layer.get("count_include_pad", True)), None
+        if t == "batch_norm":
+            affine = layer.get("affine", True)
+            w = self._param(layer, "weight") if affine else None
+            b = self._param(layer, "bias") if affine else None
+            training = self.train and layer.get("mode", "train") != "frozen"
+            return F.batch_norm(xs[0], self.params[layer["name"] + ".running_mean"],
+                                self.params[layer["name"] + ".running_var"], w, b, training=training,
+                                momentum=layer.get("momentum", 0.1), eps=layer.get("eps", 1e-5)), None
         if t == "relu":
             slope = layer.get("negative_slope", 0.0)
             return (F.leaky_relu(xs[0], slope) if slope else F.relu(xs[0])), None
@@ -135,6 +190,16 @@ class TorchGraph:
             for c, x in zip(coeffs[1:], xs[1:]):
                 out = out + c * x
             return out, None
+        if t == "concat":
+            return torch.cat(xs, layer.get("axis", 1)), None
+        if t == "resize":
+            align = layer.get("align_corners", False)
+            if "scale" in layer:
+                scale = layer["scale"]
+                factors = [float(v) for v in scale] if isinstance(scale, list) else [float(scale)] * 2
+                return F.interpolate(xs[0], scale_factor=factors, mode="bilinear", align_corners=align), None
+            size = xs[1].shape[2:] if len(xs) == 2 else _hw(layer["size"], None)
+            return F.interpolate(xs[0], size=tuple(size), mode="bilinear", align_corners=align), None
         if t == "scale":
             if layer.get("learnable", False):
                 return xs[0] * self._param(layer, "weight"), None
@@ -170,3 +235,8 @@ def pool_out(n, k, s, p, ceil=True):
 
 def deconv_out(n, k, s, p, op=0, d=1):
     return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def resize_out(n, scale):
+    """F.interpolate's output size for a scale factor: floor(n * scale) in double."""
+    return int(n * scale)

@@ -101,10 +101,7 @@ void run_bench(const BenchArgs& args) {
   GraphOptions options;
   options.reuse_values = true;  // as fcn train and fcn predict run it
   Graph graph(load_graph_spec(args.model), "graph", options);
-  std::map<std::string, Shape> shapes;
-  for (const auto& name : graph.input_names())
-    shapes[name] = {1, graph.input_channels(name), args.size[0], args.size[1]};
-  graph.reshape(shapes);
+  graph.reshape(graph.input_shapes(args.size[0], args.size[1]));
   graph.init_params(args.seed);
   fill_inputs(graph, args.seed + 1);
 

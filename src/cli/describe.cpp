@@ -24,11 +24,8 @@ void run_describe(const DescribeArgs& args) {
   GraphOptions options;
   options.plan_only = true;  // shapes only: any size can be described
   Graph graph(spec, "graph", options);
-  std::map<std::string, Shape> shapes;
-  for (const auto& name : graph.input_names())
-    shapes[name] = {1, graph.input_channels(name), args.size[0], args.size[1]};
-  graph.reshape(shapes);
-  const GraphSummary summary = describe_graph(graph, spec);
+  graph.reshape(graph.input_shapes(args.size[0], args.size[1]));
+  const GraphSummary summary = describe_graph(graph);
   const MemoryEstimate inference = estimate_inference_memory(spec, args.size[0], args.size[1]);
   const MemoryEstimate training = estimate_training_memory(spec, args.size[0], args.size[1]);
   if (args.json_output) {

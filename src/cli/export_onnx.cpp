@@ -32,18 +32,14 @@ void run_export_onnx(const ExportOnnxArgs& args) {
     options.width = args.size[1];
   }
   // params are sized at reshape; a dynamic export takes its shapes symbolic
-  std::map<std::string, Shape> shapes;
-  for (const auto& name : graph.input_names())
-    shapes[name] = {1, graph.input_channels(name), args.size.empty() ? 224 : args.size[0],
-                    args.size.empty() ? 224 : args.size[1]};
-  graph.reshape(shapes);
+  graph.reshape(graph.input_shapes(args.size.empty() ? 224 : args.size[0], args.size.empty() ? 224 : args.size[1]));
   graph.init_params(0);  // frozen upsampling filters absent from the file keep their (bilinear) init
   const LoadReport report = load_params(graph, read_safetensors(args.weights), args.weights, LoadMode::strict);
   for (const auto& name : report.missing) {
     Param* p = graph.find_param(name);
-    if (p && !p->frozen()) throw Error(args.weights + ": has no tensor for param " + name);
+    if (p && p->must_be_loaded()) throw Error(args.weights + ": has no tensor for param " + name);
   }
-  export_onnx(graph, spec, args.out, options);
+  export_onnx(graph, args.out, options);
   spdlog::info("wrote {} ({} input \"image\", output \"score\")", args.out,
                args.size.empty() ? "dynamic N x 3 x H x W" : "fixed 1 x 3 x " + std::to_string(args.size[0]) + " x " +
                                                                   std::to_string(args.size[1]));

@@ -1,5 +1,5 @@
-// fcn forward: the debugging window into the graph. Runs one test-mode
-// forward (and optionally backward) pass and dumps every blob.
+// fcn forward: the debugging window into the graph. Runs one forward pass
+// (test mode unless --train) and optionally backward, and dumps every blob.
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
@@ -20,6 +20,7 @@ struct ForwardArgs {
   std::vector<std::string> inputs;  // name=FILE
   std::string dump;
   bool backward = false;
+  bool train = false;
 };
 
 std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs) {
@@ -65,11 +66,12 @@ void run_forward(const ForwardArgs& args) {
     for (const auto& name : report.unused) spdlog::warn("{}: tensor '{}' matches no param", args.weights, name);
   }
   for (const auto& name : graph.input_names()) graph.blob(name) = inputs.at(name);
-  graph.forward(Mode::test);
+  graph.forward(args.train ? Mode::train : Mode::test);
 
   std::map<std::string, const Tensor*> dump;
   for (const auto& name : graph.blob_names()) dump[name] = &graph.blob(name);
-  // the params actually used (loaded or initialised), so a reference run can reuse them
+  // the params actually used (loaded or initialised), so a reference run can
+  // reuse them; after a --train forward, the running statistics it updated
   for (Param* p : graph.params())
     if (!dump.count(p->name)) dump[p->name] = &p->data;
   if (args.backward) {
@@ -92,7 +94,10 @@ void add_forward_command(CLI::App& app) {
       "forward",
       "Run one forward pass (test mode) of a graph and dump every blob (and the params used)\nto a safetensors file.\n"
       "With --backward, also backpropagate the loss (d loss = 1) and add grad/<blob> and\n"
-      "grad/<param>. Params missing from --weights are initialised from their weight_init.");
+      "grad/<param>. Params missing from --weights are initialised from their weight_init.\n"
+      "With --train, the pass runs in training mode: batch_norm normalises with the batch's\n"
+      "statistics and updates its running statistics (dumped as they are after the pass),\n"
+      "dropout draws its masks.");
   add_model_options(cmd, args->model);
   cmd->add_option("--weights", args->weights, "safetensors file with params by name");
   cmd->add_option("--seed", args->seed, "seed for initialising params not in --weights")->capture_default_str();
@@ -100,6 +105,7 @@ void add_forward_command(CLI::App& app) {
       ->required();
   cmd->add_option("--dump", args->dump, "output safetensors file")->required();
   cmd->add_flag("--backward", args->backward, "also dump gradients");
+  cmd->add_flag("--train", args->train, "run the forward pass in training mode");
   cmd->callback([args] { run_forward(*args); });
 }
 

@@ -192,6 +192,13 @@ void SpecReader::finish() const {
   }
 }
 
+std::vector<std::string> SpecReader::unread() const {
+  std::vector<std::string> keys;
+  for (const auto& item : object_.items())
+    if (!used_.count(item.key())) keys.push_back(item.key());
+  return keys;
+}
+
 json parse_json_text(const std::string& text, const std::string& source) {
   try {
     return json::parse(text);

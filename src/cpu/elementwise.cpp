@@ -63,6 +63,12 @@ void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* 
   }
 }
 
+void transpose(const float* x, float* y, int64_t rows, int64_t cols) {
+#pragma omp parallel for if (rows * cols > (1 << 16))
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) y[c * rows + r] = x[r * cols + c];
+}
+
 void scale(const float* x, float a, float* y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = a * x[i];
@@ -119,6 +125,18 @@ void add_window_accumulate(const Window4d& w, const float* window, float* big) {
   const int64_t width = w.window[3];
   for_each_window_row(w, [&](int64_t b, int64_t s) {
     for (int64_t i = 0; i < width; ++i) big[b + i] += window[s + i];
+  });
+}
+
+void paste_window(const Window4d& w, const float* window, float* big) {
+  const int64_t width = w.window[3];
+  for_each_window_row(w, [&](int64_t b, int64_t s) { std::copy(window + s, window + s + width, big + b); });
+}
+
+void window_accumulate(const Window4d& w, const float* big, float* window) {
+  const int64_t width = w.window[3];
+  for_each_window_row(w, [&](int64_t b, int64_t s) {
+    for (int64_t i = 0; i < width; ++i) window[s + i] += big[b + i];
   });
 }
 

@@ -69,6 +69,26 @@ inline void pool_2x2_16(const PoolGeometry& g, const float* plane, int64_t oy, i
 #pragma GCC diagnostic pop
 #endif
 
+// The window of one average-pooling output, clipped to the input, with its divisor.
+struct AverageWindow {
+  int64_t y_begin, y_end, x_begin, x_end;
+  double divisor;
+};
+
+inline AverageWindow average_window(const PoolGeometry& g, bool count_include_pad, int64_t oy, int64_t ox) {
+  const int64_t y0 = oy * g.stride_h - g.pad_h, x0 = ox * g.stride_w - g.pad_w;
+  AverageWindow w{std::max<int64_t>(y0, 0), std::min(y0 + g.kernel_h, g.in_h), std::max<int64_t>(x0, 0),
+                  std::min(x0 + g.kernel_w, g.in_w), 0.0};
+  if (count_include_pad) {
+    // padding counts, but a ceil-mode window reaching past the padded input is clipped to it
+    const int64_t y_end = std::min(y0 + g.kernel_h, g.in_h + g.pad_h), x_end = std::min(x0 + g.kernel_w, g.in_w + g.pad_w);
+    w.divisor = static_cast<double>(y_end - y0) * static_cast<double>(x_end - x0);
+  } else {
+    w.divisor = static_cast<double>(w.y_end - w.y_begin) * static_cast<double>(w.x_end - w.x_begin);
+  }
+  return w;
+}
+
 }  // namespace
 
 void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* argmax) {
@@ -105,6 +125,49 @@ void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* ar
     const int32_t* arg = argmax + p * out_plane;
     float* plane = dx + p * in_plane;
     for (int64_t o = 0; o < out_plane; ++o) plane[arg[o]] += grad[o];
+  }
+}
+
+double avg_pool_divisor(const PoolGeometry& g, bool count_include_pad, int64_t oy, int64_t ox) {
+  return average_window(g, count_include_pad, oy, ox).divisor;
+}
+
+void avg_pool_forward(const PoolGeometry& g, bool count_include_pad, const float* x, float* y) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+#pragma omp parallel for schedule(static) if (g.planes * std::max(out_plane, in_plane) >= kParallelMin)
+  for (int64_t p = 0; p < g.planes; ++p) {
+    const float* plane = x + p * in_plane;
+    float* out = y + p * out_plane;
+    for (int64_t oy = 0; oy < g.out_h; ++oy)
+      for (int64_t ox = 0; ox < g.out_w; ++ox) {
+        const AverageWindow w = average_window(g, count_include_pad, oy, ox);
+        double sum = 0;  // a global pool sums a whole plane
+        for (int64_t iy = w.y_begin; iy < w.y_end; ++iy) {
+          const float* row = plane + iy * g.in_w;
+#pragma omp simd reduction(+ : sum)
+          for (int64_t ix = w.x_begin; ix < w.x_end; ++ix) sum += row[ix];
+        }
+        out[oy * g.out_w + ox] = static_cast<float>(sum / w.divisor);
+      }
+  }
+}
+
+void avg_pool_backward(const PoolGeometry& g, bool count_include_pad, const float* dy, float* dx) {
+  const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
+#pragma omp parallel for schedule(static) if (g.planes * std::max(out_plane, in_plane) >= kParallelMin)
+  for (int64_t p = 0; p < g.planes; ++p) {
+    const float* grad = dy + p * out_plane;
+    float* plane = dx + p * in_plane;
+    for (int64_t oy = 0; oy < g.out_h; ++oy)
+      for (int64_t ox = 0; ox < g.out_w; ++ox) {
+        const AverageWindow w = average_window(g, count_include_pad, oy, ox);
+        const float share = static_cast<float>(grad[oy * g.out_w + ox] / w.divisor);
+        for (int64_t iy = w.y_begin; iy < w.y_end; ++iy) {
+          float* row = plane + iy * g.in_w;
+#pragma omp simd
+          for (int64_t ix = w.x_begin; ix < w.x_end; ++ix) row[ix] += share;
+        }
+      }
   }
 }
 

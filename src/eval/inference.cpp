@@ -4,22 +4,12 @@
 
 namespace fcn {
 
-namespace {
-
-std::string image_input_name(const Graph& graph) {
-  for (const auto& name : graph.input_names())
-    if (name == "data") return name;
-  return graph.input_names().front();
-}
-
-}  // namespace
 
 const Tensor& infer_scores(Graph& graph, const Tensor& image, const Tensor* label) {
   if (image.ndim() != 4 || image.n() != 1) throw Error("inference: expected one image [1, C, H, W], got " + shape_str(image.shape()));
-  const std::string data_name = image_input_name(graph);
-  std::map<std::string, Shape> shapes;
-  for (const auto& name : graph.input_names())
-    shapes[name] = name == data_name ? image.shape() : Shape{1, graph.input_channels(name), image.h(), image.w()};
+  const std::string data_name = graph.image_input();
+  std::map<std::string, Shape> shapes = graph.input_shapes(image.h(), image.w());
+  shapes[data_name] = image.shape();
   graph.reshape(shapes);
   for (const auto& name : graph.input_names()) {
     Tensor& blob = graph.blob(name);

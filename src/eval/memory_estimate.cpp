@@ -29,10 +29,7 @@ Plan plan(const json& spec, int64_t height, int64_t width, bool inference) {
   options.reuse_values = inference;
   options.skip_loss_in_test = inference;
   Graph graph(spec, "model", options);
-  std::map<std::string, Shape> shapes;
-  for (const auto& name : graph.input_names())
-    shapes[name] = {1, graph.input_channels(name), height, width};
-  graph.reshape(shapes);
+  graph.reshape(graph.input_shapes(height, width));
   Plan out;
   for (Param* p : graph.params()) out.params += p->data.numel() * static_cast<int64_t>(sizeof(float));
   out.blobs = graph.blob_buffer_bytes();

@@ -10,8 +10,8 @@
 
 namespace fcn {
 
-TileMargins tile_margins(Graph& graph, const json& spec) {
-  const GraphSummary summary = describe_graph(graph, spec);
+TileMargins tile_margins(Graph& graph) {
+  const GraphSummary summary = describe_graph(graph);
   const std::string score = score_blob_name(graph);
   double stride = 1, field = 1;
   for (const LayerSummary& layer : summary.layers) {

@@ -25,6 +25,7 @@ TrainedModel::TrainedModel(const std::string& config_file, const std::vector<std
   graph_options.reuse_values = true;  // only the scores are read after forward
   graph_options.skip_loss_in_test = true;
   graph_ = std::make_unique<Graph>(spec_, model.graph.is_null() ? "model" : "model.graph", graph_options);
+  require_bgr_image_input(*graph_);
   class_names_ = resolve_class_names(config_.data, model.zoo.num_classes);
   for (double scale : options_.tta_scales)
     if (!(scale > 0.05 && scale <= 8)) throw Error("--tta scales: " + std::to_string(scale) + " is not in (0.05, 8]");
@@ -35,7 +36,7 @@ void TrainedModel::load_weights() {
   const LoadReport report = load_params(*graph_, read_safetensors(weights_file_), weights_file_, LoadMode::strict);
   for (const auto& name : report.missing) {
     Param* p = graph_->find_param(name);
-    if (p && !p->frozen())
+    if (p && p->must_be_loaded())
       throw Error(weights_file_ + ": has no tensor for param " + name +
                   " (is it a checkpoint of this config's model? " + std::to_string(report.loaded.size()) +
                   " params matched)");
@@ -56,10 +57,8 @@ void TrainedModel::ensure_loaded(const Shape& image_shape) {
   // params are sized at the first reshape, so reshape before loading; a
   // small size does (the first real pass reshapes again)
   const int64_t h = std::min<int64_t>(image_shape[2], 64), w = std::min<int64_t>(image_shape[3], 64);
-  std::map<std::string, Shape> shapes;
-  for (const auto& name : graph_->input_names()) shapes[name] = {1, graph_->input_channels(name), h, w};
-  graph_->reshape(shapes);
-  margins_ = tile_margins(*graph_, spec_);
+  graph_->reshape(graph_->input_shapes(h, w));
+  margins_ = tile_margins(*graph_);
   classes_ = graph_->blob_shape(score_blob_name(*graph_)).at(1);
   load_weights();
 }

@@ -10,7 +10,6 @@
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/layers/registry.hpp"
-#include "fcn/layers/relu.hpp"
 
 namespace fcn {
 
@@ -145,6 +144,18 @@ int Graph::blob_id(const std::string& name) const {
   return it->second;
 }
 
+std::map<std::string, Shape> Graph::input_shapes(int64_t height, int64_t width, int64_t batch) const {
+  std::map<std::string, Shape> shapes;
+  for (size_t i = 0; i < input_names_.size(); ++i) shapes[input_names_[i]] = {batch, input_channels_[i], height, width};
+  return shapes;
+}
+
+const std::string& Graph::image_input() const {
+  for (const auto& name : input_names_)
+    if (name == "data") return name;
+  return input_names_.front();
+}
+
 int64_t Graph::input_channels(const std::string& name) const {
   for (size_t i = 0; i < input_names_.size(); ++i)
     if (input_names_[i] == name) return input_channels_[i];
@@ -160,12 +171,12 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
     if (s.size() != 4 || s[1] != input_channels_[i])
       throw Error("graph input '" + input_names_[i] + "': expected shape [N, " +
                   std::to_string(input_channels_[i]) + ", H, W], got " + shape_str(s));
-    blobs_[i].reshape(s);
+    if (!options_.plan_only) blobs_[i].reshape(s);  // a plan holds no memory, not even the inputs
     coord_maps_[i] = CoordMap{};
   }
   for (const auto& item : input_shapes) blob_id(item.first);  // rejects unknown names
   std::vector<Shape> blob_shapes(blobs_.size());
-  for (size_t i = 0; i < input_names_.size(); ++i) blob_shapes[i] = blobs_[i].shape();
+  for (size_t i = 0; i < input_names_.size(); ++i) blob_shapes[i] = input_shapes.at(input_names_[i]);
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<Shape> shapes;
     std::vector<CoordMap> maps;
@@ -187,11 +198,10 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
   // gradient plan follows the shapes.
   plan_gradients();
   last_input_shapes_.clear();  // until the plan is in place (a throw leaves the graph un-reshaped)
+  blob_shapes_ = blob_shapes;
   if (reusing_memory()) {
-    for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
-      blob_shapes_[b] = blob_shapes[b];
+    for (size_t b = input_names_.size(); b < blobs_.size(); ++b)
       grads_[b].release();  // the plan points the live ones into its buffers
-    }
     plan_memory();
   } else {
     for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
@@ -210,12 +220,11 @@ void Graph::fuse_relus(const std::vector<int>& group, const std::vector<int>& pr
   const int inputs = static_cast<int>(input_names_.size());
   for (auto& layer : layers_) layer->rectify_output(false);
   for (size_t i = 0; i < layers_.size(); ++i) {
-    auto* relu = dynamic_cast<ReluLayer*>(layers_[i].get());
-    if (!relu) continue;
+    Layer& rectifier = *layers_[i];
+    if (!rectifier.is_rectifier()) continue;
     const int in = nodes_[i].input_blobs[0], out = nodes_[i].output_blob;
     const bool in_place = in >= inputs && group[out] == group[in];
-    relu->set_input_rectified(in_place && relu->negative_slope() == 0.f &&
-                              layers_[producer[in]]->rectify_output(true));
+    rectifier.set_input_rectified(in_place && layers_[producer[in]]->rectify_output(true));
   }
 }
 
@@ -405,6 +414,8 @@ void Graph::init_params(uint64_t seed) {
 
 std::vector<std::string> Graph::blob_names() const { return blob_names_; }
 
+const Shape& Graph::blob_shape(const std::string& name) const { return blob_shapes_[blob_id(name)]; }
+
 Tensor& Graph::blob(const std::string& name) { return blobs_[blob_id(name)]; }
 const Tensor& Graph::blob(const std::string& name) const { return blobs_[blob_id(name)]; }
 
@@ -482,6 +493,15 @@ std::string score_blob_name(const Graph& graph) {
   for (const auto& layer : graph.layers())
     if (layer->is_loss()) return layer->inputs().front();
   return graph.layers().back()->name();
+}
+
+void require_bgr_image_input(const Graph& graph) {
+  const std::string& name = graph.image_input();
+  const int64_t channels = graph.input_channels(name);
+  if (channels != 3)
+    throw Error("the model's input '" + name + "' has " + std::to_string(channels) + " channel" +
+                (channels == 1 ? "" : "s") +
+                " while VOC-layout images are 3-channel BGR; run this model with fcn forward --input " + name + "=FILE");
 }
 
 }  // namespace fcn

@@ -1,6 +1,9 @@
 #include "fcn/layers/conv.hpp"
 
+#include <cmath>
+
 #include "fcn/cpu/convolution.hpp"
+#include "fcn/cpu/elementwise.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/layers/registry.hpp"
 
@@ -99,6 +102,23 @@ std::string ConvolutionBase::options_str() const {
          ", dilation " + hw(options_.dilation);
 }
 
+void ConvolutionBase::emit_convolution(OnnxEmitter& onnx, const std::string& op, const std::string& input,
+                                       const std::string& output, std::vector<OnnxAttribute> extra) const {
+  std::vector<std::string> inputs = {input, onnx.float_tensor(weight_.name, weight_.data)};
+  if (options_.bias) inputs.push_back(onnx.float_tensor(bias_.name, bias_.data));
+  const auto& k = options_.kernel;
+  const auto& s = options_.stride;
+  const auto& p = options_.pad;
+  const auto& d = options_.dilation;
+  std::vector<OnnxAttribute> attributes = {{"kernel_shape", std::vector<int64_t>{k[0], k[1]}},
+                                           {"strides", std::vector<int64_t>{s[0], s[1]}},
+                                           {"pads", std::vector<int64_t>{p[0], p[1], p[0], p[1]}},
+                                           {"dilations", std::vector<int64_t>{d[0], d[1]}},
+                                           {"group", options_.groups}};
+  attributes.insert(attributes.end(), extra.begin(), extra.end());
+  onnx.node(op, name(), inputs, output, attributes);
+}
+
 ConvLayer::ConvLayer(LayerContext context, SpecReader& reader)
     : ConvolutionBase(std::move(context), reader, {"gaussian", "xavier", "msra", "zero", "constant"}) {}
 
@@ -142,6 +162,17 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   }
 }
 
+std::array<double, 2> ConvLayer::input_extent() const {
+  const auto& k = options_.kernel;
+  const auto& d = options_.dilation;
+  return {static_cast<double>(d[0] * (k[0] - 1) + 1), static_cast<double>(d[1] * (k[1] - 1) + 1)};
+}
+
+void ConvLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                          const std::string& output) const {
+  emit_convolution(onnx, "Conv", inputs[0], output, {});
+}
+
 CoordMap ConvLayer::coord_map() const {
   CoordMap map;
   for (int axis = 0; axis < 2; ++axis) {
@@ -155,6 +186,97 @@ CoordMap ConvLayer::coord_map() const {
 
 std::unique_ptr<Layer> make_conv_layer(LayerContext context, SpecReader& reader) {
   return std::make_unique<ConvLayer>(std::move(context), reader);
+}
+
+// Caffe's weight and bias blobs and their multipliers as conv/deconv
+// params; Caffe's default multipliers are 1 for both blobs, fcn's bias
+// defaults differ, so all four are written.
+namespace {
+
+void convolution_params_from_caffe(CaffeLayer& layer, const Shape& weight_shape, bool bias, CaffeMapped& mapped) {
+  mapped.spec["lr_mult"] = layer.param_spec(0).lr_mult;
+  mapped.spec["decay_mult"] = layer.param_spec(0).decay_mult;
+  mapped.spec["bias_lr_mult"] = layer.param_spec(1).lr_mult;
+  mapped.spec["bias_decay_mult"] = layer.param_spec(1).decay_mult;
+  if (layer.blobs.empty()) return;  // structure only (a deploy net without weights)
+  if (layer.blobs.size() != (bias ? 2u : 1u))
+    layer.fail("has " + std::to_string(layer.blobs.size()) + " blobs, expected " + (bias ? "2" : "1"));
+  mapped.weights[layer.name + ".weight"] = layer.take_blob(0, weight_shape);
+  if (bias) mapped.weights[layer.name + ".bias"] = layer.take_blob(1, {mapped.spec["num_output"].get<int64_t>()});
+}
+
+}  // namespace
+
+CaffeMapped convolution_from_caffe(CaffeLayer& layer, bool transposed) {
+  layer.expect_bottoms(1);
+  SpecReader q = layer.param("convolution_param");
+  const int64_t outputs = q.get_int("num_output", 0, 0);
+  if (outputs < 1) q.fail("num_output", "must be set (at least 1)");
+  const bool bias = q.get_bool("bias_term", true);
+  const auto kernel = caffe_hw(q, "kernel_size", "kernel", 0);
+  if (kernel[0] < 1 || kernel[1] < 1) q.fail("kernel_size", "must be set (at least 1)");
+  const auto stride = caffe_hw(q, "stride", "stride", 1);
+  const auto pad = caffe_hw(q, "pad", "pad", 0);
+  const auto dilation = caffe_hw(q, "dilation", "dilation", 1);
+  const int64_t groups = q.get_int("group", 1, 1);
+  if (caffe_axis(layer, q, "axis", 1) != 1)
+    q.fail("axis", "is not the channel axis; fcn convolves N, C, H, W blobs over C (axis 1)");
+  // fillers initialise a net Caffe trains from scratch: the file's blobs replace them
+  q.accept("weight_filler");
+  q.accept("bias_filler");
+  // which implementation Caffe runs (its im2col, cuDNN, the N-d im2col): the same convolution
+  q.accept("engine");
+  q.accept("force_nd_im2col");
+  layer.finish(q);
+  CaffeMapped mapped{caffe_layer_spec(layer, transposed ? "deconv" : "conv"), {}};
+  mapped.spec.update({{"num_output", outputs}, {"kernel", hw_json(kernel)}, {"stride", hw_json(stride)},
+                      {"pad", hw_json(pad)}, {"bias", bias}});
+  if (dilation[0] != 1 || dilation[1] != 1) mapped.spec["dilation"] = hw_json(dilation);
+  if (groups != 1) mapped.spec["groups"] = groups;
+  const int64_t in_channels = layer.bottom_shapes[0].at(1);
+  // Caffe's layouts are PyTorch's: conv [out, in/g, kh, kw], deconv [in, out/g, kh, kw]
+  const Shape shape = transposed ? Shape{in_channels, outputs / groups, kernel[0], kernel[1]}
+                                 : Shape{outputs, in_channels / groups, kernel[0], kernel[1]};
+  convolution_params_from_caffe(layer, shape, bias, mapped);
+  return mapped;
+}
+
+CaffeMapped conv_from_caffe(CaffeLayer& layer) { return convolution_from_caffe(layer, false); }
+
+// InnerProduct from axis 1 over an N, C, H, W bottom is a convolution whose
+// kernel covers the whole H x W (Caffe flattens C, H, W in a conv weight's
+// order): the reference's net surgery, fully convolutional at other sizes.
+CaffeMapped inner_product_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(1);
+  SpecReader q = layer.param("inner_product_param");
+  const int64_t outputs = q.get_int("num_output", 0, 0);
+  if (outputs < 1) q.fail("num_output", "must be set (at least 1)");
+  const bool bias = q.get_bool("bias_term", true);
+  const bool transpose = q.get_bool("transpose", false);
+  if (caffe_axis(layer, q, "axis", 1) != 1)
+    q.fail("axis", "keeps axes after N apart, which no convolution over N, C, H, W does (fcn maps axis 1)");
+  q.accept("weight_filler");  // initialisers only (see convolution_from_caffe)
+  q.accept("bias_filler");
+  layer.finish(q);
+  const Shape& in = layer.bottom_shapes[0];
+  std::array<int64_t, 2> kernel{in.at(2), in.at(3)};
+  const int64_t columns = in[1] * in[2] * in[3];
+  if (!layer.blobs.empty() && layer.blobs[0].numel() != outputs * columns) {
+    // a net without a declared input size (a data layer): the square kernel its weight implies
+    const int64_t per_channel = layer.blobs[0].numel() / std::max<int64_t>(1, outputs * in[1]);
+    const auto k = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(per_channel))));
+    if (k * k * in[1] * outputs == layer.blobs[0].numel()) kernel = {k, k};
+  }
+  if (transpose && !layer.blobs.empty()) {
+    // stored as [inputs, outputs] (Caffe multiplies by its transpose): only a layout
+    const Tensor stored = std::move(layer.blobs[0]);
+    layer.blobs[0] = Tensor({outputs, stored.numel() / outputs});
+    cpu::transpose(stored.data(), layer.blobs[0].data(), stored.numel() / outputs, outputs);
+  }
+  CaffeMapped mapped{caffe_layer_spec(layer, "conv"), {}};
+  mapped.spec.update({{"num_output", outputs}, {"kernel", hw_json(kernel)}, {"bias", bias}});
+  convolution_params_from_caffe(layer, {outputs, in[1], kernel[0], kernel[1]}, bias, mapped);
+  return mapped;
 }
 
 }  // namespace fcn

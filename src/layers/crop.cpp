@@ -86,6 +86,32 @@ void CropLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   cpu::add_window_accumulate(window(x_shape_, output.shape(), offset_), output_grad.data(), input_grads[0]->data());
 }
 
+void CropLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                          const std::string& output) const {
+  std::vector<int64_t> axes, starts, ends;
+  const Shape& ref_shape = onnx.blob_shape(this->inputs()[1]);
+  for (int64_t a = axis_; a < 4; ++a) {
+    axes.push_back(a);
+    starts.push_back(offset_[a]);
+    ends.push_back(offset_[a] + ref_shape[a]);
+  }
+  const std::string prefix = name() + "/";
+  const std::string starts_value = onnx.int64_tensor(prefix + "starts", starts);
+  std::string ends_value;
+  if (onnx.dynamic()) {
+    onnx.node("Shape", prefix + "ref_shape", {inputs[1]}, prefix + "ref_shape");
+    onnx.node("Slice", prefix + "ref_dims",
+              {prefix + "ref_shape", onnx.int64_tensor(prefix + "dims_from", {axis_}),
+               onnx.int64_tensor(prefix + "dims_to", {4})},
+              prefix + "ref_dims");
+    onnx.node("Add", prefix + "ends", {prefix + "ref_dims", starts_value}, prefix + "ends");
+    ends_value = prefix + "ends";
+  } else {
+    ends_value = onnx.int64_tensor(prefix + "ends", ends);
+  }
+  onnx.node("Slice", name(), {inputs[0], starts_value, ends_value, onnx.int64_tensor(prefix + "axes", axes)}, output);
+}
+
 CoordMap CropLayer::coord_map() const {
   CoordMap map;
   for (int s = 0; s < 2; ++s) map.shift[s] = -static_cast<double>(offset_[2 + s]);
@@ -121,6 +147,21 @@ std::unique_ptr<Layer> make_crop_layer(LayerContext context, SpecReader& reader)
   }
   if (auto_offset && axis < 2) reader.fail("axis", "offset \"auto\" crops spatial axes only (axis 2 or 3)");
   return std::make_unique<CropLayer>(std::move(context), axis, std::move(offsets), auto_offset);
+}
+
+CaffeMapped crop_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(2);
+  SpecReader q = layer.param("crop_param");
+  const int64_t axis = caffe_axis(layer, q, "axis", 2);
+  json offset = 0;
+  if (q.has("offset")) {
+    const json& offsets = q.raw("offset");
+    offset = offsets.size() == 1 ? offsets[0] : offsets;
+  }
+  layer.finish(q);
+  CaffeMapped mapped{caffe_layer_spec(layer, "crop"), {}};
+  mapped.spec.update({{"axis", axis}, {"offset", offset}});
+  return mapped;
 }
 
 }  // namespace fcn

@@ -1,6 +1,7 @@
 #include "fcn/layers/deconv.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include "fcn/cpu/convolution.hpp"
 #include "fcn/core/error.hpp"
@@ -106,6 +107,24 @@ void DeconvLayer::backward(const std::vector<const Tensor*>& inputs, const Tenso
   }
 }
 
+std::array<double, 2> DeconvLayer::input_extent() const {
+  std::array<double, 2> extent{};
+  for (int axis = 0; axis < 2; ++axis) {
+    const double dilated = static_cast<double>(options_.dilation[axis] * (options_.kernel[axis] - 1) + 1);
+    extent[axis] = std::ceil(dilated / static_cast<double>(options_.stride[axis]));
+  }
+  return extent;
+}
+
+void DeconvLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                            const std::string& output) const {
+  std::vector<OnnxAttribute> extra;
+  // explicit pads and output_padding, no output_shape: the size is fcn's formula
+  if (output_padding_[0] || output_padding_[1])
+    extra.push_back({"output_padding", std::vector<int64_t>{output_padding_[0], output_padding_[1]}});
+  emit_convolution(onnx, "ConvTranspose", inputs[0], output, extra);
+}
+
 CoordMap DeconvLayer::coord_map() const {
   CoordMap map;
   for (int axis = 0; axis < 2; ++axis) {
@@ -119,5 +138,7 @@ CoordMap DeconvLayer::coord_map() const {
 std::unique_ptr<Layer> make_deconv_layer(LayerContext context, SpecReader& reader) {
   return std::make_unique<DeconvLayer>(std::move(context), reader);
 }
+
+CaffeMapped deconv_from_caffe(CaffeLayer& layer) { return convolution_from_caffe(layer, true); }
 
 }  // namespace fcn

@@ -53,4 +53,15 @@ std::unique_ptr<Layer> make_dropout_layer(LayerContext context, SpecReader& read
   return std::make_unique<DropoutLayer>(std::move(context), ratio);
 }
 
+// Caffe's dropout scales by 1 / (1 - ratio) in training, as fcn's.
+CaffeMapped dropout_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(1);
+  SpecReader q = layer.param("dropout_param");
+  const double ratio = q.get_number("dropout_ratio", 0.5);
+  layer.finish(q);
+  CaffeMapped mapped{caffe_layer_spec(layer, "dropout"), {}};
+  mapped.spec["ratio"] = ratio;
+  return mapped;
+}
+
 }  // namespace fcn

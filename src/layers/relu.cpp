@@ -31,10 +31,30 @@ void ReluLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
                                 negative_slope_);
 }
 
+void ReluLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                          const std::string& output) const {
+  if (negative_slope_ == 0.f) {
+    onnx.node("Relu", name(), inputs, output);
+  } else {
+    onnx.node("LeakyRelu", name(), inputs, output, {{"alpha", negative_slope_}});
+  }
+}
+
 std::unique_ptr<Layer> make_relu_layer(LayerContext context, SpecReader& reader) {
   // slope >= 0 keeps sign(y) == sign(x): the kept bits (y > 0) are the derivative's cases
   const double slope = reader.get_number("negative_slope", 0.0, 0.0);
   return std::make_unique<ReluLayer>(std::move(context), static_cast<float>(slope));
+}
+
+CaffeMapped relu_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(1);
+  SpecReader q = layer.param("relu_param");
+  const double slope = q.get_number("negative_slope", 0.0);
+  q.accept("engine");  // Caffe's or cuDNN's implementation of the same function
+  layer.finish(q);
+  CaffeMapped mapped{caffe_layer_spec(layer, "relu"), {}};
+  if (slope != 0) mapped.spec["negative_slope"] = slope;
+  return mapped;
 }
 
 }  // namespace fcn

@@ -40,4 +40,27 @@ std::unique_ptr<Layer> make_scale_layer(LayerContext context, SpecReader& reader
   return std::make_unique<ScaleLayer>(std::move(context), static_cast<float>(value), std::move(weight));
 }
 
+// A Scale by one learned value (its blob holds that value for every
+// channel): fcn's fixed scale. A per-channel Scale is imported only as the
+// affine part of the BatchNorm before it (batch_norm's mapping).
+CaffeMapped scale_from_caffe(CaffeLayer& layer) {
+  if (layer.bottoms.size() != 1) layer.fail("scales by a second bottom; fcn imports a Scale by its own blob only");
+  SpecReader q = layer.param("scale_param");
+  if (q.get_bool("bias_term", false))
+    q.fail("bias_term", "is true: fcn imports a Scale with a bias only right after a BatchNorm, as its affine part");
+  // one value scales every axis alike, whichever axes the blob spans
+  q.get_int("axis", 1);
+  q.get_int("num_axes", 1);
+  q.accept("filler");  // an initialiser: the file's blob replaces it
+  q.accept("bias_filler");
+  layer.finish(q);
+  if (layer.blobs.size() != 1 || layer.blobs[0].numel() < 1) layer.fail("has no scale blob");
+  const Tensor& s = layer.blobs[0];
+  for (int64_t i = 1; i < s.numel(); ++i)
+    if (s.data()[i] != s.data()[0]) layer.fail("scales channels by different values; fcn imports one fixed value");
+  CaffeMapped mapped{caffe_layer_spec(layer, "scale"), {}};
+  mapped.spec["value"] = s.data()[0];
+  return mapped;
+}
+
 }  // namespace fcn

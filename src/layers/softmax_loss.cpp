@@ -108,4 +108,28 @@ std::unique_ptr<Layer> make_softmax_loss_layer(LayerContext context, SpecReader&
   return std::make_unique<SoftmaxLossLayer>(std::move(context), ignore_label, mode, std::move(class_weights));
 }
 
+CaffeMapped softmax_loss_from_caffe(CaffeLayer& layer) {
+  layer.expect_bottoms(2);
+  SpecReader loss = layer.param("loss_param");
+  // without an ignore_label Caffe ignores nothing; 255 is VOC's void label, the reference's setting
+  const int64_t ignore = loss.get_int("ignore_label", 255);
+  std::string normalize = "valid";
+  if (loss.has("normalization")) {
+    const std::string mode = loss.get_choice("normalization", {"FULL", "VALID", "BATCH_SIZE", "NONE"}, "VALID");
+    if (mode == "FULL") loss.fail("normalization", "is FULL (ignored pixels counted); fcn normalises by VALID, BATCH_SIZE or NONE");
+    normalize = mode == "BATCH_SIZE" ? "batch" : mode == "NONE" ? "none" : "valid";
+    loss.accept("normalize");  // Caffe ignores the deprecated field when normalization is set
+  } else if (!loss.get_bool("normalize", true)) {
+    normalize = "batch";  // Caffe's meaning of the deprecated normalize: false
+  }
+  layer.finish(loss);
+  SpecReader softmax = layer.param("softmax_param");
+  if (caffe_axis(layer, softmax, "axis", 1) != 1) softmax.fail("axis", "is not the channel axis; fcn's softmax runs over C");
+  softmax.accept("engine");  // Caffe's or cuDNN's softmax: the same function
+  layer.finish(softmax);
+  CaffeMapped mapped{caffe_layer_spec(layer, "softmax_loss"), {}};
+  mapped.spec.update({{"ignore_label", ignore}, {"normalize", normalize}});
+  return mapped;
+}
+
 }  // namespace fcn

@@ -27,6 +27,31 @@ void SumLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& 
     if (input_grads[i]) cpu::axpy(output_grad.data(), coeffs_[i], input_grads[i]->data(), output_grad.numel());
 }
 
+void SumLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
+                         const std::string& output) const {
+  std::vector<std::string> terms;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    if (coeffs_[k] == 1.f) {
+      terms.push_back(inputs[k]);
+      continue;
+    }
+    const std::string term = name() + "/term" + std::to_string(k);
+    onnx.node("Mul", term, {inputs[k], onnx.scalar(term + "/coeff", coeffs_[k])}, term);
+    terms.push_back(term);
+  }
+  if (terms.size() == 1) {
+    onnx.node("Identity", name(), terms, output);
+    return;
+  }
+  std::string partial = terms[0];
+  for (size_t k = 1; k < terms.size(); ++k) {
+    const bool last = k + 1 == terms.size();
+    const std::string value = last ? output : name() + "/partial" + std::to_string(k);
+    onnx.node("Add", last ? name() : value, {partial, terms[k]}, value);
+    partial = value;
+  }
+}
+
 std::unique_ptr<Layer> make_sum_layer(LayerContext context, SpecReader& reader) {
   const size_t count = context.inputs.size();
   if (count == 0) reader.fail("inputs", "sum needs at least one input");
@@ -35,6 +60,21 @@ std::unique_ptr<Layer> make_sum_layer(LayerContext context, SpecReader& reader) 
     reader.fail("coeffs",
                 "expected " + std::to_string(count) + " numbers (one per input), got " + std::to_string(coeffs.size()));
   return std::make_unique<SumLayer>(std::move(context), std::vector<float>(coeffs.begin(), coeffs.end()));
+}
+
+CaffeMapped eltwise_from_caffe(CaffeLayer& layer) {
+  SpecReader q = layer.param("eltwise_param");
+  const std::string op = q.get_choice("operation", {"SUM", "PROD", "MAX"}, "SUM");
+  if (op != "SUM") q.fail("operation", "is " + op + "; fcn imports Eltwise SUM only");
+  q.accept("stable_prod_grad");  // the gradient of PROD only
+  CaffeMapped mapped{caffe_layer_spec(layer, "sum"), {}};
+  if (q.has("coeff")) {
+    const auto coeffs = q.get_number_list("coeff", {});
+    if (coeffs.size() != layer.bottoms.size()) q.fail("coeff", "needs one coefficient per bottom");
+    mapped.spec["coeffs"] = coeffs;
+  }
+  layer.finish(q);
+  return mapped;
 }
 
 }  // namespace fcn

@@ -18,14 +18,18 @@
 #include <sstream>
 
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/stubs/logging.h>
 #include <google/protobuf/text_format.h>
+#include <google/protobuf/util/json_util.h>
 #include <google/protobuf/wire_format_lite.h>
 
 #include "caffe_subset.pb.h"
 #include "fcn/core/error.hpp"
 #include "fcn/io/safetensors.hpp"
+#include "fcn/layers/registry.hpp"
 
 namespace fcn {
 
@@ -54,6 +58,7 @@ std::string v1_type_name(caffe::V1LayerParameter::LayerType type) {
     case V1::RELU: return "ReLU";
     case V1::DROPOUT: return "Dropout";
     case V1::ELTWISE: return "Eltwise";
+    case V1::CONCAT: return "Concat";
     case V1::INNER_PRODUCT: return "InnerProduct";
     case V1::SOFTMAX: return "Softmax";
     case V1::SOFTMAX_LOSS: return "SoftmaxWithLoss";
@@ -76,7 +81,8 @@ std::string v1_type_name(caffe::V1LayerParameter::LayerType type) {
   }
 }
 
-// A V1 layer in the current layout (blob multipliers become ParamSpecs).
+// A V1 layer in the current layout (blob multipliers become ParamSpecs;
+// each parameter message moves to the LayerParameter field of its name).
 caffe::LayerParameter upgrade_v1(caffe::V1LayerParameter& v1) {
   caffe::LayerParameter layer;
   layer.set_name(v1.name());
@@ -89,14 +95,19 @@ caffe::LayerParameter upgrade_v1(caffe::V1LayerParameter& v1) {
     if (i < v1.blobs_lr_size()) spec->set_lr_mult(v1.blobs_lr(i));
     if (i < v1.weight_decay_size()) spec->set_decay_mult(v1.weight_decay(i));
   }
+  layer.mutable_include()->Swap(v1.mutable_include());
+  layer.mutable_exclude()->Swap(v1.mutable_exclude());
   layer.mutable_blobs()->Swap(v1.mutable_blobs());
-  if (v1.has_convolution_param()) layer.mutable_convolution_param()->Swap(v1.mutable_convolution_param());
-  if (v1.has_dropout_param()) layer.mutable_dropout_param()->Swap(v1.mutable_dropout_param());
-  if (v1.has_eltwise_param()) layer.mutable_eltwise_param()->Swap(v1.mutable_eltwise_param());
-  if (v1.has_inner_product_param()) layer.mutable_inner_product_param()->Swap(v1.mutable_inner_product_param());
-  if (v1.has_pooling_param()) layer.mutable_pooling_param()->Swap(v1.mutable_pooling_param());
-  if (v1.has_relu_param()) layer.mutable_relu_param()->Swap(v1.mutable_relu_param());
-  if (v1.has_loss_param()) layer.mutable_loss_param()->Swap(v1.mutable_loss_param());
+  const pb::Reflection* from = v1.GetReflection();
+  const pb::Reflection* to = layer.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  from->ListFields(v1, &fields);
+  for (const pb::FieldDescriptor* field : fields) {
+    if (field->type() != pb::FieldDescriptor::TYPE_MESSAGE || field->is_repeated()) continue;
+    const pb::FieldDescriptor* target = layer.GetDescriptor()->FindFieldByName(field->name());
+    if (target && target->message_type() == field->message_type())
+      to->MutableMessage(&layer, target)->CopyFrom(from->GetMessage(v1, field));
+  }
   return layer;
 }
 
@@ -307,279 +318,316 @@ ParsedNet read_caffemodel(const std::string& filename) {
   return net;
 }
 
-// A deploy/train prototxt's structure (fields fcn does not read are allowed);
-// `inputs` gets its legacy NetParameter.input names.
-std::vector<RawLayer> read_prototxt(const std::string& filename, std::vector<std::string>& inputs) {
+// Turns the text parser's first problem into one error line naming the
+// file, line and column (nothing reaches stderr).
+class PrototxtErrors : public pb::io::ErrorCollector {
+ public:
+  explicit PrototxtErrors(std::string filename) : filename_(std::move(filename)) {}
+  void AddError(int line, int column, const std::string& message) override {
+    if (first_.empty())
+      first_ = filename_ + ":" + std::to_string(line + 1) + ":" + std::to_string(column + 1) + ": " + message;
+  }
+  void AddWarning(int line, int column, const std::string& message) override { AddError(line, column, message); }
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string filename_, first_;
+};
+
+// A deploy/train prototxt's structure: every field must be one of BVLC's
+// schema for the messages fcn reads (proto/caffe_subset.proto).
+caffe::NetParameter read_prototxt(const std::string& filename) {
   std::ifstream in(filename);
   if (!in) throw Error(filename + ": cannot open (" + std::strerror(errno) + ")");
   std::stringstream text;
   text << in.rdbuf();
   caffe::NetParameter net;
+  PrototxtErrors errors(filename);
   pb::TextFormat::Parser parser;
-  parser.AllowUnknownField(true);
-  parser.AllowUnknownExtension(true);
-  if (!parser.ParseFromString(text.str(), &net)) throw Error(filename + ": not a Caffe NetParameter in text form");
-  inputs.assign(net.input().begin(), net.input().end());
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text.str(), &net) || !errors.first().empty())
+    throw Error(errors.first().empty() ? filename + ": not a Caffe NetParameter in text form" : errors.first());
+  if (net.layer_size() == 0 && net.layers_size() == 0) throw Error(filename + ": no layers");
+  return net;
+}
+
+std::vector<RawLayer> take_layers(caffe::NetParameter& net, const std::string& source) {
   std::vector<RawLayer> layers;
-  for (auto& layer : *net.mutable_layer()) layers.push_back(take_layer(std::move(layer), filename));
-  for (auto& v1 : *net.mutable_layers()) layers.push_back(take_layer(upgrade_v1(v1), filename));
-  if (layers.empty()) throw Error(filename + ": no layers");
+  for (auto& layer : *net.mutable_layer()) layers.push_back(take_layer(std::move(layer), source));
+  for (auto& v1 : *net.mutable_layers()) layers.push_back(take_layer(upgrade_v1(v1), source));
+  net.clear_layer();
+  net.clear_layers();
   return layers;
 }
 
-json hw_json(int64_t h, int64_t w) { return h == w ? json(h) : json::array({h, w}); }
-
-// Caffe gives a 2-D size as `name: [v]`, `name: [h, w]` or name_h/name_w.
-std::array<int64_t, 2> conv_hw(const pb::RepeatedField<uint32_t>& values, bool has_h, uint32_t h, uint32_t w,
-                               int64_t fallback) {
-  if (has_h) return {h, w};
-  if (values.empty()) return {fallback, fallback};
-  return {values.Get(0), values.Get(values.size() > 1 ? 1 : 0)};
+// The net's legacy inputs (NetParameter.input with input_shape or 4
+// input_dim values each): name and shape.
+std::vector<std::pair<std::string, Shape>> legacy_inputs(const caffe::NetParameter& net, const std::string& source) {
+  std::vector<std::pair<std::string, Shape>> inputs;
+  for (int i = 0; i < net.input_size(); ++i) {
+    Shape shape;
+    if (i < net.input_shape_size()) {
+      shape.assign(net.input_shape(i).dim().begin(), net.input_shape(i).dim().end());
+    } else if (net.input_dim_size() >= 4 * (i + 1)) {
+      shape.assign(net.input_dim().begin() + 4 * i, net.input_dim().begin() + 4 * (i + 1));
+    } else {
+      throw Error(source + ": input '" + net.input(i) + "' has no input_shape or input_dim; fcn needs its channels");
+    }
+    inputs.emplace_back(net.input(i), shape);
+  }
+  return inputs;
 }
+
+// The set parameter messages of a layer ("convolution_param", ...) as JSON,
+// for the mappings; a field number BVLC's schema does not define in one of
+// them (a fork's option) is refused, as fcn cannot know what it does.
+json layer_params_json(const caffe::LayerParameter& layer, const std::string& where) {
+  json params = json::object();
+  const pb::Reflection* reflection = layer.GetReflection();
+  std::vector<const pb::FieldDescriptor*> fields;
+  reflection->ListFields(layer, &fields);
+  pb::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  for (const pb::FieldDescriptor* field : fields) {
+    if (field->type() != pb::FieldDescriptor::TYPE_MESSAGE || field->is_repeated()) continue;
+    const std::string& key = field->name();
+    if (key.size() < 6 || key.compare(key.size() - 6, 6, "_param") != 0) continue;
+    const pb::Message& message = reflection->GetMessage(layer, field);
+    const pb::UnknownFieldSet& unknown = message.GetReflection()->GetUnknownFields(message);
+    if (unknown.field_count() > 0)
+      throw Error(where + ": " + key + " has field number " + std::to_string(unknown.field(0).number()) +
+                  ", which BVLC Caffe's schema does not define; fcn cannot tell what it changes");
+    std::string text;
+    if (!pb::util::MessageToJsonString(message, &text, options).ok())
+      throw Error(where + ": " + key + " cannot be read");
+    params[key] = json::parse(text);
+  }
+  return params;
+}
+
+// Whether the layer takes part in Caffe's TEST phase (include / exclude
+// rules by phase; rules by level or stage are refused).
+bool in_test_phase(const caffe::LayerParameter& layer, const std::string& where) {
+  auto phase_only = [&](const caffe::NetStateRule& rule) {
+    if (rule.has_min_level() || rule.has_max_level() || rule.stage_size() > 0 || rule.not_stage_size() > 0)
+      throw Error(where + ": include/exclude by level or stage; fcn's import follows the phase alone");
+    return !rule.has_phase() || rule.phase() == caffe::TEST;
+  };
+  bool included = layer.include_size() == 0;
+  for (const auto& rule : layer.include()) included = included || phase_only(rule);
+  for (const auto& rule : layer.exclude())
+    if (phase_only(rule)) included = false;
+  return included;
+}
+
+Shape blob_shape_dims(const caffe::BlobShape& shape) { return Shape(shape.dim().begin(), shape.dim().end()); }
 
 class Translator {
  public:
   Translator(std::string source, CaffeImport& out) : source_(std::move(source)), out_(out) {}
 
-  void add_input(const std::string& caffe_blob) {
-    // the first input is the image, the second the label, as the reference's data layers
-    const std::string name = alias_.count("@data") ? "label" : "data";
-    alias_["@" + name] = name;
+  // A graph input: the first is the image `data`, the second the label (as
+  // the reference's data layers); `shape` is what the net declares, or a
+  // 3-channel image of a nominal size when it declares none.
+  void add_input(const std::string& caffe_blob, Shape shape, const std::string& where) {
+    const std::string name = inputs_.empty() ? "data" : inputs_.size() == 1 ? "label" : caffe_blob;
+    if (shape.empty()) shape = name == "label" ? Shape{1, 1, kNominalSize, kNominalSize} : Shape{1, 3, kNominalSize, kNominalSize};
+    if (shape.size() != 4)
+      throw Error(where + ": input '" + caffe_blob + "' has shape " + shape_str(shape) +
+                  "; fcn's graph inputs are N, C, H, W");
+    shape[0] = 1;  // the batch size is chosen at run time
+    inputs_.push_back(name);
     alias_[caffe_blob] = name;
-    channels_[name] = name == "data" ? 3 : 1;
+    shapes_[name] = shape;
   }
 
-  void translate(RawLayer& raw) {
+  void add_data_layer(const caffe::LayerParameter& p, const std::string& where) {
+    for (int i = 0; i < p.top_size(); ++i) add_input(p.top(i), declared_shape(p, i, where), where);
+    out_.dropped.push_back(p.name() + " (" + p.type() + ")");
+  }
+
+  // Translates layers[i] (and a Scale folded into it); returns how many layers it used.
+  size_t translate(std::vector<RawLayer>& layers, size_t i) {
+    RawLayer& raw = layers[i];
     const caffe::LayerParameter& p = raw.param;
     const std::string& type = p.type();
-    static const std::set<std::string> inputs = {"Input", "Data", "ImageData", "Python", "MemoryData", "HDF5Data",
-                                                 "WindowData", "DummyData", "AnnotatedData"};
+    const std::string where = layer_where(source_, p);
+    static const std::set<std::string> data_layers = {"Input", "Data", "ImageData", "Python", "MemoryData",
+                                                      "HDF5Data", "WindowData", "DummyData", "AnnotatedData"};
     static const std::set<std::string> dropped = {"Softmax", "Accuracy", "Silence", "ArgMax"};
-    if (inputs.count(type) && p.bottom_size() == 0) {
-      for (const auto& top : p.top()) add_input(top);
-      out_.dropped.push_back(p.name() + " (" + type + ")");
-      return;
+    if (!in_test_phase(p, where)) {
+      out_.dropped.push_back(p.name() + " (" + type + ", training phase only)");
+      return 1;
+    }
+    if (data_layers.count(type) && p.bottom_size() == 0) {
+      add_data_layer(p, where);
+      return 1;
     }
     if (dropped.count(type) || (type != "SoftmaxWithLoss" && type.size() > 4 && type.rfind("Loss") == type.size() - 4)) {
       out_.dropped.push_back(p.name() + " (" + type + ")");
-      return;
+      return 1;
     }
-    if (p.top_size() != 1 && type != "Split")
-      fail(p, "has " + std::to_string(p.top_size()) + " tops; fcn layers have one output");
     if (type == "Split") {
-      for (const auto& top : p.top()) alias_[top] = input(p, 0);
-      return;
+      for (const auto& top : p.top()) alias_[top] = input(p, 0, where);
+      return 1;
     }
-    json spec = {{"name", p.name()}, {"type", ""}, {"inputs", json::array()}};
-    int64_t channels = 0;
-    if (type == "Convolution" || type == "Deconvolution") {
-      channels = convolution(raw, spec, type == "Deconvolution");
-    } else if (type == "InnerProduct") {
-      channels = inner_product(raw, spec);
-    } else if (type == "Pooling") {
-      const auto& q = p.pooling_param();
-      if (q.pool() != caffe::PoolingParameter::MAX) fail(p, "pools by " + caffe::PoolingParameter::PoolMethod_Name(q.pool()) + "; fcn has max pooling only");
-      if (q.global_pooling()) fail(p, "uses global pooling, which fcn does not have");
-      const int64_t kh = q.has_kernel_h() ? q.kernel_h() : q.kernel_size(), kw = q.has_kernel_w() ? q.kernel_w() : q.kernel_size();
-      if (kh < 1 || kw < 1) fail(p, "has no kernel size");
-      const int64_t sh = q.has_stride_h() ? q.stride_h() : q.stride(), sw = q.has_stride_w() ? q.stride_w() : q.stride();
-      const int64_t ph = q.has_pad_h() ? q.pad_h() : q.pad(), pw = q.has_pad_w() ? q.pad_w() : q.pad();
-      // Caffe rounds the output size up: fcn's ceil mode
-      spec.update({{"type", "max_pool"}, {"inputs", {input(p, 0)}}, {"kernel", hw_json(kh, kw)},
-                   {"stride", hw_json(sh, sw)}, {"pad", hw_json(ph, pw)}, {"ceil_mode", true}});
-      channels = channels_of(p, 0);
-    } else if (type == "ReLU") {
-      spec.update({{"type", "relu"}, {"inputs", {input(p, 0)}}});
-      if (p.relu_param().negative_slope() != 0) spec["negative_slope"] = p.relu_param().negative_slope();
-      channels = channels_of(p, 0);
-    } else if (type == "Dropout") {
-      spec.update({{"type", "dropout"}, {"inputs", {input(p, 0)}}, {"ratio", p.dropout_param().dropout_ratio()}});
-      channels = channels_of(p, 0);
-    } else if (type == "Crop") {
-      if (p.bottom_size() != 2) fail(p, "needs two bottoms");
-      int axis = p.crop_param().axis();
-      if (axis < 0) axis += 4;
-      if (axis < 0 || axis > 3) fail(p, "has crop axis " + std::to_string(p.crop_param().axis()));
-      json offset = 0;
-      const auto& offsets = p.crop_param().offset();
-      if (offsets.size() == 1) offset = offsets.Get(0);
-      if (offsets.size() > 1) offset = std::vector<int64_t>(offsets.begin(), offsets.end());
-      spec.update({{"type", "crop"}, {"inputs", {input(p, 0), input(p, 1)}}, {"axis", axis}, {"offset", offset}});
-      channels = axis <= 1 ? channels_of(p, 1) : channels_of(p, 0);
-    } else if (type == "Eltwise") {
-      const auto& q = p.eltwise_param();
-      if (q.operation() != caffe::EltwiseParameter::SUM)
-        fail(p, "computes " + caffe::EltwiseParameter::EltwiseOp_Name(q.operation()) + "; fcn imports SUM only");
-      json in = json::array();
-      for (int i = 0; i < p.bottom_size(); ++i) in.push_back(input(p, i));
-      spec.update({{"type", "sum"}, {"inputs", in}});
-      if (q.coeff_size() > 0) {
-        if (q.coeff_size() != p.bottom_size()) fail(p, "needs one coefficient per bottom");
-        spec["coeffs"] = std::vector<double>(q.coeff().begin(), q.coeff().end());
-      }
-      channels = channels_of(p, 0);
-    } else if (type == "Scale") {
-      if (p.bottom_size() != 1) fail(p, "scales by a second bottom; fcn imports a fixed scale only");
-      if (p.scale_param().bias_term()) fail(p, "has a bias term; fcn imports a fixed scale only");
-      if (raw.blobs.size() != 1 || raw.blobs[0].numel() < 1) fail(p, "has no scale blob");
-      const Tensor& s = raw.blobs[0];
-      for (int64_t i = 1; i < s.numel(); ++i)
-        if (s.data()[i] != s.data()[0]) fail(p, "scales channels by different values; fcn imports one fixed value");
-      spec.update({{"type", "scale"}, {"inputs", {input(p, 0)}}, {"value", s.data()[0]}});
-      channels = channels_of(p, 0);
-    } else if (type == "SoftmaxWithLoss") {
-      if (p.bottom_size() != 2) fail(p, "needs score and label bottoms");
-      const auto& q = p.loss_param();
-      const int64_t ignore = q.has_ignore_label() ? q.ignore_label() : 255;
-      std::string normalize = "valid";
-      if (q.has_normalization()) {
-        normalize = q.normalization() == caffe::LossParameter::BATCH_SIZE ? "batch"
-                    : q.normalization() == caffe::LossParameter::NONE     ? "none"
-                                                                          : "valid";
-      } else if (q.has_normalize() && !q.normalize()) {
-        normalize = "batch";  // Caffe's meaning of the deprecated normalize: false
-      }
-      spec.update({{"type", "softmax_loss"}, {"inputs", {input(p, 0), input(p, 1)}}, {"ignore_label", ignore},
-                   {"normalize", normalize}});
-      loss_score_ = input(p, 0);
-      ignore_label_ = ignore;
-      channels = 1;
-    } else {
-      fail(p, "is a layer type fcn cannot import (it imports Convolution, Deconvolution, Pooling, ReLU, Dropout, "
-              "Crop, Eltwise, Scale, InnerProduct, Split, data and loss layers)");
+    const CaffeMapper mapper = find_caffe_mapper(type);
+    if (!mapper) {
+      std::string known;
+      for (const auto& t : caffe_layer_types()) known += (known.empty() ? "" : ", ") + t;
+      throw Error(where + ": is a layer type fcn cannot import (it imports " + known +
+                  ", Split, data and input layers; it drops Softmax, Accuracy and losses other than SoftmaxWithLoss)");
     }
-    layers_.push_back(spec);
+    if (p.top_size() != 1) throw Error(where + ": has " + std::to_string(p.top_size()) + " tops; fcn layers have one output");
+    CaffeLayer layer = caffe_layer(raw, where);
+    size_t used = 1;
+    if (type == "BatchNorm" && i + 1 < layers.size() && folds_into_batch_norm(layers, i)) {
+      RawLayer& scale = layers[i + 1];
+      layer.folded.push_back(caffe_layer(scale, layer_where(source_, scale.param), &layer));
+      alias_[scale.param.top(0)] = p.name();
+      used = 2;
+    }
+    add_layer(layer, mapper(layer));
     alias_[p.top(0)] = p.name();
-    channels_[p.name()] = channels;
-    last_ = p.name();
+    return used;
   }
 
   void finish() {
-    json inputs = json::object();
+    if (layers_.empty()) throw Error(source_ + ": no layers fcn can import");
+    if (inputs_.empty()) add_input("data", {}, source_);
     std::set<std::string> read;
     for (const auto& layer : layers_)
       for (const auto& in : layer["inputs"]) read.insert(in.get<std::string>());
-    if (!channels_.count("data")) add_input("data");
-    for (const std::string name : {"data", "label"})
-      if (channels_.count(name) && (name == "data" || read.count(name))) inputs[name] = {{"channels", channels_[name]}};
-    if (layers_.empty()) throw Error(source_ + ": no layers fcn can import");
+    json inputs = json::object();
+    for (const auto& name : inputs_)
+      if (name == "data" || read.count(name)) inputs[name] = {{"channels", shapes_[name][1]}};
     out_.graph = {{"inputs", inputs}, {"layers", layers_}};
     const std::string score = loss_score_.empty() ? last_ : loss_score_;
-    const int64_t classes = channels_.count(score) ? channels_[score] : 0;
+    const int64_t classes = shapes_.count(score) && shapes_[score].size() >= 2 ? shapes_[score][1] : 0;
     out_.num_classes = classes >= 1 && classes <= 255 ? classes : 0;
   }
 
-  int64_t ignore_label() const { return ignore_label_; }
-
  private:
-  [[noreturn]] void fail(const caffe::LayerParameter& p, const std::string& what) const {
-    throw Error(layer_where(source_, p) + " " + what);
+  // The size a net without a declared input size is built at (VOC's largest side).
+  static constexpr int64_t kNominalSize = 500;
+
+  // The shape a data or input layer declares for its top `i` (empty: none).
+  Shape declared_shape(const caffe::LayerParameter& p, int i, const std::string& where) const {
+    if (p.type() == "Input") {
+      const auto& shapes = p.input_param().shape();
+      if (shapes.empty()) throw Error(where + ": input_param has no shape; fcn needs the input's channels");
+      return blob_shape_dims(shapes.Get(shapes.size() == 1 ? 0 : std::min(i, shapes.size() - 1)));
+    }
+    if (p.type() == "MemoryData" && i == 0) {
+      const auto& q = p.memory_data_param();
+      return {1, q.channels(), q.height(), q.width()};
+    }
+    if (p.type() == "DummyData") {
+      const auto& q = p.dummy_data_param();
+      if (q.shape_size() > 0) return blob_shape_dims(q.shape(std::min(i, q.shape_size() - 1)));
+      if (q.channels_size() > 0) {
+        const int j = std::min(i, q.channels_size() - 1);
+        return {1, q.channels(j), q.height(std::min(j, q.height_size() - 1)), q.width(std::min(j, q.width_size() - 1))};
+      }
+    }
+    return {};
   }
-  std::string input(const caffe::LayerParameter& p, int i) const {
-    if (i >= p.bottom_size()) fail(p, "needs " + std::to_string(i + 1) + " bottoms");
+
+  // A Scale right after a BatchNorm, reading its output and nothing else, and
+  // the only reader of that output: the BatchNorm's affine part (Caffe splits
+  // PyTorch's affine batch norm in two layers).
+  bool folds_into_batch_norm(const std::vector<RawLayer>& layers, size_t i) const {
+    const auto& bn = layers[i].param;
+    const auto& next = layers[i + 1].param;
+    if (next.type() != "Scale" || next.bottom_size() != 1 || next.bottom(0) != bn.top(0) || next.top_size() != 1)
+      return false;
+    if (next.top(0) == bn.top(0)) return true;  // in place: later readers see the scaled values
+    for (size_t j = i + 2; j < layers.size(); ++j) {
+      const auto& later = layers[j].param;
+      for (const auto& b : later.bottom())
+        if (b == bn.top(0)) return false;
+      for (const auto& t : later.top())
+        if (t == bn.top(0)) return true;  // redefined before anyone reads the unscaled values
+    }
+    return true;
+  }
+
+  // `folded_into`: the layer whose output a folded layer reads; that output
+  // is not built yet (its blob may be a new top) and has the shape of its
+  // first input (the folded layers are shape-preserving).
+  CaffeLayer caffe_layer(RawLayer& raw, const std::string& where, const CaffeLayer* folded_into = nullptr) {
+    const caffe::LayerParameter& p = raw.param;
+    CaffeLayer layer;
+    layer.name = p.name();
+    layer.type = p.type();
+    layer.where = where;
+    if (folded_into) {
+      layer.bottoms = {folded_into->name};
+      layer.bottom_shapes = {folded_into->bottom_shapes.at(0)};
+    } else {
+      for (int b = 0; b < p.bottom_size(); ++b) {
+        layer.bottoms.push_back(input(p, b, where));
+        layer.bottom_shapes.push_back(shapes_.at(layer.bottoms.back()));
+      }
+    }
+    layer.params = layer_params_json(p, where);
+    for (const auto& spec : p.param()) layer.param_specs.push_back({spec.lr_mult(), spec.decay_mult()});
+    layer.blobs = std::move(raw.blobs);
+    return layer;
+  }
+
+  // Builds the mapped layer at the bottoms' shapes: its output shape, and
+  // its parameters to check the converted blobs against.
+  void add_layer(const CaffeLayer& layer, CaffeMapped mapped) {
+    const std::string type = mapped.spec.value("type", "");
+    Shape output;
+    try {
+      auto built = create_layer(mapped.spec, type);
+      output = built->reshape(layer.bottom_shapes);
+      for (Param* param : built->params()) {
+        auto it = mapped.weights.find(param->name);
+        if (it == mapped.weights.end()) continue;
+        if (it->second.shape() != param->data.shape())
+          throw Error("its blob for " + param->name + " has shape " + shape_str(it->second.shape()) + " where fcn's " +
+                      type + " expects " + shape_str(param->data.shape()));
+        out_.weights[param->name] = std::move(it->second);
+        mapped.weights.erase(it);
+      }
+      if (built->is_loss()) loss_score_ = layer.bottoms.at(0);
+    } catch (const Error& e) {
+      throw Error(layer.where + ": " + e.what());
+    }
+    if (!mapped.weights.empty())
+      throw Error(layer.where + ": fcn's " + type + " has no parameter " + mapped.weights.begin()->first);
+    layers_.push_back(std::move(mapped.spec));
+    shapes_[layer.name] = output;
+    last_ = layer.name;
+  }
+
+  std::string input(const caffe::LayerParameter& p, int i, const std::string& where) const {
+    if (i >= p.bottom_size()) throw Error(where + ": needs " + std::to_string(i + 1) + " bottoms");
     auto it = alias_.find(p.bottom(i));
-    if (it == alias_.end()) fail(p, "reads blob '" + p.bottom(i) + "', which no earlier layer produces");
+    if (it == alias_.end()) throw Error(where + ": reads blob '" + p.bottom(i) + "', which no earlier layer produces");
     return it->second;
-  }
-  int64_t channels_of(const caffe::LayerParameter& p, int i) const {
-    auto it = channels_.find(input(p, i));
-    return it == channels_.end() ? 0 : it->second;
-  }
-
-  void add_params(RawLayer& raw, json& spec, const Shape& weight_shape, bool bias, int64_t outputs) {
-    const auto& p = raw.param;
-    // Caffe's defaults are 1 for both blobs; fcn's bias defaults differ, so both are written
-    auto mult = [&](int i, bool lr) -> double {
-      if (i >= p.param_size()) return 1.0;
-      return lr ? p.param(i).lr_mult() : p.param(i).decay_mult();
-    };
-    spec["lr_mult"] = mult(0, true);
-    spec["decay_mult"] = mult(0, false);
-    spec["bias_lr_mult"] = mult(1, true);
-    spec["bias_decay_mult"] = mult(1, false);
-    if (raw.blobs.empty()) return;  // structure only (a deploy net without weights)
-    if (raw.blobs.size() != (bias ? 2u : 1u))
-      fail(p, "has " + std::to_string(raw.blobs.size()) + " blobs, expected " + (bias ? "2" : "1"));
-    // moved, not copied: fc6 alone is 400 MB
-    Tensor weight = std::move(raw.blobs[0]);
-    if (weight.numel() != shape_numel(weight_shape))
-      fail(p, "has a weight blob of shape " + shape_str(weight.shape()) + " where fcn expects " +
-                  shape_str(weight_shape));
-    weight.reshape(weight_shape);
-    out_.weights[p.name() + ".weight"] = std::move(weight);
-    if (bias) {
-      Tensor b = std::move(raw.blobs[1]);
-      if (b.numel() != outputs)
-        fail(p, "has a bias blob of " + std::to_string(b.numel()) + " values, expected " + std::to_string(outputs));
-      b.reshape({outputs});
-      out_.weights[p.name() + ".bias"] = std::move(b);
-    }
-  }
-
-  int64_t convolution(RawLayer& raw, json& spec, bool transposed) {
-    const auto& p = raw.param;
-    const auto& q = p.convolution_param();
-    if (q.axis() != 1) fail(p, "convolves over axis " + std::to_string(q.axis()) + "; fcn expects 1");
-    const int64_t outputs = q.num_output();
-    if (outputs < 1) fail(p, "has no num_output");
-    const auto kernel = conv_hw(q.kernel_size(), q.has_kernel_h(), q.kernel_h(), q.kernel_w(), 0);
-    if (kernel[0] < 1 || kernel[1] < 1) fail(p, "has no kernel size");
-    const auto stride = conv_hw(q.stride(), q.has_stride_h(), q.stride_h(), q.stride_w(), 1);
-    const auto pad = conv_hw(q.pad(), q.has_pad_h(), q.pad_h(), q.pad_w(), 0);
-    const auto dilation = conv_hw(q.dilation(), false, 0, 0, 1);
-    const int64_t groups = q.group();
-    const int64_t in_channels = channels_of(p, 0);
-    if (groups < 1 || in_channels % groups != 0 || outputs % groups != 0)
-      fail(p, "has group " + std::to_string(groups) + " for " + std::to_string(in_channels) + " -> " +
-                  std::to_string(outputs) + " channels");
-    spec.update({{"type", transposed ? "deconv" : "conv"}, {"inputs", {input(p, 0)}}, {"num_output", outputs},
-                 {"kernel", hw_json(kernel[0], kernel[1])}, {"stride", hw_json(stride[0], stride[1])},
-                 {"pad", hw_json(pad[0], pad[1])}, {"bias", q.bias_term()}});
-    if (dilation[0] != 1 || dilation[1] != 1) spec["dilation"] = hw_json(dilation[0], dilation[1]);
-    if (groups != 1) spec["groups"] = groups;
-    // both share Caffe's (and PyTorch's) layouts: conv [out, in/g, kh, kw], deconv [in, out/g, kh, kw]
-    const Shape shape = transposed ? Shape{in_channels, outputs / groups, kernel[0], kernel[1]}
-                                   : Shape{outputs, in_channels / groups, kernel[0], kernel[1]};
-    add_params(raw, spec, shape, q.bias_term(), outputs);
-    return outputs;
-  }
-
-  // InnerProduct over a C-channel input: a kxk convolution when its weight
-  // has C*k*k columns (Caffe flattens C, H, W in that order, the layout of a
-  // conv weight), the reference's net surgery.
-  int64_t inner_product(RawLayer& raw, json& spec) {
-    const auto& p = raw.param;
-    const auto& q = p.inner_product_param();
-    if (q.axis() != 1) fail(p, "flattens from axis " + std::to_string(q.axis()) + "; fcn expects 1");
-    if (q.transpose()) fail(p, "stores a transposed weight; fcn does not import that");
-    const int64_t outputs = q.num_output();
-    const int64_t in_channels = channels_of(p, 0);
-    if (outputs < 1 || in_channels < 1) fail(p, "has no num_output or no known input channels");
-    int64_t kernel = 1;
-    if (!raw.blobs.empty()) {
-      const int64_t columns = raw.blobs[0].numel() / outputs;
-      if (columns * outputs != raw.blobs[0].numel() || columns % in_channels != 0)
-        fail(p, "has a weight of " + std::to_string(raw.blobs[0].numel()) + " values for " + std::to_string(outputs) +
-                    " outputs over " + std::to_string(in_channels) + " input channels");
-      kernel = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(columns / in_channels))));
-      if (kernel * kernel * in_channels != columns)
-        fail(p, "has " + std::to_string(columns) + " weight columns, not " + std::to_string(in_channels) +
-                    " channels times a square kernel");
-    }
-    spec.update({{"type", "conv"}, {"inputs", {input(p, 0)}}, {"num_output", outputs}, {"kernel", kernel},
-                 {"bias", q.bias_term()}});
-    add_params(raw, spec, {outputs, in_channels, kernel, kernel}, q.bias_term(), outputs);
-    return outputs;
   }
 
   std::string source_;
   CaffeImport& out_;
   json layers_ = json::array();
-  std::map<std::string, std::string> alias_;   // Caffe blob -> fcn blob
-  std::map<std::string, int64_t> channels_;    // fcn blob -> channels
+  std::vector<std::string> inputs_;
+  std::map<std::string, std::string> alias_;  // Caffe blob -> fcn blob
+  std::map<std::string, Shape> shapes_;       // fcn blob -> shape at the declared input size
   std::string loss_score_, last_;
-  int64_t ignore_label_ = 255;
 };
+
+// libprotobuf logs some problems to stderr by itself; fcn reports its own errors.
+void silence_protobuf_logs() {
+  static const bool once = [] {
+    pb::SetLogHandler([](pb::LogLevel, const char*, int, const std::string&) {});
+    return true;
+  }();
+  (void)once;
+}
 
 bool file_exists(const std::string& path) {
   struct stat st {};
@@ -589,16 +637,19 @@ bool file_exists(const std::string& path) {
 }  // namespace
 
 CaffeImport import_caffe(const std::string& caffemodel, const std::string& deploy) {
+  silence_protobuf_logs();
   ParsedNet net = read_caffemodel(caffemodel);
   CaffeImport out;
   out.net_name = net.header.name();
   std::vector<RawLayer> layers;
-  std::vector<std::string> inputs(net.header.input().begin(), net.header.input().end());
   std::string source = caffemodel;
+  std::vector<std::pair<std::string, Shape>> inputs = legacy_inputs(net.header, caffemodel);
   if (deploy.empty()) {
     layers = std::move(net.layers);
   } else {
-    layers = read_prototxt(deploy, inputs);
+    caffe::NetParameter structure = read_prototxt(deploy);
+    inputs = legacy_inputs(structure, deploy);
+    layers = take_layers(structure, deploy);
     source = deploy;
     std::map<std::string, std::vector<Tensor>*> blobs;
     for (auto& layer : net.layers) blobs[layer.param.name()] = &layer.blobs;
@@ -609,10 +660,11 @@ CaffeImport import_caffe(const std::string& caffemodel, const std::string& deplo
     net.layers.clear();
   }
   Translator translator(source, out);
-  for (const auto& name : inputs) translator.add_input(name);
-  for (auto& layer : layers) {
-    translator.translate(layer);
-    layer.blobs.clear();  // the weights now live in `out`
+  for (const auto& input : inputs) translator.add_input(input.first, input.second, source);
+  for (size_t i = 0; i < layers.size();) {
+    const size_t used = translator.translate(layers, i);
+    for (size_t j = i; j < i + used; ++j) layers[j].blobs.clear();  // the weights now live in `out`
+    i += used;
   }
   translator.finish();
   return out;

@@ -9,31 +9,6 @@ namespace fcn {
 
 namespace {
 
-std::array<int64_t, 2> hw_of(const json& layer, const char* key, int64_t fallback) {
-  if (!layer.contains(key)) return {fallback, fallback};
-  const json& v = layer[key];
-  if (v.is_array()) return {v[0].get<int64_t>(), v[1].get<int64_t>()};
-  return {v.get<int64_t>(), v.get<int64_t>()};
-}
-
-// Extent (in input pixels) that one output pixel reads.
-std::array<double, 2> input_extent(const json& layer) {
-  const std::string type = layer.value("type", "");
-  const auto kernel = hw_of(layer, "kernel", 1);
-  if (type == "conv") {
-    const auto dilation = hw_of(layer, "dilation", 1);
-    return {static_cast<double>(dilation[0] * (kernel[0] - 1) + 1),
-            static_cast<double>(dilation[1] * (kernel[1] - 1) + 1)};
-  }
-  if (type == "max_pool") return {static_cast<double>(kernel[0]), static_cast<double>(kernel[1])};
-  if (type == "deconv") {
-    // an output pixel gathers from ceil(k/s) input pixels per axis
-    const auto stride = hw_of(layer, "stride", 1);
-    return {std::ceil(static_cast<double>(kernel[0]) / stride[0]), std::ceil(static_cast<double>(kernel[1]) / stride[1])};
-  }
-  return {1, 1};
-}
-
 std::string dims(const std::array<double, 2>& v) {
   auto one = [](double x) { return std::fabs(x - std::round(x)) < 1e-9 ? fmt::format("{}", std::llround(x)) : fmt::format("{:.3g}", x); };
   return v[0] == v[1] ? one(v[0]) : one(v[0]) + "x" + one(v[1]);
@@ -48,14 +23,13 @@ std::string human(double x) {
 
 }  // namespace
 
-GraphSummary describe_graph(Graph& graph, const json& spec) {
+GraphSummary describe_graph(Graph& graph) {
   GraphSummary summary;
   std::map<std::string, std::array<double, 2>> receptive;  // per blob
   for (const auto& name : graph.input_names()) receptive[name] = {1, 1};
   const auto& layers = graph.layers();
   for (size_t i = 0; i < layers.size(); ++i) {
     Layer& layer = *layers[i];
-    const json& layer_spec = spec.at("layers").at(i);
     LayerSummary s;
     s.name = layer.name();
     s.type = layer.type();
@@ -71,7 +45,7 @@ GraphSummary describe_graph(Graph& graph, const json& spec) {
         layer.inputs().empty() ? std::array<double, 2>{1, 1} : receptive[layer.inputs()[0]];
     const CoordMap in_map =
         layer.inputs().empty() ? CoordMap{} : graph.blob_coord_map(layer.inputs()[0]);
-    const auto extent = input_extent(layer_spec);
+    const auto extent = layer.input_extent();
     for (int a = 0; a < 2; ++a) {
       s.stride[a] = 1.0 / out_map.scale[a];
       // rf_out = rf_in + (extent - 1) * jump_in, jump_in = data pixels per input pixel

@@ -6,10 +6,11 @@
 
 #include <cstring>
 #include <set>
+#include <type_traits>
+#include <variant>
 
 #include "fcn/core/error.hpp"
 #include "fcn/io/safetensors.hpp"
-#include "fcn/layers/crop.hpp"
 #include "onnx_subset.pb.h"
 
 namespace fcn {
@@ -19,15 +20,7 @@ namespace {
 constexpr int64_t kOpset = 13;     // MaxPool's ceil_mode and Slice with tensor inputs are both in 13
 constexpr int64_t kIrVersion = 7;  // the IR version of opset 13
 
-// An int or [h, w] option of a layer spec.
-std::array<int64_t, 2> spec_hw(const json& layer, const char* key, std::array<int64_t, 2> fallback) {
-  if (!layer.contains(key)) return fallback;
-  const json& v = layer[key];
-  if (v.is_number_integer()) return {v.get<int64_t>(), v.get<int64_t>()};
-  return {v.at(0).get<int64_t>(), v.at(1).get<int64_t>()};
-}
-
-class OnnxBuilder {
+class OnnxBuilder final : public OnnxEmitter {
  public:
   OnnxBuilder(Graph& graph, const OnnxExportOptions& options) : graph_(graph), options_(options) {
     model_.set_ir_version(kIrVersion);
@@ -39,45 +32,20 @@ class OnnxBuilder {
     g_->set_name("fcn");
   }
 
-  bool dynamic() const { return options_.height == 0; }
+  bool dynamic() const override { return options_.height == 0; }
+  const Shape& blob_shape(const std::string& fcn_blob) const override { return graph_.blob_shape(fcn_blob); }
 
-  // fcn blob -> ONNX value name: the image input and the score output get
-  // the model's public names.
-  std::string value(const std::string& blob) const {
-    auto it = names_.find(blob);
-    return it == names_.end() ? blob : it->second;
-  }
-  void name_value(const std::string& blob, const std::string& name) { names_[blob] = name; }
-
-  onnx::NodeProto* node(const std::string& op, const std::string& name, const std::vector<std::string>& inputs,
-                        const std::string& output) {
+  void node(const std::string& op, const std::string& name, const std::vector<std::string>& inputs,
+            const std::string& output, const std::vector<OnnxAttribute>& attributes) override {
     auto* n = g_->add_node();
     n->set_op_type(op);
     n->set_name(name);
     for (const auto& in : inputs) n->add_input(in);
     n->add_output(output);
-    return n;
-  }
-  static void ints(onnx::NodeProto* n, const std::string& name, const std::vector<int64_t>& values) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (int64_t v : values) a->add_ints(v);
-  }
-  static void int_attr(onnx::NodeProto* n, const std::string& name, int64_t value) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(value);
-  }
-  static void float_attr(onnx::NodeProto* n, const std::string& name, float value) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::FLOAT);
-    a->set_f(value);
+    for (const auto& attribute : attributes) add_attribute(n, attribute);
   }
 
-  void float_initializer(const std::string& name, const Shape& shape, const float* data) {
+  std::string float_tensor(const std::string& name, const Shape& shape, const float* data) override {
     auto* t = g_->add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto::FLOAT);
@@ -87,8 +55,9 @@ class OnnxBuilder {
       count *= d;
     }
     t->set_raw_data(reinterpret_cast<const char*>(data), sizeof(float) * count);  // x86: little-endian already
+    return name;
   }
-  std::string int64_constant(const std::string& name, const std::vector<int64_t>& values) {
+  std::string int64_tensor(const std::string& name, const std::vector<int64_t>& values) override {
     auto* t = g_->add_initializer();
     t->set_name(name);
     t->set_data_type(onnx::TensorProto::INT64);
@@ -96,9 +65,82 @@ class OnnxBuilder {
     t->set_raw_data(reinterpret_cast<const char*>(values.data()), sizeof(int64_t) * values.size());
     return name;
   }
-  std::string scalar_constant(const std::string& name, float value) {
-    float_initializer(name, {}, &value);
-    return name;
+
+  void alias(const std::string& output, const std::string& value) override {
+    // a public name (the model's output) must be produced by a node
+    if (public_names_.count(current_)) {
+      node("Identity", current_, {value}, output, {});
+    } else {
+      public_names_[current_] = value;
+    }
+  }
+
+  std::string build() {
+    const std::string score = score_blob_name(graph_);
+    const std::string data = graph_.image_input();
+    public_names_[data] = "image";
+    public_names_[score] = "score";
+    std::set<std::string> done = {data};
+    for (const auto& layer : graph_.layers()) {
+      if (layer->is_loss()) continue;  // training only: the model ends at the loss's score input
+      std::vector<std::string> in;
+      for (const auto& blob : layer->inputs()) {
+        if (!done.count(blob))
+          throw Error("export-onnx: layer '" + layer->name() + "' reads '" + blob +
+                      "', which is neither the image nor computed from it");
+        in.push_back(value(blob));
+      }
+      current_ = layer->name();
+      layer->emit_onnx(*this, in, value(layer->name()));
+      done.insert(layer->name());
+    }
+    if (!done.count(score)) throw Error("export-onnx: the score blob '" + score + "' is not computed from the image");
+    const Shape& in_shape = graph_.blob_shape(data);
+    const Shape& score_shape = graph_.blob_shape(score);
+    value_info(g_->add_input(), "image", in_shape, {"N", "", "H", "W"});
+    // FCN crops its scores to the image; any other net's score size gets its own symbols
+    const bool image_sized = score_shape.size() == 4 && in_shape.size() == 4 && score_shape[2] == in_shape[2] &&
+                             score_shape[3] == in_shape[3];
+    value_info(g_->add_output(), "score", score_shape,
+               image_sized ? std::vector<std::string>{"N", "", "H", "W"}
+                           : std::vector<std::string>{"N", "", "score_H", "score_W"});
+    std::string bytes;
+    if (!model_.SerializeToString(&bytes)) throw Error("export-onnx: the model does not serialize (over 2 GiB?)");
+    return bytes;
+  }
+
+ private:
+  // fcn blob -> ONNX value name: the image input and the score output have
+  // the model's public names; an identity layer's output is its input's value.
+  std::string value(const std::string& blob) const {
+    auto it = public_names_.find(blob);
+    return it == public_names_.end() ? blob : it->second;
+  }
+
+  static void add_attribute(onnx::NodeProto* n, const OnnxAttribute& attribute) {
+    auto* a = n->add_attribute();
+    a->set_name(attribute.name);
+    std::visit(
+        [a](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, int64_t>) {
+            a->set_type(onnx::AttributeProto::INT);
+            a->set_i(v);
+          } else if constexpr (std::is_same_v<T, float>) {
+            a->set_type(onnx::AttributeProto::FLOAT);
+            a->set_f(v);
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            a->set_type(onnx::AttributeProto::STRING);
+            a->set_s(v);
+          } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+            a->set_type(onnx::AttributeProto::INTS);
+            for (int64_t x : v) a->add_ints(x);
+          } else {
+            a->set_type(onnx::AttributeProto::FLOATS);
+            for (float x : v) a->add_floats(x);
+          }
+        },
+        attribute.value);
   }
 
   // `symbols` name the dynamic axes (all but the channels).
@@ -118,187 +160,27 @@ class OnnxBuilder {
     }
   }
 
-  void params(const Layer& layer, std::vector<std::string>& inputs, bool bias) {
-    Param* weight = graph_.find_param(layer.name() + ".weight");
-    if (!weight) throw Error("export-onnx: layer '" + layer.name() + "' has no weight");
-    float_initializer(weight->name, weight->data.shape(), weight->data.data());
-    inputs.push_back(weight->name);
-    if (bias) {
-      Param* b = graph_.find_param(layer.name() + ".bias");
-      float_initializer(b->name, b->data.shape(), b->data.data());
-      inputs.push_back(b->name);
-    }
-  }
-
-  void convolution(const Layer& layer, const json& spec, const std::string& in, const std::string& out,
-                   bool transposed) {
-    const auto kernel = spec_hw(spec, "kernel", {1, 1}), stride = spec_hw(spec, "stride", {1, 1});
-    const auto pad = spec_hw(spec, "pad", {0, 0}), dilation = spec_hw(spec, "dilation", {1, 1});
-    const bool bias = spec.value("bias", true);
-    std::vector<std::string> inputs = {in};
-    params(layer, inputs, bias);
-    auto* n = node(transposed ? "ConvTranspose" : "Conv", layer.name(), inputs, out);
-    ints(n, "kernel_shape", {kernel[0], kernel[1]});
-    ints(n, "strides", {stride[0], stride[1]});
-    ints(n, "pads", {pad[0], pad[1], pad[0], pad[1]});
-    ints(n, "dilations", {dilation[0], dilation[1]});
-    int_attr(n, "group", spec.value("groups", int64_t{1}));
-    if (transposed) {
-      const auto op = spec_hw(spec, "output_padding", {0, 0});
-      if (op[0] || op[1]) ints(n, "output_padding", {op[0], op[1]});
-    }
-  }
-
-  void max_pool(const Layer& layer, const json& spec, const std::string& in, const std::string& out) {
-    const auto kernel = spec_hw(spec, "kernel", {1, 1});
-    const auto stride = spec_hw(spec, "stride", kernel), pad = spec_hw(spec, "pad", {0, 0});
-    const bool ceil_mode = spec.value("ceil_mode", true);
-    // fcn (as PyTorch) drops a last window that starts in the padding; ONNX
-    // keeps it. Without padding the two agree whenever kernel >= stride.
-    if (ceil_mode && (pad[0] || pad[1] || kernel[0] < stride[0] || kernel[1] < stride[1]))
-      throw Error("export-onnx: layer '" + layer.name() +
-                  "': ceil-mode max_pool with padding or a kernel smaller than its stride has no exact ONNX MaxPool");
-    auto* n = node("MaxPool", layer.name(), {in}, out);
-    ints(n, "kernel_shape", {kernel[0], kernel[1]});
-    ints(n, "strides", {stride[0], stride[1]});
-    ints(n, "pads", {pad[0], pad[1], pad[0], pad[1]});
-    int_attr(n, "ceil_mode", ceil_mode ? 1 : 0);
-  }
-
-  void crop(const Layer& layer, const json& spec, const std::string& in, const std::string& ref,
-            const std::string& ref_blob, const std::string& out) {
-    const auto& crop_layer = dynamic_cast<const CropLayer&>(layer);
-    const int64_t axis = spec.value("axis", int64_t{2});
-    std::vector<int64_t> axes, starts, ends;
-    const Shape& ref_shape = graph_.blob_shape(ref_blob);
-    for (int64_t a = axis; a < 4; ++a) {
-      axes.push_back(a);
-      starts.push_back(crop_layer.offsets()[a]);
-      ends.push_back(crop_layer.offsets()[a] + ref_shape[a]);
-    }
-    const std::string prefix = layer.name() + "/";
-    std::string ends_name;
-    if (dynamic()) {
-      // ends = offsets + shape(ref)[axis:4], computed at run time
-      node("Shape", prefix + "ref_shape", {ref}, prefix + "ref_shape");
-      auto* s = node("Slice", prefix + "ref_dims", {prefix + "ref_shape", int64_constant(prefix + "dims_from", {axis}),
-                                                    int64_constant(prefix + "dims_to", {4})},
-                     prefix + "ref_dims");
-      (void)s;
-      node("Add", prefix + "ends", {prefix + "ref_dims", int64_constant(prefix + "starts", starts)}, prefix + "ends");
-      ends_name = prefix + "ends";
-    } else {
-      int64_constant(prefix + "starts", starts);
-      ends_name = int64_constant(prefix + "ends", ends);
-    }
-    node("Slice", layer.name(), {in, prefix + "starts", ends_name, int64_constant(prefix + "axes", axes)}, out);
-  }
-
-  std::string build(const json& spec) {
-    const std::string score = score_blob_name(graph_);
-    const std::string data = graph_.has_blob("data") ? "data" : graph_.input_names().front();
-    name_value(data, "image");
-    name_value(score, "score");
-    const auto& layers = graph_.layers();
-    const json& specs = spec.at("layers");
-    std::set<std::string> done = {data};
-    for (size_t i = 0; i < layers.size(); ++i) {
-      const Layer& layer = *layers[i];
-      const json& s = specs.at(i);
-      const std::string type = layer.type();
-      if (layer.is_loss()) continue;
-      std::vector<std::string> in;
-      for (const auto& blob : layer.inputs()) {
-        if (!done.count(blob))
-          throw Error("export-onnx: layer '" + layer.name() + "' reads '" + blob +
-                      "', which is neither the image nor computed from it");
-        in.push_back(value(blob));
-      }
-      const std::string out = value(layer.name());
-      if (type == "conv" || type == "deconv") {
-        convolution(layer, s, in[0], out, type == "deconv");
-      } else if (type == "max_pool") {
-        max_pool(layer, s, in[0], out);
-      } else if (type == "relu") {
-        const double slope = s.value("negative_slope", 0.0);
-        auto* n = node(slope == 0 ? "Relu" : "LeakyRelu", layer.name(), in, out);
-        if (slope != 0) float_attr(n, "alpha", static_cast<float>(slope));
-      } else if (type == "dropout") {
-        // the identity in test mode: omitted, its readers read its input
-        if (names_.count(layer.name())) {
-          node("Identity", layer.name(), in, out);  // it is the model's output: keep the name
-        } else {
-          names_[layer.name()] = in[0];
-        }
-      } else if (type == "crop") {
-        crop(layer, s, in[0], in[1], layer.inputs()[1], out);
-      } else if (type == "scale") {
-        Param* learned = graph_.find_param(layer.name() + ".weight");
-        const float factor = learned ? learned->data.data()[0] : static_cast<float>(s.value("value", 1.0));
-        node("Mul", layer.name(), {in[0], scalar_constant(layer.name() + "/value", factor)}, out);
-      } else if (type == "sum") {
-        std::vector<double> coeffs(in.size(), 1.0);
-        if (s.contains("coeffs")) coeffs = s["coeffs"].get<std::vector<double>>();
-        std::vector<std::string> terms;
-        for (size_t k = 0; k < in.size(); ++k) {
-          if (coeffs[k] == 1.0) {
-            terms.push_back(in[k]);
-            continue;
-          }
-          const std::string name = layer.name() + "/term" + std::to_string(k);
-          node("Mul", name, {in[k], scalar_constant(name + "/coeff", static_cast<float>(coeffs[k]))}, name);
-          terms.push_back(name);
-        }
-        std::string acc = terms[0];
-        for (size_t k = 1; k < terms.size(); ++k) {
-          const std::string name = k + 1 == terms.size() ? out : layer.name() + "/partial" + std::to_string(k);
-          node("Add", k + 1 == terms.size() ? layer.name() : name, {acc, terms[k]}, name);
-          acc = name;
-        }
-        if (terms.size() == 1) node("Identity", layer.name(), {acc}, out);
-      } else {
-        throw Error("export-onnx: layer '" + layer.name() + "' has type '" + type + "', which has no ONNX export");
-      }
-      done.insert(layer.name());
-    }
-    if (!done.count(score)) throw Error("export-onnx: the score blob '" + score + "' is not computed from the image");
-    const Shape& in_shape = graph_.blob_shape(data);
-    const Shape& score_shape = graph_.blob_shape(score);
-    value_info(g_->add_input(), "image", in_shape, {"N", "", "H", "W"});
-    // FCN crops its scores to the image; any other net's score size gets its own symbols
-    const bool image_sized = score_shape.size() == 4 && in_shape.size() == 4 && score_shape[2] == in_shape[2] &&
-                             score_shape[3] == in_shape[3];
-    value_info(g_->add_output(), "score", score_shape,
-               image_sized ? std::vector<std::string>{"N", "", "H", "W"}
-                           : std::vector<std::string>{"N", "", "score_H", "score_W"});
-    std::string bytes;
-    if (!model_.SerializeToString(&bytes)) throw Error("export-onnx: the model does not serialize (over 2 GiB?)");
-    return bytes;
-  }
-
- private:
   Graph& graph_;
   OnnxExportOptions options_;
   onnx::ModelProto model_;
   onnx::GraphProto* g_ = nullptr;
-  std::map<std::string, std::string> names_;
+  std::map<std::string, std::string> public_names_;
+  std::string current_;  // the layer emitting
 };
 
 }  // namespace
 
-std::string onnx_model_bytes(Graph& graph, const json& spec, const OnnxExportOptions& options) {
+std::string onnx_model_bytes(Graph& graph, const OnnxExportOptions& options) {
   if ((options.height == 0) != (options.width == 0) || options.height < 0 || options.width < 0)
     throw Error("export-onnx: --size needs two positive integers H W");
-  if (!spec.contains("layers") || spec["layers"].size() != graph.layers().size())
-    throw Error("export-onnx: the spec does not describe this graph");
   OnnxBuilder builder(graph, options);
-  return builder.build(spec);
+  return builder.build();
 }
 
-void export_onnx(Graph& graph, const json& spec, const std::string& filename, const OnnxExportOptions& options) {
+void export_onnx(Graph& graph, const std::string& filename, const OnnxExportOptions& options) {
   struct stat st {};
   if (::stat(filename.c_str(), &st) == 0) throw Error(filename + ": exists; choose another --out or delete it");
-  const std::string bytes = onnx_model_bytes(graph, spec, options);
+  const std::string bytes = onnx_model_bytes(graph, options);
   write_file_atomic(filename, bytes);
 }
 

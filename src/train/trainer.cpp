@@ -156,6 +156,7 @@ void Trainer::build_graph() {
   GraphOptions options;
   options.reuse_values = true;
   graph_ = std::make_unique<Graph>(model_graph_spec(model), model.graph.is_null() ? "model" : "model.graph", options);
+  require_bgr_image_input(*graph_);
   const auto& inputs = graph_->input_names();
   if (inputs.size() != 2 || !graph_->has_blob("data") || !graph_->has_blob("label") ||
       graph_->input_channels("data") != 3 || graph_->input_channels("label") != 1)

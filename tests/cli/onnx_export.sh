@@ -5,7 +5,10 @@
 # 1. onnx.checker.check_model(full_check=True) (Debian python3-onnx) accepts
 #    both, with input "image" [N,3,H,W] and output "score" [N,5,H,W]
 #    (symbolic N, H, W in the dynamic one, 1x3x67x91 in the fixed one);
-# 2. a second export to the same --out is refused and leaves the file as it was.
+# 2. a second export to the same --out is refused and leaves the file as it was;
+# 3. batch_norm and avg_pool (tools/onnx_layer_models.py): the dynamic and
+#    fixed exports pass the checker with the expected operators, and the
+#    divisor map that needs a fixed size is refused in a dynamic export.
 # The scores are checked by tests/test_onnx_export.cpp (OpenCV dnn) and
 # tests/cli/onnx_runtime.sh (ONNX Runtime, dynamic sizes).
 set -euo pipefail
@@ -24,6 +27,17 @@ if "$fcn" export-onnx --config "$tmp/imp/config.json" --weights "$tmp/imp/weight
 fi
 grep -q "exists; choose another --out or delete it" "$tmp/err" || { echo "FAIL: $(cat "$tmp/err")"; exit 1; }
 [ "$(md5sum < "$tmp/fixed.onnx")" = "$before" ] || { echo "FAIL: the refused export changed the file"; exit 1; }
+/usr/bin/python3 tools/onnx_layer_models.py "$tmp"
+for name in layers_dyn layers_global; do
+  "$fcn" export-onnx --config "$tmp/$name.json" --weights "$tmp/layers.safetensors" --out "$tmp/$name.onnx" 2>/dev/null
+done
+"$fcn" export-onnx --config "$tmp/layers_fixed.json" --weights "$tmp/layers.safetensors" --out "$tmp/layers_fixed.onnx" \
+  --size 20 23 2>/dev/null
+if "$fcn" export-onnx --config "$tmp/layers_fixed.json" --weights "$tmp/layers.safetensors" --out "$tmp/refused.onnx" \
+  2>"$tmp/err"; then
+  echo "FAIL: a dynamic export of a padded average pool with partial windows"; exit 1
+fi
+grep -q "layer 'avg3'.*--size" "$tmp/err" || { echo "FAIL: $(cat "$tmp/err")"; exit 1; }
 TMP=$tmp exec timeout 300 /usr/bin/python3 - <<'PY'
 import os, onnx
 tmp = os.environ["TMP"]
@@ -44,4 +58,13 @@ for name, image, score in [("dyn", ["N", 3, "H", "W"], ["N", 5, "H", "W"]),
     assert ops == sorted({"Add", "Conv", "ConvTranspose", "MaxPool", "Relu", "Slice"} | ({"Shape"} if name == "dyn" else set())), ops
     assert model.opset_import[0].version == 13
     print(name, "ok:", ", ".join(ops))
+
+common = {"Conv", "BatchNormalization", "Relu"}
+for name, expected in [("layers_dyn", common | {"AveragePool"}), ("layers_fixed", common | {"AveragePool", "Mul"}),
+                       ("layers_global", common | {"GlobalAveragePool"})]:
+    model = onnx.load(os.path.join(tmp, name + ".onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    ops = {n.op_type for n in model.graph.node}
+    assert ops == expected, (name, sorted(ops))
+    print(name, "ok:", ", ".join(sorted(ops)))
 PY

@@ -35,7 +35,13 @@ struct Param {
   float lr_mult = 1.f;
   float decay_mult = 1.f;
   json init;  // initialiser spec, e.g. {"type": "gaussian", "std": 0.01}
+  // Values that come from training although the solver never updates them
+  // (a batch norm's running statistics, a frozen batch norm's affine): a
+  // weights file for inference must hold them, where a missing frozen
+  // upsampling filter is simply re-initialised.
+  bool learned_state = false;
   bool frozen() const { return lr_mult == 0.f; }
+  bool must_be_loaded() const { return !frozen() || learned_state; }
 };
 
 // Spatial coordinate map of one layer, per axis (h, w): a point at input
@@ -98,10 +104,10 @@ class Layer {
   // Receptive field, per axis (h, w): how many pixels of its first input one
   // output pixel reads (a 3x3 conv dilated 2: 5; a pointwise layer: 1).
   // fcn describe and the tiling margin follow it through the graph.
-  virtual std::array<double, 2> input_extent() const { return {1, 1}; }  // TODO(contract): pure
+  virtual std::array<double, 2> input_extent() const = 0;
   // Multiply-adds x 2 of the last reshape (for describe, bench); 0 for a
   // layer that only moves data.
-  virtual double forward_flops() const { return 0.0; }  // TODO(contract): pure
+  virtual double forward_flops() const = 0;
   // Bytes of the scratch buffer the layer's kernels need at the current
   // shapes (the im2col columns of a convolution), for memory estimates.
   virtual int64_t scratch_bytes() const { return 0; }
@@ -109,9 +115,7 @@ class Layer {
   // are the ONNX values of its inputs, `output` the value it must produce.
   // A type without an exact ONNX form throws OnnxUnsupported saying why.
   virtual void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,
-                         const std::string& output) const {  // TODO(contract): pure
-    throw OnnxUnsupported(name_, "type '" + type() + "' has no ONNX export yet");
-  }
+                         const std::string& output) const = 0;
   // Random draws (dropout) come from this generator; the graph seeds it.
   void set_rng(std::mt19937_64* rng) { rng_ = rng; }
 

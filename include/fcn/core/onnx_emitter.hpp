@@ -6,7 +6,8 @@
 //
 // Value names: a layer gets the ONNX value names of its inputs and the name
 // its output must have. Node names that a layer makes up start with
-// "<layer>/" so that they never collide with another layer's.
+// "<layer>/" so that they never collide with another layer's. An empty
+// input name is an omitted optional input (Resize's roi), as in ONNX.
 #include <cstdint>
 #include <string>
 #include <variant>

@@ -48,6 +48,8 @@ class SpecReader {
   void accept(const std::string& key);
   // Throws on any key that was not read or accepted.
   void finish() const;
+  // The keys neither read nor accepted so far (for callers with their own message).
+  std::vector<std::string> unread() const;
 
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 

@@ -1,6 +1,6 @@
 #pragma once
 // Element-wise kernels over contiguous float arrays of n elements, and the
-// strided window copy behind crop. Every *_accumulate kernel adds into its
+// strided window copies behind crop and concat. Every *_accumulate kernel adds into its
 // output (the layer gradient rule); the others overwrite it.
 #include <array>
 #include <cstdint>
@@ -25,6 +25,8 @@ void axpy(const float* x, float a, float* y, int64_t n);
 void multiply(const float* a, const float* b, float* y, int64_t n);
 // y += a * b (element-wise)
 void multiply_accumulate(const float* a, const float* b, float* y, int64_t n);
+// y[c * rows + r] = x[r * cols + c]: the transpose of a rows x cols matrix.
+void transpose(const float* x, float* y, int64_t rows, int64_t cols);
 // sum_i a[i] * b[i], accumulated in double in a fixed order (reproducible).
 double dot(const float* a, const float* b, int64_t n);
 
@@ -39,5 +41,9 @@ struct Window4d {
 void copy_window(const Window4d& w, const float* big, float* window);
 // big[offset : offset + window.shape] += window
 void add_window_accumulate(const Window4d& w, const float* window, float* big);
+// big[offset : offset + window.shape] = window
+void paste_window(const Window4d& w, const float* window, float* big);
+// window += big[offset : offset + window.shape]
+void window_accumulate(const Window4d& w, const float* big, float* window);
 
 }  // namespace fcn::cpu

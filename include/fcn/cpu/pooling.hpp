@@ -1,5 +1,6 @@
 #pragma once
-// Max pooling kernels on NCHW planes (PyTorch max_pool2d semantics).
+// Max and average pooling kernels on NCHW planes (PyTorch max_pool2d and
+// avg_pool2d semantics).
 #include <cstdint>
 
 namespace fcn::cpu {
@@ -21,5 +22,19 @@ void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* 
 
 // dx[p, argmax[p, o]] += dy[p, o]
 void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx);
+
+// y[p, oy, ox] = (sum of x[p] over the window clipped to the input) / divisor.
+// The divisor, as PyTorch's avg_pool2d: with count_include_pad, the window
+// clipped to the padded input, (min(y0 + kh, in_h + pad_h) - y0) * (the same
+// for w) with y0 = oy*stride_h - pad_h (Caffe's AVE pool_size); without, the
+// number of input pixels it covers. Every window must overlap the input
+// (pool_output_size guarantees it).
+void avg_pool_forward(const PoolGeometry& g, bool count_include_pad, const float* x, float* y);
+
+// That divisor of output (oy, ox).
+double avg_pool_divisor(const PoolGeometry& g, bool count_include_pad, int64_t oy, int64_t ox);
+
+// dx[p, window of o] += dy[p, o] / divisor(o)
+void avg_pool_backward(const PoolGeometry& g, bool count_include_pad, const float* dy, float* dx);
 
 }  // namespace fcn::cpu

@@ -20,7 +20,7 @@ struct TileMargins {
 };
 
 // From a reshaped graph (describe_graph's strides and receptive fields).
-TileMargins tile_margins(Graph& graph, const json& spec);
+TileMargins tile_margins(Graph& graph);
 
 struct Tile {
   int64_t top = 0, left = 0, height = 0, width = 0;                     // the input the net runs on

@@ -95,13 +95,20 @@ class Graph {
 
   const std::vector<std::string>& input_names() const { return input_names_; }
   int64_t input_channels(const std::string& name) const;
+  // Every graph input at batch x channels x height x width: the shapes to
+  // reshape to for an image of that size (labels get the image's size too).
+  std::map<std::string, Shape> input_shapes(int64_t height, int64_t width, int64_t batch = 1) const;
+  // The input that holds the image: "data", else the first declared input.
+  const std::string& image_input() const;
   std::vector<std::string> blob_names() const;  // inputs first, then layer outputs in order
   bool has_blob(const std::string& name) const { return blob_index_.count(name) > 0; }
   Tensor& blob(const std::string& name);
   const Tensor& blob(const std::string& name) const;
   // Null when the blob carries no gradient.
   const Tensor* blob_grad(const std::string& name) const;
-  const Shape& blob_shape(const std::string& name) const { return blob(name).shape(); }
+  // The shape of the last reshape, also in a plan-only graph, whose blobs
+  // (inputs included) hold no memory.
+  const Shape& blob_shape(const std::string& name) const;
   CoordMap blob_coord_map(const std::string& name) const;
 
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
@@ -164,5 +171,10 @@ class Graph {
 // The blob predictions are read from: the first input of the first loss
 // layer (the reference's crop "score"), else the last layer's output.
 std::string score_blob_name(const Graph& graph);
+
+// Throws unless the graph's image input has 3 channels: training, eval and
+// predict read VOC-layout images, which are 3-channel BGR (an imported Caffe
+// net of another channel count runs with `fcn forward` only).
+void require_bgr_image_input(const Graph& graph);
 
 }  // namespace fcn

@@ -17,6 +17,7 @@
 #include <optional>
 #include <random>
 
+#include "fcn/core/caffe_layer.hpp"
 #include "fcn/core/layer.hpp"
 
 namespace fcn {
@@ -28,6 +29,10 @@ struct ConvGeometry;  // fcn/cpu/convolution.hpp
 // out = floor((in + 2p - d(k-1) - 1) / s) + 1; a result < 1 means the
 // dilated kernel does not fit the padded input.
 int64_t conv_output_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+
+// Caffe's Convolution (transposed: Deconvolution) as a conv / deconv spec
+// and its blobs; conv_from_caffe and deconv_from_caffe (registry.hpp).
+CaffeMapped convolution_from_caffe(CaffeLayer& layer, bool transposed);
 
 // The options conv and deconv share; arrays are {h, w}.
 struct ConvOptions {
@@ -61,6 +66,10 @@ class ConvolutionBase : public Layer {
   // output = {C, H, W} of the conv output side (see fcn/cpu/convolution.hpp).
   void set_geometry(const std::array<int64_t, 3>& image, const std::array<int64_t, 3>& output);
   std::string options_str() const;  // "kernel 3x3, stride 1x1, pad 0x0, dilation 1x1"
+  // An ONNX Conv or ConvTranspose with the shared attributes and the params;
+  // `extra` adds the op's own (output_padding).
+  void emit_convolution(OnnxEmitter& onnx, const std::string& op, const std::string& input, const std::string& output,
+                        std::vector<OnnxAttribute> extra) const;
   bool trains_weight() const { return !weight_.frozen(); }
   bool trains_bias() const { return options_.bias && !bias_.frozen(); }
 
@@ -85,6 +94,9 @@ class ConvLayer : public ConvolutionBase {
                 const std::vector<Tensor*>& input_grads) override;
   // x_out = x_in / s + (pad - d(k-1)/2) / s
   CoordMap coord_map() const override;
+  // the dilated kernel: d(k-1) + 1
+  std::array<double, 2> input_extent() const override;
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
   bool rectify_output(bool on) override {
     rectify_ = on;
     return true;

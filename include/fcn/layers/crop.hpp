@@ -25,6 +25,10 @@ class CropLayer : public Layer {
   // a = 1, b = -offset per spatial axis
   CoordMap coord_map() const override;
   void set_input_coord_maps(const std::vector<CoordMap>& input_maps) override;
+  std::array<double, 2> input_extent() const override { return {1, 1}; }
+  double forward_flops() const override { return 0.0; }
+  // Slice; in a dynamic export the ends are offsets + Shape(ref)[axis:4]
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
 
   // The offset on every axis (0 on the axes before `axis`), after reshape.
   const std::array<int64_t, 4>& offsets() const { return offset_; }

@@ -34,6 +34,9 @@ class DeconvLayer : public ConvolutionBase {
                 const std::vector<Tensor*>& input_grads) override;
   // x_out = s * x_in + d(k-1)/2 - pad
   CoordMap coord_map() const override;
+  // an output pixel gathers from ceil((d(k-1) + 1) / s) input pixels per axis
+  std::array<double, 2> input_extent() const override;
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
   const std::array<int64_t, 2>& output_padding() const { return output_padding_; }
 
  private:

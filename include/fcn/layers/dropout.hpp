@@ -20,6 +20,12 @@ class DropoutLayer : public Layer {
                 const std::vector<Tensor*>& input_grads) override;
   int in_place_input() const override { return 0; }
   bool backward_needs_inputs() const override { return false; }
+  std::array<double, 2> input_extent() const override { return {1, 1}; }
+  double forward_flops() const override { return 0.0; }
+  // the identity in test mode: omitted, its readers read its input
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override {
+    onnx.alias(output, inputs[0]);
+  }
 
  private:
   void draw_mask(int64_t count);

@@ -24,9 +24,13 @@ class ReluLayer : public Layer {
   bool backward_needs_inputs() const override { return false; }
   bool backward_needs_output() const override { return false; }
   float negative_slope() const { return negative_slope_; }
+  std::array<double, 2> input_extent() const override { return {1, 1}; }
+  double forward_flops() const override { return 0.0; }  // a comparison per element
   // In place over an output its producer has already rectified
   // (Layer::rectify_output): forward only records the kept bits.
-  void set_input_rectified(bool on) { input_rectified_ = on; }
+  bool is_rectifier() const override { return negative_slope_ == 0.f; }
+  void set_input_rectified(bool on) override { input_rectified_ = on; }
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
 
  private:
   float negative_slope_;

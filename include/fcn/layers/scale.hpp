@@ -20,6 +20,11 @@ class ScaleLayer : public Layer {
   // dw = sum(dy * x) reads x; a fixed scale never does and may run in place.
   int in_place_input() const override { return weight_ ? -1 : 0; }
   bool backward_needs_inputs() const override { return weight_ && !weight_->frozen(); }
+  std::array<double, 2> input_extent() const override { return {1, 1}; }
+  double forward_flops() const override { return 0.0; }  // one multiply per element: not counted
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override {
+    onnx.node("Mul", name(), {inputs[0], onnx.scalar(name() + "/value", factor())}, output);
+  }
 
  private:
   float factor() const { return weight_ ? weight_->data[0] : value_; }

@@ -28,6 +28,12 @@ class SoftmaxLossLayer : public Layer {
   void backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
                 const std::vector<Tensor*>& input_grads) override;
   bool is_loss() const override { return true; }
+  std::array<double, 2> input_extent() const override { return {1, 1}; }
+  double forward_flops() const override { return 0.0; }
+  // export-onnx ends a model at the loss's score input
+  void emit_onnx(OnnxEmitter&, const std::vector<std::string>&, const std::string&) const override {
+    throw OnnxUnsupported(name(), "a loss is training-only; the exported model outputs its score input");
+  }
 
  private:
   // Throws naming the first label that is neither a class nor the ignore label.

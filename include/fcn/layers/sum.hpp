@@ -17,6 +17,10 @@ class SumLayer : public Layer {
   void backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
                 const std::vector<Tensor*>& input_grads) override;
   bool backward_needs_inputs() const override { return false; }
+  std::array<double, 2> input_extent() const override { return {1, 1}; }
+  double forward_flops() const override { return 0.0; }  // one add per element: not counted
+  // Add (and Mul by a coefficient that is not 1)
+  void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
 
  private:
   std::vector<float> coeffs_;

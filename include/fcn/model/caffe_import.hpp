@@ -5,12 +5,17 @@
 // param names (`conv1_1.weight`, ...). Layer names are kept, so the
 // reference's VOC nets map one to one onto fcn's model zoo.
 //
-// Translation: Convolution, Deconvolution, Pooling (MAX; Caffe rounds up,
-// fcn's ceil mode), ReLU, Dropout, Crop, Eltwise (SUM), Scale (one value),
-// Split (an alias), InnerProduct (a kxk convolution over its input, the
-// reference's "net surgery": VGG16's fc6 4096x25088 becomes 4096x512x7x7).
-// Data layers become the graph inputs `data` and `label`; SoftmaxWithLoss
-// becomes fcn's softmax_loss; Softmax, Accuracy and other losses are dropped.
+// Translation: the importer reads the file (both layouts, V1 upgraded),
+// finds the inputs and their shapes (`input` + `input_dim`/`input_shape`, an
+// Input layer, data layers: any channel count), aliases Split and in-place
+// tops, folds a Scale into the BatchNorm before it, and drops Softmax,
+// Accuracy, other losses and TRAIN-only layers. Every other layer goes to
+// the mapping its Caffe type is registered with (layers/registry.cpp; each
+// layer type's file pair owns it, fcn/core/caffe_layer.hpp): the importer
+// builds the mapped layer at the bottoms' shapes (its output shape feeds
+// the next layers) and checks the converted blobs against its params.
+// Errors are one line naming the file, the layer and the field. libprotobuf
+// prints nothing: its log handler is silenced and text errors are collected.
 //
 // The file is read layer by layer (each layer's blobs are converted and its
 // message freed before the next is parsed), so memory stays near the size

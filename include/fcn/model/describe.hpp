@@ -29,8 +29,8 @@ struct GraphSummary {
   std::string table() const;
 };
 
-// `graph` must be reshaped; `spec` is the JSON it was built from (kernel
-// sizes for the receptive field).
-GraphSummary describe_graph(Graph& graph, const json& spec);
+// `graph` must be reshaped; every figure comes from its layers (shapes,
+// params, Layer::forward_flops, Layer::input_extent, coordinate maps).
+GraphSummary describe_graph(Graph& graph);
 
 }  // namespace fcn

@@ -4,11 +4,9 @@
 // The model's input `image` is float32 [N, 3, H, W], exactly the tensor
 // fcn's graph reads as `data` (BGR minus the mean, times input_scale); its
 // output `score` [N, C, H, W] is the blob fcn predicts from (the loss
-// layer's score input). Layers: conv -> Conv, deconv -> ConvTranspose
-// (explicit pads, no output_shape), max_pool -> MaxPool (ceil_mode),
-// relu -> Relu/LeakyRelu, crop -> Slice, sum -> Add (Mul for coefficients),
-// scale -> Mul; dropout is the identity in test mode and omitted, the loss
-// is omitted.
+// layer's score input). Each layer emits its own nodes (Layer::emit_onnx);
+// the loss is omitted. A layer type without an exact ONNX form stops the
+// export with "cannot export to ONNX: layer '...': <why>".
 //
 // Dynamic export (height = width = 0): N, H and W are symbolic, and each
 // crop's end is computed from the Shape of its reference blob at run time.
@@ -26,11 +24,10 @@ struct OnnxExportOptions {
 };
 
 // The serialized ModelProto. `graph` must hold its params (weights loaded)
-// and have been reshaped once (crop offsets, param shapes); `spec` is the
-// graph spec it was built from (layer options are read from it).
-std::string onnx_model_bytes(Graph& graph, const json& spec, const OnnxExportOptions& options);
+// and have been reshaped once (crop offsets, param shapes).
+std::string onnx_model_bytes(Graph& graph, const OnnxExportOptions& options);
 
 // Writes the model to `filename` atomically; refuses an existing file.
-void export_onnx(Graph& graph, const json& spec, const std::string& filename, const OnnxExportOptions& options);
+void export_onnx(Graph& graph, const std::string& filename, const OnnxExportOptions& options);
 
 }  // namespace fcn
