@@ -15,7 +15,8 @@
 
 namespace {
 
-// Build and runtime facts for --version: compiler, BLAS kernel, MPI.
+// Build and runtime facts for --version: compiler, BLAS kernel, MPI,
+// sanitizers (tests that measure memory or time skip on an instrumented build).
 std::string build_info() {
   std::string info = "compiler: " + std::string(__VERSION__) + "\n";
   info += "BLAS: OpenBLAS, kernel " + fcn::blas_kernel_report() + "\n";
@@ -23,6 +24,11 @@ std::string build_info() {
   info += "MPI: enabled\n";
 #else
   info += "MPI: not built\n";
+#endif
+#ifdef FCN_SANITIZE_BUILD
+  info += "sanitizers: address, undefined (FCN_SANITIZE)\n";
+#else
+  info += "sanitizers: none\n";
 #endif
   return info;
 }

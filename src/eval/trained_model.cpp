@@ -71,27 +71,35 @@ int64_t TrainedModel::extra_bytes(int64_t height, int64_t width) const {
   return static_cast<int64_t>(static_cast<double>(classes_ * sizeof(float)) * pixels * (1 + 2 * largest * largest));
 }
 
-TrainedModel::Plan TrainedModel::plan(int64_t height, int64_t width) {
-  const auto known = plans_.find({height, width});
-  if (known != plans_.end()) return known->second;
-  Plan& p = plans_[{height, width}];
-  const int64_t outside = inference_image_bytes(height, width) + extra_bytes(height, width);
+int64_t TrainedModel::pass_bytes(int64_t pass_height, int64_t pass_width, int64_t outside) const {
   // what the process holds already (the loaded model, the libraries, what
   // loading left behind) is measured, not estimated; the graph's share, from
   // its memory plan, gets a 20% allowance (allocator, kernel buffers
   // the plan does not see; measured 8-10% on full-width FCN-8s)
   // measured once, after loading: later the RSS also holds an earlier
   // image's buffers, which the next pass reuses rather than adds to
-  const int64_t resident = resident_after_load_;
-  const auto needed = [&](int64_t tile_height, int64_t tile_width) {
-    const MemoryEstimate graph = estimate_inference_memory(spec_, tile_height, tile_width);
-    // OpenBLAS and the OpenMP team allocate their buffers at the first pass,
-    // after `resident` was measured (measured: about 128 MiB on 2 threads)
-    const int64_t compute_buffers = int64_t{128} << 20;
-    return std::max(resident + compute_buffers, graph.params + graph.runtime) + (graph.blobs + graph.scratch) * 12 / 10 +
-           outside;
-  };
-  p.whole_bytes = needed(height, width);
+  const MemoryEstimate graph = estimate_inference_memory(spec_, pass_height, pass_width);
+  // OpenBLAS and the OpenMP team allocate their buffers at the first pass,
+  // after `resident` was measured (measured: about 128 MiB on 2 threads)
+  const int64_t compute_buffers = int64_t{128} << 20;
+  return std::max(resident_after_load_ + compute_buffers, graph.params + graph.runtime) +
+         (graph.blobs + graph.scratch) * 12 / 10 + outside;
+}
+
+int64_t TrainedModel::held_bytes(int64_t height, int64_t width) const {
+  return inference_image_bytes(height, width) + extra_bytes(height, width);
+}
+
+int64_t TrainedModel::whole_image_bytes(int64_t height, int64_t width) {
+  ensure_loaded({1, 3, height, width});
+  return pass_bytes(height, width, held_bytes(height, width));
+}
+
+TrainedModel::Plan TrainedModel::plan(int64_t height, int64_t width) {
+  const auto known = plans_.find({height, width});
+  if (known != plans_.end()) return known->second;
+  Plan& p = plans_[{height, width}];
+  p.whole_bytes = whole_image_bytes(height, width);
   const bool fits = options_.max_memory <= 0 || p.whole_bytes <= options_.max_memory;
   if (options_.tile <= 0 && fits) {
     p.tiles.push_back({0, 0, height, width, 0, 0, height, width});
@@ -104,7 +112,7 @@ TrainedModel::Plan TrainedModel::plan(int64_t height, int64_t width) {
     // the largest core whose tile, with the image's own buffers, fits
     const auto tile_bytes = [&](int64_t core) {
       const int64_t side = core + 2 * margins_.margin;
-      return needed(side, side);
+      return pass_bytes(side, side, held_bytes(height, width));
     };
     int64_t low = 1, high = std::max<int64_t>(1, (std::max(height, width) + stride - 1) / stride);
     if (tile_bytes(low * stride) > options_.max_memory)

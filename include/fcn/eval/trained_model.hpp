@@ -40,6 +40,10 @@ class TrainedModel {
   // How an image of this size runs, for logs: "whole (est. 1.2 GiB)" or
   // "12 tiles of 1024 px (+224 px margin; est. 5.1 GiB whole, over 4.0 GiB)".
   std::string plan_description(int64_t height, int64_t width);
+  // The memory a whole-image pass at this size needs by the estimate (the
+  // process's resident size after loading, the graph's plan, the image's
+  // buffers): what InferenceOptions::max_memory is compared with.
+  int64_t whole_image_bytes(int64_t height, int64_t width);
 
  private:
   struct Plan {
@@ -51,6 +55,10 @@ class TrainedModel {
   void load_weights();
   Plan plan(int64_t height, int64_t width);
   int64_t extra_bytes(int64_t height, int64_t width) const;
+  // Held outside the graph while an image of this size runs: the image, the mask, the TTA buffers.
+  int64_t held_bytes(int64_t height, int64_t width) const;
+  // A pass over a pass_height x pass_width input (the image or a tile) while `outside` is held.
+  int64_t pass_bytes(int64_t pass_height, int64_t pass_width, int64_t outside) const;
   // Runs every tile of `image` and hands its scores [1, K, h, w] to `take`.
   template <typename Take>
   void run_tiles(const Tensor& image, Take take);
