@@ -128,6 +128,16 @@ TEST_CASE("config: the data section takes one form: data.root or data.train and 
     CHECK(load(R"({"root": "r", "train": [], "val": []})").data.root == "r");
   }
 
+  SECTION("a run's config.json from an earlier fcn (the single-root keys at their defaults beside sources) loads") {
+    const DataConfig defaults;
+    const Config old_run = load(R"({"root": "", "format": ")" + defaults.format + R"(", "train_split": ")" +
+                                defaults.train_split + R"(", "val_split": ")" + defaults.val_split + R"(", )" +
+                                sources + "}");
+    CHECK(old_run.data.train == std::vector<DataSource>{{"sbd", "sbd", "train"}});
+    // a root that means something is still refused
+    CHECK_THROWS_WITH(load(R"({"root": "x", )" + sources + "}"), Catch::Contains("data.root"));
+  }
+
   SECTION("a single-root key with sources is an error naming both keys and the --set to use") {
     // the README's --set on a config with sources, and a file that mixes the forms itself
     for (const auto& [data, overrides] : std::vector<std::pair<std::string, std::vector<std::string>>>{

@@ -3,6 +3,7 @@
 #include "fcn/model/config.hpp"
 
 #include <cmath>
+#include <map>
 
 #include "fcn/core/error.hpp"
 #include "fcn/core/layer.hpp"
@@ -279,8 +280,14 @@ void check_one_form(SpecReader& reader, const DataConfig& config) {
                                                  {"format", "format", "FORMAT", {"train", "val"}},
                                                  {"train_split", "split", "NAME", {"train"}},
                                                  {"val_split", "split", "NAME", {"val"}}};
+  // A run's config.json from an earlier fcn wrote the single-root keys with
+  // their defaults beside the sources; those values say nothing and still load.
+  const DataConfig defaults;
+  const std::map<std::string, std::string> written_by_earlier_fcn = {
+      {"root", ""}, {"format", defaults.format}, {"train_split", defaults.train_split}, {"val_split", defaults.val_split}};
   for (const Replacement& r : replacements) {
     if (!reader.has(r.key)) continue;
+    if (reader.raw(r.key) == json(written_by_earlier_fcn.at(r.key))) continue;
     std::string sets;
     for (const std::string& split : r.splits)
       sets += (sets.empty() ? "" : " ") + source_override(reader, split, r.field, r.placeholder);
