@@ -455,6 +455,8 @@ double Graph::forward_flops() const {
 int64_t Graph::blob_buffer_bytes() const {
   int64_t floats = 0;
   floats += options_.plan_only ? planned_arena_floats_ : arena_.capacity();
+  if (options_.plan_only)  // the inputs a running graph would allocate
+    for (size_t i = 0; i < input_names_.size(); ++i) floats += shape_numel(blob_shapes_[i]);
   for (const Tensor& t : blobs_) floats += t.capacity();  // own storage only (views have none)
   for (const Tensor& t : grads_) floats += t.capacity();
   return floats * static_cast<int64_t>(sizeof(float));
