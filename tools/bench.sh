@@ -8,24 +8,30 @@
 # at 256x256, and prints a table of train-step and inference times (medians),
 # their ratios, GFLOP/s and peak RSS.
 #
-# Usage: tools/bench.sh [--threads T (2)] [--iters N (3)] [--cases "fcn32s:500:1 ..."] [--no-torch]
-# A case is ARCH:SIZE:WIDTH_DIV. Environment: BUILD_DIR (build), TORCH_FCN
-# (path of torch_fcn.py). The raw results (one JSON object per line) are
-# written to $BUILD_DIR/bench.jsonl.
+# Usage: tools/bench.sh [--threads T (2)] [--iters N (3)] [--cases "fcn32s:500:1 ..."] [--resnet] [--no-torch]
+# A case is ARCH:SIZE:WIDTH_DIV[:BATCH]; ARCH is a VGG16 net (fcn32s, fcn16s,
+# fcn8s), a ResNet-backbone one (fcn8s-resnet18, fcn16s-resnet50, ...) or
+# torchvision's fcn_resnet50 / fcn_resnet101. The ResNet cases run against
+# tools/torch_resnet_fcn.py (torchvision's model code; WIDTH_DIV 1 only).
+# --resnet adds the ResNet cases of the issue's table to the cases.
+# Environment: BUILD_DIR (build), TORCH_FCN (path of torch_fcn.py). The raw
+# results (one JSON object per line) are written to $BUILD_DIR/bench.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 threads=2
 iters=3
 cases="fcn32s:500:1 fcn16s:500:1 fcn8s:500:1 fcn8s:256:4"
+resnet_cases="fcn8s-resnet18:500:1 fcn8s-resnet50:500:1 fcn_resnet50:500:1 fcn8s-resnet18:320:1:4 fcn8s-resnet50:320:1:4 fcn_resnet50:320:1:4"
 torch=1
 while (($#)); do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
     --iters) iters="$2"; shift 2 ;;
     --cases) cases="$2"; shift 2 ;;
+    --resnet) cases="$cases $resnet_cases"; shift ;;
     --no-torch) torch=0; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -58,25 +64,40 @@ cat "$tmp/sgemm.txt" >&2
 cpu_peak=$(sed -n 's/.*(\([0-9.]*\) from CPU time).*/\1/p' "$tmp/sgemm.txt" | sort -g | tail -n 1)
 echo "{\"tool\": \"sgemm_peak\", \"cpu_peak_gflops\": ${cpu_peak:-0}, \"result\": $(last_line "$tmp/sgemm.txt")}" >>"$results"
 
+# {"arch", "backbone"?} of a case's ARCH (fcn8s-resnet18 -> fcn8s on resnet18)
+model_keys() {
+  case "$1" in
+    *-resnet*) echo "\"arch\": \"${1%%-*}\", \"backbone\": \"${1#*-}\"" ;;
+    *) echo "\"arch\": \"$1\"" ;;
+  esac
+}
+
 for case in $cases; do
-  IFS=: read -r arch size div <<<"$case"
+  IFS=: read -r arch size div batch <<<"$case"
+  batch=${batch:-1}
+  batch_args=()
+  [[ "$batch" != 1 ]] && batch_args=(--batch "$batch")
   width=$($python -c "print(1.0 / $div)")
-  if [[ "$arch" == fcn8s ]]; then
+  torch_script="$torch_fcn"
+  [[ "$arch" == *resnet* ]] && torch_script=tools/torch_resnet_fcn.py
+  if [[ "$arch" == fcn8s && "$batch" == 1 ]]; then
     echo "GEMM floor $arch ${size}x$size width 1/$div ..." >&2
     "$build_dir/gemm_floor" --threads "$threads" --size "$size" --width-div "$div" >"$tmp/floor.txt"
     echo "{\"tool\": \"gemm_floor\", \"case\": \"$case\", \"result\": $(last_line "$tmp/floor.txt")}" >>"$results"
   fi
-  echo "{\"model\": {\"arch\": \"$arch\", \"width\": $width}}" >"$tmp/config.json"
-  echo "fcn bench $arch ${size}x$size width 1/$div ..." >&2
+  echo "{\"model\": {$(model_keys "$arch"), \"width\": $width}}" >"$tmp/config.json"
+  echo "fcn bench $arch ${size}x$size width 1/$div batch $batch ..." >&2
   "$build_dir/fcn" bench --config "$tmp/config.json" --size "$size" "$size" --iters "$iters" --threads "$threads" \
-    --json >"$tmp/fcn.txt"
+    ${batch_args[@]+"${batch_args[@]}"} --json >"$tmp/fcn.txt"
   echo "{\"tool\": \"fcn\", \"case\": \"$case\", \"result\": $(last_line "$tmp/fcn.txt")}" >>"$results"
-  if ((torch)); then
-    echo "torch_fcn.py $arch $size $div ..." >&2
+  if ((torch)) && [[ "$torch_script" == "$torch_fcn" && "$batch" != 1 ]]; then
+    echo "  (torch_fcn.py runs batch 1 only: no PyTorch column for $case)" >&2
+  elif ((torch)); then
+    echo "$(basename "$torch_script") $arch $size $div batch $batch ..." >&2
     # torch_fcn.py times with time.perf_counter(); this wrapper also notes the
     # process CPU time at each of those calls, so the CPU seconds of the same
     # timed regions come out too (a busy machine stretches the wall times)
-    $python - "$torch_fcn" "$arch" "$size" "$div" "$threads" "$iters" >"$tmp/torch.txt" <<'PY'
+    $python - "$torch_script" "$arch" "$size" "$div" "$threads" "$iters" "$batch" >"$tmp/torch.txt" <<'PY'
 import json, runpy, sys, time
 marks, wall = [], time.perf_counter
 def perf_counter():
@@ -86,10 +107,11 @@ time.perf_counter = perf_counter
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 iters = int(sys.argv[5])
-timed = marks[-2 * (iters + 2):]  # the script's last calls: (t0, t1) of warm-up, iters, inference
-cpu = [b - a for a, b in zip(timed[0::2], timed[1::2])]
-train = sorted(cpu[1:-1])
-print(json.dumps({"train_step_cpu_s": train[len(train) // 2], "infer_cpu_s": cpu[-1]}))
+# the scripts' calls come in (t0, t1) pairs: the warm-up step, `iters` timed
+# steps, then the inference runs
+cpu = [b - a for a, b in zip(marks[0::2], marks[1::2])]
+train, infer = sorted(cpu[1:iters + 1]), sorted(cpu[iters + 1:])
+print(json.dumps({"train_step_cpu_s": train[len(train) // 2], "infer_cpu_s": infer[len(infer) // 2]}))
 PY
     line=$(tail -n 2 "$tmp/torch.txt" | head -n 1)
     echo "  $line" >&2
@@ -122,8 +144,8 @@ def table(title, head, lines):
 def ratio(a, b): return f"{a / b:.2f}" if a and b else "-"
 def num(x, fmt=".2f"): return format(x, fmt) if x else "-"
 def name(case):
-    arch, size, div = case.split(":")
-    return arch + ("" if div == "1" else f" w1/{div}"), f"{size}x{size}"
+    arch, size, div, batch = (case.split(":") + ["1"])[:4]
+    return arch + ("" if div == "1" else f" w1/{div}"), f"{size}x{size}" + ("" if batch == "1" else f" x{batch}")
 
 print(f"sgemm peak {peak:.1f} GFLOP/s wall-clock, {cpu_peak:.1f} from CPU time "
       f"({sgemm['result']['kernel']}, {threads} threads)")
