@@ -13,6 +13,8 @@
 // NONE sums over the batch too; fcn imports Caffe nets at batch 1, where the
 // two agree. Backward: dscore += dloss * w[label] * (softmax - onehot(label))
 // / norm; no gradient to label.
+// "loss_weight" (default 1, >= 0) multiplies the loss and so its gradient
+// (Caffe's loss_weight; an auxiliary loss).
 #include <string>
 #include <vector>
 
@@ -25,7 +27,7 @@ enum class LossNormalization { valid, batch, none };
 class SoftmaxLossLayer : public Layer {
  public:
   SoftmaxLossLayer(LayerContext context, int64_t ignore_label, LossNormalization normalize,
-                   std::vector<float> class_weights = {});
+                   std::vector<float> class_weights = {}, double loss_weight = 1.0);
 
   std::string type() const override { return "softmax_loss"; }
   Shape reshape(const std::vector<Shape>& input_shapes) override;
@@ -33,6 +35,7 @@ class SoftmaxLossLayer : public Layer {
   void backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
                 const std::vector<Tensor*>& input_grads) override;
   bool is_loss() const override { return true; }
+  double loss_weight() const { return loss_weight_; }
   std::array<double, 2> input_extent() const override { return {1, 1}; }
   double forward_flops() const override { return 0.0; }
   // export-onnx ends a model at the loss's score input
@@ -49,6 +52,7 @@ class SoftmaxLossLayer : public Layer {
   int64_t ignore_label_;
   LossNormalization normalize_;
   std::vector<float> class_weights_;  // empty: all 1
+  double loss_weight_ = 1.0;
   Tensor prob_;  // softmax of the last forward's scores, [N, C, H, W]
   double norm_ = 0;
 };
