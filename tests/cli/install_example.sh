@@ -66,7 +66,7 @@ cd "$tmp"
 fcn="$prefix/bin/fcn"
 "$fcn" make-synthetic --out data --train 4 --val 2 --size 36 44 --classes 3 --seed 3 >/dev/null
 cat > tiny.json <<JSON
-{"model": {"arch": "fcn32s", "num_classes": 3, "width": 0.03125},
+{"model": {"arch": "fcn32s", "num_classes": 3, "width": 0.03125, "normalize": "valid"},
  "data": {"format": "voc", "root": "data", "seed": 5},
  "solver": {"base_lr": 0.001, "momentum": 0.9, "max_iter": 2, "snapshot_every": 0, "test_every": 0,
             "display_every": 1, "threads": 1, "seed": 7}}

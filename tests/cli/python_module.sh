@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$fcn" make-synthetic --out data --train 4 --val 2 --size 36 44 --classes 3 --seed 3 >/dev/null
 cat > tiny.json <<'JSON'
-{"model": {"arch": "fcn8s", "num_classes": 3, "width": 0.03125},
+{"model": {"arch": "fcn8s", "num_classes": 3, "width": 0.03125, "normalize": "valid"},
  "data": {"format": "voc", "root": "data", "seed": 5, "augment": {"flip": true}},
  "solver": {"base_lr": 0.001, "momentum": 0.9, "max_iter": 3, "snapshot_every": 0, "test_every": 3,
             "display_every": 1, "threads": 1, "seed": 7}}
