@@ -4,7 +4,8 @@
 # examples/segment_image configured and built against that prefix alone
 # (find_package(fcn), the source tree out of reach), run on a synthetic image
 # with a 2-iteration model; its mask must equal the installed `fcn predict`'s
-# byte for byte. Also checked: the prefix's layout, the version file's
+# byte for byte; the same with fcn::fcn_static (find_package(fcn COMPONENTS
+# static)). Also checked: the prefix's layout, the version file's
 # compatibility rule, pkg-config.
 # Usage (from the repo root): bash tests/cli/install_example.sh path/to/fcn
 set -euo pipefail
@@ -57,6 +58,16 @@ cmake --build "$tmp/example-build" -j 2 >"$tmp/build.log" 2>&1 || { cat "$tmp/bu
 ldd "$tmp/example-build/segment_image" | grep -q "$prefix/$libdir/libfcn.so" ||
   fail "segment_image does not load the installed libfcn.so: $(ldd "$tmp/example-build/segment_image" | grep fcn)"
 
+# COMPONENTS static: fcn::fcn_static (libfcn.a) links, and the program needs no libfcn.so
+mkdir "$tmp/static"
+cp "$tmp/example/main.cpp" "$tmp/static/"
+sed -e 's/find_package(fcn 0.1 REQUIRED)/find_package(fcn 0.1 REQUIRED COMPONENTS static)/' \
+    -e 's/fcn::fcn /fcn::fcn_static /' "$tmp/example/CMakeLists.txt" >"$tmp/static/CMakeLists.txt"
+grep -q 'fcn::fcn_static' "$tmp/static/CMakeLists.txt" || fail "the static variant of the example was not made"
+{ cmake -S "$tmp/static" -B "$tmp/static-build" -DCMAKE_PREFIX_PATH="$prefix" && cmake --build "$tmp/static-build" -j 2; } \
+  >"$tmp/static.log" 2>&1 || { cat "$tmp/static.log"; fail "building the example with fcn::fcn_static"; }
+ldd "$tmp/static-build/segment_image" | grep -q libfcn && fail "the fcn::fcn_static build loads libfcn.so"
+
 # a version outside 0.<minor>.* is refused: find_package(fcn 9.0)
 sed -i 's/find_package(fcn 0.1 REQUIRED)/find_package(fcn 9.0 REQUIRED)/' "$tmp/example/CMakeLists.txt"
 cmake -S "$tmp/example" -B "$tmp/example-v9" -DCMAKE_PREFIX_PATH="$prefix" >"$tmp/v9.log" 2>&1 &&
@@ -79,6 +90,9 @@ image=data/JPEGImages/val_00000.jpg
   fail "segment_image"
 cmp cli_mask.png api_mask.png || fail "the example's mask differs from fcn predict's"
 cmp cli_overlay.png api_overlay.png || fail "the example's overlay differs from fcn predict's"
+"$tmp/static-build/segment_image" run/config.json run/final.safetensors $image static_mask.png static_overlay.png >/dev/null ||
+  fail "segment_image (fcn::fcn_static)"
+cmp cli_mask.png static_mask.png || fail "the fcn::fcn_static example's mask differs from fcn predict's"
 # its errors are fcn's lines
 rc=0
 "$tmp/example-build/segment_image" run/config.json missing.safetensors $image m.png o.png 2>err.txt || rc=$?
