@@ -103,9 +103,7 @@ void run_model_eval(const EvalArgs& args) {
   TrainedModel model(args.config_file, args.overrides, args.weights, inference_options(args.inference));
   const DataConfig& data = model.config().data;
   const int64_t classes = model.config().model.zoo.num_classes;
-  // --split names a split of the validation sources' datasets
-  Dataset dataset(data, args.split.empty() ? val_sources(data) : split_sources(data, args.split), classes);
-  dataset.validate();
+  const Dataset dataset = evaluation_dataset(data, args.split, classes);
   if (!args.save_dir.empty()) {
     std::vector<std::string> masks;
     for (size_t i = 0; i < dataset.size(); ++i) masks.push_back(args.save_dir + "/" + dataset.id(i) + ".png");

@@ -9,13 +9,6 @@ namespace fcn::cli {
 
 namespace {
 
-// The default budget: this share of the memory available at start-up.
-constexpr double kDefaultMemoryShare = 0.8;
-
-int64_t default_max_memory() {
-  return static_cast<int64_t>(kDefaultMemoryShare * static_cast<double>(available_memory_bytes()));
-}
-
 std::vector<double> parse_scales(const std::string& list) {
   std::vector<double> scales;
   std::stringstream stream(list);
@@ -62,6 +55,17 @@ InferenceOptions inference_options(const InferenceArgs& args) {
       throw Error("--tta " + item + ": expected flip or scales=F1,F2,... (e.g. --tta flip --tta scales=0.75,1,1.25)");
     }
   }
+  return options;
+}
+
+ModelOptions model_options(const InferenceArgs& args, const std::vector<std::string>& overrides) {
+  const InferenceOptions inference = inference_options(args);
+  ModelOptions options;
+  options.overrides = overrides;
+  options.max_memory = inference.max_memory;
+  options.tile = inference.tile;
+  options.tta_flip = inference.tta_flip;
+  options.tta_scales = inference.tta_scales;
   return options;
 }
 

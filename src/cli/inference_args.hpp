@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "fcn/eval/trained_model.hpp"
+#include "fcn/fcn.hpp"
 
 namespace fcn::cli {
 
@@ -19,5 +20,7 @@ struct InferenceArgs {
 void add_inference_options(CLI::App* cmd, InferenceArgs& args);
 // Validated options; errors name the option.
 InferenceOptions inference_options(const InferenceArgs& args);
+// The same as the public API's model options, with the --set overrides.
+ModelOptions model_options(const InferenceArgs& args, const std::vector<std::string>& overrides);
 
 }  // namespace fcn::cli

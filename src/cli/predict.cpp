@@ -8,9 +8,9 @@
 #include "cli/commands.hpp"
 #include "cli/inference_args.hpp"
 #include "cli/output_files.hpp"
-#include "fcn/core/progress.hpp"
-#include "fcn/eval/trained_model.hpp"
 #include "fcn/core/error.hpp"
+#include "fcn/core/progress.hpp"
+#include "fcn/fcn.hpp"
 #include "fcn/io/image_io.hpp"
 
 namespace fcn::cli {
@@ -70,18 +70,28 @@ std::vector<Job> plan_jobs(const PredictArgs& args) {
   return jobs;
 }
 
+// A view of the decoded image for the API (read_image's checks stay: a
+// truncated JPEG is an error, not a grey half).
+cv::Mat mat_view(Image& image) { return cv::Mat(image.height, image.width, CV_8UC3, image.pixels.data()); }
+
+Image image_of(const cv::Mat& mat) {
+  Image image(mat.rows, mat.cols, mat.channels());
+  for (int y = 0; y < mat.rows; ++y) std::copy_n(mat.ptr(y), image.width * image.channels, image.row(y));
+  return image;
+}
+
 void run_predict(const PredictArgs& args) {
   const std::vector<Job> jobs = plan_jobs(args);
-  TrainedModel model(args.config_file, args.overrides, args.weights, inference_options(args.inference));
+  const Model model(args.config_file, args.weights, model_options(args.inference, args.overrides));
   Progress progress("predict", jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Job& job = jobs[i];
-    const Image image = read_image(job.image);
+    Image image = read_image(job.image);
     if (jobs.size() == 1) spdlog::info("{}: {}x{}, {}", job.image, image.width, image.height,
                                        model.plan_description(image.height, image.width));
-    const Image mask = model.predict(image);
-    write_label_png(job.mask, mask);
-    if (!job.overlay.empty()) write_image(job.overlay, overlay_label(image, mask, model.class_names()));
+    const cv::Mat mask = model.predict(mat_view(image));
+    write_mask_png(job.mask, mask);
+    if (!job.overlay.empty()) write_image(job.overlay, image_of(model.overlay(mat_view(image), mask)));
     if (jobs.size() > 1) progress.update(i + 1);
   }
   if (jobs.size() == 1) {

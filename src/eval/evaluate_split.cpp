@@ -7,6 +7,12 @@
 
 namespace fcn {
 
+Dataset evaluation_dataset(const DataConfig& data, const std::string& split, int64_t num_classes) {
+  Dataset dataset(data, split.empty() ? val_sources(data) : split_sources(data, split), num_classes);
+  dataset.validate();
+  return dataset;
+}
+
 Image label_map(const Tensor& label) {
   Image out(static_cast<int>(label.h()), static_cast<int>(label.w()), 1);
   for (int64_t i = 0; i < label.numel(); ++i) out.pixels[i] = static_cast<uint8_t>(std::clamp(label[i], 0.f, 255.f));

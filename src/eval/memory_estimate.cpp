@@ -109,4 +109,10 @@ int64_t available_memory_bytes() {
   return 0;
 }
 
+int64_t default_max_memory() {
+  // a share, not all of it: the estimate is not exact and other processes allocate too
+  constexpr double kShare = 0.8;
+  return static_cast<int64_t>(kShare * static_cast<double>(available_memory_bytes()));
+}
+
 }  // namespace fcn

@@ -190,10 +190,9 @@ Tensor TrainedModel::probabilities_of(const Tensor& image) {
   return probabilities;
 }
 
-Image TrainedModel::predict_mask(const Tensor& image) {
-  if (!options_.tta()) return argmax_of(image);
-  // the mean of the class probabilities over every scale and flip, each
-  // brought back to the image's size, then the argmax
+Tensor TrainedModel::tta_probability_sum(const Tensor& image, int& passes) {
+  // every scale and flip, each brought back to the image's size
+  passes = 0;
   const int h = static_cast<int>(image.h()), w = static_cast<int>(image.w());
   Tensor sum;
   for (double scale : options_.tta_scales)
@@ -212,8 +211,23 @@ Image TrainedModel::predict_mask(const Tensor& image) {
       } else {
         for (int64_t i = 0; i < sum.numel(); ++i) sum[i] += probabilities[i];
       }
+      ++passes;
     }
-  return argmax_mask(sum);
+  return sum;
+}
+
+Image TrainedModel::predict_mask(const Tensor& image) {
+  if (!options_.tta()) return argmax_of(image);
+  int passes = 0;
+  return argmax_mask(tta_probability_sum(image, passes));  // the sum's argmax is the mean's
+}
+
+Tensor TrainedModel::class_probabilities(const Tensor& image) {
+  if (!options_.tta()) return probabilities_of(image);
+  int passes = 0;
+  Tensor mean = tta_probability_sum(image, passes);
+  for (int64_t i = 0; i < mean.numel(); ++i) mean[i] /= static_cast<float>(passes);
+  return mean;
 }
 
 Image TrainedModel::predict(const Image& image) { return predict_mask(image_to_tensor(image, config_.data)); }

@@ -524,6 +524,7 @@ TrainResult Trainer::run_steps() {
     lr = solver_->learning_rate(step);
     train_step(step, lr, result);
     after_step(result.iter, lr, result);
+    if (options_.on_step) options_.on_step(result.iter, result.loss, log_ ? log_->eta_seconds(result.iter) : 0.0);
     // the ranks stop together, after the same step, when any one was signalled
     const int stop_signal = comm_.distributed() ? static_cast<int>(comm_.allreduce_max(g_stop_signal)) : g_stop_signal;
     if (stop_signal == 0 || result.iter == solver_config_.max_iter) continue;

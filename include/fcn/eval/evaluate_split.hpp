@@ -4,6 +4,7 @@
 // augmentation, in order); each prediction goes into one confusion matrix.
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "fcn/core/tensor.hpp"
 #include "fcn/data/dataset.hpp"
@@ -18,6 +19,10 @@ using MaskFunction = std::function<Image(const Tensor& image)>;
 // from 0 within [begin, end).
 using ScoredImageCallback =
     std::function<void(int64_t position, const Sample& sample, const Image& truth, const Image& prediction)>;
+
+// The dataset `fcn eval --split` scores: `split` of the validation sources'
+// datasets, or the config's data.val when `split` is empty; validated.
+Dataset evaluation_dataset(const DataConfig& data, const std::string& split, int64_t num_classes);
 
 // A label tensor [1, 1, H, W] as a label map (values clamped to [0, 255]).
 Image label_map(const Tensor& label);

@@ -35,6 +35,9 @@ int64_t parse_memory_size(const std::string& text, const std::string& what);
 std::string format_bytes(int64_t bytes);
 // MemAvailable of /proc/meminfo (0 when unknown).
 int64_t available_memory_bytes();
+// The default inference budget for one image (fcn predict/eval --max-memory,
+// fcn::ModelOptions::max_memory -1): 80% of the memory available now.
+int64_t default_max_memory();
 // This process's resident memory now (/proc/self/statm; 0 when unknown).
 int64_t resident_memory_bytes();
 

@@ -37,6 +37,10 @@ class TrainedModel {
   Image predict_mask(const Tensor& image);
   // The predicted label map of a decoded BGR image, at its size.
   Image predict(const Image& image);
+  // The class probabilities [1, K, H, W] of an image tensor [1, 3, H, W]
+  // (softmax over K; with TTA the mean over the passes): predict_mask is
+  // their per-pixel argmax.
+  Tensor class_probabilities(const Tensor& image);
   // How an image of this size runs, for logs: "whole (est. 1.2 GiB)" or
   // "12 tiles of 1024 px (+224 px margin; est. 5.1 GiB whole, over 4.0 GiB)".
   std::string plan_description(int64_t height, int64_t width);
@@ -64,6 +68,8 @@ class TrainedModel {
   void run_tiles(const Tensor& image, Take take);
   Image argmax_of(const Tensor& image);
   Tensor probabilities_of(const Tensor& image);  // [1, K, H, W], softmax over K
+  // The sum of the TTA passes' probabilities at the image's size; `passes` counts them.
+  Tensor tta_probability_sum(const Tensor& image, int& passes);
 
   Config config_;
   json spec_;

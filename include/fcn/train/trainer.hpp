@@ -42,6 +42,7 @@
 // signal in TrainResult::stop_signal (a second signal kills at once).
 #include <csignal>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,10 @@ struct TrainOptions {
   bool overwrite = false;    // remove a previous run's files in out_dir first (run_directory.hpp)
   std::string command;       // the command line, for run.json and the report
   bool handle_signals = true;
+  // Called after every iteration (after its checkpoint and validation) with
+  // the iterations done, that iteration's loss and the ETA in seconds; it may
+  // call request_stop() to end the run there as a signal does.
+  std::function<void(int64_t iter, double loss, double eta_seconds)> on_step;
 };
 
 struct TrainResult {
