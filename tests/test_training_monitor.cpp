@@ -144,3 +144,14 @@ TEST_CASE("update_ratio: a median outside the band warns with the numbers and a 
   REQUIRE(low);
   CHECK_THAT(low->message, Catch::Contains("below the band") && Catch::Contains("base_lr 0.5"));
 }
+
+TEST_CASE("update_ratio: small ratios once the schedule has decayed the lr under a tenth of base_lr are no warning") {
+  SolverConfig solver;
+  solver.base_lr = 0.05;
+  solver.update_ratio_band = {1e-5, 3e-2};
+  TrainingMonitor monitor(solver);
+  CHECK_FALSE(monitor.after_diagnostics(1490, with_ratios({1e-7, 2e-7, 1e-6}), 0.0001));  // a poly tail
+  CHECK(monitor.after_diagnostics(1500, with_ratios({1e-7, 2e-7, 1e-6}), 0.01));  // still a fifth of base_lr
+  TrainingMonitor high(solver);
+  CHECK(high.after_diagnostics(1490, with_ratios({0.5, 0.6, 0.9}), 0.0001));  // too high warns at any lr
+}

@@ -89,6 +89,9 @@ std::optional<TrainingWarning> TrainingMonitor::after_diagnostics(int64_t iter, 
   const double low = solver_.update_ratio_band.at(0), high = solver_.update_ratio_band.at(1);
   if (median >= low && median <= high) return std::nullopt;
   const bool too_high = median > high;
+  // a decaying schedule (poly, step, ...) shrinks the updates by design: small
+  // ratios after the lr fell under a tenth of base_lr say nothing about base_lr
+  if (!too_high && lr < 0.1 * solver_.base_lr) return std::nullopt;
   const auto& extreme = too_high ? ratios.back() : ratios.front();
   return once("update_ratio",
               fmt::format("iteration {}: the update/weight ratio is {:.2g} (median over {} weight layers; {} {:.2g} in "
