@@ -539,7 +539,7 @@ void require_bgr_image_input(const Graph& graph) {
   if (channels != 3)
     throw Error("the model's input '" + name + "' has " + std::to_string(channels) + " channel" +
                 (channels == 1 ? "" : "s") +
-                " while images are 3-channel (data.channel_order); run this model with fcn forward --input " + name + "=FILE");
+                " while VOC-layout images are 3-channel BGR; run this model with fcn forward --input " + name + "=FILE");
 }
 
 }  // namespace fcn
