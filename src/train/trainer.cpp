@@ -199,7 +199,7 @@ void Trainer::print_header() {
     total += p->data.numel();
     if (!p->frozen()) trainable += p->data.numel();
   }
-  const std::string name = model.graph.is_null() ? model.zoo.arch + " (width " + fmt::format("{:g}", model.zoo.width) + ")"
+  const std::string name = model.graph.is_null() ? model_title(model.zoo)
                                                  : "explicit graph (" + std::to_string(graph_->layers().size()) + " layers)";
   spdlog::info("model: {}, {} classes, {} params ({} trainable)", name, model.zoo.num_classes, count_str(total),
                count_str(trainable));
