@@ -179,3 +179,41 @@ TEST_CASE("config: the data section takes one form: data.root or data.train and 
     }
   }
 }
+
+TEST_CASE("config: the ResNet model keys round-trip, and combinations no net has name their key") {
+  const auto model_of = [](const std::string& model) {
+    return parse_model_config(json::parse("{\"model\": " + model + "}"), "run.json");
+  };
+  const ModelConfig resnet = model_of(R"({"arch": "fcn8s", "backbone": "resnet34", "batch_norm": "frozen"})");
+  CHECK(model_backbone(resnet.zoo) == "resnet34");
+  CHECK(model_dropout(resnet.zoo) == 0.0);
+  const json written = resnet.to_json();
+  CHECK(written["backbone"] == "resnet34");
+  CHECK(written["batch_norm"] == "frozen");
+  CHECK_FALSE(written.contains("aux_weight"));
+  CHECK(parse_model_config({{"model", written}}, "config.json").to_json() == written);
+
+  const ModelConfig tv = model_of(R"({"arch": "fcn_resnet101", "aux_weight": 0.25})");
+  CHECK(model_backbone(tv.zoo) == "resnet101");
+  CHECK(model_dropout(tv.zoo) == Approx(0.1));
+  CHECK(tv.to_json()["aux_weight"] == 0.25);
+  CHECK(parse_model_config({{"model", tv.to_json()}}, "config.json").to_json() == tv.to_json());
+  CHECK(model_aux_weight(model_of(R"({"arch": "fcn_resnet50"})").zoo) == 0.5);
+
+  // a VGG16 config writes none of the ResNet keys (its hash stays what it was)
+  const json vgg = model_of(R"({"arch": "fcn16s"})").to_json();
+  for (const char* key : {"backbone", "batch_norm", "aux_weight"}) CHECK_FALSE(vgg.contains(key));
+  CHECK(vgg["dropout"] == 0.5);
+
+  for (const auto& [model, key] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"arch": "fcn8s-atonce", "backbone": "resnet50"})", "model.backbone"},
+           {R"({"arch": "fcn_resnet50", "backbone": "resnet18"})", "model.backbone"},
+           {R"({"arch": "fcn8s", "backbone": "resnet152"})", "model.backbone"},
+           {R"({"arch": "fcn32s", "backbone": "resnet18", "dropout": 0.2})", "model.dropout"},
+           {R"({"arch": "fcn8s", "aux_weight": 0.5})", "model.aux_weight"},
+           {R"({"arch": "fcn8s", "batch_norm": "frozen"})", "model.batch_norm"},
+           {R"({"arch": "fcn_resnet50", "batch_norm": "eval"})", "model.batch_norm"}}) {
+    INFO(model);
+    CHECK_THROWS_WITH(model_of(model), Catch::Contains(key));
+  }
+}

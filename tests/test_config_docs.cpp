@@ -30,11 +30,14 @@ void flatten(const json& node, const std::string& prefix, std::vector<std::strin
 
 std::vector<std::string> config_keys() {
   std::vector<std::string> keys;
-  flatten(fcn::Config{}.to_json(), "", keys);
+  const fcn::Config defaults;
+  flatten(defaults.to_json(), "", keys);
   keys.push_back("model.graph");          // to_json writes "arch" unless a graph is given
   keys.push_back("model.class_weights");  // written only when set
   keys.push_back("solver.batch_size");    // written only when not 1
   keys.push_back("data.mean_bgr");        // the old form of data.mean, still read
+  for (const char* resnet : {"model.backbone", "model.batch_norm", "model.aux_weight"})
+    keys.push_back(resnet);  // written only for the ResNet nets
   for (const char* source : {"data.train", "data.val"}) keys.push_back(source);  // the single-root form's alternative
   return keys;
 }

@@ -324,3 +324,22 @@ TEST_CASE("a tiny ResNet-18 FCN-8s and fcn_resnet50 run forward and backward") {
     }
   }
 }
+
+TEST_CASE("an inference forward (skip_loss_in_test) runs no layer of the aux head, a training forward all") {
+  GraphOptions options;
+  options.skip_loss_in_test = true;
+  auto graph = resnet_model("fcn_resnet50", "", 19, 23, 0.0625, options);
+  graph.init_params(1);
+  Tensor& data = graph.blob("data");
+  for (int64_t i = 0; i < data.numel(); ++i) data[i] = static_cast<float>(i % 7);
+  graph.blob("label").zero();
+  std::vector<std::string> ran;
+  graph.set_forward_hook([&](size_t index, const Tensor&) { ran.push_back(graph.layers()[index]->name()); });
+  graph.forward(Mode::test);
+  CHECK(std::find(ran.begin(), ran.end(), "score") != ran.end());
+  for (const auto& name : ran) CHECK(name.rfind("aux_", 0) != 0);
+  CHECK(ran.size() + 8 == graph.layers().size());
+  ran.clear();
+  graph.forward(Mode::train);
+  CHECK(ran.size() == graph.layers().size());
+}

@@ -40,7 +40,7 @@ void require_zero_loss_and_gradient(Layer& layer, const Tensor& score, const Ten
 
 }  // namespace
 
-TEST_CASE("softmax_loss matches PyTorch cross_entropy (valid = mean over the batch, none = batch = sum / N), with and without class weights") {
+TEST_CASE("softmax_loss matches PyTorch cross_entropy (valid = mean over the batch, none = batch = sum / N), with and without class weights and a loss_weight") {
   check_parity("softmax_loss_parity.safetensors");
 }
 
@@ -158,8 +158,46 @@ TEST_CASE("softmax_loss errors: label out of range, shape mismatch, bad options"
   CHECK_THROWS_WITH(make_test_layer(loss_spec({{"class_weights", {1.0, -1.0}}})),
                     Catch::Contains("test.class_weights") && Catch::Contains(">= 0"));
   CHECK_THROWS_WITH(make_test_layer(loss_spec({{"class_weight", {1.0}}})), Catch::Contains("class_weights"));
+  CHECK_THROWS_WITH(make_test_layer(loss_spec({{"loss_weight", -0.5}})), Catch::Contains("test.loss_weight"));
   auto weighted = make_test_layer(loss_spec({{"class_weights", {1.0, 2.0}}}));
   CHECK_THROWS_WITH(weighted->reshape({{1, 3, 2, 2}, {1, 1, 2, 2}}),
                     Catch::Contains("'loss' (softmax_loss)") && Catch::Contains("class_weights has 2 entries") &&
                         Catch::Contains("3 classes"));
+}
+
+TEST_CASE("softmax_loss gradient check with a loss_weight, for every normalization") {
+  for (const char* normalize : {"valid", "batch", "none"}) {
+    INFO(normalize);
+    auto layer = make_test_layer(loss_spec({{"normalize", normalize}, {"loss_weight", 0.35}}));
+    std::mt19937_64 rng(23);
+    const Shape shape{2, 3, 4, 5};
+    std::vector<Tensor> inputs{random_tensor(shape, rng, -2.f, 2.f), random_labels({2, 1, 4, 5}, 3, rng)};
+    GradCheckOptions options;
+    options.skip_inputs = {1};
+    check_gradients(*layer, inputs, options);
+  }
+}
+
+TEST_CASE("softmax_loss: loss_weight scales the loss and its gradient, 0 included") {
+  std::mt19937_64 rng(5);
+  const Tensor score = random_tensor({1, 4, 6, 7}, rng, -3.f, 3.f);
+  const Tensor label = random_labels({1, 1, 6, 7}, 4, rng);
+  const auto run = [&](double weight, Tensor& dscore) {
+    auto layer = make_test_layer(loss_spec({{"loss_weight", weight}}));
+    Tensor loss(layer->reshape({score.shape(), label.shape()})), dloss(Shape{});
+    dloss[0] = 1.f;
+    layer->forward({&score, &label}, loss, Mode::train);
+    dscore = Tensor(score.shape());
+    layer->backward({&score, &label}, loss, dloss, {&dscore, nullptr});
+    return static_cast<double>(loss[0]);
+  };
+  Tensor d1, d3, d0;
+  const double l1 = run(1.0, d1), l3 = run(2.5, d3), l0 = run(0.0, d0);
+  CHECK(l1 > 0);
+  CHECK(l3 == Approx(2.5 * l1).epsilon(1e-6));
+  CHECK(l0 == 0.0);
+  for (int64_t i = 0; i < d1.numel(); ++i) {
+    REQUIRE(d3[i] == Approx(2.5 * d1[i]).margin(1e-7));
+    REQUIRE(d0[i] == 0.f);
+  }
 }

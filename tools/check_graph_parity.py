@@ -197,6 +197,8 @@ def random_graph(seed):
     label = b.rng_np.randint(0, classes, (n, 1, lh, lw)).astype(np.float32)
     label[b.rng_np.uniform(size=label.shape) < 0.2] = 255
     train = rng.random() < 0.5
+    if rng.random() < 0.5:  # drawn last: the graphs of a seed stay those before loss_weight existed
+        b.layers[-1]["loss_weight"] = 0.5
     return spec, b.params, {"data": data, "label": label}, train
 
 

@@ -179,6 +179,14 @@ def softmax_loss_fixture():
                                                  ("weighted_none", "none", "sum", n)):
         f.add(name, {"normalize": normalize, "class_weights": weights}, [score, label],
               weighted_loss(reduction, divisor), grad_inputs=[0])
+
+    # loss_weight scales the loss and its gradient (an auxiliary loss). The
+    # generator is restored after it, so the fixtures after this one stay as
+    # they were before the case existed.
+    state = torch.get_rng_state()
+    f.add("loss_weight", {"normalize": "valid", "loss_weight": 0.4}, [score, label],
+          lambda s, l: 0.4 * loss("mean")(s, l), grad_inputs=[0])
+    torch.set_rng_state(state)
     f.save()
 
 

@@ -215,7 +215,7 @@ class TorchGraph:
                 total = total / max(valid, 1) if valid else total * 0.0
             else:  # "batch" and "none": each image's sum, averaged over the batch
                 total = total / score.shape[0]
-            return total, None
+            return total * layer.get("loss_weight", 1.0), None
         raise ValueError("unknown layer type " + t)
 
 

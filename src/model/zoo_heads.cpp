@@ -1,6 +1,9 @@
 // The heads on a trunk: the paper's skip architecture and torchvision's FCNHead.
+#include "fcn/model/zoo_heads.hpp"
+
+#include <algorithm>
+
 #include "fcn/core/error.hpp"
-#include "graph_builder.hpp"
 
 namespace fcn::zoo {
 

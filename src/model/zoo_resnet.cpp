@@ -1,9 +1,10 @@
 // torchvision 0.14's ResNet (models/resnet.py) as a trunk: the module paths
 // of its state dict are the layer names, so its weights map one to one.
+#include "fcn/model/zoo_resnet.hpp"
+
 #include <array>
 
 #include "fcn/core/error.hpp"
-#include "graph_builder.hpp"
 
 namespace fcn::zoo {
 

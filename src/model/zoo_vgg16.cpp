@@ -1,5 +1,5 @@
 // The VGG16 trunk of the paper's nets (voc-fcn*/net.py).
-#include "graph_builder.hpp"
+#include "fcn/model/zoo_vgg16.hpp"
 
 namespace fcn::zoo {
 

@@ -200,9 +200,7 @@ void Trainer::print_header() {
     total += p->data.numel();
     if (!p->frozen()) trainable += p->data.numel();
   }
-  const std::string backbone = model_backbone(model.zoo);
-  const std::string on = model.zoo.arch.rfind("fcn_", 0) == 0 ? "" : " on " + backbone;
-  const std::string name = model.graph.is_null() ? model.zoo.arch + on + " (width " + fmt::format("{:g}", model.zoo.width) + ")"
+  const std::string name = model.graph.is_null() ? model_title(model.zoo)
                                                  : "explicit graph (" + std::to_string(graph_->layers().size()) + " layers)";
   spdlog::info("model: {}, {} classes, {} params ({} trainable)", name, model.zoo.num_classes, count_str(total),
                count_str(trainable));

@@ -42,6 +42,8 @@ std::string model_backbone(const ModelSpec& spec);
 double model_dropout(const ModelSpec& spec);
 // The aux loss weight: fcn_resnet*: given, else 0.5; other archs: 0.
 double model_aux_weight(const ModelSpec& spec);
+// "fcn8s (width 1)", "fcn8s on resnet18 (width 0.25)", "fcn_resnet50 (width 1)"
+std::string model_title(const ModelSpec& spec);
 // Throws an Error naming the model.* key for a combination no net has
 // (fcn8s-atonce on a ResNet, a backbone for fcn_resnet*, dropout on a ResNet
 // skip net, an aux weight or batch-norm mode for a VGG16 net).

@@ -1,7 +1,6 @@
 #pragma once
-// Internal to the model zoo: the graph-spec builder that the trunks
-// (zoo_vgg16.cpp, zoo_resnet.cpp) and the heads (zoo_heads.cpp) share, and
-// the Trunk they exchange. Every method appends one layer (or a short fixed
+// The model zoo's graph-spec builder, which the trunks (zoo_vgg16,
+// zoo_resnet) and the heads (zoo_heads) share, and the Trunk they exchange. Every method appends one layer (or a short fixed
 // sequence) and returns the name of its output blob.
 #include <string>
 
@@ -67,23 +66,5 @@ struct Trunk {
   // cropped to the skip's scores (see docs/config.md, "ResNet backbones").
   bool aligned = false;
 };
-
-// VGG16 up to drop7 (fc6, fc7 as convs, with dropout).
-Trunk vgg16_trunk(GraphBuilder& g);
-// torchvision's ResNet ("resnet18" ... "resnet101") without avgpool and fc,
-// named backbone.*; `dilated`: layer3 and layer4 replace their stride by
-// dilation (replace_stride_with_dilation [False, True, True]), output stride 8.
-Trunk resnet_trunk(GraphBuilder& g, const std::string& depth, bool dilated);
-// the output channels of a ResNet's layer1..layer4 at width 1 (64 .. 2048 for a Bottleneck net)
-int64_t resnet_channels(const std::string& depth, int layer);
-
-// The paper's skip head (fcn32s, fcn16s, fcn8s, fcn8s-atonce) on any trunk;
-// returns the score blob (the size of data).
-std::string fcn_skip_head(GraphBuilder& g, const Trunk& trunk, const std::string& arch);
-// torchvision's FCNHead on `input` (`in_channels` channels) named
-// `prefix`.0 .. `prefix`.4, resized to data by a layer named `score_name`;
-// returns the score blob.
-std::string fcn_head(GraphBuilder& g, const std::string& prefix, const std::string& input, int64_t in_channels,
-                     const std::string& score_name);
 
 }  // namespace fcn::zoo
