@@ -331,13 +331,9 @@ def ratio(r):
     return r["max_abs_rel"] / r["tolerance"] if "max_abs_rel" in r else float("inf")
 
 
-def check(fcn, workdir, net, size, mode, args, results, worst):
+def check(fcn, workdir, net, size, mode, weights, inputs, args, results, worst):
     """One (net, size, mode): prints its line; returns True when it passed."""
     height, width = size
-    rng = np.random.RandomState(args.seed + height * 1000 + width)
-    calibration = random_inputs(np.random.RandomState(args.seed), args.batch, height, width, net.num_classes)["data"]
-    weights = random_weights(net, args.seed, calibration)
-    inputs = random_inputs(rng, args.batch, height, width, net.num_classes)
     tag = f"{net.name}_{args.batch}x{height}x{width}_{mode}"
     config = os.path.join(workdir, f"{tag}.json")
     with open(config, "w") as f:
@@ -401,10 +397,16 @@ def main():
         os.makedirs(workdir, exist_ok=True)
         for name in names:
             net = Net(name, args.classes)
-            for size in args.sizes:
+            for height, width in args.sizes:
+                calibration = random_inputs(np.random.RandomState(args.seed), args.batch, height, width,
+                                            net.num_classes)["data"]
+                weights = random_weights(net, args.seed, calibration)
+                inputs = random_inputs(np.random.RandomState(args.seed + height * 1000 + width), args.batch, height,
+                                       width, net.num_classes)
                 for mode in args.modes:
                     total += 1
-                    failed += not check(args.fcn, workdir, net, size, mode, args, results, worst)
+                    failed += not check(args.fcn, workdir, net, (height, width), mode, weights, inputs, args,
+                                        results, worst)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -83,9 +83,9 @@ def listing(names, limit=6):
 def load_torch_state(path):
     """A state dict saved with torch.save (or a pickled module, or a dict
     holding one under "model"/"state_dict") -> {key: torch tensor}."""
-    import torch
     if not os.path.isfile(path):
         fail(f"{path}: no such file")
+    import torch
     try:
         obj = torch.load(path, map_location="cpu")
     except Exception as e:  # a truncated or foreign file: torch's own message, on one line
@@ -224,8 +224,8 @@ def fcn_config(model, params, weights_path, arch, num_classes):
 # ---- the two directions ---------------------------------------------------
 
 def to_fcn(args):
-    import torch
     state = load_torch_state(args.src)
+    import torch
     model = args.model or detect_model(state.keys(), args.src)
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     if model in RESNETS:
