@@ -309,7 +309,9 @@ def compare(ours, meta, ref):
         if not err <= tol:
             failed.append(name)
     # fcn must not have a learned param the reference lacks
-    for key in sorted(k for k in ours if k.startswith("grad/") and "." in k and k not in r64["tensors"]):
+    # (blob names have dots too; a param's ends in .weight or .bias)
+    for key in sorted(k for k in ours if k.startswith("grad/") and k.endswith((".weight", ".bias"))
+                      and k not in r64["tensors"]):
         records.append({"tensor": key, "note": "not in the reference"})
         failed.append(key)
     return records, failed
@@ -355,7 +357,7 @@ def check(fcn, workdir, net, size, mode, weights, inputs, args, results, worst):
     top = max(records, key=ratio)
     worst[net.name] = max(worst.get(net.name, ("", 0.0)), (f"{top['tensor']} ({size[0]}x{size[1]} {mode})",
                                                             ratio(top)), key=lambda w: w[1])
-    scores = " ".join(f"{r['tensor']} {r['max_abs_rel']:.1e}" for r in records if "rel_l2" not in r)
+    scores = " ".join(f"{r['tensor']} {r['max_abs_rel']:.1e}" for r in records if "rel_l2" not in r and "max_abs_rel" in r)
     tensors = [r for r in records if "rel_l2" in r]
     print(f"{tag}: {'ok' if not failed else 'MISMATCH in ' + ', '.join(failed[:8])}  {scores}  "
           f"{len(tensors)} tensors, worst {top['tensor']} at {ratio(top):.2f} x tol  "
