@@ -100,6 +100,7 @@ void run_bench(const BenchArgs& args) {
 
   GraphOptions options;
   options.reuse_values = true;  // as fcn train and fcn predict run it
+  options.skip_loss_in_test = true;  // the inference runs: no loss, no auxiliary head (as fcn predict)
   Graph graph(load_graph_spec(args.model), "graph", options);
   graph.reshape(graph.input_shapes(args.size[0], args.size[1]));
   graph.init_params(args.seed);
@@ -108,8 +109,8 @@ void run_bench(const BenchArgs& args) {
   const SolverConfig solver_config = bench_solver_config(args.model);
   Solver solver(solver_config);
   const std::vector<Param*> params = graph.params();
-  const double gflop_forward = graph.forward_flops() / 1e9;
-  const double gflop_train = 3.0 * gflop_forward;
+  const double gflop_forward = graph.inference_flops() / 1e9;
+  const double gflop_train = 3.0 * graph.forward_flops() / 1e9;
   const std::string kernel = blas_kernel_report();
   spdlog::info("bench {}x{}, {} threads, BLAS {}; {:.1f} GFLOP forward, {:.1f} GFLOP per train step",
                args.size[0], args.size[1], threads, kernel, gflop_forward, gflop_train);

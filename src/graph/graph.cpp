@@ -103,11 +103,34 @@ Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : 
     nodes_.push_back(node);
   }
   reader.finish();
+  find_inference_layers();
   blobs_.resize(blob_names_.size());
   grads_.resize(blob_names_.size());
   blob_shapes_.resize(blob_names_.size());
   coord_maps_.resize(blob_names_.size());
   timings_.resize(layers_.size());
+}
+
+void Graph::find_inference_layers() {
+  const size_t count = blob_names_.size();
+  std::vector<int> consumers(count, 0);
+  for (const Node& node : nodes_)
+    for (int b : node.input_blobs) ++consumers[b];
+  std::vector<bool> read(count, false);  // by inference
+  bool any_loss = false;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!layers_[i]->is_loss()) continue;
+    if (!any_loss) read[nodes_[i].input_blobs.front()] = true;  // the score blob
+    any_loss = true;
+  }
+  inference_.assign(layers_.size(), false);
+  for (size_t i = layers_.size(); i-- > 0;) {
+    const int out = nodes_[i].output_blob;
+    const bool output = consumers[out] == 0 && !layers_[i]->is_loss();
+    inference_[i] = !any_loss || ((read[out] || output) && !layers_[i]->is_loss());
+    if (inference_[i])
+      for (int b : nodes_[i].input_blobs) read[b] = true;
+  }
 }
 
 void Graph::plan_gradients() {
@@ -333,7 +356,7 @@ void Graph::forward(Mode mode) {
   if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before forward()");
   if (options_.plan_only) throw Error("graph: built to plan memory only (GraphOptions::plan_only); it cannot run");
   for (size_t i = 0; i < layers_.size(); ++i) {
-    if (mode == Mode::test && options_.skip_loss_in_test && layers_[i]->is_loss()) continue;
+    if (mode == Mode::test && options_.skip_loss_in_test && !inference_[i]) continue;
     std::vector<const Tensor*> inputs;
     for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
     const auto start = std::chrono::steady_clock::now();
@@ -449,6 +472,13 @@ Param* Graph::find_param(const std::string& name) {
 double Graph::forward_flops() const {
   double total = 0;
   for (const auto& layer : layers_) total += layer->forward_flops();
+  return total;
+}
+
+double Graph::inference_flops() const {
+  double total = 0;
+  for (size_t i = 0; i < layers_.size(); ++i)
+    if (inference_[i]) total += layers_[i]->forward_flops();
   return total;
 }
 

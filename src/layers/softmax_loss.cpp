@@ -10,9 +10,9 @@
 namespace fcn {
 
 SoftmaxLossLayer::SoftmaxLossLayer(LayerContext context, int64_t ignore_label, LossNormalization normalize,
-                                   std::vector<float> class_weights)
+                                   std::vector<float> class_weights, double loss_weight)
     : Layer(std::move(context)), ignore_label_(ignore_label), normalize_(normalize),
-      class_weights_(std::move(class_weights)) {}
+      class_weights_(std::move(class_weights)), loss_weight_(loss_weight) {}
 
 Shape SoftmaxLossLayer::reshape(const std::vector<Shape>& input_shapes) {
   expect_inputs(input_shapes, 2);
@@ -87,13 +87,13 @@ void SoftmaxLossLayer::forward(const std::vector<const Tensor*>& inputs, Tensor&
       cpu::softmax_loss_forward(geometry(score.shape(), ignore_label_, class_weights_), score.data(), label.data(),
                                 prob_.data());
   norm_ = normalizer(sum.weight, score.n());
-  output[0] = norm_ > 0 ? static_cast<float>(sum.loss / norm_) : 0.f;
+  output[0] = norm_ > 0 ? static_cast<float>(loss_weight_ * sum.loss / norm_) : 0.f;
 }
 
 void SoftmaxLossLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output,
                                 const Tensor& output_grad, const std::vector<Tensor*>& input_grads) {
   if (!input_grads[0] || norm_ <= 0) return;
-  const float scale = static_cast<float>(output_grad[0] / norm_);
+  const float scale = static_cast<float>(output_grad[0] * loss_weight_ / norm_);
   cpu::softmax_loss_backward_accumulate(geometry(prob_.shape(), ignore_label_, class_weights_), prob_.data(),
                                         inputs[1]->data(), scale, input_grads[0]->data());
 }
@@ -105,7 +105,9 @@ std::unique_ptr<Layer> make_softmax_loss_layer(LayerContext context, SpecReader&
                                  : normalize == "batch" ? LossNormalization::batch
                                                         : LossNormalization::none;
   std::vector<float> class_weights = read_class_weights(reader);
-  return std::make_unique<SoftmaxLossLayer>(std::move(context), ignore_label, mode, std::move(class_weights));
+  const double loss_weight = reader.get_number("loss_weight", 1.0, 0.0);
+  return std::make_unique<SoftmaxLossLayer>(std::move(context), ignore_label, mode, std::move(class_weights),
+                                            loss_weight);
 }
 
 CaffeMapped softmax_loss_from_caffe(CaffeLayer& layer) {

@@ -55,12 +55,16 @@ ModelConfig read_model(SpecReader reader) {
   zoo.width = reader.get_number("width", zoo.width, 1e-3, 16.0);
   zoo.normalize = reader.get_choice("normalize", {"valid", "batch", "none"}, zoo.normalize);
   zoo.ignore_label = reader.get_int("ignore_label", zoo.ignore_label, -1);
-  zoo.dropout = reader.get_number("dropout", zoo.dropout, 0.0, 0.99);
+  if (reader.has("backbone")) zoo.backbone = reader.get_choice("backbone", model_backbones(), "vgg16");
+  if (reader.has("dropout")) zoo.dropout = reader.get_number("dropout", 0.0, 0.0, 0.99);
+  if (reader.has("aux_weight")) zoo.aux_weight = reader.get_number("aux_weight", 0.0, 0.0);
+  zoo.batch_norm = reader.get_choice("batch_norm", {"train", "frozen"}, zoo.batch_norm);
   const std::vector<std::string> inits = {"gaussian", "xavier", "msra", "zero", "constant"};
   zoo.weight_init = read_init(reader, "weight_init", zoo.weight_init, inits);
   zoo.score_init = read_init(reader, "score_init", zoo.score_init, inits);
   read_class_weights(reader, model);
   reader.finish();
+  if (model.graph.is_null()) check_model_spec(zoo);
   return model;
 }
 
@@ -128,7 +132,14 @@ json ModelConfig::to_json() const {
   out["width"] = zoo.width;
   out["normalize"] = zoo.normalize;
   out["ignore_label"] = zoo.ignore_label;
-  out["dropout"] = zoo.dropout;
+  out["dropout"] = model_dropout(zoo);
+  // the ResNet keys only where they mean something: a VGG16 config keeps the hash it had before they existed
+  const std::string backbone = model_backbone(zoo);
+  if (backbone != "vgg16") {
+    out["backbone"] = backbone;
+    out["batch_norm"] = zoo.batch_norm;
+  }
+  if (zoo.arch == "fcn_resnet50" || zoo.arch == "fcn_resnet101") out["aux_weight"] = model_aux_weight(zoo);
   out["weight_init"] = zoo.weight_init;
   out["score_init"] = zoo.score_init;
   // only when set: configs without it keep the hash they had before the key existed

@@ -56,6 +56,7 @@ GraphSummary describe_graph(Graph& graph) {
     summary.params += s.params;
     summary.trainable_params += s.trainable_params;
     summary.flops += s.flops;
+    if (graph.inference_layer(i)) summary.inference_flops += s.flops;
     summary.layers.push_back(std::move(s));
   }
   return summary;
@@ -72,7 +73,7 @@ json GraphSummary::to_json() const {
     out_layers.push_back(std::move(l));
   }
   return {{"layers", out_layers}, {"params", params}, {"trainable_params", trainable_params},
-          {"flops", flops}, {"gflop", flops / 1e9}};
+          {"flops", flops}, {"gflop", flops / 1e9}, {"inference_gflop", inference_flops / 1e9}};
 }
 
 std::string GraphSummary::table() const {
@@ -87,8 +88,11 @@ std::string GraphSummary::table() const {
                        shape_str(s.output_shape), params_text, s.flops > 0 ? human(s.flops) : "-", dims(s.stride),
                        dims(s.receptive_field), s.type == "crop" ? dims(s.offset) : "");
   }
-  out += fmt::format("total: {} params ({} trainable; * = frozen), {:.1f} GFLOP forward (2 per multiply-add)\n",
+  out += fmt::format("total: {} params ({} trainable; * = frozen), {:.1f} GFLOP forward (2 per multiply-add)",
                      fmt::group_digits(params), fmt::group_digits(trainable_params), flops / 1e9);
+  // an auxiliary head trains only
+  if (inference_flops != flops) out += fmt::format(", {:.1f} GFLOP of them in inference", inference_flops / 1e9);
+  out += "\n";
   return out;
 }
 

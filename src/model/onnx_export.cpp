@@ -81,8 +81,10 @@ class OnnxBuilder final : public OnnxEmitter {
     public_names_[data] = "image";
     public_names_[score] = "score";
     std::set<std::string> done = {data};
-    for (const auto& layer : graph_.layers()) {
-      if (layer->is_loss()) continue;  // training only: the model ends at the loss's score input
+    for (size_t i = 0; i < graph_.layers().size(); ++i) {
+      // training only: the losses and what feeds only them (an auxiliary head); the model ends at the score
+      if (!graph_.inference_layer(i)) continue;
+      const auto& layer = graph_.layers()[i];
       std::vector<std::string> in;
       for (const auto& blob : layer->inputs()) {
         if (!done.count(blob))

@@ -47,9 +47,10 @@ struct GraphOptions {
   // Time every layer's forward and backward (layer_timings()); FCN_PROFILE=1
   // in the environment turns it on too.
   bool profile = false;
-  // forward(Mode::test) stops before the loss layers: inference reads the
-  // scores only, and the loss's per-pixel softmax would cost as much memory
-  // as the scores themselves.
+  // forward(Mode::test) runs only the inference layers (Graph::
+  // inference_layer): not the losses, whose per-pixel softmax would cost as
+  // much memory as the scores themselves, nor what feeds only them (an
+  // auxiliary head): inference reads the scores only.
   bool skip_loss_in_test = false;
   // reshape() plans the memory (blob_buffer_bytes) without allocating the
   // arena, so that the memory of an input too large for this machine can be
@@ -116,6 +117,12 @@ class Graph {
   std::vector<Param*> params();
   Param* find_param(const std::string& name);
   double forward_flops() const;
+  // Whether layer `index` (into layers()) computes something inference reads:
+  // it is no loss, and its output leads to the score blob (score_blob_name)
+  // or to a blob no layer reads. Without a loss layer, every layer is.
+  bool inference_layer(size_t index) const { return inference_[index]; }
+  // forward_flops() of the inference layers only
+  double inference_flops() const;
 
   // Bytes of the buffers holding blob values and gradients (not params,
   // not layer-internal state or scratch), planned or allocated.
@@ -146,12 +153,14 @@ class Graph {
   bool reusing_memory() const { return options_.reuse_memory && !options_.grad_all_blobs; }
   void plan_memory();
   void fuse_relus(const std::vector<int>& group, const std::vector<int>& producer);
+  void find_inference_layers();
 
   GraphOptions options_;
   std::vector<std::string> input_names_;
   std::vector<int64_t> input_channels_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<Node> nodes_;
+  std::vector<bool> inference_;  // per layer: inference_layer()
   std::map<std::string, int> blob_index_;
   std::vector<std::string> blob_names_;
   std::vector<Tensor> blobs_;

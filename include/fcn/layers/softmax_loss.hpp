@@ -7,7 +7,8 @@
 // their count; PyTorch's cross_entropy(weight=w, reduction="mean") divides by
 // the same sum; a sum of 0 gives loss 0 and zero gradients), N ("batch") or 1
 // ("none"). Backward: dscore += dloss * w[label] * (softmax - onehot(label)) /
-// norm; no gradient to label.
+// norm; no gradient to label. "loss_weight" (default 1, >= 0) multiplies the
+// loss and so its gradient (Caffe's loss_weight; an auxiliary loss).
 #include <string>
 #include <vector>
 
@@ -20,7 +21,7 @@ enum class LossNormalization { valid, batch, none };
 class SoftmaxLossLayer : public Layer {
  public:
   SoftmaxLossLayer(LayerContext context, int64_t ignore_label, LossNormalization normalize,
-                   std::vector<float> class_weights = {});
+                   std::vector<float> class_weights = {}, double loss_weight = 1.0);
 
   std::string type() const override { return "softmax_loss"; }
   Shape reshape(const std::vector<Shape>& input_shapes) override;
@@ -28,6 +29,7 @@ class SoftmaxLossLayer : public Layer {
   void backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,
                 const std::vector<Tensor*>& input_grads) override;
   bool is_loss() const override { return true; }
+  double loss_weight() const { return loss_weight_; }
   std::array<double, 2> input_extent() const override { return {1, 1}; }
   double forward_flops() const override { return 0.0; }
   // export-onnx ends a model at the loss's score input
@@ -44,6 +46,7 @@ class SoftmaxLossLayer : public Layer {
   int64_t ignore_label_;
   LossNormalization normalize_;
   std::vector<float> class_weights_;  // empty: all 1
+  double loss_weight_ = 1.0;
   Tensor prob_;  // softmax of the last forward's scores, [N, C, H, W]
   double norm_ = 0;
 };

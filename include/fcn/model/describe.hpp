@@ -24,7 +24,8 @@ struct GraphSummary {
   std::vector<LayerSummary> layers;
   int64_t params = 0;
   int64_t trainable_params = 0;
-  double flops = 0;
+  double flops = 0;            // a training forward: every layer
+  double inference_flops = 0;  // the layers inference runs (Graph::inference_layer)
   json to_json() const;
   std::string table() const;
 };
