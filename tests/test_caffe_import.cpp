@@ -224,7 +224,8 @@ TEST_CASE("import writes config.json and weights.safetensors and never overwrite
   const json config = read_json_file(out + "/config.json");
   CHECK(config["model"]["graph"] == imported.graph);
   CHECK(config["model"]["num_classes"] == kClasses);
-  CHECK(config["data"]["mean_bgr"] == json({104.00698793, 116.66876762, 122.67891434}));
+  CHECK(config["data"]["channel_order"] == "bgr");
+  CHECK(config["data"]["mean"] == json({104.00698793, 116.66876762, 122.67891434}));
   const SafetensorsFile written = read_safetensors(out + "/weights.safetensors");
   CHECK(written.tensors.size() == imported.weights.size());
   try {

@@ -18,7 +18,7 @@ using fcn::json;
 
 namespace {
 
-// Objects recurse; arrays and scalars are leaves ("data.mean_bgr").
+// Objects recurse; arrays and scalars are leaves ("data.mean").
 void flatten(const json& node, const std::string& prefix, std::vector<std::string>& out) {
   if (node.is_object() && !node.empty()) {
     for (auto it = node.begin(); it != node.end(); ++it)
@@ -33,6 +33,8 @@ std::vector<std::string> config_keys() {
   flatten(fcn::Config{}.to_json(), "", keys);
   keys.push_back("model.graph");          // to_json writes "arch" unless a graph is given
   keys.push_back("model.class_weights");  // written only when set
+  keys.push_back("solver.batch_size");    // written only when not 1
+  keys.push_back("data.mean_bgr");        // the old form of data.mean, still read
   for (const char* source : {"data.train", "data.val"}) keys.push_back(source);  // the single-root form's alternative
   return keys;
 }

@@ -10,6 +10,7 @@
 #include "fcn/data/sampling.hpp"
 #include "fcn/model/config.hpp"
 #include "fcn/core/error.hpp"
+#include "fcn/io/safetensors.hpp"
 
 using namespace fcn;
 using fcn::testing::data_fixture;
@@ -45,7 +46,8 @@ void check_labels_match(const Sample& s, const std::string& key) {
 TEST_CASE("data config: defaults, every key, and its JSON round trip", "[dataset]") {
   const DataConfig d = parse(R"({"root": "data/x"})");
   CHECK(d.format == "voc");
-  CHECK(d.mean_bgr[2] == Approx(122.67891434));
+  CHECK(d.mean[2] == Approx(122.67891434));
+  CHECK(d.channel_order == "bgr");
   CHECK_FALSE(d.augment.flip);
   const DataConfig c = parse(R"({"format": "folder", "root": "r", "train_split": "t", "val_split": "v",
       "image_dir": "im", "label_dir": "lb", "image_ext": ".png", "mean_bgr": [1, 2, 3],
@@ -89,7 +91,7 @@ TEST_CASE("class names: configured, VOC's for 21, numbered otherwise", "[dataset
 
 TEST_CASE("voc loading: labels, mean-subtracted BGR, grayscale labels", "[dataset]") {
   DataConfig config = fixture_config("voc");
-  config.mean_bgr = {10, 20, 30};
+  config.mean = {10, 20, 30};
   Dataset ds(config, "train", 5);
   REQUIRE(ds.size() == 3);
   CHECK(ds.validate() == 0);
@@ -105,7 +107,7 @@ TEST_CASE("voc loading: labels, mean-subtracted BGR, grayscale labels", "[datase
     const int64_t plane = s.image.h() * s.image.w();
     for (int64_t c = 0; c < 3; ++c)
       for (int64_t p = 0; p < plane; p += 7)
-        REQUIRE(std::abs(s.image[c * plane + p] + config.mean_bgr[c] - bgr[3 * p + c]) <= 1.0);
+        REQUIRE(std::abs(s.image[c * plane + p] + config.mean[c] - bgr[3 * p + c]) <= 1.0);
   }
 }
 
@@ -301,7 +303,7 @@ TEST_CASE("prefetcher with on_error skip moves past bad samples", "[dataset]") {
 
 TEST_CASE("image_to_tensor subtracts the BGR mean, scales, and tensor_to_image inverts it") {
   fcn::DataConfig config;
-  config.mean_bgr = {10, 20, 30};
+  config.mean = {10, 20, 30};
   config.input_scale = 0.5;
   fcn::Image image(2, 3, 3);
   for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(40 + 7 * i);
@@ -311,6 +313,98 @@ TEST_CASE("image_to_tensor subtracts the BGR mean, scales, and tensor_to_image i
   CHECK(t[1 * 6 + 4] == Approx((40 + 7 * 13 - 20) * 0.5));
   const fcn::Image back = fcn::tensor_to_image(t, config);
   CHECK(back.pixels == image.pixels);
+}
+
+namespace {
+
+// An image of every byte value in every channel, in varied positions.
+Image all_values_image() {
+  Image image(16, 17, 3);
+  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>((i * 37 + i / 3) % 256);
+  return image;
+}
+
+}  // namespace
+
+TEST_CASE("input convention: torchvision's RGB, /255, ImageNet mean and std give Normalize(ToTensor(photo))",
+          "[dataset]") {
+  const SafetensorsFile fixture = read_safetensors(data_fixture("../input_convention.safetensors"));
+  const Tensor& rgb = fixture.tensors.at("rgb");  // [H, W, 3]
+  const Tensor& expected = fixture.tensors.at("torchvision");
+  const DataConfig config = parse(R"({"root": "r", "channel_order": "rgb", "pixel_scale": 0.00392156862745098,
+                                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})");
+  Image photo(static_cast<int>(rgb.shape()[0]), static_cast<int>(rgb.shape()[1]), 3);
+  const int64_t plane = rgb.shape()[0] * rgb.shape()[1];
+  for (int64_t p = 0; p < plane; ++p)
+    for (int c = 0; c < 3; ++c) photo.pixels[3 * p + c] = static_cast<uint8_t>(rgb[3 * p + 2 - c]);  // BGR storage
+  const Tensor t = image_to_tensor(photo, config);
+  REQUIRE(t.numel() == expected.numel());
+  int64_t differing = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) differing += t[i] != expected[i];
+  CHECK(differing == 0);  // the same float operations: the same bits
+  // and the formula in double, to float rounding
+  const double mean[3] = {0.485, 0.456, 0.406}, std[3] = {0.229, 0.224, 0.225};
+  for (int c = 0; c < 3; ++c)
+    for (int64_t p = 0; p < plane; ++p) {
+      const double want = (rgb[3 * p + c] / 255.0 - mean[c]) / std[c];
+      REQUIRE(std::abs(t[c * plane + p] - want) <= 1e-6 * std::max(1.0, std::abs(want)));
+    }
+  const Image back = tensor_to_image(t, config);
+  CHECK(back.pixels == photo.pixels);
+}
+
+TEST_CASE("input convention: every setting in double, and the inverse", "[dataset]") {
+  const DataConfig config = parse(R"({"root": "r", "channel_order": "rgb", "pixel_scale": 0.5,
+                                      "mean": [10, 20, 30], "std": [2, 4, 8], "input_scale": 3})");
+  const Image image = all_values_image();
+  const Tensor t = image_to_tensor(image, config);
+  const int64_t plane = t.h() * t.w();
+  for (int c = 0; c < 3; ++c)
+    for (int64_t p = 0; p < plane; ++p) {
+      const double pixel = image.pixels[3 * p + (2 - c)];  // net channel 0 is red, BGR storage
+      const double want = (pixel * 0.5 - config.mean[c]) / config.std[c] * 3.0;
+      REQUIRE(std::abs(t[c * plane + p] - want) <= 1e-6 * std::max(1.0, std::abs(want)));
+    }
+  CHECK(tensor_to_image(t, config).pixels == image.pixels);
+}
+
+TEST_CASE("input convention: the old data.mean_bgr and input_scale keep their meaning", "[dataset]") {
+  const Image image = all_values_image();
+  const DataConfig old = parse(R"({"root": "r", "mean_bgr": [104.5, 116.25, 122.75], "input_scale": 0.017})");
+  CHECK(old.channel_order == "bgr");
+  CHECK(old.mean == std::vector<double>{104.5, 116.25, 122.75});
+  CHECK(old.std == std::vector<double>{1, 1, 1});
+  // what fcn computed before these keys, bit for bit: (pixel - mean_bgr) * input_scale in float
+  const Tensor t = image_to_tensor(image, old);
+  const int64_t plane = t.h() * t.w();
+  for (int c = 0; c < 3; ++c)
+    for (int64_t p = 0; p < plane; ++p) {
+      const float want = (static_cast<float>(image.pixels[3 * p + c]) - static_cast<float>(old.mean[c])) * 0.017f;
+      REQUIRE(t[c * plane + p] == want);
+    }
+  // mean_bgr is always blue first in 0..255 units, whatever the new keys say
+  const DataConfig rgb = parse(R"({"root": "r", "channel_order": "rgb", "pixel_scale": 0.5, "mean_bgr": [1, 2, 3]})");
+  CHECK(rgb.mean == std::vector<double>{1.5, 1.0, 0.5});
+  // written back in the one canonical form, which means the same
+  const json j = data_config_to_json(old);
+  CHECK_FALSE(j.contains("mean_bgr"));
+  CHECK(j["mean"] == json({104.5, 116.25, 122.75}));
+  SpecReader again(j, "data");
+  const Tensor t2 = image_to_tensor(image, parse_data_config(again));
+  for (int64_t i = 0; i < t.numel(); ++i) REQUIRE(t2[i] == t[i]);
+}
+
+TEST_CASE("input convention errors name the key", "[dataset]") {
+  CHECK_THROWS_WITH(parse(R"({"root": "r", "std": [1, 0, 1]})"), Catch::StartsWith("data.std: every std must be > 0"));
+  CHECK_THROWS_WITH(parse(R"({"root": "r", "std": [1, 1]})"), Catch::StartsWith("data.std: expected 3 numbers"));
+  CHECK_THROWS_WITH(parse(R"({"root": "r", "mean": [1, 1, 1, 1]})"), Catch::StartsWith("data.mean: expected 3 numbers"));
+  CHECK_THROWS_WITH(parse(R"({"root": "r", "channel_order": "grb"})"), Catch::StartsWith("data.channel_order"));
+  CHECK_THROWS_WITH(parse(R"({"root": "r", "mean": [1, 2, 3], "mean_bgr": [1, 2, 3]})"),
+                    Catch::StartsWith("data.mean_bgr: not with data.mean"));
+  CHECK_THROWS_WITH(parse(R"({"root": "r", "pixel_scale": 0})"), Catch::StartsWith("data.pixel_scale"));
+  DataConfig bad;
+  bad.std = {1, -1, 1};
+  CHECK_THROWS_WITH(image_to_tensor(all_values_image(), bad), Catch::StartsWith("data.std"));
 }
 
 TEST_CASE("data.train and data.val sources: parse, round trip, concatenation", "[dataset]") {

@@ -40,7 +40,7 @@ void require_zero_loss_and_gradient(Layer& layer, const Tensor& score, const Ten
 
 }  // namespace
 
-TEST_CASE("softmax_loss matches PyTorch cross_entropy (valid = mean, none = sum, batch = sum / N), with and without class weights") {
+TEST_CASE("softmax_loss matches PyTorch cross_entropy (valid = mean over the batch, none = batch = sum / N), with and without class weights") {
   check_parity("softmax_loss_parity.safetensors");
 }
 

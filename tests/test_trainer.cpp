@@ -206,6 +206,31 @@ TEST_CASE("resume is bit-identical to an uninterrupted run (iter_size 2, dropout
   CHECK(records[3]["iter"] == 4);
 }
 
+TEST_CASE("resume is bit-identical to an uninterrupted run (batch_size 2 x iter_size 2, dropout)") {
+  const std::vector<std::string> batched = {"solver.batch_size=2", "solver.test_every=0"};
+  const TrainResult whole = train_run(options_for("batch_whole", batched));
+  std::vector<std::string> first_half = batched;
+  first_half.push_back("solver.max_iter=3");
+  TrainOptions first = options_for("batch_split", first_half);
+  const std::string dir = first.out_dir;
+  const TrainResult half = train_run(first);
+  TrainOptions second = options_for("unused", batched);
+  second.out_dir = dir;
+  second.resume = half.checkpoint;
+  const TrainResult rest = train_run(second);
+  CHECK(rest.iter == 6);
+  require_same_params(rest.final_weights, whole.final_weights);
+  // batches of 2 are not the run of batches of 1 (the check can fail)
+  const auto a = params_of(whole.final_weights), b = params_of(reference_final());
+  CHECK(std::memcmp(a.at("conv1.weight").data(), b.at("conv1.weight").data(),
+                    sizeof(float) * a.at("conv1.weight").numel()) != 0);
+  const json run = read_json_file(dir + "/run.json");
+  CHECK(run["data"]["batch_size"] == 2);
+  CHECK(run["data"]["images_per_step"] == 4);
+  const Config written = load_config(dir + "/config.json", {});
+  CHECK(written.solver.batch_size == 2);
+}
+
 TEST_CASE("a different sample seed changes the run (the check can fail)") {
   const TrainResult other = train_run(options_for("other_seed", {"solver.seed=4"}));
   const auto a = params_of(other.final_weights), b = params_of(reference_final());

@@ -9,7 +9,9 @@
 # their ratios, GFLOP/s and peak RSS.
 #
 # Usage: tools/bench.sh [--threads T (2)] [--iters N (3)] [--cases "fcn32s:500:1 ..."] [--no-torch]
-# A case is ARCH:SIZE:WIDTH_DIV. Environment: BUILD_DIR (build), TORCH_FCN
+# A case is ARCH:SIZE:WIDTH_DIV[:BATCH] (BATCH images per pass, default 1:
+# `fcn bench --batch`; torch_fcn.py and the GEMM floor time batch 1 only, so
+# a case with BATCH > 1 has fcn's figures alone). Environment: BUILD_DIR (build), TORCH_FCN
 # (path of torch_fcn.py). The raw results (one JSON object per line) are
 # written to $BUILD_DIR/bench.jsonl.
 set -euo pipefail
@@ -59,19 +61,20 @@ cpu_peak=$(sed -n 's/.*(\([0-9.]*\) from CPU time).*/\1/p' "$tmp/sgemm.txt" | so
 echo "{\"tool\": \"sgemm_peak\", \"cpu_peak_gflops\": ${cpu_peak:-0}, \"result\": $(last_line "$tmp/sgemm.txt")}" >>"$results"
 
 for case in $cases; do
-  IFS=: read -r arch size div <<<"$case"
+  IFS=: read -r arch size div batch <<<"$case"
+  batch=${batch:-1}
   width=$($python -c "print(1.0 / $div)")
-  if [[ "$arch" == fcn8s ]]; then
+  if [[ "$arch" == fcn8s && "$batch" == 1 ]]; then
     echo "GEMM floor $arch ${size}x$size width 1/$div ..." >&2
     "$build_dir/gemm_floor" --threads "$threads" --size "$size" --width-div "$div" >"$tmp/floor.txt"
     echo "{\"tool\": \"gemm_floor\", \"case\": \"$case\", \"result\": $(last_line "$tmp/floor.txt")}" >>"$results"
   fi
   echo "{\"model\": {\"arch\": \"$arch\", \"width\": $width}}" >"$tmp/config.json"
-  echo "fcn bench $arch ${size}x$size width 1/$div ..." >&2
-  "$build_dir/fcn" bench --config "$tmp/config.json" --size "$size" "$size" --iters "$iters" --threads "$threads" \
-    --json >"$tmp/fcn.txt"
+  echo "fcn bench $arch ${size}x$size width 1/$div batch $batch ..." >&2
+  "$build_dir/fcn" bench --config "$tmp/config.json" --size "$size" "$size" --batch "$batch" --iters "$iters" \
+    --threads "$threads" --json >"$tmp/fcn.txt"
   echo "{\"tool\": \"fcn\", \"case\": \"$case\", \"result\": $(last_line "$tmp/fcn.txt")}" >>"$results"
-  if ((torch)); then
+  if ((torch)) && [[ "$batch" == 1 ]]; then
     echo "torch_fcn.py $arch $size $div ..." >&2
     # torch_fcn.py times with time.perf_counter(); this wrapper also notes the
     # process CPU time at each of those calls, so the CPU seconds of the same
@@ -122,8 +125,9 @@ def table(title, head, lines):
 def ratio(a, b): return f"{a / b:.2f}" if a and b else "-"
 def num(x, fmt=".2f"): return format(x, fmt) if x else "-"
 def name(case):
-    arch, size, div = case.split(":")
-    return arch + ("" if div == "1" else f" w1/{div}"), f"{size}x{size}"
+    arch, size, div, *batch = case.split(":")
+    batch = batch[0] if batch else "1"
+    return arch + ("" if div == "1" else f" w1/{div}"), f"{size}x{size}" + ("" if batch == "1" else f" x{batch}")
 
 print(f"sgemm peak {peak:.1f} GFLOP/s wall-clock, {cpu_peak:.1f} from CPU time "
       f"({sgemm['result']['kernel']}, {threads} threads)")

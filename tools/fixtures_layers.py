@@ -161,7 +161,8 @@ def softmax_loss_fixture():
 
     f.add("valid", {"normalize": "valid"}, [score, label], loss("mean"), grad_inputs=[0])
     f.add("batch", {"normalize": "batch"}, [score, label], loss("sum", n), grad_inputs=[0])
-    f.add("none", {"normalize": "none"}, [score, label], loss("sum"), grad_inputs=[0])
+    # "none": each image's sum, averaged over the batch (Caffe's NONE at batch 1)
+    f.add("none", {"normalize": "none"}, [score, label], loss("sum", n), grad_inputs=[0])
 
     # class weights (one of them 0): PyTorch's "mean" divides by the sum of
     # the weights of the counted pixels, as fcn's "valid" does
@@ -175,7 +176,7 @@ def softmax_loss_fixture():
 
     for name, normalize, reduction, divisor in (("weighted_valid", "valid", "mean", 1.0),
                                                  ("weighted_batch", "batch", "sum", n),
-                                                 ("weighted_none", "none", "sum", 1.0)):
+                                                 ("weighted_none", "none", "sum", n)):
         f.add(name, {"normalize": normalize, "class_weights": weights}, [score, label],
               weighted_loss(reduction, divisor), grad_inputs=[0])
     f.save()

@@ -213,7 +213,7 @@ class TorchGraph:
             if norm == "valid":
                 valid = int((target != ignore).sum())
                 total = total / max(valid, 1) if valid else total * 0.0
-            elif norm == "batch":
+            else:  # "batch" and "none": each image's sum, averaged over the batch
                 total = total / score.shape[0]
             return total, None
         raise ValueError("unknown layer type " + t)

@@ -1,9 +1,10 @@
 // fcn bench: times train steps and inference of a config's model on random
 // data, with the FLOP rate, peak memory and the BLAS kernel.
 //
-// A train step is what `fcn train` does per image: zero the param grads,
-// forward in train mode, backward from the loss, one SGD update. Inference is
-// one test-mode forward. Each figure is the median of --iters timed runs
+// A train step is what `fcn train` does per step at iter_size 1: zero the
+// param grads, forward in train mode of a batch of --batch images (the
+// config's solver.batch_size by default), backward from the loss, one SGD
+// update. Inference is one test-mode forward of the same batch. Each figure is the median of --iters timed runs
 // after one warm-up run. GFLOP counts a train step as 3x the forward FLOPs
 // (forward, weight grad, data grad), as PyTorch-side FLOP counters do.
 #include <spdlog/spdlog.h>
@@ -30,6 +31,7 @@ namespace {
 struct BenchArgs {
   ModelArgs model;
   std::vector<int64_t> size = {500, 500};
+  int64_t batch = 0;  // 0: the config's solver.batch_size
   int iters = 3;
   int threads = 0;  // 0: all cores
   uint64_t seed = 1337;
@@ -96,23 +98,25 @@ void run_bench(const BenchArgs& args) {
   if (args.iters < 1) throw Error("--iters: expected a positive integer");
   // capped as solver.threads: libgomp puts per-thread data on the stack and overflows it near 100000
   if (args.threads < 0 || args.threads > 1024) throw Error("--threads: expected 0 (all cores) or 1..1024");
+  if (args.batch < 0 || args.batch > 4096) throw Error("--batch: expected 1..4096 images (0: solver.batch_size)");
   const int threads = set_threads(args.threads);
+  const SolverConfig solver_config = bench_solver_config(args.model);
+  const int64_t batch = args.batch > 0 ? args.batch : solver_config.batch_size;
 
   GraphOptions options;
   options.reuse_values = true;  // as fcn train and fcn predict run it
   options.skip_loss_in_test = true;  // the inference runs: no loss, no auxiliary head (as fcn predict)
   Graph graph(load_graph_spec(args.model), "graph", options);
-  graph.reshape(graph.input_shapes(args.size[0], args.size[1]));
+  graph.reshape(graph.input_shapes(args.size[0], args.size[1], batch));
   graph.init_params(args.seed);
   fill_inputs(graph, args.seed + 1);
 
-  const SolverConfig solver_config = bench_solver_config(args.model);
   Solver solver(solver_config);
   const std::vector<Param*> params = graph.params();
   const double gflop_forward = graph.inference_flops() / 1e9;
   const double gflop_train = 3.0 * graph.forward_flops() / 1e9;
   const std::string kernel = blas_kernel_report();
-  spdlog::info("bench {}x{}, {} threads, BLAS {}; {:.1f} GFLOP forward, {:.1f} GFLOP per train step",
+  spdlog::info("bench {} x {}x{}, {} threads, BLAS {}; {:.1f} GFLOP forward, {:.1f} GFLOP per train step", batch,
                args.size[0], args.size[1], threads, kernel, gflop_forward, gflop_train);
 
   spdlog::info("blob buffers {:.0f} MiB", static_cast<double>(graph.blob_buffer_bytes()) / (1 << 20));
@@ -177,11 +181,14 @@ void run_bench(const BenchArgs& args) {
                       {"infer_cpu_s", median(infer_cpu)},
                       {"kernel", kernel},
                       {"threads", threads},
-                      {"size", args.size}};
+                      {"size", args.size},
+                      {"batch", batch},
+                      {"images_per_s", static_cast<double>(batch) / train_s},
+                      {"infer_images_per_s", static_cast<double>(batch) / infer_s}};
     std::printf("%s\n", out.dump().c_str());
   } else {
-    std::printf("input %lldx%lld, %d threads, BLAS %s\n", static_cast<long long>(args.size[0]),
-                static_cast<long long>(args.size[1]), threads, kernel.c_str());
+    std::printf("input %lld x %lldx%lld, %d threads, BLAS %s\n", static_cast<long long>(batch),
+                static_cast<long long>(args.size[0]), static_cast<long long>(args.size[1]), threads, kernel.c_str());
     std::printf("train step  %8.3f s  %7.1f GFLOP/s  (%.1f GFLOP, median of %d)\n", train_s, gflop_train / train_s,
                 gflop_train, args.iters);
     std::printf("inference   %8.3f s  %7.1f GFLOP/s  (%.1f GFLOP, median of %d)\n", infer_s,
@@ -208,6 +215,8 @@ void add_bench_command(CLI::App& app) {
       "F(4x4,3x3) backward). tools/bench.sh runs this next to PyTorch and prints a table.");
   add_model_options(cmd, args->model, false);
   cmd->add_option("--size", args->size, "input height and width")->expected(2)->capture_default_str();
+  cmd->add_option("--batch", args->batch, "images per forward pass (0: the config's solver.batch_size, else 1)")
+      ->capture_default_str();
   cmd->add_option("--iters", args->iters, "timed runs of each kind (after one warm-up)")->capture_default_str();
   cmd->add_option("--threads", args->threads, "threads for BLAS and OpenMP (0: all cores)")->capture_default_str();
   cmd->add_option("--seed", args->seed, "seed for params and random inputs")->capture_default_str();

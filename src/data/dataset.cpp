@@ -1,6 +1,7 @@
 #include "fcn/data/dataset.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include <spdlog/spdlog.h>
@@ -63,26 +64,64 @@ Tensor label_tensor(const Image& label) {
 
 }  // namespace
 
+void check_input_convention(const DataConfig& config) {
+  if (config.channel_order != "bgr" && config.channel_order != "rgb")
+    throw Error("data.channel_order: expected \"bgr\" or \"rgb\", got \"" + config.channel_order + "\"");
+  if (config.mean.size() != 3) throw Error("data.mean: expected 3 numbers (one per channel, in data.channel_order)");
+  if (config.std.size() != 3) throw Error("data.std: expected 3 numbers (one per channel, in data.channel_order)");
+  for (double s : config.std)
+    if (!(s > 0) || !std::isfinite(s)) throw Error("data.std: every std must be a finite number > 0, got " + std::to_string(s));
+  for (double m : config.mean)
+    if (!std::isfinite(m)) throw Error("data.mean: every mean must be finite");
+  if (!(config.pixel_scale > 0) || !std::isfinite(config.pixel_scale)) throw Error("data.pixel_scale: must be > 0");
+  if (!(config.input_scale > 0) || !std::isfinite(config.input_scale)) throw Error("data.input_scale: must be > 0");
+}
+
+namespace {
+
+// The image's channel (BGR storage) that feeds net channel c.
+int source_channel(const DataConfig& config, int c) { return config.channel_order == "rgb" ? 2 - c : c; }
+
+// Net channel c's value for each 0..255 pixel value.
+std::array<float, 256> channel_table(const DataConfig& config, int c) {
+  // torchvision's ToTensor divides by 255 and Normalize subtracts, then
+  // divides, all in float: the same operations give the same bits
+  const auto divisor = static_cast<float>(1.0 / config.pixel_scale);
+  const auto mean = static_cast<float>(config.mean[c]);
+  const auto std = static_cast<float>(config.std[c]);
+  const auto scale = static_cast<float>(config.input_scale);
+  std::array<float, 256> table{};
+  for (int p = 0; p < 256; ++p) table[p] = (static_cast<float>(p) / divisor - mean) / std * scale;
+  return table;
+}
+
+}  // namespace
+
 Tensor image_to_tensor(const Image& image, const DataConfig& config) {
+  check_input_convention(config);
   Tensor t({1, 3, image.height, image.width});
   const size_t plane = static_cast<size_t>(image.height) * image.width;
-  const float scale = static_cast<float>(config.input_scale);
   for (int c = 0; c < 3; ++c) {
+    const std::array<float, 256> table = channel_table(config, c);
+    const int source = source_channel(config, c);
     float* out = t.data() + c * plane;
-    const float mean = static_cast<float>(config.mean_bgr[c]);
-    for (size_t i = 0; i < plane; ++i) out[i] = (static_cast<float>(image.pixels[3 * i + c]) - mean) * scale;
+    for (size_t i = 0; i < plane; ++i) out[i] = table[image.pixels[3 * i + source]];
   }
   return t;
 }
 
 Image tensor_to_image(const Tensor& tensor, const DataConfig& config) {
+  check_input_convention(config);
   Image out(static_cast<int>(tensor.h()), static_cast<int>(tensor.w()), 3);
   const int64_t plane = tensor.h() * tensor.w();
-  for (int c = 0; c < 3; ++c)
+  for (int c = 0; c < 3; ++c) {
+    const int target = source_channel(config, c);
     for (int64_t i = 0; i < plane; ++i) {
-      const double v = std::round(tensor[c * plane + i] / config.input_scale + config.mean_bgr[c]);
-      out.pixels[3 * i + c] = static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
+      const double normalised = tensor[c * plane + i] / config.input_scale;
+      const double v = std::round((normalised * config.std[c] + config.mean[c]) / config.pixel_scale);
+      out.pixels[3 * i + target] = static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
     }
+  }
   return out;
 }
 
@@ -92,7 +131,7 @@ Dataset::Dataset(const DataConfig& config, const std::string& split, int64_t num
 Dataset::Dataset(const DataConfig& config, const std::vector<DataSource>& sources, int64_t num_classes)
     : impl_(std::make_unique<Impl>()) {
   if (num_classes < 1 || num_classes > 255) throw Error("number of classes must be in 1..255, got " + std::to_string(num_classes));
-  if (config.mean_bgr.size() != 3) throw Error("data.mean_bgr: expected 3 numbers (blue, green, red)");
+  check_input_convention(config);
   if (sources.empty()) throw Error("data: no dataset source");
   impl_->config = config;
   impl_->num_classes = num_classes;

@@ -99,6 +99,7 @@ Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : 
     blob_index_[layer->name()] = node.output_blob;
     blob_names_.push_back(layer->name());
     layer->set_rng(&rng_);
+    layer->set_image_rngs(&image_rngs_);
     layers_.push_back(std::move(layer));
     nodes_.push_back(node);
   }
@@ -527,13 +528,18 @@ std::string score_blob_name(const Graph& graph) {
   return graph.layers().back()->name();
 }
 
+void Graph::seed_images(const std::vector<uint64_t>& seeds) {
+  image_rngs_.clear();
+  for (uint64_t seed : seeds) image_rngs_.emplace_back(seed);
+}
+
 void require_bgr_image_input(const Graph& graph) {
   const std::string& name = graph.image_input();
   const int64_t channels = graph.input_channels(name);
   if (channels != 3)
     throw Error("the model's input '" + name + "' has " + std::to_string(channels) + " channel" +
                 (channels == 1 ? "" : "s") +
-                " while VOC-layout images are 3-channel BGR; run this model with fcn forward --input " + name + "=FILE");
+                " while images are 3-channel (data.channel_order); run this model with fcn forward --input " + name + "=FILE");
 }
 
 }  // namespace fcn

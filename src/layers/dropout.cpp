@@ -15,14 +15,23 @@ Shape DropoutLayer::reshape(const std::vector<Shape>& input_shapes) {
   return input_shapes[0];
 }
 
-void DropoutLayer::draw_mask(int64_t count) {
+void DropoutLayer::draw_mask(int64_t count, int64_t batch) {
   if (!rng_) throw Error("layer '" + name() + "' (dropout): no random generator set for train mode");
+  const bool per_image = image_rngs_ && !image_rngs_->empty();
+  if (per_image && static_cast<int64_t>(image_rngs_->size()) != batch)
+    throw Error("layer '" + name() + "' (dropout): " + std::to_string(image_rngs_->size()) +
+                " per-image generators for a batch of " + std::to_string(batch));
   const float keep_scale = static_cast<float>(1.0 / (1.0 - ratio_));
   mask_.reshape({count});
-  for (int64_t i = 0; i < count; ++i) {
-    // u uniform in [0, 1) from the top 53 bits; keep with probability 1 - ratio
-    const double u = static_cast<double>((*rng_)() >> 11) * 0x1.0p-53;
-    mask_[i] = u >= ratio_ ? keep_scale : 0.f;
+  if (count == 0) return;
+  const int64_t per = per_image ? count / batch : count;
+  for (int64_t n = 0; n < count / per; ++n) {
+    std::mt19937_64& rng = per_image ? (*image_rngs_)[n] : *rng_;
+    for (int64_t i = n * per; i < (n + 1) * per; ++i) {
+      // u uniform in [0, 1) from the top 53 bits; keep with probability 1 - ratio
+      const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+      mask_[i] = u >= ratio_ ? keep_scale : 0.f;
+    }
   }
 }
 
@@ -33,7 +42,7 @@ void DropoutLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& out
     if (output.data() != x.data()) std::memcpy(output.data(), x.data(), sizeof(float) * x.numel());
     return;
   }
-  draw_mask(x.numel());
+  draw_mask(x.numel(), x.ndim() > 0 ? x.shape()[0] : 1);
   cpu::multiply(x.data(), mask_.data(), output.data(), x.numel());
 }
 

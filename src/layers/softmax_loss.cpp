@@ -45,11 +45,10 @@ double SoftmaxLossLayer::normalizer(double valid_weight, int64_t batch) const {
     case LossNormalization::valid:
       return valid_weight;
     case LossNormalization::batch:
-      return static_cast<double>(batch);
     case LossNormalization::none:
       break;
   }
-  return 1.0;
+  return static_cast<double>(batch);
 }
 
 namespace {

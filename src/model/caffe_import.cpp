@@ -679,7 +679,8 @@ json caffe_import_config(const CaffeImport& imported) {
   // the reference's recipe: SBD train, VOC seg11valid validation, Caffe's BGR mean
   json data = {{"train", {{"format", "sbd"}, {"root", "data/sbd/dataset"}, {"split", "train"}}},
                {"val", {{"format", "voc"}, {"root", "data/VOCdevkit/VOC2012"}, {"split", "seg11valid"}}},
-               {"mean_bgr", {104.00698793, 116.66876762, 122.67891434}}};
+               {"channel_order", "bgr"},
+               {"mean", {104.00698793, 116.66876762, 122.67891434}}};
   if (ignore_label >= 0 && ignore_label <= 255) data["ignore_label"] = ignore_label;
   return {{"model", model}, {"data", data}};
 }

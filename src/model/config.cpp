@@ -2,6 +2,7 @@
 // --set overrides and the whole file's load and validation.
 #include "fcn/model/config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -82,6 +83,7 @@ SolverConfig read_solver(SpecReader reader) {
   s.power = reader.get_number("power", s.power, 0.0);
   s.momentum = reader.get_number("momentum", s.momentum, 0.0, 1.0);
   s.weight_decay = reader.get_number("weight_decay", s.weight_decay, 0.0);
+  s.batch_size = reader.get_int("batch_size", s.batch_size, 1, 4096);
   s.iter_size = reader.get_int("iter_size", s.iter_size, 1);
   s.max_iter = reader.get_int("max_iter", s.max_iter, 0);
   s.snapshot_every = reader.get_int("snapshot_every", s.snapshot_every, 0);
@@ -148,13 +150,16 @@ json ModelConfig::to_json() const {
 }
 
 json SolverConfig::to_json() const {
-  return {{"base_lr", base_lr},       {"lr_policy", lr_policy},   {"gamma", gamma},
+  json out = {{"base_lr", base_lr},       {"lr_policy", lr_policy},   {"gamma", gamma},
           {"stepsize", stepsize},     {"stepvalues", stepvalues}, {"power", power},
           {"momentum", momentum},     {"weight_decay", weight_decay}, {"iter_size", iter_size},
           {"max_iter", max_iter},     {"snapshot_every", snapshot_every}, {"test_every", test_every},
           {"display_every", display_every}, {"val_limit", val_limit}, {"threads", threads},
           {"seed", seed},             {"on_nan", on_nan},         {"allreduce_bucket_mb", allreduce_bucket_mb},
           {"plateau_window", plateau_window}, {"update_ratio_band", update_ratio_band}};
+  // only when not 1: configs without it keep the hash they had before the key existed
+  if (batch_size != 1) out["batch_size"] = batch_size;
+  return out;
 }
 
 json InitConfig::to_json() const { return {{"weights", weights}}; }
@@ -314,6 +319,37 @@ json sources_to_json(const std::vector<DataSource>& sources) {
   return out;
 }
 
+std::vector<double> read_three(SpecReader& reader, const char* key, const std::vector<double>& fallback,
+                               const char* what) {
+  std::vector<double> values = reader.get_number_list(key, fallback);
+  if (values.size() != 3) reader.fail(key, std::string("expected 3 numbers (") + what + ")");
+  for (double v : values)
+    if (!std::isfinite(v)) reader.fail(key, "every value must be finite");
+  return values;
+}
+
+// data.channel_order, pixel_scale, mean, std, input_scale; the old
+// data.mean_bgr (BGR order, 0..255 units, what configs before these keys
+// wrote) becomes mean = mean_bgr in channel_order times pixel_scale.
+void parse_input_convention(SpecReader& reader, DataConfig& config) {
+  config.channel_order = reader.get_choice("channel_order", {"bgr", "rgb"}, config.channel_order);
+  config.pixel_scale = reader.get_number("pixel_scale", config.pixel_scale, 1e-6, 1e6);
+  if (reader.has("mean") && reader.has("mean_bgr"))
+    reader.fail("mean_bgr", "not with data.mean (mean_bgr is the old form of data.mean: give one of them)");
+  if (reader.has("mean_bgr")) {
+    std::vector<double> bgr = read_three(reader, "mean_bgr", {}, "blue, green, red");
+    if (config.channel_order == "rgb") std::reverse(bgr.begin(), bgr.end());
+    for (double& m : bgr) m *= config.pixel_scale;
+    config.mean = bgr;
+  } else {
+    config.mean = read_three(reader, "mean", config.mean, "one per channel, in data.channel_order");
+  }
+  config.std = read_three(reader, "std", config.std, "one per channel, in data.channel_order");
+  for (double s : config.std)
+    if (!(s > 0)) reader.fail("std", "every std must be > 0, got " + std::to_string(s));
+  config.input_scale = reader.get_number("input_scale", config.input_scale, 1e-6, 1e6);
+}
+
 }  // namespace
 
 DataConfig parse_data_config(SpecReader& reader) {
@@ -334,9 +370,7 @@ DataConfig parse_data_config(SpecReader& reader) {
   config.image_ext = reader.get_string("image_ext", config.image_ext);
   if (config.image_ext.empty() || config.image_ext[0] != '.')
     reader.fail("image_ext", "expected an extension starting with '.', got \"" + config.image_ext + "\"");
-  config.mean_bgr = reader.get_number_list("mean_bgr", config.mean_bgr);
-  if (config.mean_bgr.size() != 3) reader.fail("mean_bgr", "expected 3 numbers (blue, green, red)");
-  config.input_scale = reader.get_number("input_scale", config.input_scale, 1e-6, 1e6);
+  parse_input_convention(reader, config);
   if (reader.has("class_names")) config.class_names = reader.get_string_list("class_names");
   reader.accept("class_names");
   if (reader.has("augment")) config.augment = parse_augment(reader.get_object("augment"));
@@ -354,7 +388,10 @@ json data_config_to_json(const DataConfig& config) {
   json out = {{"image_dir", config.image_dir},
               {"label_dir", config.label_dir},
               {"image_ext", config.image_ext},
-              {"mean_bgr", config.mean_bgr},
+              {"channel_order", config.channel_order},
+              {"pixel_scale", config.pixel_scale},
+              {"mean", config.mean},
+              {"std", config.std},
               {"input_scale", config.input_scale},
               {"class_names", config.class_names},
               {"augment",

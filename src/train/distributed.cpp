@@ -179,9 +179,27 @@ void Communicator::abort_with_error(const std::string& message, int code) {
   std::_Exit(code);
 }
 
-int64_t rank_sample_index(int64_t local_count, int64_t iter_size, int rank, int size) {
-  const int64_t step = local_count / iter_size, within = local_count % iter_size;
-  return step * size * iter_size + rank * iter_size + within;
+int64_t rank_sample_index(int64_t local_count, int64_t per_step, int rank, int size) {
+  const int64_t step = local_count / per_step, within = local_count % per_step;
+  return step * size * per_step + rank * per_step + within;
+}
+
+void average_learned_state(Communicator& comm, Graph& graph) {
+  std::vector<Param*> state;
+  size_t total = 0;
+  for (Param* p : graph.params())
+    if (p->learned_state && p->frozen()) {
+      state.push_back(p);
+      total += static_cast<size_t>(p->data.numel());
+    }
+  if (state.empty() || comm.size() == 1) return;
+  std::vector<double> values;
+  values.reserve(total);
+  for (const Param* p : state) values.insert(values.end(), p->data.data(), p->data.data() + p->data.numel());
+  comm.allreduce_sum(values.data(), values.size());
+  size_t at = 0;
+  for (Param* p : state)
+    for (int64_t i = 0; i < p->data.numel(); ++i) p->data[i] = static_cast<float>(values[at++] / comm.size());
 }
 
 std::pair<int64_t, int64_t> rank_share(int64_t count, int rank, int size) {
@@ -190,7 +208,7 @@ std::pair<int64_t, int64_t> rank_share(int64_t count, int rank, int size) {
   return {begin, begin + base + (rank < extra ? 1 : 0)};
 }
 
-void check_same_params(Communicator& comm, Graph& graph) {
+void check_same_params(Communicator& comm, Graph& graph, const std::string& problem) {
   // FNV-1a style, 8 bytes at a time, over the names and raw bits of every param
   uint64_t hash = 14695981039346656037ull;
   auto mix = [&hash](const void* data, size_t bytes) {
@@ -207,8 +225,7 @@ void check_same_params(Communicator& comm, Graph& graph) {
   }
   const auto value = static_cast<int64_t>(hash);
   if (comm.allreduce_min(value) != comm.allreduce_max(value))
-    throw Error("the ranks start from different weights: is every file of init.weights / --resume the same on every "
-                "host?");
+    throw Error(problem);
 }
 
 int threads_per_rank(int configured, const Communicator& comm) {

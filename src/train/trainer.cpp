@@ -9,6 +9,7 @@
 #include "fcn/cpu/blas_kernel.hpp"
 #include "fcn/cpu/threads.hpp"
 #include "fcn/train/checkpoint.hpp"
+#include "fcn/data/batch.hpp"
 #include "fcn/data/random.hpp"
 #include "fcn/train/distributed.hpp"
 #include "fcn/core/error.hpp"
@@ -107,8 +108,8 @@ Trainer::Trainer(TrainOptions options)
   if (comm_.is_root()) {
     write_resolved_config();
     print_header();
-    log_ = std::make_unique<RunLog>(options_.out_dir, start_iter_, solver_config_.max_iter,
-                                    solver_config_.iter_size * comm_.size(), solver_config_.display_every);
+    log_ = std::make_unique<RunLog>(options_.out_dir, start_iter_, solver_config_.max_iter, images_per_step(),
+                                    solver_config_.display_every);
     monitor_ = std::make_unique<TrainingMonitor>(solver_config_, log_->warned_kinds());
     update_run_info("running", start_iter_);
   }
@@ -216,13 +217,17 @@ void Trainer::print_header() {
   spdlog::info("data: {} train images ({}), {} val images ({}){}", train_set_->size(),
                describe_sources(train_sources(data)), val_images, describe_sources(val_sources(data)),
                s.val_limit > 0 && val_images > s.val_limit ? ", validating on the first " + std::to_string(s.val_limit) : "");
-  spdlog::info("solver: base_lr {:g} ({}), momentum {:g}, weight_decay {:g}, iter_size {}, {} iterations, seed {}",
-               s.base_lr, s.lr_policy, s.momentum, s.weight_decay, s.iter_size, s.max_iter, s.seed);
+  spdlog::info("solver: base_lr {:g} ({}), momentum {:g}, weight_decay {:g}, batch_size {} x iter_size {}{} = {} "
+               "images per step, {} iterations, seed {}",
+               s.base_lr, s.lr_policy, s.momentum, s.weight_decay, s.batch_size, s.iter_size,
+               comm_.distributed() ? fmt::format(" x {} ranks", comm_.size()) : "", images_per_step(), s.max_iter,
+               s.seed);
   spdlog::info("threads: {}; BLAS: {}", threads_, blas_kernel_report());
   if (reducer_)
-    spdlog::info("data parallel: {} ranks ({} on this host) x iter_size {} = {} images per step; allreduce of {:.1f} MiB "
-                 "in {} buckets (solver.allreduce_bucket_mb {:g}), overlapped with backward: {}",
-                 comm_.size(), comm_.local_size(), s.iter_size, s.iter_size * comm_.size(),
+    spdlog::info("data parallel: {} ranks ({} on this host) x batch_size {} x iter_size {} = {} images per step; "
+                 "allreduce of {:.1f} MiB in {} buckets (solver.allreduce_bucket_mb {:g}), overlapped with backward: {}; "
+                 "batch norm: each rank's batch statistics, running statistics averaged over the ranks after each step",
+                 comm_.size(), comm_.local_size(), s.batch_size, s.iter_size, images_per_step(),
                  reducer_->total_bytes() / 1048576.0, reducer_->buckets().size(), s.allreduce_bucket_mb,
                  reducer_->overlap() ? "yes" : "no (FCN_ALLREDUCE_OVERLAP=0)");
   spdlog::info("out: {}{}", options_.out_dir,
@@ -237,7 +242,11 @@ void Trainer::print_header() {
   run_info_.data = {{"train", describe_sources(train_sources(data))},
                     {"val", describe_sources(val_sources(data))},
                     {"train_images", train_set_->size()},
-                    {"val_images", val_images}};
+                    {"val_images", val_images},
+                    {"batch_size", s.batch_size},
+                    {"iter_size", s.iter_size},
+                    {"ranks", comm_.size()},
+                    {"images_per_step", images_per_step()}};
   if (!model.resolved_class_weights.empty()) run_info_.class_weights = model.resolved_class_weights;
 }
 
@@ -271,10 +280,17 @@ void Trainer::warn(int64_t iter, const std::optional<TrainingWarning>& warning) 
   if (warning && log_) log_->warning(iter, warning->kind, warning->message);
 }
 
+int64_t Trainer::images_per_step() const {
+  return solver_config_.batch_size * solver_config_.iter_size * comm_.size();
+}
+
 void Trainer::start_loader() {
-  next_sample_ = start_iter_ * solver_config_.iter_size;  // this rank's samples so far
+  // step s consumes the global samples s*B .. s*B+B-1 (B = images_per_step),
+  // rank r the r-th slice of batch_size x iter_size of them, in pass order:
+  // the sequence does not depend on how a step is split into passes
+  const int64_t k = solver_config_.batch_size * solver_config_.iter_size;
+  next_sample_ = start_iter_ * k;  // this rank's samples so far
   const DataConfig& data = options_.config.data;
-  const int64_t k = solver_config_.iter_size;
   const int rank = comm_.rank(), ranks = comm_.size();
   // the callback runs on the loader thread, the only one touching next_sample_
   loader_ = std::make_unique<Prefetcher>(
@@ -282,29 +298,39 @@ void Trainer::start_loader() {
       data.augment, true, data.prefetch);
 }
 
+Batch Trainer::next_batch() {
+  std::vector<Sample> samples;
+  for (int64_t n = 0; n < solver_config_.batch_size; ++n) samples.push_back(loader_->next());
+  return stack_samples(samples, static_cast<float>(options_.config.data.ignore_label));
+}
+
 double Trainer::accumulate_gradients(int64_t step) {
   graph_->zero_param_grads();
   double total = 0;
   for (int64_t i = 0; i < solver_config_.iter_size; ++i) {
-    const Sample sample = loader_->next();
-    // dropout draws depend on the sample alone, not on the history
-    graph_->rng().seed(derive_seed(solver_config_.seed, static_cast<uint64_t>(sample.global_index)));
-    graph_->reshape({{"data", sample.image.shape()}, {"label", sample.label.shape()}});
-    graph_->blob("data") = sample.image;  // copies into the blob's own storage
-    graph_->blob("label") = sample.label;
+    const Batch batch = next_batch();
+    // dropout draws depend on each image's sample index alone, not on the
+    // history or on the batch it is in
+    std::vector<uint64_t> seeds;
+    for (int64_t g : batch.global_indices) seeds.push_back(derive_seed(solver_config_.seed, static_cast<uint64_t>(g)));
+    graph_->seed_images(seeds);
+    graph_->reshape({{"data", batch.image.shape()}, {"label", batch.label.shape()}});
+    graph_->blob("data") = batch.image;  // copies into the blob's own storage
+    graph_->blob("label") = batch.label;
     graph_->forward(Mode::train);
     // the last pass hands each finished bucket of gradients to the allreduce
     if (reducer_ && i + 1 == solver_config_.iter_size) reducer_->begin_last_pass();
-    // Single process, iter_size > 1: each sample's gradient is computed
-    // into zeroed buffers and then added, so the sum is the one an
-    // allreduce over ranks forms (g0 + g1 exactly, not g0 plus g1's partial
-    // sums): N ranks x iter_size k follow one process with iter_size N*k.
+    // Single process, iter_size > 1: each pass's gradient is computed into
+    // zeroed buffers and then added, so the sum is the one an allreduce over
+    // ranks forms (g0 + g1 exactly, not g0 plus g1's partial sums): N ranks
+    // x iter_size k follow one process with iter_size N*k.
     const bool separate = !reducer_ && solver_config_.iter_size > 1;
     if (separate && i > 0) graph_->zero_param_grads();
     graph_->backward();  // adds into the param gradients
     if (separate) add_to_gradient_sum(i == 0);
     total += graph_->loss();
   }
+  graph_->seed_images({});
   if (!reducer_) {
     if (solver_config_.iter_size > 1) restore_gradient_sum();
     return total / static_cast<double>(solver_config_.iter_size);
@@ -337,6 +363,9 @@ void Trainer::restore_gradient_sum() {
 
 bool Trainer::apply_update(int64_t step, double loss, double lr) {
   const std::vector<Param*> params = graph_->params();
+  // each rank's batch norms moved their running statistics with their own
+  // batches: the average keeps them one model (validation, checkpoints)
+  if (comm_.distributed()) average_learned_state(comm_, *graph_);
   if (std::isfinite(loss) && gradients_finite(params)) {
     solver_->step(params, lr);
     return true;
@@ -429,6 +458,9 @@ void Trainer::finish(double lr, TrainResult& result) {
   if (last_saved_iter_ != iter) result.checkpoint = save_checkpoint(iter, lr);
   if (solver_config_.test_every > 0 && last_validated_iter_ != iter) validate(iter);
   result.final_weights = options_.out_dir + "/final.safetensors";
+  // rank 0 writes the weights for all: they must be every rank's
+  if (comm_.distributed())
+    check_same_params(comm_, *graph_, "the ranks' weights differ after training (running statistics included)");
   if (reducer_ && reducer_->stats().steps > 0) {
     const ReducerStats& st = reducer_->stats();
     const double steps = static_cast<double>(st.steps);

@@ -8,6 +8,9 @@
 # ranks gives the same scores as one process on the same weights, and a
 # 2-rank run resumed with 2 ranks ends bit-identical to an uninterrupted one
 # (also across bucket sizes and with the overlap off: a sum of two is exact).
+# Batches: 2 ranks x batch_size 2 end with the weights of 1 x iter_size 4
+# (normalize none, no batch norm); a batch-norm net on 2 ranks with
+# batch_size 2 keeps the ranks' running statistics identical.
 # Skips (exit 77, which ctest reports as skipped) when mpirun is missing or fcn was built without MPI.
 # Usage (from the repo root): bash tests/cli/mpi_equivalence.sh path/to/fcn
 set -euo pipefail
@@ -75,6 +78,42 @@ mpi2 "$fcn" train --config tiny.json --out two2 --set solver.iter_size=2 --set s
 grep -q "allreduce of .* in [0-9]* buckets" two2.log && ! grep -q " in 1 buckets" two2.log ||
   { cat two2.log; fail "expected several buckets"; }
 compare two2/final.safetensors one4/final.safetensors 1e-5
+
+echo "== 2 ranks x batch_size 2 == 1 process x iter_size 4 (normalize none: a pass averages over its images)"
+batched=(--set model.normalize=none --set solver.base_lr=1e-7 --set solver.max_iter=3 --set solver.test_every=0)
+"$fcn" train --config tiny.json --out onei4 "${batched[@]}" --set solver.iter_size=4 2>onei4.log ||
+  { cat onei4.log; fail "single-process iter_size 4, normalize none"; }
+mpi2 "$fcn" train --config tiny.json --out twob2 "${batched[@]}" --set solver.batch_size=2 >twob2.out 2>twob2.log ||
+  { cat twob2.out twob2.log; fail "2 ranks x batch_size 2"; }
+grep -q "batch_size 2 x iter_size 1 x 2 ranks = 4 images per step" twob2.log || { cat twob2.log; fail "no batch header"; }
+compare twob2/final.safetensors onei4/final.safetensors 1e-5
+
+echo "== batch norm with batch_size 2 on 2 ranks: each rank's batch, running statistics averaged and identical"
+cat > bn.json <<'JSON'
+{"model": {"num_classes": 3, "graph": {"inputs": {"data": {"channels": 3}, "label": {"channels": 1}}, "layers": [
+   {"name": "conv1", "type": "conv", "inputs": ["data"], "num_output": 4, "kernel": 3, "pad": 1},
+   {"name": "bn1", "type": "batch_norm", "inputs": ["conv1"]},
+   {"name": "relu1", "type": "relu", "inputs": ["bn1"]},
+   {"name": "score", "type": "conv", "inputs": ["relu1"], "num_output": 3, "kernel": 1},
+   {"name": "loss", "type": "softmax_loss", "inputs": ["score", "label"], "normalize": "valid"}]}},
+ "data": {"format": "voc", "root": "data", "seed": 5, "augment": {"flip": true}, "input_scale": 0.017},
+ "solver": {"base_lr": 0.01, "momentum": 0.9, "max_iter": 3, "batch_size": 2, "snapshot_every": 0,
+            "test_every": 3, "display_every": 1, "threads": 1, "seed": 7}}
+JSON
+# the trainer checks at the end that every rank holds the weights rank 0
+# writes, running statistics included (without the averaging they differ)
+mpi2 "$fcn" train --config bn.json --out bn2 >bn2.out 2>bn2.log || { cat bn2.out bn2.log; fail "2-rank batch norm run"; }
+grep -q "running statistics averaged over the ranks" bn2.log || { cat bn2.log; fail "no batch norm header"; }
+/usr/bin/python3 - "$repo/tools" bn2/final.safetensors <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import safetensors_np
+two, _ = safetensors_np.load(sys.argv[2])
+mean, var = two["bn1.running_mean"], two["bn1.running_var"]
+assert np.all(mean != 0) and np.all(var != 1), "running statistics did not move: %s %s" % (mean, var)
+print("batch norm: running statistics moved (%s) and agree over the ranks" % mean)
+PY
 
 echo "== rank 0 alone writes the run"
 [[ -f two/config.json && -f two/metrics.jsonl && -f two/curves.png && -f two/val_samples.png ]] || fail "run outputs missing"

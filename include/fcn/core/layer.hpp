@@ -118,11 +118,16 @@ class Layer {
                          const std::string& output) const = 0;
   // Random draws (dropout) come from this generator; the graph seeds it.
   void set_rng(std::mt19937_64* rng) { rng_ = rng; }
+  // Per-image generators (Graph::seed_images): when set and not empty,
+  // image n of a batch draws from (*rngs)[n] instead, so that each image's
+  // draws are those it gets in a batch of one.
+  void set_image_rngs(std::vector<std::mt19937_64>* rngs) { image_rngs_ = rngs; }
 
  protected:
   [[noreturn]] void fail_shape(const std::string& problem, const std::vector<Shape>& input_shapes) const;
   void expect_inputs(const std::vector<Shape>& input_shapes, size_t count, int ndim = 4) const;
   std::mt19937_64* rng_ = nullptr;
+  std::vector<std::mt19937_64>* image_rngs_ = nullptr;
 
  private:
   std::string name_;

@@ -48,9 +48,19 @@ struct DataConfig {
   std::string image_dir = "images";
   std::string label_dir = "labels";
   std::string image_ext = ".jpg";
-  std::vector<double> mean_bgr = {104.00698793, 116.66876762, 122.67891434};
-  // Multiplies the mean-subtracted pixels (1 = the reference: raw 0-255
-  // range). Training from scratch wants about 1/58, unit-variance inputs.
+  // The input convention: net channel c of pixel p is
+  //   ((p_c * pixel_scale) - mean[c]) / std[c] * input_scale
+  // with p_c the image's 0..255 value of channel c in channel_order. The
+  // defaults are the reference's (Caffe VGG16: BGR, 0..255, VOC's mean);
+  // torchvision's nets: rgb, pixel_scale 1/255, ImageNet's mean and std.
+  // The old key data.mean_bgr (BGR, 0..255 units) maps to mean (see
+  // parse_data_config).
+  std::string channel_order = "bgr";  // bgr | rgb
+  double pixel_scale = 1.0;
+  std::vector<double> mean = {104.00698793, 116.66876762, 122.67891434};  // in channel_order, after pixel_scale
+  std::vector<double> std = {1.0, 1.0, 1.0};
+  // Multiplies the normalised pixels (1 = the reference's 0-255 range).
+  // Training from scratch wants about 1/58, unit-variance inputs.
   double input_scale = 1.0;
   std::vector<std::string> class_names;  // defaults to VOC's 21
   AugmentConfig augment;
@@ -75,15 +85,22 @@ const std::vector<std::string>& voc_class_names();
 // names for 21 classes, else "class_0", "class_1", ...
 std::vector<std::string> resolve_class_names(const DataConfig& config, int64_t num_classes);
 
-// A BGR image as the network's input: [1, 3, H, W] planes of
-// (pixel - mean_bgr) * input_scale.
+// Throws naming the data.* key when the input convention is unusable
+// (channel_order, 3 means, 3 stds > 0, scales > 0).
+void check_input_convention(const DataConfig& config);
+// A BGR image as the network's input: [1, 3, H, W] planes in
+// config.channel_order of ((pixel * pixel_scale) - mean) / std * input_scale,
+// computed in float in torchvision's order (pixel / (1 / pixel_scale), minus
+// the mean, divided by the std), so the torchvision convention gives exactly
+// Normalize(ToTensor(image)). A 0 in the tensor is the mean pixel: padding
+// with 0 pads with the mean.
 Tensor image_to_tensor(const Image& image, const DataConfig& config);
 // The inverse, 8-bit BGR (pictures of what the network saw).
 Image tensor_to_image(const Tensor& tensor, const DataConfig& config);
 
 struct Sample {
   std::string id;
-  Tensor image;  // [1, 3, H, W] BGR float, mean subtracted
+  Tensor image;  // [1, 3, H, W] float, image_to_tensor's convention
   Tensor label;  // [1, 1, H, W] class ids (ignore_label = void); empty when unlabeled
   int64_t global_index = -1;
 };

@@ -140,6 +140,11 @@ class Graph {
 
   // Random source for layers that draw (dropout); reseed for exact resume.
   std::mt19937_64& rng() { return rng_; }
+  // One generator per image of the next batches, seeded with `seeds` (the
+  // trainer: from each image's global sample index), so that a layer's
+  // draws for an image do not depend on the batch it is in; empty: every
+  // draw from rng().
+  void seed_images(const std::vector<uint64_t>& seeds);
 
  private:
   struct Node {
@@ -170,6 +175,7 @@ class Graph {
   std::map<std::string, Shape> last_input_shapes_;
   int64_t planned_arena_floats_ = 0;  // options_.plan_only: the arena reshape would allocate
   std::mt19937_64 rng_{1337};
+  std::vector<std::mt19937_64> image_rngs_;
   std::function<void(size_t)> backward_hook_;
   ForwardHook forward_hook_;
   std::vector<Shape> blob_shapes_;  // of the last reshape, for the memory plan

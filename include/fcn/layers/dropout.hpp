@@ -1,8 +1,10 @@
 #pragma once
 // dropout: inverted dropout (as Caffe) element-wise. In train mode each unit
 // is kept with probability 1 - ratio and scaled by 1/(1 - ratio), with the
-// mask drawn from the layer's rng and kept for backward; identity in test
-// mode. Backward reads only the mask, so the layer may run in place.
+// mask drawn from the layer's rng (each image from its own generator when
+// the graph has per-image ones: a batch's masks are those its images get
+// one at a time) and kept for backward; identity in test mode. Backward
+// reads only the mask, so the layer may run in place.
 #include <vector>
 
 #include "fcn/core/layer.hpp"
@@ -28,7 +30,9 @@ class DropoutLayer : public Layer {
   }
 
  private:
-  void draw_mask(int64_t count);
+  // count values; with per-image generators (Layer::set_image_rngs) image n
+  // of the `batch` draws its count / batch values from generator n.
+  void draw_mask(int64_t count, int64_t batch);
 
   double ratio_;
   Tensor mask_;               // 0 or 1/(1 - ratio) per unit, from the last train forward

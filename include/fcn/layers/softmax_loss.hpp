@@ -4,11 +4,16 @@
 //   loss = sum over non-ignored pixels p of w[label_p] * -log softmax(score_p)[label_p] / norm
 // with w = "class_weights" (C non-negative numbers; default all 1) and norm =
 // the sum of w[label_p] over the non-ignored pixels ("valid": without weights
-// their count; PyTorch's cross_entropy(weight=w, reduction="mean") divides by
-// the same sum; a sum of 0 gives loss 0 and zero gradients), N ("batch") or 1
-// ("none"). Backward: dscore += dloss * w[label] * (softmax - onehot(label)) /
-// norm; no gradient to label. "loss_weight" (default 1, >= 0) multiplies the
-// loss and so its gradient (Caffe's loss_weight; an auxiliary loss).
+// their count over the whole batch; PyTorch's cross_entropy(weight=w,
+// reduction="mean") divides by the same sum; a sum of 0 gives loss 0 and
+// zero gradients), or N, the batch size ("none" and "batch": the sum over
+// each image's pixels, averaged over the images, Caffe's BATCH_SIZE; at
+// N = 1 this is Caffe's NONE, the reference's plain sum, and a batch of N
+// gives the update of N images one at a time with iter_size N). Caffe's
+// NONE sums over the batch too; fcn imports Caffe nets at batch 1, where the
+// two agree. Backward: dscore += dloss * w[label] * (softmax - onehot(label))
+// / norm; no gradient to label. "loss_weight" (default 1, >= 0) multiplies
+// the loss and so its gradient (Caffe's loss_weight; an auxiliary loss).
 #include <string>
 #include <vector>
 

@@ -34,6 +34,10 @@ struct SolverConfig {
   double power = 1.0;               // poly, inv
   double momentum = 0.99;
   double weight_decay = 0.0005;
+  // images per forward pass; a step is iter_size passes on each rank, so
+  // batch_size x iter_size x ranks images (padded to the batch's largest
+  // size: data/batch.hpp)
+  int64_t batch_size = 1;
   int64_t iter_size = 1;
   int64_t max_iter = 100000;
   int64_t snapshot_every = 4000;  // 0 = off

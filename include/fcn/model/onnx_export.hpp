@@ -2,7 +2,8 @@
 // fcn graphs as ONNX models (opset 13), for runtimes outside fcn.
 //
 // The model's input `image` is float32 [N, 3, H, W], exactly the tensor
-// fcn's graph reads as `data` (BGR minus the mean, times input_scale); its
+// fcn's graph reads as `data` (image_to_tensor's convention: channels in
+// data.channel_order, ((pixel * pixel_scale) - mean) / std * input_scale); its
 // output `score` [N, C, H, W] is the blob fcn predicts from (the loss
 // layer's score input). Each layer emits its own nodes (Layer::emit_onnx);
 // the loss is omitted. A layer type without an exact ONNX form stops the

@@ -1,12 +1,15 @@
 #pragma once
 // Data-parallel training across processes (`mpirun -np N fcn train ...`).
 //
-// Every rank holds the whole model. Step t with iter_size k consumes the
-// global samples t*N*k ... t*N*k + N*k - 1 of the single-process order; rank
-// r takes the k starting at t*N*k + r*k (rank_sample_index). Every random
-// draw of a sample is seeded from its global index, the summed gradients are
-// divided by N*k, so N ranks x iter_size k follow the trajectory of one
-// process with iter_size N*k (up to float summation order).
+// Every rank holds the whole model. Step t with k = batch_size x iter_size
+// images per rank consumes the global samples t*N*k ... t*N*k + N*k - 1 of
+// the single-process order; rank r takes the k starting at t*N*k + r*k
+// (rank_sample_index), in passes of batch_size. Every random draw of a
+// sample is seeded from its global index, the summed gradients are divided
+// by N x iter_size (the passes), so N ranks x iter_size k follow the
+// trajectory of one process with iter_size N*k (up to float summation
+// order; nets with batch norm in train mode: each rank normalises with its
+// own batch, see average_learned_state).
 //
 // Communicator: the process's world (MPI_COMM_WORLD when fcn was built with
 // MPI and started by an MPI launcher, else a single process whose
@@ -76,14 +79,24 @@ class Communicator {
 };
 
 // The global sample index of this rank's `local_count`-th sample (0-based,
-// counted over the whole run) with `iter_size` samples per rank and step.
-int64_t rank_sample_index(int64_t local_count, int64_t iter_size, int rank, int size);
+// counted over the whole run) with `per_step` samples per rank and step
+// (batch_size x iter_size).
+int64_t rank_sample_index(int64_t local_count, int64_t per_step, int rank, int size);
 // The share [begin, end) of `count` items that `rank` handles: contiguous
 // blocks, the first `count % size` ranks one item more.
 std::pair<int64_t, int64_t> rank_share(int64_t count, int rank, int size);
-// Throws (on every rank alike) when the ranks' params differ: an init or
-// resume file that is not the same on every host.
-void check_same_params(Communicator& comm, Graph& graph);
+// Throws `problem` (on every rank alike) when the ranks' params differ (every
+// param, running statistics included, bit for bit): at start an init or
+// resume file that is not the same on every host; after training a bug.
+void check_same_params(Communicator& comm, Graph& graph,
+                       const std::string& problem = "the ranks start from different weights: is every file of "
+                                                    "init.weights / --resume the same on every host?");
+// Replaces each learned-state param the solver does not update (a batch
+// norm's running statistics; Param::learned_state and frozen) by its mean
+// over the ranks, summed in double: equal values stay exactly equal, and the
+// ranks hold one model again after each rank's batch norms moved their
+// statistics with their own batches.
+void average_learned_state(Communicator& comm, Graph& graph);
 // solver.threads for this rank: `configured` when positive or with one
 // rank; for 0 (all cores) with several ranks, the cores the launcher bound
 // this rank to, or when it is not bound, the host's cores / its ranks.

@@ -10,18 +10,29 @@
 // checkpoints/iter_NNNNNNNN.safetensors every snapshot_every steps and at
 // the end, and final.safetensors (the params alone).
 //
-// Determinism: step t with iter_size k consumes the global samples
-// t*k ... t*k+k-1 (training_sample: order and augmentation depend only on
-// data.seed and the index), and before each sample's forward the graph's
-// random generator is reseeded from (solver.seed, sample index), so dropout
-// depends on the sample alone. A checkpoint therefore needs only params,
+// Batches: a step is iter_size passes (forward + backward) of batch_size
+// images each (data/batch.hpp: padded to the batch's largest size), on each
+// rank: B = batch_size x iter_size x ranks images per step. The step's
+// gradient is the mean over its iter_size x ranks passes; within a pass the
+// loss layer normalises over the batch (softmax_loss.hpp), so batch_size N
+// and iter_size N give the same update on equal-size images without batch
+// norm.
+//
+// Determinism: step t consumes the global samples t*B ... t*B+B-1
+// (training_sample: order and augmentation depend only on data.seed and the
+// index), however the step is split into passes and ranks, and each image
+// of a pass draws (dropout) from its own generator seeded from
+// (solver.seed, sample index), so dropout depends on the sample alone. A checkpoint therefore needs only params,
 // momentum and the iteration, and a resumed run ends bit-identical to an
 // uninterrupted one (same thread count).
 //
 // Data parallel (distributed.hpp): under mpirun every rank runs a Trainer;
 // rank r loads the global samples rank_sample_index(...) of each step, the
 // gradients are summed over the ranks (GradientReducer, overlapping backward)
-// and divided by ranks x iter_size; validation is split across the ranks and
+// and divided by ranks x iter_size; batch norm in train mode normalises with
+// each rank's own batch (not synchronised, as PyTorch DDP without
+// SyncBatchNorm) and the running statistics are averaged over the ranks
+// after every step (average_learned_state); validation is split across the ranks and
 // the confusion matrices summed. Rank 0 alone logs and writes files.
 //
 // Faults: a non-finite loss or gradient stops training with an Error naming
@@ -36,6 +47,7 @@
 #include <string>
 
 #include "fcn/model/config.hpp"
+#include "fcn/data/batch.hpp"
 #include "fcn/data/dataset.hpp"
 #include "fcn/data/prefetcher.hpp"
 #include "fcn/data/sampling.hpp"
@@ -84,8 +96,8 @@ class Trainer {
   TrainResult run();
 
   // The pieces of one step, for drivers that interleave their own work:
-  // forward + backward of the step's iter_size samples into zeroed param
-  // gradients; returns the mean loss.
+  // forward + backward of the step's iter_size batches into zeroed param
+  // gradients; returns the mean loss over the passes.
   double accumulate_gradients(int64_t step);
   // Checks for non-finite values (on_nan), then the SGD update; false when
   // the update was skipped.
@@ -104,6 +116,9 @@ class Trainer {
   void add_to_gradient_sum(bool first);
   void restore_gradient_sum();
   std::vector<Tensor> gradient_sum_;
+  // The next batch_size samples of this rank, stacked.
+  Batch next_batch();
+  int64_t images_per_step() const;
   void open_datasets();
   void build_graph();
   void initialise_params();
