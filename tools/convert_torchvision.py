@@ -22,7 +22,8 @@ Running statistics (`running_mean`, `running_var`) travel both ways.
       --weights OUT img.jpg` runs at once); an ImageNet ResNet as the trunk
       of --arch (fcn8s) with --num-classes (21) and init.weights = OUT, for
       training. Both with torchvision's input convention (RGB, pixels/255,
-      ImageNet mean and std).
+      ImageNet mean and std) and VOC's layout at data/VOCdevkit/VOC2012 as
+      the dataset (read by train and eval only; --set data.root=DIR).
   to-torchvision IN.safetensors OUT.pth --model M
       IN: fcn weights or a checkpoint (momentum buffers are ignored).
       fcn_resnet50/101: the whole net; the result loads into torchvision's
@@ -217,7 +218,10 @@ def fcn_config(model, params, weights_path, arch, num_classes):
         config = {"model": net, "init": {"weights": os.path.abspath(weights_path)}}
     # torchvision's reference loss: the mean over the valid (non-ignored) pixels
     net.update({"normalize": "valid", "ignore_label": 255})
-    config["data"] = dict(TORCHVISION_INPUT)
+    # the dataset is read by train and eval only (predict needs none, but a
+    # data section needs a root): VOC's, whose 21 categories torchvision's
+    # FCN-ResNet weights predict; --set data.root=DIR points it elsewhere
+    config["data"] = {"format": "voc", "root": "data/VOCdevkit/VOC2012", **TORCHVISION_INPUT}
     return config
 
 

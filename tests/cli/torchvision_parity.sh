@@ -3,7 +3,7 @@
 # converter (tools/convert_torchvision.py), without downloads:
 # 1. parity (tools/check_torchvision_parity.py): resnet18 FCN-8s (skip head
 #    around torchvision's resnet18 trunk) and torchvision's fcn_resnet50 with
-#    the aux head, batch 2, at 33x47 (odd sides) and 32x32, train mode (batch
+#    the aux head, batch 2, at 33x47 (odd sides) and 40x40, train mode (batch
 #    statistics, running-statistics update; dropout 0) and eval mode: scores,
 #    aux scores, loss, every param gradient and running statistic, float64
 #    reference, within 3x PyTorch float32's own error;
@@ -18,7 +18,7 @@ set -uo pipefail
 fcn=$(realpath "$1")
 status=0
 timeout 150 /usr/bin/python3 tools/check_torchvision_parity.py "$fcn" --nets resnet18-fcn8s fcn_resnet50-aux \
-  --sizes 33x47 32x32 || status=1
+  --sizes 33x47 40x40 || status=1
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -132,8 +132,9 @@ expect("no output left by the failed runs", not any(n.startswith(("x.", ".x.")) 
 
 # 3. the written config runs: scores as torchvision's on the same input
 data = np.random.RandomState(5).standard_normal((1, 3, 37, 45)).astype(np.float32)
+label = np.zeros((1, 1, 37, 45), dtype=np.float32)
 ours, _ = fcn_forward(fcn, tmp, "fr50", ["--config", f"{tmp}/fr50.json"], f"{tmp}/fr50.safetensors",
-                      {"data": data})
+                      {"data": data, "label": label})
 with torch.no_grad():
     ref = fr50(torch.from_numpy(data))["out"].numpy()
 error = rel_err(ours["score"].astype(np.float64), ref.astype(np.float64))
