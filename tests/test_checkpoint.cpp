@@ -139,6 +139,15 @@ TEST_CASE("init weights: matching names and shapes are copied, the rest reported
   CHECK(same_bits(graph->find_param("score.weight")->data, source->find_param("score.weight")->data));
 }
 
+TEST_CASE("init report groups params by layer and module path") {
+  CHECK(param_groups({}).empty());
+  CHECK(param_groups({"score_fr.weight", "score_fr.bias", "upscore2.weight", "score_pool4.weight"}) ==
+        "score_fr, upscore2, score_pool4");
+  CHECK(param_groups({"backbone.conv1.weight", "backbone.bn1.running_mean", "backbone.layer1.0.conv1.weight",
+                      "classifier.4.bias", "aux_classifier.0.weight"}) == "backbone.*, classifier.*, aux_classifier.*");
+  CHECK(param_groups({"a.weight", "b.weight", "c.weight"}, 2) == "a, b, ... (1 more)");
+}
+
 TEST_CASE("a failed checkpoint write is an error that keeps the previous checkpoint") {
   TempDir dir;
   auto graph = make_net(4, 1);

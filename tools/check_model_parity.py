@@ -78,10 +78,11 @@ def random_inputs(rng, height, width, num_classes):
     return {"data": data, "label": label}
 
 
-def fcn_forward(fcn, workdir, tag, model_flag, weights_file, inputs, backward=False, env=None):
+def fcn_forward(fcn, workdir, tag, model_flag, weights_file, inputs, backward=False, env=None, flags=()):
     """Runs `fcn forward` with `model_flag` (["--config", F] or ["--graph", F]),
-    a weights file and inputs (a dict of numpy arrays, saved under workdir);
-    returns (tensors, metadata) of the dump. Raises with fcn's stderr on failure."""
+    a weights file, inputs (a dict of numpy arrays, saved under workdir) and
+    further `flags` (e.g. ["--train"]); returns (tensors, metadata) of the
+    dump. Raises with fcn's stderr on failure."""
     dump_file = os.path.join(workdir, f"{tag}_dump.safetensors")
     cmd = [fcn, "forward", *model_flag, "--weights", weights_file, "--dump", dump_file]
     for name, array in inputs.items():
@@ -90,6 +91,7 @@ def fcn_forward(fcn, workdir, tag, model_flag, weights_file, inputs, backward=Fa
         cmd += ["--input", f"{name}={path}"]
     if backward:
         cmd.append("--backward")
+    cmd += list(flags)
     run = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         raise RuntimeError(f"fcn forward failed: {run.stderr.strip()}")

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <regex>
@@ -126,13 +127,31 @@ CheckpointInfo load_checkpoint(const std::string& path, Graph& graph, Solver& so
   return info;
 }
 
+std::string param_groups(const std::vector<std::string>& names, size_t limit) {
+  std::vector<std::string> groups;
+  for (const auto& name : names) {
+    const size_t last = name.rfind('.');
+    const std::string layer = last == std::string::npos ? name : name.substr(0, last);
+    const size_t first = layer.find('.');
+    const std::string group = first == std::string::npos ? layer : layer.substr(0, first) + ".*";
+    if (std::find(groups.begin(), groups.end(), group) == groups.end()) groups.push_back(group);
+  }
+  return join(groups, limit);
+}
+
 LoadReport load_init_weights(const std::string& path, Graph& graph) {
   const LoadReport report = load_params(graph, read_safetensors(path), path, LoadMode::lenient);
-  spdlog::info("init from {}: {} params loaded, {} kept their initialisation, {} skipped", path, report.loaded.size(),
-               report.missing.size(), report.skipped.size());
-  for (const auto& name : report.missing) spdlog::info("  not in {}: {} (initialised from its weight_init)", path, name);
+  auto listed = [](const std::vector<std::string>& names) {
+    return names.empty() ? std::string() : " (" + param_groups(names) + ")";
+  };
+  spdlog::info("init from {}: filled {} params{}, {} start fresh from their weight_init{}, {} skipped, {} unused", path,
+               report.loaded.size(), listed(report.loaded), report.missing.size(), listed(report.missing),
+               report.skipped.size(), report.unused.size());
   for (const auto& why : report.skipped) spdlog::info("  skipped {}", why);
-  for (const auto& name : report.unused) spdlog::info("  unused tensor in {}: {} (no such param)", path, name);
+  if (!report.unused.empty())
+    spdlog::info("  tensors of {} that match no param:{}", path, listed(report.unused));
+  for (const auto& name : report.missing) spdlog::debug("  not in {}: {}", path, name);
+  for (const auto& name : report.unused) spdlog::debug("  unused tensor in {}: {}", path, name);
   return report;
 }
 

@@ -9,6 +9,7 @@
 // is all the state resume needs beyond params and momentum.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "fcn/graph/graph.hpp"
 #include "fcn/train/solver.hpp"
@@ -40,8 +41,18 @@ void save_checkpoint(const std::string& path, Graph& graph, const Solver* solver
 CheckpointInfo load_checkpoint(const std::string& path, Graph& graph, Solver& solver);
 
 // --init / init.weights: copies params whose name and shape match
-// (LoadMode::lenient) and logs what it loaded, skipped and why.
+// (LoadMode::lenient) and logs a summary by layer group: how many params it
+// filled, which start fresh from their weight_init, which tensors it skipped
+// (shape mismatch, each with its reason) and which of the file's matched no
+// param (the names, one a line, at debug level).
 LoadReport load_init_weights(const std::string& path, Graph& graph);
+
+// Param or tensor names grouped for a one-line report: the layers
+// ("conv1.weight", "conv1.bias" -> "conv1"), and layers under a module path
+// by their first component ("backbone.layer1.0.conv1.weight" ->
+// "backbone.*"), in order of first appearance; "" when empty. At most
+// `limit` groups, then "... (N more)".
+std::string param_groups(const std::vector<std::string>& names, size_t limit = 12);
 
 // "iter_00000012.safetensors"
 std::string checkpoint_filename(int64_t iter);
