@@ -14,7 +14,7 @@ cd "$tmp"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 train_error() { if timeout 60 "$fcn" train --out "$tmp/run" "$@" 2>&1; then return 1; fi; }
 
-for name in voc-fcn32s voc-fcn16s voc-fcn8s voc-fcn8s-atonce; do
+for name in voc-fcn32s voc-fcn16s voc-fcn8s voc-fcn8s-atonce voc-fcn8s-resnet18 voc-fcn_resnet50; do
   config=$repo/configs/$name.json
   out=$(train_error --config "$config") || fail "$name: fcn train succeeded without data"
   grep -q "^error: " <<<"$out" || fail "$name: no error line: $out"
@@ -30,8 +30,10 @@ for name in voc-fcn32s voc-fcn8s-atonce; do
     --set data.val.root=/nowhere/voc --set init.weights=) || fail "$name: trained without data"
   grep -qF "error: /nowhere/sbd/train.txt: cannot open split list" <<<"$out" || fail "$name: data.train.root: $out"
 done
-out=$(train_error --config "$repo/configs/synthetic-fcn8s.json" --set data.root=/nowhere/syn) || fail "synthetic: trained"
-grep -qF "error: /nowhere/syn/ImageSets/Segmentation/train.txt: cannot open" <<<"$out" || fail "synthetic: data.root: $out"
+for name in synthetic-fcn8s synthetic-fcn8s-resnet18; do
+  out=$(train_error --config "$repo/configs/$name.json" --set data.root=/nowhere/syn) || fail "$name: trained"
+  grep -qF "error: /nowhere/syn/ImageSets/Segmentation/train.txt: cannot open" <<<"$out" || fail "$name: data.root: $out"
+done
 out=$(train_error --config "$repo/configs/voc-fcn8s.json" --set solver.momentun=0.9) || fail "mistyped key accepted"
 grep -qF "configs/voc-fcn8s.json: solver.momentun" <<<"$out" || fail "mistyped key: $out"
 echo "ok"
