@@ -4,7 +4,7 @@ fcn's zoo nets, run by `fcn forward --backward [--train]`, against
   - fcn_resnet50/101: torchvision.models.segmentation.fcn_resnet50/101
     (weights=None, num_classes=K, aux_loss=True or False) itself;
   - FCN-32s/16s/8s with a resnet18/34/50/101 backbone: torchvision has no such
-    class, so SkipFCN below writes the paper's skip head in PyTorch around
+    class, so SkipFCN (tools/torch_resnet_fcn.py) writes the paper's skip head in PyTorch around
     torchvision's resnetXX trunk (IntermediateLayerGetter: layer2, layer3,
     layer4 at strides 8, 16, 32): score layers (1x1 convs with bias), frozen
     bilinear deconvs of kernel 2f-1 and stride f (shift f-1: output j sits
@@ -61,13 +61,12 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
-from torchvision.models._utils import IntermediateLayerGetter
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np  # noqa: E402
 from check_graph_parity import rel_err  # noqa: E402
 from check_model_parity import fcn_forward, rel_l2  # noqa: E402
-from torch_fcn_ref import upsample_filter  # noqa: E402
+from torch_resnet_fcn import SkipFCN  # noqa: E402
 
 SCORE_TOL, LOSS_TOL = 2e-4, 2e-4
 GRAD_FACTOR, GRAD_FLOOR = 3.0, 1e-5
@@ -83,65 +82,6 @@ DEFAULT_NETS = [f"{b}-{a}" for b in ("resnet18", "resnet50") for a in SKIP_ARCHS
 
 
 # ---- the reference nets ----------------------------------------------------
-
-def aligned_upsampler(num_classes, factor):
-    """A frozen, bias-free deconv of kernel 2f-1, stride f, with the bilinear
-    kernel (1 - |x - (f-1)| / f per axis) on the class diagonal."""
-    k = 2 * factor - 1
-    up = nn.ConvTranspose2d(num_classes, num_classes, k, stride=factor, bias=False)
-    weight = np.zeros((num_classes, num_classes, k, k), dtype=np.float32)
-    weight[range(num_classes), range(num_classes)] = upsample_filter(k)
-    up.weight.data.copy_(torch.from_numpy(weight))
-    up.weight.requires_grad_(False)
-    return up
-
-
-def crop_to(x, ref, offset):
-    """x's window of ref's size starting at (offset, offset): the upsampled
-    map's pixel offset + i lies on ref's pixel i."""
-    h, w = ref.shape[2], ref.shape[3]
-    assert x.shape[2] >= offset + h and x.shape[3] >= offset + w, (x.shape, ref.shape, offset)
-    return x[:, :, offset:offset + h, offset:offset + w]
-
-
-class SkipFCN(nn.Module):
-    """FCN-32s/16s/8s on torchvision's ResNet trunk: scores from layer4
-    (stride 32), layer3 (16) and layer2 (8). Every stride-2 layer of the
-    trunk has (k-1)/2 = pad, so feature i of a stride-S map sits at image
-    pixel S*i and a map of an H-pixel side has ceil(H/S) features."""
-
-    def __init__(self, arch, backbone, num_classes):
-        super().__init__()
-        self.arch = arch
-        trunk = getattr(torchvision.models, backbone)(weights=None)
-        self.backbone = IntermediateLayerGetter(trunk, {"layer2": "s8", "layer3": "s16", "layer4": "s32"})
-        c32 = trunk.fc.in_features
-        self.score_fr = nn.Conv2d(c32, num_classes, 1)
-        if arch == "fcn32s":
-            self.upscore = aligned_upsampler(num_classes, 32)
-            return
-        self.score_pool4 = nn.Conv2d(c32 // 2, num_classes, 1)
-        self.upscore2 = aligned_upsampler(num_classes, 2)
-        if arch == "fcn16s":
-            self.upscore16 = aligned_upsampler(num_classes, 16)
-            return
-        self.score_pool3 = nn.Conv2d(c32 // 4, num_classes, 1)
-        self.upscore_pool4 = aligned_upsampler(num_classes, 2)
-        self.upscore8 = aligned_upsampler(num_classes, 8)
-
-    def forward(self, x):
-        features = self.backbone(x)
-        score = self.score_fr(features["s32"])
-        if self.arch == "fcn32s":
-            return crop_to(self.upscore(score), x, 31)
-        pool4 = self.score_pool4(features["s16"])
-        score = crop_to(self.upscore2(score), pool4, 1) + pool4
-        if self.arch == "fcn16s":
-            return crop_to(self.upscore16(score), x, 15)
-        pool3 = self.score_pool3(features["s8"])
-        score = crop_to(self.upscore_pool4(score), pool3, 1) + pool3
-        return crop_to(self.upscore8(score), x, 7)
-
 
 class Net:
     """One net of the check: its torch module and fcn config."""

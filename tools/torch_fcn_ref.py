@@ -50,10 +50,10 @@ def upsample_filter(k):
     return ((1 - abs(rows - center) / factor) * (1 - abs(cols - center) / factor)).astype(np.float32)
 
 
-def bilinear_upsampler(num_classes, factor):
-    """A frozen, bias-free deconv (kernel 2*factor, stride factor) with the
-    bilinear kernel on the class diagonal."""
-    k = 2 * factor
+def bilinear_upsampler(num_classes, factor, k=None):
+    """A frozen, bias-free deconv (kernel k, by default the paper's 2*factor;
+    stride factor) with the bilinear kernel on the class diagonal."""
+    k = k or 2 * factor
     up = nn.ConvTranspose2d(num_classes, num_classes, k, stride=factor, bias=False)
     weight = np.zeros((num_classes, num_classes, k, k), dtype=np.float32)
     weight[range(num_classes), range(num_classes)] = upsample_filter(k)

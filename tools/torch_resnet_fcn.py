@@ -19,16 +19,19 @@ peakRSS_MB=, fwdGFLOP=) so tools/bench.sh reads both the same way.
 A train step is what a PyTorch user's loop does: zero_grad, forward in train
 mode (batch statistics), cross_entropy (mean over the non-ignored pixels),
 backward, SGD with momentum 0.9 and weight decay 1e-4."""
+import os
 import resource
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 from torchvision.models._utils import IntermediateLayerGetter
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_fcn_ref import bilinear_upsampler  # noqa: E402
 
 RESNETS = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
            "resnet50": torchvision.models.resnet50, "resnet101": torchvision.models.resnet101}
@@ -37,67 +40,57 @@ SEGMENTATION = {"fcn_resnet50": torchvision.models.segmentation.fcn_resnet50,
 AUX_WEIGHT = 0.5
 
 
-def bilinear_kernel(channels, kernel):
-    """FCN's upsample_filt on the channel diagonal (symmetric for odd kernels)."""
-    factor = (kernel + 1) // 2
-    center = factor - 1 if kernel % 2 == 1 else factor - 0.5
-    og = np.ogrid[:kernel, :kernel]
-    filt = (1 - abs(og[0] - center) / factor) * (1 - abs(og[1] - center) / factor)
-    w = np.zeros((channels, channels, kernel, kernel), dtype=np.float32)
-    w[range(channels), range(channels)] = filt
-    return torch.from_numpy(w)
+def aligned_upsampler(num_classes, factor):
+    """A frozen bilinear deconv of kernel 2f-1, stride f (1 - |x - (f-1)| / f
+    per axis): feature i lands on pixel f*i + f-1, an integral crop offset."""
+    return bilinear_upsampler(num_classes, factor, 2 * factor - 1)
 
 
-class Upsample(nn.ConvTranspose2d):
-    """A frozen bilinear deconv by `factor`: kernel 2f-1, stride f, so feature
-    i of the coarse map lands on f*i + f-1 (an integral crop offset)."""
-
-    def __init__(self, channels, factor):
-        super().__init__(channels, channels, 2 * factor - 1, factor, bias=False)
-        self.offset = factor - 1
-        self.weight.data.copy_(bilinear_kernel(channels, 2 * factor - 1))
-        self.weight.requires_grad_(False)
-
-
-def crop_like(x, reference, offset):
-    return x[:, :, offset:offset + reference.shape[2], offset:offset + reference.shape[3]]
+def crop_to(x, ref, offset):
+    """x's window of ref's size starting at (offset, offset): the upsampled
+    map's pixel offset + i lies on ref's pixel i."""
+    h, w = ref.shape[2], ref.shape[3]
+    assert x.shape[2] >= offset + h and x.shape[3] >= offset + w, (x.shape, ref.shape, offset)
+    return x[:, :, offset:offset + h, offset:offset + w]
 
 
 class SkipFCN(nn.Module):
-    """FCN-32s/16s/8s on a ResNet trunk (fcn's `model.backbone: resnetNN`)."""
+    """FCN-32s/16s/8s on torchvision's ResNet trunk: scores from layer4
+    (stride 32), layer3 (16) and layer2 (8). Every stride-2 layer of the
+    trunk has (k-1)/2 = pad, so feature i of a stride-S map sits at image
+    pixel S*i and a map of an H-pixel side has ceil(H/S) features."""
 
-    def __init__(self, variant, backbone, num_classes):
+    def __init__(self, arch, backbone, num_classes):
         super().__init__()
-        self.variant = variant
-        trunk = RESNETS[backbone](weights=None)
-        layers = {"layer4": "stride32", "layer3": "stride16", "layer2": "stride8"}
-        self.backbone = IntermediateLayerGetter(trunk, return_layers=layers)
-        expansion = 4 if backbone in ("resnet50", "resnet101") else 1
-        self.score_fr = nn.Conv2d(512 * expansion, num_classes, 1)
-        if variant == "fcn32s":
-            self.upscore = Upsample(num_classes, 32)
+        self.arch = arch
+        trunk = getattr(torchvision.models, backbone)(weights=None)
+        self.backbone = IntermediateLayerGetter(trunk, {"layer2": "s8", "layer3": "s16", "layer4": "s32"})
+        c32 = trunk.fc.in_features
+        self.score_fr = nn.Conv2d(c32, num_classes, 1)
+        if arch == "fcn32s":
+            self.upscore = aligned_upsampler(num_classes, 32)
             return
-        self.upscore2 = Upsample(num_classes, 2)
-        self.score_pool4 = nn.Conv2d(256 * expansion, num_classes, 1)
-        if variant == "fcn16s":
-            self.upscore16 = Upsample(num_classes, 16)
+        self.score_pool4 = nn.Conv2d(c32 // 2, num_classes, 1)
+        self.upscore2 = aligned_upsampler(num_classes, 2)
+        if arch == "fcn16s":
+            self.upscore16 = aligned_upsampler(num_classes, 16)
             return
-        self.upscore_pool4 = Upsample(num_classes, 2)
-        self.score_pool3 = nn.Conv2d(128 * expansion, num_classes, 1)
-        self.upscore8 = Upsample(num_classes, 8)
+        self.score_pool3 = nn.Conv2d(c32 // 4, num_classes, 1)
+        self.upscore_pool4 = aligned_upsampler(num_classes, 2)
+        self.upscore8 = aligned_upsampler(num_classes, 8)
 
     def forward(self, x):
         features = self.backbone(x)
-        score = self.score_fr(features["stride32"])
-        if self.variant == "fcn32s":
-            return crop_like(self.upscore(score), x, self.upscore.offset)
-        pool4 = self.score_pool4(features["stride16"])
-        fuse = pool4 + crop_like(self.upscore2(score), pool4, self.upscore2.offset)
-        if self.variant == "fcn16s":
-            return crop_like(self.upscore16(fuse), x, self.upscore16.offset)
-        pool3 = self.score_pool3(features["stride8"])
-        fuse = pool3 + crop_like(self.upscore_pool4(fuse), pool3, self.upscore_pool4.offset)
-        return crop_like(self.upscore8(fuse), x, self.upscore8.offset)
+        score = self.score_fr(features["s32"])
+        if self.arch == "fcn32s":
+            return crop_to(self.upscore(score), x, 31)
+        pool4 = self.score_pool4(features["s16"])
+        score = crop_to(self.upscore2(score), pool4, 1) + pool4
+        if self.arch == "fcn16s":
+            return crop_to(self.upscore16(score), x, 15)
+        pool3 = self.score_pool3(features["s8"])
+        score = crop_to(self.upscore_pool4(score), pool3, 1) + pool3
+        return crop_to(self.upscore8(score), x, 7)
 
 
 def build_model(variant, num_classes=21):
