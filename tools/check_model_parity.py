@@ -129,6 +129,25 @@ def rel_l2(a, b):
     return diff / norm if norm > 0 else (0.0 if diff == 0 else float("inf"))
 
 
+def compare_tensor(records, failed, key, ours, t64, torch32_rel_l2):
+    """Appends fcn's tensor `key` against the float64 reference t64 to
+    records (relative L2 error, tolerance max(GRAD_FACTOR x PyTorch
+    float32's own error, GRAD_FLOOR)) and the key to failed when it is
+    over the tolerance, missing or mis-shaped."""
+    tol = max(GRAD_FACTOR * torch32_rel_l2, GRAD_FLOOR)
+    if key not in ours or ours[key].size != t64.size:
+        records.append({"tensor": key, "rel_l2": float("inf"), "torch32_rel_l2": torch32_rel_l2,
+                        "tolerance": tol, "max_abs_rel": float("inf"), "note": "missing or mis-shaped"})
+        failed.append(key)
+        return
+    t = ours[key].reshape(t64.shape).astype(np.float64)
+    err = rel_l2(t, t64)
+    records.append({"tensor": key, "rel_l2": err, "torch32_rel_l2": torch32_rel_l2, "tolerance": tol,
+                    "max_abs_rel": rel_err(t, t64)})
+    if not err <= tol:
+        failed.append(key)
+
+
 class Reference:
     """The float64 and float32 PyTorch runs of one (variant, size), shared by the paths."""
 
@@ -152,19 +171,7 @@ def compare(ours, meta, ref):
         if not err <= tol:
             failed.append(name)
     for name, g64 in ref.grads.items():
-        key = "grad/" + name
-        tol = max(GRAD_FACTOR * ref.torch32[name], GRAD_FLOOR)
-        if key not in ours or ours[key].size != g64.size:
-            records.append({"tensor": key, "rel_l2": float("inf"), "torch32_rel_l2": ref.torch32[name],
-                            "tolerance": tol, "max_abs_rel": float("inf"), "note": "missing or mis-shaped"})
-            failed.append(key)
-            continue
-        g = ours[key].reshape(g64.shape).astype(np.float64)
-        err = rel_l2(g, g64)
-        records.append({"tensor": key, "rel_l2": err, "torch32_rel_l2": ref.torch32[name], "tolerance": tol,
-                        "max_abs_rel": rel_err(g, g64)})
-        if not err <= tol:
-            failed.append(key)
+        compare_tensor(records, failed, "grad/" + name, ours, g64, ref.torch32[name])
     # fcn must not have a learned param the reference lacks
     extra = sorted(k for k in ours if k.startswith("grad/") and "." in k and k[5:] not in ref.grads)
     for key in extra:

@@ -65,7 +65,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np  # noqa: E402
 from check_graph_parity import rel_err  # noqa: E402
-from check_model_parity import fcn_forward, rel_l2  # noqa: E402
+from check_model_parity import compare_tensor, fcn_forward, rel_l2  # noqa: E402
 from torch_resnet_fcn import SkipFCN  # noqa: E402
 
 SCORE_TOL, LOSS_TOL = 2e-4, 2e-4
@@ -298,18 +298,7 @@ def compare(ours, meta, ref):
                     "tolerance": max(LOSS_TOL, GRAD_FACTOR * ref.torch32["loss"])})
     failed += [r["tensor"] for r in records if not r["max_abs_rel"] <= r["tolerance"]]
     for name, t64 in r64["tensors"].items():
-        tol = max(GRAD_FACTOR * ref.torch32[name], GRAD_FLOOR)
-        if name not in ours or ours[name].size != t64.size:
-            records.append({"tensor": name, "rel_l2": float("inf"), "torch32_rel_l2": ref.torch32[name],
-                            "tolerance": tol, "max_abs_rel": float("inf"), "note": "missing or mis-shaped"})
-            failed.append(name)
-            continue
-        t = ours[name].reshape(t64.shape).astype(np.float64)
-        err = rel_l2(t, t64)
-        records.append({"tensor": name, "rel_l2": err, "torch32_rel_l2": ref.torch32[name], "tolerance": tol,
-                        "max_abs_rel": rel_err(t, t64)})
-        if not err <= tol:
-            failed.append(name)
+        compare_tensor(records, failed, name, ours, t64, ref.torch32[name])
     # fcn must not have a learned param the reference lacks
     # (blob names have dots too; a param's ends in .weight or .bias)
     for key in sorted(k for k in ours if k.startswith("grad/") and k.endswith((".weight", ".bias"))
