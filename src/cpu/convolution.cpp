@@ -115,9 +115,10 @@ ConvGeometry row_band(const ConvGeometry& g, int64_t first, int64_t rows) {
 }  // namespace
 
 int64_t conv_scratch_floats(const ConvGeometry& g) {
-  if (winograd_applies(g)) return winograd_scratch_floats(g);
-  if (g.is_pointwise()) return 0;
-  return g.column_rows() * chunk_rows(g) * g.out_w;
+  const int64_t columns = g.is_pointwise() ? 0 : g.column_rows() * chunk_rows(g) * g.out_w;
+  // forward and backward may take different paths (winograd_pays per tile size)
+  const bool winograd = winograd_pays(g, winograd_forward_tile()) || winograd_pays(g, winograd_backward_tile());
+  return winograd ? std::max(columns, winograd_scratch_floats(g)) : columns;
 }
 
 namespace {
@@ -139,7 +140,7 @@ bool for_each_row_band(const ConvGeometry& g, Visit visit) {
 // without the equal-window pass.
 void convolve_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                       const float* bias, bool rectify) {
-  if (winograd_applies(g)) return winograd_forward(g, weight, image, beta, output, bias, rectify);
+  if (winograd_pays(g, winograd_forward_tile())) return winograd_forward(g, weight, image, beta, output, bias, rectify);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);  // [C*KH*KW, band OH*OW]
     // output[:, band] = W[O, C*KH*KW] · col + beta * output[:, band]  (rows of length OH*OW)
@@ -281,7 +282,7 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
 }
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
-  if (winograd_applies(g)) return winograd_backward_data(g, weight, output_grad, image_grad);
+  if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_data(g, weight, output_grad, image_grad);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
     gemm(true, false, g.column_rows(), band.out_area(), g.out_channels, 1.f, weight, g.column_rows(),
@@ -302,7 +303,7 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
 }
 
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
-  if (winograd_applies(g)) return winograd_backward_weight(g, image, output_grad, weight_grad);
+  if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_weight(g, image, output_grad, weight_grad);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);
     // weight_grad[O, C*KH*KW] += output_grad[:, band] · col^T

@@ -692,6 +692,14 @@ bool winograd_applies(const ConvGeometry& g) {
          g.channels >= kMinChannels && g.out_channels >= kMinChannels;
 }
 
+bool winograd_pays(const ConvGeometry& g, int tile) {
+  // measured crossover: 25 F(4x4) tiles (20x20) lose to im2col, 100 (40x40) win;
+  // 25 F(2x2) tiles (10x10) lose, 100 (20x20) win
+  constexpr int64_t kMinWinogradTiles = 64;
+  if (tile == 0 || !winograd_applies(g)) return false;
+  return ((g.out_h + tile - 1) / tile) * ((g.out_w + tile - 1) / tile) >= kMinWinogradTiles;
+}
+
 int64_t winograd_scratch_floats(const ConvGeometry& g) {
   const int threads = omp_get_max_threads();
   int64_t largest = 0;

@@ -47,6 +47,13 @@ int winograd_backward_tile();
 // 2 - p convolution), enough channels on both sides for the GEMMs to pay,
 // and the path not turned off.
 bool winograd_applies(const ConvGeometry& g);
+// Whether it also pays at this map size: applies, and each image has at
+// least kMinWinogradTiles output tiles of the given size. Per call the path
+// transforms every filter (and, for the weight gradient, reduces per-thread
+// partials of O x C x (m+2)^2 floats back to 3x3), a cost independent of the
+// map; on ResNet's 10x10 and 20x20 maps it made the backward 2 to 6 times
+// slower than im2col + GEMM (fcn bench FCN_PROFILE=1, AVX2 EPYC).
+bool winograd_pays(const ConvGeometry& g, int tile);
 // Floats of the scratch buffers the three passes keep (per thread: the tiles
 // of one block in and out; shared: the transformed weights or the per-thread
 // weight-gradient partials), the largest of the three, for memory estimates.
