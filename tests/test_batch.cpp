@@ -12,6 +12,7 @@
 
 #include "fcn/core/error.hpp"
 #include "fcn/data/batch.hpp"
+#include "data_fixtures.hpp"
 #include "fcn/data/synthetic.hpp"
 #include "fcn/io/image_io.hpp"
 #include "fcn/io/safetensors.hpp"
@@ -22,21 +23,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path root_dir;
-
-struct Cleanup {
-  ~Cleanup() {
-    if (!root_dir.empty()) fs::remove_all(root_dir);
-  }
-} cleanup;
-
+// one directory for every test of this file, removed at exit
 const fs::path& work_dir() {
-  if (root_dir.empty()) {
-    root_dir = fs::temp_directory_path() / ("fcn_test_batch_" + std::to_string(::getpid()));
-    fs::remove_all(root_dir);
-    fs::create_directories(root_dir);
-  }
-  return root_dir;
+  static const fcn::testing::ScratchDir dir("batch");
+  static const fs::path path = dir.path();
+  return path;
 }
 
 // Equal-size images: a synthetic VOC-layout dataset.
