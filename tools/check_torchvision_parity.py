@@ -65,7 +65,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np  # noqa: E402
 from check_graph_parity import rel_err  # noqa: E402
-from check_model_parity import compare_tensor, fcn_forward, rel_l2  # noqa: E402
+from check_model_parity import compare_tensor, fcn_forward, format_record, rel_l2  # noqa: E402
 from torch_resnet_fcn import SkipFCN  # noqa: E402
 
 SCORE_TOL, LOSS_TOL = 2e-4, 2e-4
@@ -308,16 +308,6 @@ def compare(ours, meta, ref):
     return records, failed
 
 
-def format_record(r):
-    if "rel_l2" in r:
-        return (f"    {r['tensor']:48s} relL2 {r['rel_l2']:.2e}  torch-f32 {r['torch32_rel_l2']:.2e}  "
-                f"tol {r['tolerance']:.2e}  maxabs {r['max_abs_rel']:.2e}")
-    if "max_abs_rel" in r:
-        return (f"    {r['tensor']:48s} max-abs rel {r['max_abs_rel']:.2e}  torch-f32 {r['torch32_max_abs_rel']:.2e}  "
-                f"tol {r['tolerance']:.2e}")
-    return f"    {r['tensor']:48s} {r.get('note', '')}"
-
-
 def ratio(r):
     if "rel_l2" in r:
         return r["rel_l2"] / r["tolerance"]
@@ -355,7 +345,7 @@ def check(fcn, workdir, net, size, mode, weights, inputs, args, results, worst):
           f"[fcn {fcn_seconds:.1f} s, torch {ref.seconds:.1f} s]", flush=True)
     if failed or args.verbose:
         for r in records:
-            print(format_record(r))
+            print(format_record(r, width=48))
     for r in records:
         results.append({"net": net.name, "size": f"{height}x{width}", "mode": mode, **r})
     return not failed

@@ -14,12 +14,7 @@
 # Usage (from the repo root): bash tests/cli/debian_package.sh path/to/fcn
 set -euo pipefail
 fcn_built=$(realpath "$1")
-# under the sanitizers a program that loads libfcn (the example, python3) must be
-# built with them too (ASan must come first): this build's library is not for it
-if [[ $("$fcn_built" --version) == *"sanitizers: address"* ]]; then
-  echo "SKIP: a sanitizer build (FCN_SANITIZE): libfcn needs ASan loaded first, which a plain program does not do"
-  exit 77
-fi
+source tests/skip_if_sanitized.sh "$fcn_built"
 build=$(dirname "$fcn_built")
 repo=$(pwd)
 fail() { echo "FAIL: $*" >&2; exit 1; }

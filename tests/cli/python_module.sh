@@ -10,12 +10,7 @@
 # Usage (from the repo root): bash tests/cli/python_module.sh path/to/fcn
 set -euo pipefail
 fcn=$(realpath "$1")
-# under the sanitizers a program that loads libfcn (the example, python3) must be
-# built with them too (ASan must come first): this build's library is not for it
-if [[ $("$fcn" --version) == *"sanitizers: address"* ]]; then
-  echo "SKIP: a sanitizer build (FCN_SANITIZE): libfcn needs ASan loaded first, which a plain program does not do"
-  exit 77
-fi
+source tests/skip_if_sanitized.sh "$fcn"
 build=$(dirname "$fcn")
 compgen -G "$build/python/fcn*.so" >/dev/null || { echo "SKIP: no Python module in $build/python (pybind11-dev missing or FCN_PYTHON=OFF)"; exit 77; }
 tmp=$(mktemp -d)
