@@ -57,7 +57,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 last_line() { tail -n 1 "$1"; }
 
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $threads threads" >&2
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | sed -n 1p), $threads threads" >&2
 echo "sgemm peak ..." >&2
 "$build_dir/sgemm_peak" --threads "$threads" >"$tmp/sgemm.txt"
 cat "$tmp/sgemm.txt" >&2

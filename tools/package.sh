@@ -23,7 +23,7 @@ out=$(realpath -m "${1:-packages}")
 cmake -S . -B "$build_dir" "${cmake_args[@]}" >/dev/null
 # what the packages hold, not the tests
 targets=(fcn fcn_core fcn_shared)
-cmake --build "$build_dir" -j 2 --target help | grep -q 'fcn_python' && targets+=(fcn_python)
+grep -q 'fcn_python' <<<"$(cmake --build "$build_dir" -j 2 --target help)" && targets+=(fcn_python)
 cmake --build "$build_dir" -j 2 --target "${targets[@]}"
 mkdir -p "$out"
 (cd "$build_dir" && cpack -G DEB -B "$out")

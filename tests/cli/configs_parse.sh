@@ -21,7 +21,7 @@ for name in voc-fcn32s voc-fcn16s voc-fcn8s voc-fcn8s-atonce voc-fcn8s-resnet18 
   ! grep -qF "$config:" <<<"$out" || fail "$name: config error: $out"
   grep -qE "split list|safetensors|No such file|cannot open" <<<"$out" || fail "$name: unexpected error: $out"
   "$fcn" describe --config "$config" --size 500 375 >/dev/null || fail "$name: describe failed"
-  echo "$name: parses (fails later, as it should here: $(grep '^error: ' <<<"$out" | head -1))"
+  echo "$name: parses (fails later, as it should here: $(grep '^error: ' <<<"$out" | sed -n 1p))"
 done
 # the README's --set forms reach the datasets: the sources' roots on the VOC
 # configs, data.root on the single-root synthetic config

@@ -27,7 +27,7 @@ start=$(date +%s)
 
 (cd "$build" && cpack -G DEB -B "$tmp/pkg" -D CPACK_COMPONENTS_ALL="runtime;dev") >"$tmp/cpack.log" 2>&1 || { cat "$tmp/cpack.log"; fail "cpack -G DEB"; }
 grep -qiE 'Building CXX|Linking' "$tmp/cpack.log" && fail "cpack rebuilt something"
-version=$("$fcn_built" --version | head -1 | awk '{print $2}')
+version=$("$fcn_built" --version | sed -n 1p | awk '{print $2}')
 deb=$tmp/pkg/fcn_${version}_amd64.deb
 dev=$tmp/pkg/fcn-dev_${version}_amd64.deb
 [[ -f $deb && -f $dev ]] || { ls "$tmp/pkg"; fail "expected fcn_${version}_amd64.deb and fcn-dev_${version}_amd64.deb"; }
@@ -48,7 +48,7 @@ grep -q '^usr/include' "$tmp/deb.txt" && fail "the runtime package holds headers
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "fcn Depends: $depends"
 echo "fcn-dev Depends: $(dpkg-deb -f "$dev" Depends)"
-dpkg-deb -f "$dev" Depends | grep -q "fcn (= $version)" || fail "fcn-dev does not depend on fcn (= $version)"
+grep -qF "fcn (= $version)" <<<"$(dpkg-deb -f "$dev" Depends)" || fail "fcn-dev does not depend on fcn (= $version)"
 # every library the binary and libfcn.so name comes from a package Depends
 # names, or one of the alternatives such a package depends on (libopenblas0:
 # libopenblas0-pthread | -openmp | -serial)
@@ -66,8 +66,8 @@ for binary in "$tmp/x/usr/bin/fcn" "$tmp/x/usr/lib/libfcn.so.$version"; do
     lib=$(ldd "$binary" | awk -v n="$needed" '$1 == n {print $3}')
     [[ -n $lib ]] || fail "$(basename "$binary") needs $needed, which the loader does not find"
     real=$(realpath "$lib")
-    owner=$(dpkg -S "$real" 2>/dev/null | head -1 | cut -d: -f1) || true
-    [[ -n $owner ]] || owner=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
+    owner=$(dpkg -S "$real" 2>/dev/null | sed -n 1p | cut -d: -f1) || true
+    [[ -n $owner ]] || owner=$(dpkg -S "$lib" 2>/dev/null | sed -n 1p | cut -d: -f1) || true
     [[ -n $owner ]] || fail "$lib (loaded by $(basename "$binary")) belongs to no Debian package"
     [[ $owner == libc6 || $owner == libgcc-s1 || $owner == libstdc++6 ]] && continue
     # or the owner provides a name Depends lists (libspdlog1.10 provides libspdlog1.10-fmt9)
@@ -93,7 +93,7 @@ dpkg --root="$root" --force-depends --force-script-chrootless -i "$deb" "$dev" >
   { cat "$tmp/dpkg.log"; fail "dpkg --root -i"; }
 dpkg --root="$root" -s fcn fcn-dev 2>/dev/null | grep -c '^Status: install ok installed' | grep -qx 2 ||
   fail "dpkg --root does not list fcn and fcn-dev as installed"
-"$root/usr/bin/fcn" --version | head -1 | grep -qx "fcn $version" || fail "the installed fcn --version"
+[[ $("$root/usr/bin/fcn" --version | sed -n 1p) == "fcn $version" ]] || fail "the installed fcn --version"
 cp -r "$repo/examples/segment_image" "$tmp/example"
 cmake -S "$tmp/example" -B "$tmp/example-build" -DCMAKE_PREFIX_PATH="$root/usr" >"$tmp/cfg.log" 2>&1 ||
   { cat "$tmp/cfg.log"; fail "configuring the example against the installed package"; }

@@ -25,7 +25,7 @@ cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" || { cat "$tmp/i
 grep -qiE 'Building|Linking' "$tmp/install.log" && fail "cmake --install rebuilt something"
 echo "installed into $prefix in $(( $(date +%s) - start )) s"
 
-pc=$(find "$prefix" -name fcn.pc | head -1)
+pc=$(find "$prefix" -name fcn.pc | sed -n 1p)
 [[ -n $pc ]] || fail "no fcn.pc under $prefix"
 libdir=$(sed -n 's/^libdir=\${prefix}\///p' "$pc")
 for f in bin/fcn include/fcn/fcn.hpp include/fcn/core/error.hpp "$libdir/libfcn.a" "$libdir/libfcn.so" \
@@ -39,11 +39,14 @@ extra=$(grep -ho '#include "fcn/[^"]*"' "$prefix/include/fcn/fcn.hpp" | grep -v 
 [[ -z $extra ]] || fail "fcn.hpp includes internal headers: $extra"
 [[ $(find "$prefix/include" -type f | wc -l) -eq 2 ]] || fail "headers installed beyond fcn.hpp and error.hpp"
 
-version=$("$prefix/bin/fcn" --version | head -1 | awk '{print $2}')
+version=$("$prefix/bin/fcn" --version | sed -n 1p | awk '{print $2}')
 pc_version=$(PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig pkg-config --modversion fcn)
 [[ $pc_version == "$version" ]] || fail "pkg-config says $pc_version, fcn --version $version"
-PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig pkg-config --libs fcn | grep -q -- "-L$prefix/$libdir" ||
-  fail "fcn.pc does not point into the prefix: $(PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig pkg-config --libs fcn)"
+pc_libs=$(PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig pkg-config --libs fcn)
+# (grep on a captured string, never `cmd | grep -q` under pipefail: grep -q exits at its
+# first match and the writer dies of SIGPIPE, which pipefail reports as a failure)
+grep -q -- "-L$prefix/$libdir" <<<"$pc_libs" ||
+  fail "fcn.pc does not point into the prefix: $pc_libs"
 
 # the example, copied out of the source tree, configured against the prefix only
 cp -r "$repo/examples/segment_image" "$tmp/example"
@@ -56,8 +59,9 @@ found=$(grep '^fcn_DIR:' "$tmp/example-build/CMakeCache.txt" | cut -d= -f2-)
 [[ $found == "$prefix/"* ]] || fail "find_package(fcn) found $found, not the install in $prefix"
 grep -rq "$repo/include\|$repo/src" "$tmp/example-build/CMakeFiles" && fail "the example's build refers to the source tree"
 cmake --build "$tmp/example-build" -j 2 >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; fail "building the example"; }
-ldd "$tmp/example-build/segment_image" | grep -q "$prefix/$libdir/libfcn.so" ||
-  fail "segment_image does not load the installed libfcn.so: $(ldd "$tmp/example-build/segment_image" | grep fcn)"
+shared_deps=$(ldd "$tmp/example-build/segment_image")
+grep -qF "$prefix/$libdir/libfcn.so" <<<"$shared_deps" ||
+  fail "segment_image does not load the installed libfcn.so: $(grep fcn <<<"$shared_deps")"
 
 # COMPONENTS static: fcn::fcn_static (libfcn.a) links, and the program needs no libfcn.so
 mkdir "$tmp/static"
@@ -67,7 +71,8 @@ sed -e 's/find_package(fcn 0.1 REQUIRED)/find_package(fcn 0.1 REQUIRED COMPONENT
 grep -q 'fcn::fcn_static' "$tmp/static/CMakeLists.txt" || fail "the static variant of the example was not made"
 { cmake -S "$tmp/static" -B "$tmp/static-build" -DCMAKE_PREFIX_PATH="$prefix" && cmake --build "$tmp/static-build" -j 2; } \
   >"$tmp/static.log" 2>&1 || { cat "$tmp/static.log"; fail "building the example with fcn::fcn_static"; }
-ldd "$tmp/static-build/segment_image" | grep -q libfcn && fail "the fcn::fcn_static build loads libfcn.so"
+static_deps=$(ldd "$tmp/static-build/segment_image")
+grep -q libfcn <<<"$static_deps" && fail "the fcn::fcn_static build loads libfcn.so"
 
 # a version outside 0.<minor>.* is refused: find_package(fcn 9.0)
 sed -i 's/find_package(fcn 0.1 REQUIRED)/find_package(fcn 9.0 REQUIRED)/' "$tmp/example/CMakeLists.txt"

@@ -17,7 +17,7 @@ set -euo pipefail
 fcn=$(realpath "$1")
 repo=$(pwd)
 if ! command -v mpirun >/dev/null; then echo "SKIP: mpirun is not installed (Debian: openmpi-bin)"; exit 77; fi
-if ! "$fcn" --version | grep -q "MPI: enabled"; then echo "SKIP: $fcn was built without MPI"; exit 77; fi
+if ! grep -q "MPI: enabled" <<<"$("$fcn" --version)"; then echo "SKIP: $fcn was built without MPI"; exit 77; fi
 # Under tools/test.sh --sanitize, Open MPI's own allocations (in plugins it
 # unloads before the leak check, so no suppression can name them) would read
 # as leaks; every test without mpirun keeps the leak check.

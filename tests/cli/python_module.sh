@@ -107,6 +107,6 @@ PY
 
 # installed: the module alone from its install prefix
 cmake --install "$build" --component python --prefix "$tmp/prefix" >install.log || { cat install.log; fail "install"; }
-site=$(dirname "$(find "$tmp/prefix" -name 'fcn*.so' | head -1)")
+site=$(dirname "$(find "$tmp/prefix" -name 'fcn*.so' | sed -n 1p)")
 [[ -d $site ]] || fail "cmake --install --component python installed no module"
 (cd / && PYTHONPATH="$site" /usr/bin/python3 -c "import fcn, sys; assert fcn.__file__.startswith('$site'), fcn.__file__; print('ok: import fcn from', fcn.__file__)")

@@ -128,7 +128,7 @@ PY
 # the check itself, on a page that does fetch
 echo '<html><body><img src="http://canary.invalid/x.png"></body></html>' > canary.html
 browse canary canary.html --dump-dom >/dev/null || fail "chromium (canary)"
-page_requests canary.netlog.json | grep -q 'http://canary.invalid/x.png' ||
+grep -q 'http://canary.invalid/x.png' <<<"$(page_requests canary.netlog.json)" ||
   fail "the net-log check does not see a page's request"
 found=$(page_requests desktop.netlog.json phone.netlog.json dom-*.netlog.json)
 [[ -z $found ]] || fail "the report made requests: $found"
