@@ -6,15 +6,19 @@
 # `fcn bench` and ../shared/bench/torch_fcn.py (the same nets in PyTorch) one
 # after the other on FCN-32s/16s/8s at 500x500 and on a quarter-width FCN-8s
 # at 256x256, and prints a table of train-step and inference times (medians),
-# their ratios, GFLOP/s and peak RSS.
+# their ratios, GFLOP/s and peak RSS. The VGG16 cases (batch 1) are also run
+# in ONNX Runtime (../shared/bench/ort_fcn.sh: the PyTorch net exported to
+# ONNX, npm onnxruntime-node), the inference column users deploy with.
 #
 # Usage: tools/bench.sh [--threads T (2)] [--iters N (3)] [--cases "fcn32s:500:1 ..."] [--resnet] [--no-torch]
+#                       [--no-ort]
 # A case is ARCH:SIZE:WIDTH_DIV[:BATCH]; ARCH is a VGG16 net (fcn32s, fcn16s,
 # fcn8s), a ResNet-backbone one (fcn8s-resnet18, fcn16s-resnet50, ...) or
 # torchvision's fcn_resnet50 / fcn_resnet101. The ResNet cases run against
 # tools/torch_resnet_fcn.py (torchvision's model code; WIDTH_DIV 1 only).
 # --resnet adds the ResNet cases of the issue's table to the cases.
-# Environment: BUILD_DIR (build), TORCH_FCN (path of torch_fcn.py). The raw
+# Environment: BUILD_DIR (build), TORCH_FCN (path of torch_fcn.py), ORT_FCN
+# (path of ort_fcn.sh; its npm package is cached in FCN_BENCH_CACHE). The raw
 # results (one JSON object per line) are written to $BUILD_DIR/bench.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +28,7 @@ iters=3
 cases="fcn32s:500:1 fcn16s:500:1 fcn8s:500:1 fcn8s:256:4"
 resnet_cases="fcn8s-resnet18:500:1 fcn8s-resnet50:500:1 fcn_resnet50:500:1 fcn8s-resnet18:320:1:4 fcn8s-resnet50:320:1:4 fcn_resnet50:320:1:4"
 torch=1
+ort=1
 while (($#)); do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
@@ -31,7 +36,8 @@ while (($#)); do
     --cases) cases="$2"; shift 2 ;;
     --resnet) cases="$cases $resnet_cases"; shift ;;
     --no-torch) torch=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-ort) ort=0; shift ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,6 +47,7 @@ fcn_install_deps
 
 build_dir="${BUILD_DIR:-build}"
 torch_fcn="${TORCH_FCN:-../shared/bench/torch_fcn.py}"
+ort_fcn="${ORT_FCN:-$(dirname "$torch_fcn")/ort_fcn.sh}"
 python=/usr/bin/python3
 if ((torch)) && [[ ! -f "$torch_fcn" ]]; then
   echo "bench.sh: $torch_fcn not found (set TORCH_FCN or pass --no-torch)" >&2
@@ -117,6 +124,18 @@ PY
     echo "  $line" >&2
     echo "{\"tool\": \"torch\", \"case\": \"$case\", \"line\": \"$line\", \"cpu\": $(last_line "$tmp/torch.txt")}" >>"$results"
   fi
+  # ONNX Runtime: the VGG16 nets at batch 1 (what ort_fcn.sh exports); a
+  # failure (no npm, no package) leaves the column empty, not the run
+  if ((ort)) && [[ "$arch" != *resnet* && "$batch" == 1 && -f "$ort_fcn" ]]; then
+    echo "ort_fcn.sh $arch $size $div ..." >&2
+    if bash "$ort_fcn" "$arch" "$size" "$div" "$threads" "$((iters < 3 ? 3 : iters))" >"$tmp/ort.txt" 2>"$tmp/ort.err"; then
+      line=$(last_line "$tmp/ort.txt")
+      echo "  $line" >&2
+      echo "{\"tool\": \"ort\", \"case\": \"$case\", \"line\": \"$line\"}" >>"$results"
+    else
+      echo "  ONNX Runtime did not run (column left empty): $(tail -n 1 "$tmp/ort.err")" >&2
+    fi
+  fi
 done
 
 $python - "$results" <<'EOF'
@@ -134,6 +153,11 @@ for r in rows:
         torch[r["case"]] = {"train": float(kv["train_step_s(median)"]), "infer": float(kv["infer_s"]),
                             "rss": float(kv["peakRSS_MB"]), "train_cpu": r["cpu"]["train_step_cpu_s"],
                             "infer_cpu": r["cpu"]["infer_cpu_s"]}
+ort = {}
+for r in rows:
+    if r["tool"] == "ort":
+        kv = dict(re.findall(r"(\S+)=(\S+)", r["line"]))
+        ort[r["case"]] = {"infer": float(kv["infer_s(median)"]), "rss": float(kv["peakRSS_MB"])}
 
 def table(title, head, lines):
     print(f"\n{title}\n")
@@ -153,9 +177,11 @@ if fcn: print(f"fcn BLAS: {next(iter(fcn.values()))['kernel']}")
 wall, cpu, rates = [], [], []
 for case, f in fcn.items():
     t = torch.get(case, {})
+    o = ort.get(case, {})
     floor = floors.get(case, {})
     wall.append([*name(case), num(f["train_step_s"]), num(t.get("train")), ratio(f["train_step_s"], t.get("train")),
                  num(f["infer_s"]), num(t.get("infer")), ratio(f["infer_s"], t.get("infer")),
+                 num(o.get("infer")), ratio(f["infer_s"], o.get("infer")),
                  num(f["peak_rss_mb"], ".0f"), num(t.get("rss"), ".0f"), ratio(f["peak_rss_mb"], t.get("rss"))])
     cpu.append([*name(case), num(f["train_step_cpu_s"]), num(t.get("train_cpu")),
                 ratio(f["train_step_cpu_s"], t.get("train_cpu")), num(f["infer_cpu_s"]), num(t.get("infer_cpu")),
@@ -164,8 +190,9 @@ for case, f in fcn.items():
     rates.append([*name(case), f"{f['gflop']:.0f}", f"{f['gflops']:.0f}", f"{100 * f['gflops'] / peak:.0f}%",
                   f"{cpu_rate:.0f}", f"{100 * cpu_rate / cpu_peak:.0f}%" if cpu_peak else "-",
                   num(floor.get("gemm_floor_s"))])
-table("Wall clock (median seconds; ratio = fcn / PyTorch)",
-      ("model", "size", "train s", "torch", "ratio", "infer s", "torch", "ratio", "peak RSS MiB", "torch", "ratio"),
+table("Wall clock (median seconds; ratio = fcn / PyTorch, fcn / ONNX Runtime)",
+      ("model", "size", "train s", "torch", "ratio", "infer s", "torch", "ratio", "ORT infer s", "ratio",
+       "peak RSS MiB", "torch", "ratio"),
       wall)
 table("Process CPU time (median CPU-seconds, all threads; steadier on a busy machine)",
       ("model", "size", "train", "torch", "ratio", "infer", "torch", "ratio"), cpu)
