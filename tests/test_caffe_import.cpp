@@ -405,3 +405,38 @@ TEST_CASE("a field that changes Caffe's result and has no fcn equivalent is refu
   CHECK(bn_message.find("layer 'bn1' (BatchNorm): has 2 blobs, expected 3") != std::string::npos);
   CHECK(bn_message.find('\n') == std::string::npos);
 }
+
+TEST_CASE("Caffe's loss_weight becomes the loss's loss_weight and is refused on a layer that is no loss") {
+  TempDir dir;
+  const std::string model = dir / "m.caffemodel", deploy = dir / "deploy.prototxt";
+  run_make_caffemodel("--arch fcn8s --width 0.25 --classes 5 --out " + model + " --deploy " + deploy);
+  std::ifstream in(deploy);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // the prototxt with `insert` after the first `after`
+  auto with = [&](const std::string& after, const std::string& insert) {
+    const auto at = text.find(after);
+    REQUIRE(at != std::string::npos);
+    std::string changed = text;
+    changed.insert(at + after.size(), insert);
+    const std::string path = dir / "changed.prototxt";
+    std::ofstream(path) << changed;
+    return path;
+  };
+  auto loss_spec = [](const CaffeImport& imported) {
+    for (const json& layer : imported.graph["layers"])
+      if (layer["type"] == "softmax_loss") return layer;
+    FAIL("no softmax_loss in the imported graph");
+    return json();
+  };
+  CHECK_FALSE(loss_spec(import_caffe(model, deploy)).contains("loss_weight"));  // unset: 1
+  const json weighted = loss_spec(import_caffe(model, with("type: \"SoftmaxWithLoss\"\n", "  loss_weight: 0.5\n")));
+  CHECK(weighted.value("loss_weight", 1.0) == 0.5);
+  try {
+    import_caffe(model, with("name: \"score_fr\"\n  type: \"Convolution\"\n", "  loss_weight: 1\n"));
+    FAIL("a conv with a loss_weight imported");
+  } catch (const Error& e) {
+    INFO(e.what());
+    CHECK(std::string(e.what()).find("layer 'score_fr' (Convolution): loss_weight: is set on a layer that is no loss") !=
+          std::string::npos);
+  }
+}

@@ -130,6 +130,11 @@ CaffeMapped softmax_loss_from_caffe(CaffeLayer& layer) {
   layer.finish(softmax);
   CaffeMapped mapped{caffe_layer_spec(layer, "softmax_loss"), {}};
   mapped.spec.update({{"ignore_label", ignore}, {"normalize", normalize}});
+  // Caffe's loss_weight (one top; unset: 1) scales the loss and its gradient, as fcn's option does
+  if (layer.loss_weights.size() > 1) layer.fail("loss_weight: has " + std::to_string(layer.loss_weights.size()) +
+                                                " values for the one top");
+  if (!layer.loss_weights.empty() && layer.loss_weights[0] < 0.f) layer.fail("loss_weight: is negative");
+  if (!layer.loss_weights.empty() && layer.loss_weights[0] != 1.f) mapped.spec["loss_weight"] = layer.loss_weights[0];
   return mapped;
 }
 

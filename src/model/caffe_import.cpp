@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -95,6 +96,7 @@ caffe::LayerParameter upgrade_v1(caffe::V1LayerParameter& v1) {
     if (i < v1.blobs_lr_size()) spec->set_lr_mult(v1.blobs_lr(i));
     if (i < v1.weight_decay_size()) spec->set_decay_mult(v1.weight_decay(i));
   }
+  for (const float w : v1.loss_weight()) layer.add_loss_weight(w);
   layer.mutable_include()->Swap(v1.mutable_include());
   layer.mutable_exclude()->Swap(v1.mutable_exclude());
   layer.mutable_blobs()->Swap(v1.mutable_blobs());
@@ -572,6 +574,7 @@ class Translator {
     }
     layer.params = layer_params_json(p, where);
     for (const auto& spec : p.param()) layer.param_specs.push_back({spec.lr_mult(), spec.decay_mult()});
+    layer.loss_weights.assign(p.loss_weight().begin(), p.loss_weight().end());
     layer.blobs = std::move(raw.blobs);
     return layer;
   }
@@ -594,6 +597,12 @@ class Translator {
         mapped.weights.erase(it);
       }
       if (built->is_loss()) loss_score_ = layer.bottoms.at(0);
+      // Caffe adds loss_weight x top to the objective of any layer; fcn's
+      // losses take it as an option (the mapping reads it), other layers have none
+      const bool weighted = std::any_of(layer.loss_weights.begin(), layer.loss_weights.end(),
+                                        [](float w) { return w != 0.f; });
+      if (weighted && !built->is_loss())
+        throw Error("loss_weight: is set on a layer that is no loss; fcn adds only its losses to the objective");
     } catch (const Error& e) {
       throw Error(layer.where + ": " + e.what());
     }

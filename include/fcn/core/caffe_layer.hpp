@@ -34,6 +34,7 @@ struct CaffeLayer {
   std::vector<Shape> bottom_shapes;  // their N, C, H, W at the net's declared input size
   json params = json::object();      // {"convolution_param": {...}}: the set parameter messages
   std::vector<CaffeParamSpec> param_specs;
+  std::vector<float> loss_weights;   // Caffe's loss_weight, one per top (unset: empty)
   std::vector<Tensor> blobs;         // Caffe's blobs as stored (shape and layout)
   // Layers the importer folded into this one: the Scale after a BatchNorm.
   std::vector<CaffeLayer> folded;
