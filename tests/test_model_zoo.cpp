@@ -343,3 +343,34 @@ TEST_CASE("an inference forward (skip_loss_in_test) runs no layer of the aux hea
   graph.forward(Mode::train);
   CHECK(ran.size() == graph.layers().size());
 }
+
+TEST_CASE("an inference-only graph gives the aux head no memory") {
+  GraphOptions inference;
+  inference.skip_loss_in_test = inference.inference_only = true;
+  inference.reuse_values = true;
+  ModelSpec spec;
+  spec.arch = "fcn_resnet50";
+  spec.width = 0.125;
+  auto planned = [&](double aux_weight, GraphOptions options) {
+    spec.aux_weight = aux_weight;
+    Graph graph(build_fcn_graph(spec), "model", options);
+    graph.reshape({{"data", {1, 3, 97, 131}}, {"label", {1, 1, 97, 131}}});
+    return graph.blob_buffer_bytes();
+  };
+  GraphOptions both_modes = inference;
+  both_modes.inference_only = false;  // the graph may train: the aux head's blobs are planned
+  const int64_t aux_planned = planned(0.5, both_modes), aux_skipped = planned(0.5, inference);
+  CHECK(aux_planned > planned(0.0, both_modes));
+  CHECK(aux_skipped < aux_planned);
+  // within one layer3 output of the net without the head (the packing's order differs)
+  CHECK(aux_skipped - planned(0.0, inference) <= int64_t{128} * 13 * 17 * 4);
+
+  spec.aux_weight = 0.5;
+  Graph graph(build_fcn_graph(spec), "model", inference);
+  graph.reshape({{"data", {1, 3, 33, 41}}, {"label", {1, 1, 33, 41}}});
+  graph.init_params(1);
+  graph.blob("data").fill(1.f);
+  graph.forward(Mode::test);
+  CHECK(graph.blob("score").shape() == Shape{1, 21, 33, 41});
+  CHECK_THROWS_WITH(graph.forward(Mode::train), Catch::Contains("inference only"));
+}

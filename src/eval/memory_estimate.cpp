@@ -28,6 +28,7 @@ Plan plan(const json& spec, int64_t height, int64_t width, bool inference) {
   options.plan_only = true;
   options.reuse_values = inference;
   options.skip_loss_in_test = inference;
+  options.inference_only = inference;
   Graph graph(spec, "model", options);
   graph.reshape(graph.input_shapes(height, width));
   Plan out;

@@ -24,6 +24,7 @@ TrainedModel::TrainedModel(const std::string& config_file, const std::vector<std
   GraphOptions graph_options;
   graph_options.reuse_values = true;  // only the scores are read after forward
   graph_options.skip_loss_in_test = true;
+  graph_options.inference_only = true;
   graph_ = std::make_unique<Graph>(spec_, model.graph.is_null() ? "model" : "model.graph", graph_options);
   require_bgr_image_input(*graph_);
   class_names_ = resolve_class_names(config_.data, model.zoo.num_classes);

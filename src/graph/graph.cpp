@@ -257,9 +257,13 @@ void Graph::plan_memory() {
   const int end_of_step = 2 * L;  // after the last backward
   const size_t inputs = input_names_.size(), count = blobs_.size();
   const auto backward_step = [L](size_t layer) { return 2 * L - 1 - static_cast<int>(layer); };
+  // an inference-only graph never runs the layers forward(Mode::test) skips:
+  // they read nothing, and their blobs take no room
+  const bool skipped_in_test = options_.inference_only && options_.skip_loss_in_test;
   std::vector<int> producer(count, -1), consumers(count, 0);
   for (size_t i = 0; i < layers_.size(); ++i) {
     producer[nodes_[i].output_blob] = static_cast<int>(i);
+    if (skipped_in_test && !inference_[i]) continue;
     for (int b : nodes_[i].input_blobs) ++consumers[b];
   }
 
@@ -273,6 +277,7 @@ void Graph::plan_memory() {
       last_read[b] = std::max(last_read[b], backward_step(p));
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
+    if (skipped_in_test && !inference_[i]) continue;
     for (int b : nodes_[i].input_blobs) {
       if (b < static_cast<int>(inputs)) continue;
       int last = static_cast<int>(i);
@@ -304,7 +309,9 @@ void Graph::plan_memory() {
   std::vector<int> value_item(count, -1), grad_item(count, -1);
   for (size_t b = inputs; b < count; ++b) {
     const int root = group[b];
-    const Interval own{shape_numel(blob_shapes_[b]), producer[b], last_read[b]};
+    // a blob inference never writes (a loss's, an auxiliary head's) takes no room
+    const int64_t numel = skipped_in_test && !inference_[producer[b]] ? 0 : shape_numel(blob_shapes_[b]);
+    const Interval own{numel, producer[b], last_read[b]};
     if (value_item[root] < 0) {
       value_item[root] = static_cast<int>(items.size());
       items.push_back(own);
@@ -348,6 +355,10 @@ void Graph::plan_memory() {
   }
   arena_.reshape({arena_numel});
   for (size_t b = inputs; b < count; ++b) {
+    if (skipped_in_test && !inference_[producer[b]]) {
+      blobs_[b].release();
+      continue;
+    }
     blobs_[b].share_storage(arena_.data() + offset[value_item[b]], blob_shapes_[b]);
     if (grad_item[b] >= 0) grads_[b].share_storage(arena_.data() + offset[grad_item[b]], blob_shapes_[b]);
   }
@@ -356,6 +367,8 @@ void Graph::plan_memory() {
 void Graph::forward(Mode mode) {
   if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before forward()");
   if (options_.plan_only) throw Error("graph: built to plan memory only (GraphOptions::plan_only); it cannot run");
+  if (options_.inference_only && mode != Mode::test)
+    throw Error("graph: built for inference only (GraphOptions::inference_only); it cannot train");
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (mode == Mode::test && options_.skip_loss_in_test && !inference_[i]) continue;
     std::vector<const Tensor*> inputs;
@@ -372,6 +385,7 @@ void Graph::forward(Mode mode) {
 
 void Graph::backward() {
   if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before backward()");
+  if (options_.inference_only) throw Error("graph: built for inference only (GraphOptions::inference_only); it cannot train");
   const bool planned = reusing_memory();  // planned gradients are zeroed as they come to life
   if (!planned)
     for (size_t b = 0; b < grads_.size(); ++b)

@@ -52,6 +52,11 @@ struct GraphOptions {
   // much memory as the scores themselves, nor what feeds only them (an
   // auxiliary head): inference reads the scores only.
   bool skip_loss_in_test = false;
+  // The graph only ever runs forward(Mode::test) (predict, eval): with
+  // skip_loss_in_test, the blobs of the layers it skips get no memory (the
+  // plan and its estimate count the inference only), and forward(Mode::train)
+  // and backward() refuse to run.
+  bool inference_only = false;
   // reshape() plans the memory (blob_buffer_bytes) without allocating the
   // arena, so that the memory of an input too large for this machine can be
   // estimated; forward() and backward() then refuse to run.
