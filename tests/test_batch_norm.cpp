@@ -307,9 +307,9 @@ json net_spec(bool conv_bias = true) {
     {"name": "loss", "type": "softmax_loss", "inputs": ["score", "label"], "normalize": "valid"}]})");
 }
 
-std::unique_ptr<Graph> make_net(GraphOptions options, uint64_t seed) {
+std::unique_ptr<Graph> make_net(GraphOptions options, uint64_t seed, int64_t batch = 2, int64_t h = 6, int64_t w = 7) {
   auto graph = std::make_unique<Graph>(net_spec(), "graph", options);
-  graph->reshape({{"data", {2, 3, 6, 7}}, {"label", {2, 1, 6, 7}}});
+  graph->reshape({{"data", {batch, 3, h, w}}, {"label", {batch, 1, h, w}}});
   graph->init_params(seed);
   std::mt19937_64 rng(seed);
   for (const char* bn : {"bn1", "bn2"}) randomise_params(*graph->find_layer(bn), rng);
@@ -353,6 +353,36 @@ TEST_CASE("batch_norm under the memory planner: reused buffers give the same los
       CHECK(same_bits(p->data, q->data));  // the running statistics too
       if (p->frozen()) continue;
       for (int64_t i = 0; i < p->grad.numel(); ++i) REQUIRE(q->grad[i] == Approx(p->grad[i]).margin(1e-6));
+    }
+  }
+}
+
+TEST_CASE("batch_norm with its ReLU fused (max(y, 0) written by the normalisation) at photo size: the same numbers") {
+  // reuse_memory runs each ReLU in place over its batch_norm's output, and
+  // the batch_norm (train bn1, frozen bn2) rectifies; without it they run apart
+  GraphOptions separate;
+  separate.reuse_memory = false;
+  auto reference = make_net(separate, 7, 2, 188, 250);
+  auto fused = make_net(GraphOptions{}, 7, 2, 188, 250);
+  for (const char* bn : {"bn1", "bn2"}) {
+    INFO(bn);
+    CHECK_FALSE(dynamic_cast<const BatchNormLayer&>(*reference->find_layer(bn)).rectifies_output());
+    CHECK(dynamic_cast<const BatchNormLayer&>(*fused->find_layer(bn)).rectifies_output());
+  }
+  for (Mode mode : {Mode::train, Mode::test}) {
+    INFO((mode == Mode::train ? "train" : "test"));
+    for (auto* graph : {reference.get(), fused.get()}) {
+      graph->zero_param_grads();
+      graph->forward(mode);
+      graph->backward();
+    }
+    CHECK(fused->loss() == reference->loss());
+    CHECK(same_bits(fused->blob("score"), reference->blob("score")));
+    for (Param* p : reference->params()) {
+      INFO(p->name);
+      const Param* q = fused->find_param(p->name);
+      CHECK(same_bits(p->data, q->data));
+      if (!p->frozen()) CHECK(same_bits(p->grad, q->grad));
     }
   }
 }
