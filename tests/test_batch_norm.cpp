@@ -307,8 +307,9 @@ json net_spec(bool conv_bias = true) {
     {"name": "loss", "type": "softmax_loss", "inputs": ["score", "label"], "normalize": "valid"}]})");
 }
 
-std::unique_ptr<Graph> make_net(GraphOptions options, uint64_t seed, int64_t batch = 2, int64_t h = 6, int64_t w = 7) {
-  auto graph = std::make_unique<Graph>(net_spec(), "graph", options);
+std::unique_ptr<Graph> make_net(GraphOptions options, uint64_t seed, int64_t batch = 2, int64_t h = 6, int64_t w = 7,
+                                bool conv_bias = true) {
+  auto graph = std::make_unique<Graph>(net_spec(conv_bias), "graph", options);
   graph->reshape({{"data", {batch, 3, h, w}}, {"label", {batch, 1, h, w}}});
   graph->init_params(seed);
   std::mt19937_64 rng(seed);
@@ -384,6 +385,54 @@ TEST_CASE("batch_norm with its ReLU fused (max(y, 0) written by the normalisatio
       CHECK(same_bits(p->data, q->data));
       if (!p->frozen()) CHECK(same_bits(p->grad, q->grad));
     }
+  }
+}
+
+TEST_CASE("inference folds each batch_norm into its conv (and ReLU): the scores of the layers run apart, refolded when params change") {
+  // net_spec: conv1 -> bn1 (train) -> relu1, conv2 -> bn2 (frozen, in place) -> relu2, at 2x188x250
+  GraphOptions folding;
+  folding.skip_loss_in_test = true;
+  folding.profile = true;
+  GraphOptions apart = folding;
+  apart.fold_batch_norm = false;
+  for (bool conv_bias : {true, false}) {
+    INFO("conv bias " << conv_bias);
+    auto folded = make_net(folding, 9, 2, 188, 250, conv_bias);
+    auto reference = make_net(apart, 9, 2, 188, 250, conv_bias);
+    auto compare = [&](const std::string& when) {
+      INFO(when);
+      for (auto* graph : {folded.get(), reference.get()}) graph->forward(Mode::test);
+      const Tensor& a = folded->blob("score");
+      const Tensor& b = reference->blob("score");
+      std::vector<double> expected(b.data(), b.data() + b.numel());
+      check_relative("scores", a, expected, 1e-5);
+    };
+    auto tweak = [&](const std::string& param, float by) {
+      for (auto* graph : {folded.get(), reference.get()}) {
+        Tensor& data = graph->find_param(param)->data;
+        for (int64_t i = 0; i < data.numel(); i += 3) data[i] += by;
+      }
+    };
+    compare("first fold");
+    for (auto* graph : {folded.get(), reference.get()}) graph->forward(Mode::train);  // moves bn1's running statistics
+    compare("after a training forward");
+    tweak("conv2.weight", 0.05f);
+    compare("after a change of conv2's weight");
+    tweak("bn2.running_var", 0.5f);
+    tweak("bn1.weight", -0.3f);
+    compare("after a change of the batch norms' params");
+    // the batch norms ran in the training forward only; the ReLUs ran, over rectified values
+    const auto& timings = folded->layer_timings();
+    const auto& apart_timings = reference->layer_timings();
+    auto calls = [](const Graph& graph, const std::vector<LayerTiming>& t, const std::string& name) {
+      for (size_t i = 0; i < t.size(); ++i)
+        if (graph.layers()[i]->name() == name) return t[i].forward_calls;
+      return int64_t{-1};
+    };
+    CHECK(calls(*folded, timings, "bn1") == 1);
+    CHECK(calls(*folded, timings, "bn2") == 1);
+    CHECK(calls(*reference, apart_timings, "bn1") == 5);
+    CHECK(calls(*folded, timings, "relu1") == 5);
   }
 }
 

@@ -67,6 +67,10 @@ class BatchNormLayer : public Layer {
   // convolution that feeds this layer so that it alone computes conv then
   // this layer in Mode::test (the layer must have been reshaped).
   void fold_into_conv(Tensor& conv_weight, Tensor& conv_bias) const;
+  bool fold_into(Tensor& weight, Tensor& bias) const override {
+    fold_into_conv(weight, bias);
+    return true;
+  }
 
  private:
   void ensure_params(int64_t channels);
