@@ -9,6 +9,7 @@
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
 #include "fcn/layers/batch_norm.hpp"
+#include "fcn/layers/folded_params.hpp"
 #include "fcn/train/checkpoint.hpp"
 #include "gradcheck.hpp"
 #include "layer_parity.hpp"
@@ -434,6 +435,28 @@ TEST_CASE("inference folds each batch_norm into its conv (and ReLU): the scores 
     CHECK(calls(*reference, apart_timings, "bn1") == 5);
     CHECK(calls(*folded, timings, "relu1") == 5);
   }
+}
+
+TEST_CASE("the folded weights' fingerprint changes when any one weight does, and with the size") {
+  std::mt19937_64 rng(3);
+  Tensor w = random_tensor({64, 3, 7, 7}, rng);
+  const uint64_t print = FoldedParams::fingerprint(w);
+  CHECK(FoldedParams::fingerprint(Tensor(w)) == print);
+  int64_t unchanged = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    const float kept = w[i];
+    w[i] = std::nextafter(kept, 2.f);
+    if (FoldedParams::fingerprint(w) == print) ++unchanged;
+    w[i] = kept;
+  }
+  CHECK(unchanged == 0);
+  Tensor shorter({w.numel() - 1});
+  std::copy(w.data(), w.data() + shorter.numel(), shorter.data());
+  Tensor longer({w.numel() + 1});
+  longer.zero();
+  std::copy(w.data(), w.data() + w.numel(), longer.data());
+  CHECK(FoldedParams::fingerprint(shorter) != print);
+  CHECK(FoldedParams::fingerprint(longer) != print);
 }
 
 TEST_CASE("batch_norm running statistics round-trip through a checkpoint, without momentum buffers") {
