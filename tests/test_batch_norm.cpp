@@ -9,6 +9,7 @@
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
 #include "fcn/layers/batch_norm.hpp"
+#include "fcn/layers/folded_params.hpp"
 #include "fcn/train/checkpoint.hpp"
 #include "gradcheck.hpp"
 #include "layer_parity.hpp"
@@ -307,9 +308,10 @@ json net_spec(bool conv_bias = true) {
     {"name": "loss", "type": "softmax_loss", "inputs": ["score", "label"], "normalize": "valid"}]})");
 }
 
-std::unique_ptr<Graph> make_net(GraphOptions options, uint64_t seed) {
-  auto graph = std::make_unique<Graph>(net_spec(), "graph", options);
-  graph->reshape({{"data", {2, 3, 6, 7}}, {"label", {2, 1, 6, 7}}});
+std::unique_ptr<Graph> make_net(GraphOptions options, uint64_t seed, int64_t batch = 2, int64_t h = 6, int64_t w = 7,
+                                bool conv_bias = true) {
+  auto graph = std::make_unique<Graph>(net_spec(conv_bias), "graph", options);
+  graph->reshape({{"data", {batch, 3, h, w}}, {"label", {batch, 1, h, w}}});
   graph->init_params(seed);
   std::mt19937_64 rng(seed);
   for (const char* bn : {"bn1", "bn2"}) randomise_params(*graph->find_layer(bn), rng);
@@ -355,6 +357,106 @@ TEST_CASE("batch_norm under the memory planner: reused buffers give the same los
       for (int64_t i = 0; i < p->grad.numel(); ++i) REQUIRE(q->grad[i] == Approx(p->grad[i]).margin(1e-6));
     }
   }
+}
+
+TEST_CASE("batch_norm with its ReLU fused (max(y, 0) written by the normalisation) at photo size: the same numbers") {
+  // reuse_memory runs each ReLU in place over its batch_norm's output, and
+  // the batch_norm (train bn1, frozen bn2) rectifies; without it they run apart
+  GraphOptions separate;
+  separate.reuse_memory = false;
+  auto reference = make_net(separate, 7, 2, 188, 250);
+  auto fused = make_net(GraphOptions{}, 7, 2, 188, 250);
+  for (const char* bn : {"bn1", "bn2"}) {
+    INFO(bn);
+    CHECK_FALSE(dynamic_cast<const BatchNormLayer&>(*reference->find_layer(bn)).rectifies_output());
+    CHECK(dynamic_cast<const BatchNormLayer&>(*fused->find_layer(bn)).rectifies_output());
+  }
+  for (Mode mode : {Mode::train, Mode::test}) {
+    INFO((mode == Mode::train ? "train" : "test"));
+    for (auto* graph : {reference.get(), fused.get()}) {
+      graph->zero_param_grads();
+      graph->forward(mode);
+      graph->backward();
+    }
+    CHECK(fused->loss() == reference->loss());
+    CHECK(same_bits(fused->blob("score"), reference->blob("score")));
+    for (Param* p : reference->params()) {
+      INFO(p->name);
+      const Param* q = fused->find_param(p->name);
+      CHECK(same_bits(p->data, q->data));
+      if (!p->frozen()) CHECK(same_bits(p->grad, q->grad));
+    }
+  }
+}
+
+TEST_CASE("inference folds each batch_norm into its conv (and ReLU): the scores of the layers run apart, refolded when params change") {
+  // net_spec: conv1 -> bn1 (train) -> relu1, conv2 -> bn2 (frozen, in place) -> relu2, at 2x188x250
+  GraphOptions folding;
+  folding.skip_loss_in_test = true;
+  folding.profile = true;
+  GraphOptions apart = folding;
+  apart.fold_batch_norm = false;
+  for (bool conv_bias : {true, false}) {
+    INFO("conv bias " << conv_bias);
+    auto folded = make_net(folding, 9, 2, 188, 250, conv_bias);
+    auto reference = make_net(apart, 9, 2, 188, 250, conv_bias);
+    auto compare = [&](const std::string& when) {
+      INFO(when);
+      for (auto* graph : {folded.get(), reference.get()}) graph->forward(Mode::test);
+      const Tensor& a = folded->blob("score");
+      const Tensor& b = reference->blob("score");
+      std::vector<double> expected(b.data(), b.data() + b.numel());
+      check_relative("scores", a, expected, 1e-5);
+    };
+    auto tweak = [&](const std::string& param, float by) {
+      for (auto* graph : {folded.get(), reference.get()}) {
+        Tensor& data = graph->find_param(param)->data;
+        for (int64_t i = 0; i < data.numel(); i += 3) data[i] += by;
+      }
+    };
+    compare("first fold");
+    for (auto* graph : {folded.get(), reference.get()}) graph->forward(Mode::train);  // moves bn1's running statistics
+    compare("after a training forward");
+    tweak("conv2.weight", 0.05f);
+    compare("after a change of conv2's weight");
+    tweak("bn2.running_var", 0.5f);
+    tweak("bn1.weight", -0.3f);
+    compare("after a change of the batch norms' params");
+    // the batch norms ran in the training forward only; the ReLUs ran, over rectified values
+    const auto& timings = folded->layer_timings();
+    const auto& apart_timings = reference->layer_timings();
+    auto calls = [](const Graph& graph, const std::vector<LayerTiming>& t, const std::string& name) {
+      for (size_t i = 0; i < t.size(); ++i)
+        if (graph.layers()[i]->name() == name) return t[i].forward_calls;
+      return int64_t{-1};
+    };
+    CHECK(calls(*folded, timings, "bn1") == 1);
+    CHECK(calls(*folded, timings, "bn2") == 1);
+    CHECK(calls(*reference, apart_timings, "bn1") == 5);
+    CHECK(calls(*folded, timings, "relu1") == 5);
+  }
+}
+
+TEST_CASE("the folded weights' fingerprint changes when any one weight does, and with the size") {
+  std::mt19937_64 rng(3);
+  Tensor w = random_tensor({64, 3, 7, 7}, rng);
+  const uint64_t print = FoldedParams::fingerprint(w);
+  CHECK(FoldedParams::fingerprint(Tensor(w)) == print);
+  int64_t unchanged = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    const float kept = w[i];
+    w[i] = std::nextafter(kept, 2.f);
+    if (FoldedParams::fingerprint(w) == print) ++unchanged;
+    w[i] = kept;
+  }
+  CHECK(unchanged == 0);
+  Tensor shorter({w.numel() - 1});
+  std::copy(w.data(), w.data() + shorter.numel(), shorter.data());
+  Tensor longer({w.numel() + 1});
+  longer.zero();
+  std::copy(w.data(), w.data() + w.numel(), longer.data());
+  CHECK(FoldedParams::fingerprint(shorter) != print);
+  CHECK(FoldedParams::fingerprint(longer) != print);
 }
 
 TEST_CASE("batch_norm running statistics round-trip through a checkpoint, without momentum buffers") {

@@ -17,6 +17,43 @@ json pool_spec(json options) {
   return options;
 }
 
+// Forward and backward of a max_pool (kernel, stride, pad per axis, ceil
+// mode) on x with ties and NaNs, against the window rule written out: the
+// window clipped to the input, row-major, a value greater or NaN wins.
+void check_window_rule(int64_t kernel, int64_t stride, int64_t pad, Shape shape) {
+  INFO("kernel " << kernel << " stride " << stride << " pad " << pad << " input " << shape_str(shape));
+  auto layer = make_test_layer(pool_spec({{"kernel", kernel}, {"stride", stride}, {"pad", pad}, {"ceil_mode", true}}));
+  std::mt19937_64 rng(static_cast<uint64_t>(kernel * 100 + stride * 10 + pad));
+  Tensor x = random_tensor(shape, rng);
+  std::uniform_int_distribution<int64_t> pick(0, x.numel() - 1);
+  for (int64_t i = 0; i < x.numel() / 30; ++i) x[pick(rng)] = 0.25f;  // ties
+  for (int i = 0; i < 20; ++i) x[pick(rng)] = std::nanf("");
+  Tensor y(layer->reshape({x.shape()}));
+  layer->forward({&x}, y, Mode::test);
+  Tensor dy(y.shape()), dx(x.shape());
+  for (int64_t i = 0; i < dy.numel(); ++i) dy[i] = static_cast<float>(i % 1000 + 1);
+  layer->backward({&x}, y, dy, {&dx});
+  const int64_t planes = shape[0] * shape[1], h = shape[2], w = shape[3], out_h = y.h(), out_w = y.w();
+  Tensor dx_expected(x.shape());
+  int64_t wrong = 0;
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t oy = 0; oy < out_h; ++oy)
+      for (int64_t ox = 0; ox < out_w; ++ox) {
+        int64_t best = -1;
+        for (int64_t iy = std::max<int64_t>(oy * stride - pad, 0); iy < std::min(oy * stride - pad + kernel, h); ++iy)
+          for (int64_t ix = std::max<int64_t>(ox * stride - pad, 0); ix < std::min(ox * stride - pad + kernel, w);
+               ++ix) {
+            const int64_t i = (p * h + iy) * w + ix;
+            if (best < 0 || x[i] > x[best] || std::isnan(x[i])) best = i;
+          }
+        const float out = y[(p * out_h + oy) * out_w + ox];
+        if (std::isnan(x[best]) ? !std::isnan(out) : out != x[best]) ++wrong;
+        dx_expected[best] += dy[(p * out_h + oy) * out_w + ox];
+      }
+  CHECK(wrong == 0);
+  for (int64_t i = 0; i < dx.numel(); ++i) REQUIRE(dx[i] == dx_expected[i]);
+}
+
 }  // namespace
 
 TEST_CASE("pool_output_size follows PyTorch, ceil mode dropping a window that starts in the padding") {
@@ -146,4 +183,13 @@ TEST_CASE("2x2 stride-2 max_pool on wide planes (16 windows at a time) follows t
         dx_expected[best] += dy[(c * 5 + oy) * 38 + ox];
       }
   for (int64_t i = 0; i < dx.numel(); ++i) REQUIRE(dx[i] == dx_expected[i]);
+}
+
+TEST_CASE("max_pool with windows inside the columns (a row of outputs at a time) follows the window rule") {
+  // the ResNet stem's 3x3 stride 2 pad 1 at its size for a 500x500 photo, and
+  // strides 1 and 3 (the generic stride); ceil mode's partial last windows
+  check_window_rule(3, 2, 1, {1, 3, 250, 250});
+  check_window_rule(3, 1, 1, {2, 2, 37, 41});
+  check_window_rule(3, 3, 0, {1, 2, 40, 95});
+  check_window_rule(2, 2, 0, {1, 2, 9, 75});
 }

@@ -1,4 +1,6 @@
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "gradcheck.hpp"
@@ -69,6 +71,34 @@ TEST_CASE("relu's kept bits cover every length, not only whole words of 16") {
     layer->forward({&x}, y, Mode::test);
     layer->backward({&x}, y, dy, {&dx});
     for (int64_t i = 0; i < width; ++i) CHECK(dx[i] == (x[i] > 0.f ? dy[i] : 0.f));
+  }
+}
+
+TEST_CASE("relu at photo size (21 x 375x500), plain and leaky: every output, kept bit and accumulated gradient") {
+  // the vector paths (two AVX2 or one AVX-512 compare and blend per word of 16) against the definition
+  const Shape shape{1, 21, 375, 500};
+  std::mt19937_64 rng(21);
+  Tensor x = random_tensor(shape, rng);
+  x[0] = 0.f;
+  x[1] = -0.f;
+  x[17] = std::numeric_limits<float>::quiet_NaN();  // y NaN, not kept: dx gets slope * dy
+  const Tensor dy = random_tensor(shape, rng);
+  const Tensor dx0 = random_tensor(shape, rng);
+  for (float slope : {0.f, 0.2f}) {
+    INFO("slope " << slope);
+    auto layer = make_test_layer(relu_spec(slope));
+    layer->reshape({shape});
+    Tensor y(shape), dx = dx0;
+    layer->forward({&x}, y, Mode::train);
+    layer->backward({&x}, y, dy, {&dx});
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const float expected = std::max(x[i], 0.f) + slope * std::min(x[i], 0.f);
+      const bool same_y = std::isnan(x[i]) ? std::isnan(y[i]) : y[i] == expected;
+      const float grad = x[i] > 0.f ? dy[i] : slope * dy[i];
+      if (!same_y || dx[i] != dx0[i] + grad) ++wrong;
+    }
+    CHECK(wrong == 0);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "fcn/cpu/batch_norm.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 namespace fcn::cpu {
@@ -20,34 +21,41 @@ void channel_moments(const BatchNormGeometry& g, const float* x, double* mean, d
   const double count = static_cast<double>(g.per_channel());
 #pragma omp parallel for schedule(static) if (parallel(g))
   for (int64_t c = 0; c < g.channels; ++c) {
-    double sum = 0;
+    // shifted by one of the channel's values k: var = E[(x-k)^2] - E[x-k]^2
+    // in double cancels only as much as (mean - k)^2 / var, a few units for
+    // any k drawn from the data, where E[x^2] - mean^2 would cancel mean^2/var
+    const double k = x[offset(g, 0, c)];
+    double sum = 0, squares = 0;
     for (int64_t n = 0; n < g.batch; ++n) {
       const float* plane = x + offset(g, n, c);
-#pragma omp simd reduction(+ : sum)
-      for (int64_t i = 0; i < g.area; ++i) sum += plane[i];
+#pragma omp simd reduction(+ : sum, squares)
+      for (int64_t i = 0; i < g.area; ++i) {
+        const double d = plane[i] - k;
+        sum += d;
+        squares += d * d;
+      }
     }
-    const double m = sum / count;
-    double squares = 0;
-    for (int64_t n = 0; n < g.batch; ++n) {
-      const float* plane = x + offset(g, n, c);
-#pragma omp simd reduction(+ : squares)
-      for (int64_t i = 0; i < g.area; ++i) squares += (plane[i] - m) * (plane[i] - m);
-    }
-    mean[c] = m;
-    var[c] = squares / count;
+    const double shift = sum / count;
+    mean[c] = k + shift;
+    var[c] = std::max(squares / count - shift * shift, 0.0);
   }
 }
 
 void batch_norm_forward(const BatchNormGeometry& g, const float* x, const float* mean, const float* scale,
-                        const float* beta, float* y) {
+                        const float* beta, float* y, bool rectify) {
 #pragma omp parallel for collapse(2) schedule(static) if (parallel(g))
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t c = 0; c < g.channels; ++c) {
       const float* in = x + offset(g, n, c);
       float* out = y + offset(g, n, c);
       const float m = mean[c], a = scale[c], b = beta[c];
+      if (rectify) {
 #pragma omp simd
-      for (int64_t i = 0; i < g.area; ++i) out[i] = (in[i] - m) * a + b;
+        for (int64_t i = 0; i < g.area; ++i) out[i] = std::max((in[i] - m) * a + b, 0.f);
+      } else {
+#pragma omp simd
+        for (int64_t i = 0; i < g.area; ++i) out[i] = (in[i] - m) * a + b;
+      }
     }
 }
 

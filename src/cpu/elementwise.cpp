@@ -12,7 +12,8 @@ constexpr int64_t kParallelMin = 1 << 15;
 }  // namespace
 
 // The ReLU kernels go 16 elements (one mask word) at a time: one AVX-512
-// compare or blend per word, a plain loop elsewhere.
+// compare or blend per word, two AVX2 ones, a plain loop elsewhere (and for
+// a last, partial word).
 namespace {
 
 // Bits j of the result: y[j] > 0, for count <= 16 values.
@@ -21,11 +22,32 @@ inline uint16_t positive_word(const float* y, int64_t count) {
   const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
   return _mm512_mask_cmp_ps_mask(lanes, _mm512_maskz_loadu_ps(lanes, y), _mm512_setzero_ps(), _CMP_GT_OQ);
 #else
+#if defined(__AVX2__)
+  if (count == 16) {
+    const __m256 zero = _mm256_setzero_ps();
+    const int low = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(y), zero, _CMP_GT_OQ));
+    const int high = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(y + 8), zero, _CMP_GT_OQ));
+    return static_cast<uint16_t>(low | high << 8);
+  }
+#endif
   uint16_t bits = 0;
   for (int64_t j = 0; j < count; ++j) bits |= static_cast<uint16_t>(y[j] > 0.f) << j;
   return bits;
 #endif
 }
+
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// dx[0, 8) += dy * (bit j of `bits` ? 1 : slope): the 8 bits spread to 8
+// lanes (lane j keeps bit j, then all-ones where it was set) for a blend.
+inline void relu_backward_8(unsigned bits, const float* dy, float* dx, __m256 slope) {
+  const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i kept = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane_bit);
+  const __m256 mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(kept, lane_bit));
+  const __m256 grad = _mm256_loadu_ps(dy);
+  const __m256 passed = _mm256_blendv_ps(_mm256_mul_ps(slope, grad), grad, mask);
+  _mm256_storeu_ps(dx, _mm256_add_ps(_mm256_loadu_ps(dx), passed));
+}
+#endif
 
 }  // namespace
 
@@ -57,6 +79,14 @@ void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* 
     const __m512 passed = _mm512_mask_blend_ps(positive[w], _mm512_mul_ps(_mm512_set1_ps(slope), grad), grad);
     _mm512_mask_storeu_ps(dx + begin, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, dx + begin), passed));
 #else
+#if defined(__AVX2__)
+    if (count == 16) {
+      const __m256 slopes = _mm256_set1_ps(slope);
+      relu_backward_8(positive[w] & 0xffu, dy + begin, dx + begin, slopes);
+      relu_backward_8(positive[w] >> 8, dy + begin + 8, dx + begin + 8, slopes);
+      continue;
+    }
+#endif
     for (int64_t j = 0; j < count; ++j)
       dx[begin + j] += (positive[w] >> j & 1u) ? dy[begin + j] : slope * dy[begin + j];
 #endif

@@ -69,6 +69,42 @@ inline void pool_2x2_16(const PoolGeometry& g, const float* plane, int64_t oy, i
 #pragma GCC diagnostic pop
 #endif
 
+// Outputs [ox_begin, ox_end) of row oy whose windows lie inside the input's
+// columns (rows clipped as in pool_window), with pool_window's rule branch-free:
+// the window positions in row-major order, each taken where it is greater or
+// NaN; one loop over the outputs per position, which the compiler vectorises
+// (the loads strided by a compile-time stride; 0 means g.stride_w).
+template <int kStride>
+void pool_row_inside(const PoolGeometry& g, const float* plane, int64_t oy, int64_t ox_begin, int64_t ox_end,
+                     float* best, int32_t* best_index) {
+  const int64_t stride = kStride > 0 ? kStride : g.stride_w;
+  const int64_t y0 = oy * g.stride_h - g.pad_h;
+  const int64_t y_begin = std::max<int64_t>(y0, 0), y_end = std::min(y0 + g.kernel_h, g.in_h);
+  for (int64_t iy = y_begin; iy < y_end; ++iy) {
+    for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
+      // input column of output ox: ox * stride + shift
+      const int64_t shift = kx - g.pad_w;
+      const float* row = plane + iy * g.in_w;
+      const int32_t row_start = static_cast<int32_t>(iy * g.in_w + shift);
+      if (iy == y_begin && kx == 0) {
+#pragma omp simd
+        for (int64_t ox = ox_begin; ox < ox_end; ++ox) {
+          best[ox] = row[ox * stride + shift];
+          best_index[ox] = row_start + static_cast<int32_t>(ox * stride);
+        }
+        continue;
+      }
+#pragma omp simd
+      for (int64_t ox = ox_begin; ox < ox_end; ++ox) {
+        const float v = row[ox * stride + shift];
+        const bool take = v > best[ox] || v != v;
+        best[ox] = take ? v : best[ox];
+        best_index[ox] = take ? row_start + static_cast<int32_t>(ox * stride) : best_index[ox];
+      }
+    }
+  }
+}
+
 // The window of one average-pooling output, clipped to the input, with its divisor.
 struct AverageWindow {
   int64_t y_begin, y_end, x_begin, x_end;
@@ -112,6 +148,21 @@ void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* 
         for (; ox + 16 <= full_cols; ox += 16)
           pool_2x2_16(g, plane, oy, ox, out + oy * g.out_w + ox, arg + oy * g.out_w + ox);
 #endif
+      // the columns of windows inside the input: [inside_begin, inside_end)
+      const int64_t inside_begin = std::max(ox, (g.pad_w + g.stride_w - 1) / g.stride_w);
+      const int64_t inside_end = std::min(g.out_w, (g.in_w + g.pad_w - g.kernel_w) / g.stride_w + 1);
+      if (inside_end - inside_begin >= 8) {
+        for (; ox < inside_begin; ++ox) pool_window(g, plane, oy, ox, out[oy * g.out_w + ox], arg[oy * g.out_w + ox]);
+        float* row_out = out + oy * g.out_w;
+        int32_t* row_arg = arg + oy * g.out_w;
+        if (g.stride_w == 1)
+          pool_row_inside<1>(g, plane, oy, ox, inside_end, row_out, row_arg);
+        else if (g.stride_w == 2)
+          pool_row_inside<2>(g, plane, oy, ox, inside_end, row_out, row_arg);
+        else
+          pool_row_inside<0>(g, plane, oy, ox, inside_end, row_out, row_arg);
+        ox = inside_end;
+      }
       for (; ox < g.out_w; ++ox) pool_window(g, plane, oy, ox, out[oy * g.out_w + ox], arg[oy * g.out_w + ox]);
     }
   }

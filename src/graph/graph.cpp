@@ -243,13 +243,46 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
 void Graph::fuse_relus(const std::vector<int>& group, const std::vector<int>& producer) {
   const int inputs = static_cast<int>(input_names_.size());
   for (auto& layer : layers_) layer->rectify_output(false);
+  rectifies_.assign(layers_.size(), false);
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& rectifier = *layers_[i];
     if (!rectifier.is_rectifier()) continue;
     const int in = nodes_[i].input_blobs[0], out = nodes_[i].output_blob;
     const bool in_place = in >= inputs && group[out] == group[in];
-    rectifier.set_input_rectified(in_place && layers_[producer[in]]->rectify_output(true));
+    const bool fused = in_place && layers_[producer[in]]->rectify_output(true);
+    if (fused) rectifies_[producer[in]] = true;
+    rectifier.set_input_rectified(fused);
   }
+}
+
+// Layer i writes layer i + 1's output at step i (GraphOptions::fold_batch_norm)
+// when i + 1 reads only i's output, nothing else reads that, and i's inputs
+// (read at step i) do not share memory with i + 1's output (which the plan
+// only keeps free from step i + 1 on). Whether i + 1 can fold into i is
+// asked at the forward.
+void Graph::plan_folds(const std::vector<int>& consumers, const std::vector<int64_t>& value_offset) {
+  folds_next_.assign(layers_.size(), false);
+  if (!options_.skip_loss_in_test || !options_.fold_batch_norm) return;
+  const int inputs = static_cast<int>(input_names_.size());
+  const auto overlap = [&](int a, int b) {
+    if (a < inputs || b < inputs) return false;  // graph inputs have their own storage
+    const int64_t a0 = value_offset[a], b0 = value_offset[b];
+    return a0 < b0 + shape_numel(blob_shapes_[b]) && b0 < a0 + shape_numel(blob_shapes_[a]);
+  };
+  for (size_t i = 0; i + 1 < layers_.size(); ++i) {
+    const Node &node = nodes_[i], &next = nodes_[i + 1];
+    if (next.input_blobs.size() != 1 || next.input_blobs[0] != node.output_blob) continue;
+    if (consumers[node.output_blob] != 1 || !inference_[i + 1]) continue;
+    bool safe = true;
+    for (int b : node.input_blobs) safe = safe && !overlap(b, next.output_blob);
+    folds_next_[i] = safe;
+  }
+}
+
+bool Graph::forward_folded(size_t i) {
+  std::vector<const Tensor*> inputs;
+  for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
+  return layers_[i]->forward_folded(inputs, blobs_[nodes_[i + 1].output_blob], *layers_[i + 1], rectifies_[i + 1]);
 }
 
 void Graph::plan_memory() {
@@ -349,6 +382,9 @@ void Graph::plan_memory() {
   }
 
   const auto [offset, arena_numel] = pack_intervals(items);
+  std::vector<int64_t> value_offset(count, 0);
+  for (size_t b = inputs; b < count; ++b) value_offset[b] = offset[value_item[b]];
+  plan_folds(consumers, value_offset);
   if (options_.plan_only) {
     planned_arena_floats_ = arena_numel;
     return;
@@ -369,11 +405,20 @@ void Graph::forward(Mode mode) {
   if (options_.plan_only) throw Error("graph: built to plan memory only (GraphOptions::plan_only); it cannot run");
   if (options_.inference_only && mode != Mode::test)
     throw Error("graph: built for inference only (GraphOptions::inference_only); it cannot train");
+  const bool folding = mode == Mode::test && !forward_hook_ && folds_next_.size() == layers_.size();
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (mode == Mode::test && options_.skip_loss_in_test && !inference_[i]) continue;
     std::vector<const Tensor*> inputs;
     for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
     const auto start = std::chrono::steady_clock::now();
+    if (folding && folds_next_[i] && forward_folded(i)) {
+      if (options_.profile) {
+        timings_[i].forward_s += seconds_since(start);
+        ++timings_[i].forward_calls;
+      }
+      ++i;  // layer i + 1's output is written
+      continue;
+    }
     layers_[i]->forward(inputs, blobs_[nodes_[i].output_blob], mode);
     if (options_.profile) {
       timings_[i].forward_s += seconds_since(start);

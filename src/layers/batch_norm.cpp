@@ -105,7 +105,8 @@ void BatchNormLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& o
   const size_t channels = g.size();
   scale_.resize(channels);
   for (size_t c = 0; c < channels; ++c) scale_[c] = g[c] * invstd_[c];
-  cpu::batch_norm_forward(geometry_, inputs[0]->data(), mean_.data(), scale_.data(), beta().data(), output.data());
+  cpu::batch_norm_forward(geometry_, inputs[0]->data(), mean_.data(), scale_.data(), beta().data(), output.data(),
+                          rectify_);
 }
 
 void BatchNormLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& output_grad,

@@ -148,6 +148,16 @@ void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output
   }
 }
 
+bool ConvLayer::forward_folded(const std::vector<const Tensor*>& inputs, Tensor& output, Layer& next, bool rectify) {
+  if (!folded_.update(weight_, options_.bias ? &bias_ : nullptr, next)) return false;
+  const cpu::ConvGeometry& g = *geometry_;
+  const Tensor& x = *inputs[0];
+  for (int64_t n = 0; n < x.n(); ++n)
+    cpu::conv_forward(g, folded_.weight().data(), x.data() + n * g.image_numel(), 0.f,
+                      output.data() + n * g.output_numel(), folded_.bias().data(), rectify);
+  return true;
+}
+
 void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& output_grad,
                          const std::vector<Tensor*>& input_grads) {
   const cpu::ConvGeometry& g = *geometry_;

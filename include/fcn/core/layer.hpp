@@ -93,6 +93,19 @@ class Layer {
   // whether its producer has already written the rectified values.
   virtual bool is_rectifier() const { return false; }
   virtual void set_input_rectified(bool on) {}
+  // Inference folding (Graph, Mode::test of an inference graph): a layer
+  // whose test-mode forward is a per-channel affine map (batch_norm on its
+  // running statistics) folds itself into the weight [C, ...] and bias [C]
+  // of the layer before it, so that they compute both; false: it cannot.
+  virtual bool fold_into(Tensor& weight, Tensor& bias) const { return false; }
+  // The other side: a layer with a weight and bias per output channel (conv)
+  // runs its test-mode forward with `next` folded in (next.fold_into), then
+  // max(y, 0) when rectify, writing what `next` would output; false: it
+  // cannot, and wrote nothing. Next's params are `next`'s own to change:
+  // the layer refolds when they or its own params differ from the last fold.
+  virtual bool forward_folded(const std::vector<const Tensor*>& inputs, Tensor& output, Layer& next, bool rectify) {
+    return false;
+  }
   // Whether backward reads the input values (false lets the graph free them).
   virtual bool backward_needs_inputs() const { return true; }
   virtual bool backward_needs_output() const { return false; }

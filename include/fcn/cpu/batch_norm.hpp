@@ -17,14 +17,16 @@ struct BatchNormGeometry {
 };
 
 // mean[c] = sum x / M and the biased var[c] = sum (x - mean[c])^2 / M over
-// N, H, W (two passes: no cancellation when |mean| >> std).
+// N, H, W, in one pass: sums of x - k and (x - k)^2 in double, k one of the
+// channel's values (no cancellation to speak of when |mean| >> std).
 void channel_moments(const BatchNormGeometry& g, const float* x, double* mean, double* var);
 
-// y = (x - mean[c]) * scale[c] + beta[c]; y may alias x. (PyTorch's
+// y = (x - mean[c]) * scale[c] + beta[c], then max(y, 0) when rectify (a
+// ReLU follows in place); y may alias x. (PyTorch's
 // x * scale + (beta - mean * scale) loses the digits of a small y when
 // |mean| >> std.)
 void batch_norm_forward(const BatchNormGeometry& g, const float* x, const float* mean, const float* scale,
-                        const float* beta, float* y);
+                        const float* beta, float* y, bool rectify = false);
 
 // sum_dy[c] = sum dy and dot[c] = sum (x - mean[c]) * dy over N, H, W: the
 // bias gradient, and the weight gradient times the standard deviation.

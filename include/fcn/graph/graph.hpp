@@ -57,6 +57,12 @@ struct GraphOptions {
   // plan and its estimate count the inference only), and forward(Mode::train)
   // and backward() refuse to run.
   bool inference_only = false;
+  // With skip_loss_in_test and reuse_memory, forward(Mode::test) runs a conv
+  // whose output only the batch_norm right after it reads as one conv with
+  // that batch norm folded into its weights (Layer::forward_folded), writing
+  // the batch norm's output; the conv's own output blob is then not written
+  // (no forward hook may be set). Equal to the layers run apart to float rounding.
+  bool fold_batch_norm = true;
   // reshape() plans the memory (blob_buffer_bytes) without allocating the
   // arena, so that the memory of an input too large for this machine can be
   // estimated; forward() and backward() then refuse to run.
@@ -163,6 +169,9 @@ class Graph {
   bool reusing_memory() const { return options_.reuse_memory && !options_.grad_all_blobs; }
   void plan_memory();
   void fuse_relus(const std::vector<int>& group, const std::vector<int>& producer);
+  void plan_folds(const std::vector<int>& consumers, const std::vector<int64_t>& value_offset);
+  // Runs layer i's test-mode forward folded with layer i + 1 (folds_next_[i]); false: it cannot.
+  bool forward_folded(size_t i);
   void find_inference_layers();
 
   GraphOptions options_;
@@ -186,6 +195,8 @@ class Graph {
   std::vector<Shape> blob_shapes_;  // of the last reshape, for the memory plan
   Tensor arena_;                    // the memory plan's storage: blobs and gradients at offsets
   std::vector<LayerTiming> timings_;
+  std::vector<bool> rectifies_;   // per layer: writes max(y, 0) for the ReLU in place over its output
+  std::vector<bool> folds_next_;  // per layer: forward(Mode::test) may fold layer i + 1 into it
 };
 
 // The blob predictions are read from: the first input of the first loss

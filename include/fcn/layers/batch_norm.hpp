@@ -55,11 +55,22 @@ class BatchNormLayer : public Layer {
   double forward_flops() const override { return flops_; }
   void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
   const BatchNormOptions& options() const { return options_; }
+  // A ReLU in place over the output (Graph::fuse_relus): forward writes
+  // max(y, 0). Backward reads x and dy only, so nothing else changes.
+  bool rectify_output(bool on) override {
+    rectify_ = on;
+    return true;
+  }
+  bool rectifies_output() const { return rectify_; }
 
   // Inference folding: rewrites the weight [C, ...] and bias [C] of the
   // convolution that feeds this layer so that it alone computes conv then
   // this layer in Mode::test (the layer must have been reshaped).
   void fold_into_conv(Tensor& conv_weight, Tensor& conv_bias) const;
+  bool fold_into(Tensor& weight, Tensor& bias) const override {
+    fold_into_conv(weight, bias);
+    return true;
+  }
 
  private:
   void ensure_params(int64_t channels);
@@ -77,6 +88,7 @@ class BatchNormLayer : public Layer {
   // of the last forward, per channel: what backward differentiates
   std::vector<float> mean_, invstd_, scale_;  // scale = gamma * invstd
   bool batch_statistics_ = false;
+  bool rectify_ = false;
 };
 
 }  // namespace fcn

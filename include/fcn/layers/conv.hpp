@@ -19,6 +19,7 @@
 
 #include "fcn/core/caffe_layer.hpp"
 #include "fcn/core/layer.hpp"
+#include "fcn/layers/folded_params.hpp"
 
 namespace fcn {
 
@@ -101,9 +102,11 @@ class ConvLayer : public ConvolutionBase {
     rectify_ = on;
     return true;
   }
+  bool forward_folded(const std::vector<const Tensor*>& inputs, Tensor& output, Layer& next, bool rectify) override;
 
  private:
   bool rectify_ = false;  // a ReLU runs in place over the output: write max(y, 0) (Graph::plan_memory)
+  FoldedParams folded_;   // with the next layer (a batch norm) folded in, for inference
 };
 
 }  // namespace fcn
