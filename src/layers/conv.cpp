@@ -132,6 +132,7 @@ Shape ConvLayer::reshape(const std::vector<Shape>& input_shapes) {
   if (out_h < 1 || out_w < 1)
     fail_shape("the dilated kernel does not fit the padded input (" + options_str() + ")", input_shapes);
   set_geometry({x[1], x[2], x[3]}, {o.num_output, out_h, out_w});
+  input_frame_ = {};  // a frame of other shapes would mislead forward
   ensure_weight({o.num_output, x[1] / o.groups, o.kernel[0], o.kernel[1]});
   // multiply-adds: every output element sums (C/g)*kh*kw products
   flops_ = 2.0 * x[0] * o.num_output * out_h * out_w * (x[1] / o.groups) * o.kernel[0] * o.kernel[1];
@@ -144,8 +145,13 @@ void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output
   for (int64_t n = 0; n < x.n(); ++n) {
     float* y = output.data() + n * g.output_numel();
     cpu::conv_forward(g, weight_.data.data(), x.data() + n * g.image_numel(), 0.f, y,
-                      options_.bias ? bias_.data.data() : nullptr, rectify_);
+                      options_.bias ? bias_.data.data() : nullptr, rectify_, &input_frame_);
   }
+}
+
+ConstantFrame ConvLayer::output_frame(const std::vector<ConstantFrame>& input_frames, const Shape&) {
+  input_frame_ = input_frames.empty() ? ConstantFrame{} : input_frames[0];
+  return cpu::conv_output_frame(*geometry_, input_frame_);
 }
 
 void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& output_grad,

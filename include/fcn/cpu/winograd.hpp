@@ -66,8 +66,11 @@ int64_t winograd_scratch_floats(const ConvGeometry& g);
 //            then max(output, 0) when rectify
 //   image_grad += conv_transpose(output_grad)
 //   weight_grad += d conv / d weight, contracted with output_grad
+// Tiles whose outputs all lie in `skip` (when not null) are not computed:
+// the caller fills those outputs (conv_forward's constant frame).
 void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                      const float* bias = nullptr, bool rectify = false, int tile = winograd_forward_tile());
+                      const float* bias = nullptr, bool rectify = false, int tile = winograd_forward_tile(),
+                      const ConstantFrame* skip = nullptr);
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
                             int tile = winograd_backward_tile());
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,

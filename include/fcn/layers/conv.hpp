@@ -101,9 +101,14 @@ class ConvLayer : public ConvolutionBase {
     rectify_ = on;
     return true;
   }
+  // cpu::conv_output_frame: the outputs whose window lies in the input's
+  // frame or in the zero padding; forward computes them once per channel.
+  ConstantFrame output_frame(const std::vector<ConstantFrame>& input_frames, const Shape& output_shape) override;
 
  private:
   bool rectify_ = false;  // a ReLU runs in place over the output: write max(y, 0) (Graph::plan_memory)
+  // The input's constant frame at the last reshape (none until the graph says, see output_frame).
+  ConstantFrame input_frame_;
 };
 
 }  // namespace fcn
