@@ -74,6 +74,22 @@ std::vector<bool> frame_pixels(const ConstantFrame& frame, int64_t height, int64
   return in;
 }
 
+// The weight gradient with the frame against the same without one
+// (pre-filled, so that both must add to it).
+void check_weight_grad(const ConvGeometry& g, const Blob& in, const ConstantFrame& in_frame, std::mt19937_64& rng) {
+  const Tensor output_grad = random_tensor({g.out_channels, g.out_h, g.out_w}, rng);
+  const Tensor prefill = random_tensor({g.out_channels, g.channels, g.kernel_h, g.kernel_w}, rng);
+  Tensor with(prefill), without(prefill);
+  fcn::cpu::conv_backward_weight(g, in.data.data(), output_grad.data(), with.data(), &in_frame);
+  fcn::cpu::conv_backward_weight(g, in.data.data(), output_grad.data(), without.data());
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < with.numel(); ++i) {
+    diff += (double(with[i]) - without[i]) * (double(with[i]) - without[i]);
+    norm += (double(without[i]) - prefill[i]) * (double(without[i]) - prefill[i]);
+  }
+  CHECK(std::sqrt(diff / norm) < 1e-5);
+}
+
 // conv + bias + ReLU with the frame, checked against the same without a
 // frame (rounding) and its frame outputs against each other (bit for bit).
 Blob conv_relu(const Blob& in, const ConstantFrame& in_frame, int64_t out_channels, int64_t kernel, int64_t stride,
@@ -95,6 +111,7 @@ Blob conv_relu(const Blob& in, const ConstantFrame& in_frame, int64_t out_channe
         REQUIRE(std::abs(got - want) <= 1e-5f * (1.f + std::abs(want)));
         if (out_frame.contains(y, x)) REQUIRE(std::memcmp(&got, &out.data[(o * g.out_h + fy) * g.out_w + fx], 4) == 0);
       }
+  check_weight_grad(g, in, in_frame, rng);
   return out;
 }
 

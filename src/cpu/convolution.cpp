@@ -421,6 +421,23 @@ float* output_workspace(int64_t numel) {
 // Outputs per band of the im2col path with a frame: as many as chunk_rows's rows.
 int64_t frame_band_pixels(const ConvGeometry& g) { return chunk_rows(g) * g.out_w; }
 
+// Calls visit(first, last, n) for bands of whole segments of at most
+// `band` outputs (at least one segment each), n the band's outputs.
+template <typename Visit>
+void for_each_segment_band(const std::vector<Segment>& segments, int64_t band, Visit visit) {
+  for (size_t first = 0; first < segments.size();) {
+    size_t last = first;
+    int64_t n = 0;
+    for (; last < segments.size(); ++last) {
+      const int64_t length = segments[last].hi - segments[last].lo;
+      if (last > first && n + length > band) break;
+      n += length;
+    }
+    visit(first, last, n);
+    first = last;
+  }
+}
+
 // conv_forward (beta 0) of the outputs outside `frame`: Winograd's tiles
 // that meet them, or im2col + GEMM of just those outputs, a band at a time.
 // Outputs in the frame are left for fill_frame (Winograd's partial tiles write some).
@@ -431,14 +448,7 @@ void forward_outside_frame(const ConvGeometry& g, const float* weight, const flo
   const std::vector<Segment> segments = segments_outside(frame, g.out_h, g.out_w);
   const int64_t band = frame_band_pixels(g);
   const int64_t m = g.out_channels / g.groups, k = g.column_rows() / g.groups;
-  for (size_t first = 0; first < segments.size();) {
-    size_t last = first;
-    int64_t n = 0;  // the band's outputs: whole segments, at least one
-    for (; last < segments.size(); ++last) {
-      const int64_t length = segments[last].hi - segments[last].lo;
-      if (last > first && n + length > band) break;
-      n += length;
-    }
+  for_each_segment_band(segments, band, [&](size_t first, size_t last, int64_t n) {
     float* col = column_workspace(g.column_rows() * n);
     float* compact = output_workspace(g.out_channels * n);
     im2col_segments(g, image, segments, first, last, n, col);
@@ -448,8 +458,73 @@ void forward_outside_frame(const ConvGeometry& g, const float* weight, const flo
     }
     if (bias || rectify) add_channel_bias(g.out_channels, n, bias, compact, rectify);
     scatter_segments(g, segments, first, last, n, compact, output);
-    first = last;
+  });
+}
+
+// The outputs of `segments` [first, last) gathered from the output planes
+// into a compact [O, n] (the adjoint of scatter_segments).
+void gather_segments(const ConvGeometry& g, const std::vector<Segment>& segments, size_t first, size_t last,
+                     int64_t n, const float* output, float* compact) {
+#pragma omp parallel for schedule(static) if (g.out_channels * n >= kParallelMinEntries)
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    float* dst = compact + o * n;
+    for (size_t s = first; s < last; ++s) {
+      const Segment& seg = segments[s];
+      const float* src = output + o * g.out_area() + seg.row * g.out_w;
+      dst = std::copy(src + seg.lo, src + seg.hi, dst);
+    }
   }
+}
+
+// weight_grad[o, c, :, :] += v_c * sum_{p in pixels} output_grad[o, p]: the
+// frame outputs' part, whose windows read v_c at every tap (c in o's group).
+void add_frame_weight_grad(const ConvGeometry& g, const ConstantFrame& pixels, const ConstantFrame& input,
+                           const float* image, const float* output_grad, float* weight_grad) {
+  if (pixels.empty()) return;
+  const int64_t taps = g.kernel_h * g.kernel_w, group_in = g.channels / g.groups;
+  const int64_t group_out = g.out_channels / g.groups;
+  const auto [y, x] = input.first_pixel();
+#pragma omp parallel for schedule(static) if (g.out_channels * pixels.count() >= kParallelMinEntries)
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    const float* plane = output_grad + o * g.out_area();
+    double sum = 0;  // double: up to ~10^6 terms
+    for (int64_t r = pixels.outer.top; r < pixels.outer.bottom; ++r)
+      for (int64_t q = pixels.outer.left; q < pixels.outer.right; ++q)
+        if (!pixels.inner.contains(r, q)) sum += plane[r * g.out_w + q];
+    for (int64_t c = 0; c < group_in; ++c) {
+      const int64_t channel = o / group_out * group_in + c;
+      const float part = static_cast<float>(sum * image[(channel * g.height + y) * g.width + x]);
+      float* w = weight_grad + (o * group_in + c) * taps;
+      for (int64_t t = 0; t < taps; ++t) w[t] += part;
+    }
+  }
+}
+
+// conv_backward_weight over the outputs outside the frame (Winograd's tiles
+// that meet them, or im2col + GEMM of just those), plus the frame's part in
+// closed form (none when its windows read the zero padding).
+void backward_weight_with_frame(const ConvGeometry& g, const float* image, const float* output_grad,
+                                float* weight_grad, const OutputFrame& frame, const ConstantFrame& input) {
+  const int tile = winograd_backward_tile();
+  if (winograd_pays(g, tile)) {
+    winograd_backward_weight(g, image, output_grad, weight_grad, tile, &frame.frame);
+    if (frame.reads_input)
+      add_frame_weight_grad(g, winograd_skipped(g, frame.frame, tile), input, image, output_grad, weight_grad);
+    return;
+  }
+  const std::vector<Segment> segments = segments_outside(frame.frame, g.out_h, g.out_w);
+  const int64_t m = g.out_channels / g.groups, k = g.column_rows() / g.groups;
+  for_each_segment_band(segments, frame_band_pixels(g), [&](size_t first, size_t last, int64_t n) {
+    float* col = column_workspace(g.column_rows() * n);
+    float* compact = output_workspace(g.out_channels * n);
+    im2col_segments(g, image, segments, first, last, n, col);
+    gather_segments(g, segments, first, last, n, output_grad, compact);
+    for (int64_t group = 0; group < g.groups; ++group) {
+      // weight_grad_g[m, k] += compact_g[m, n] · col_g^T[n, k];  m = O/g, k = C/g*KH*KW
+      gemm(false, true, m, k, n, 1.f, compact + group * m * n, col + group * k * n, 1.f, weight_grad + group * m * k);
+    }
+  });
+  if (frame.reads_input) add_frame_weight_grad(g, frame.frame, input, image, output_grad, weight_grad);
 }
 
 }  // namespace
@@ -497,7 +572,13 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
   if (!direct) col2im_add(g, col, image_grad);
 }
 
-void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
+void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
+                          const ConstantFrame* input_frame) {
+  if (input_frame) {
+    const OutputFrame frame = output_frame_of(g, *input_frame);
+    if (!frame.frame.empty())
+      return backward_weight_with_frame(g, image, output_grad, weight_grad, frame, *input_frame);
+  }
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_weight(g, image, output_grad, weight_grad);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);

@@ -661,11 +661,12 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
 }
 
 template <class T>
-void backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
+void backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
+                     const ConstantFrame* skip) {
   constexpr int xis = T::a * T::a;
   const SerialBlasScope serial_blas;
   const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
-  const TileRuns runs = all_tiles(grid);
+  const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
   const int64_t tiles = tile_count(runs), channels = g.channels, out_channels = g.out_channels;
   const int threads = omp_get_max_threads();
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads);
@@ -793,12 +794,28 @@ void winograd_backward_data(const ConvGeometry& g, const float* weight, const fl
 }
 
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
-                              float* weight_grad, int tile) {
+                              float* weight_grad, int tile, const ConstantFrame* skip) {
   check_tile(tile);
   if (tile == 4)
-    backward_weight<F4x3>(g, image, output_grad, weight_grad);
+    backward_weight<F4x3>(g, image, output_grad, weight_grad, skip);
   else
-    backward_weight<F2x3>(g, image, output_grad, weight_grad);
+    backward_weight<F2x3>(g, image, output_grad, weight_grad, skip);
+}
+
+ConstantFrame winograd_skipped(const ConvGeometry& g, const ConstantFrame& frame, int tile) {
+  // tiles are aligned boxes (cropped at the output's edges), so a tile lies in
+  // the frame exactly when it lies in the outer rectangle shrunk to tile
+  // boundaries and outside the inner one grown to them
+  auto down = [&](int64_t x) { return x / tile * tile; };
+  auto up = [&](int64_t x, int64_t size) { return std::min(size, (x + tile - 1) / tile * tile); };
+  const FrameRect& o = frame.outer;
+  const FrameRect& i = frame.inner;
+  ConstantFrame aligned;
+  aligned.outer = {up(o.top, g.out_h), up(o.left, g.out_w), o.bottom == g.out_h ? g.out_h : down(o.bottom),
+                   o.right == g.out_w ? g.out_w : down(o.right)};
+  if (!i.empty()) aligned.inner = {down(i.top), down(i.left), up(i.bottom, g.out_h), up(i.right, g.out_w)};
+  if (frame.empty() || aligned.empty()) return {};
+  return aligned;
 }
 
 }  // namespace fcn::cpu

@@ -163,7 +163,7 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
     const float* dy = output_grad.data() + n * g.output_numel();
     if (trains_bias()) cpu::add_channel_sums(g.out_channels, g.out_area(), dy, bias_.grad.data());
     if (trains_weight())
-      cpu::conv_backward_weight(g, x.data() + n * g.image_numel(), dy, weight_.grad.data());
+      cpu::conv_backward_weight(g, x.data() + n * g.image_numel(), dy, weight_.grad.data(), &input_frame_);
     if (x_grad) cpu::conv_backward_data(g, weight_.data.data(), dy, x_grad->data() + n * g.image_numel());
   }
 }

@@ -71,7 +71,12 @@ ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& inpu
 // image_grad += col2im(W^T · output_grad), per group.
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad);
 // weight_grad += output_grad · im2col(image)^T, per group.
-void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad);
+// With `input_frame`, the outputs in its conv_output_frame add their part
+// in closed form, v_c * sum over them of output_grad[o] at every tap (0 when
+// their windows read the zero padding), and the GEMMs (or Winograd's tiles)
+// run over the other outputs only.
+void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
+                          const ConstantFrame* input_frame = nullptr);
 
 // Depthwise geometry (groups == channels == out_channels, weight [C, 1, KH, KW]):
 // the same as conv_forward / conv_backward_data, one channel at a time in

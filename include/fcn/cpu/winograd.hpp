@@ -74,6 +74,10 @@ void winograd_forward(const ConvGeometry& g, const float* weight, const float* i
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
                             int tile = winograd_backward_tile());
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
-                              float* weight_grad, int tile = winograd_backward_tile());
+                              float* weight_grad, int tile = winograd_backward_tile(),
+                              const ConstantFrame* skip = nullptr);
+// The outputs of the tiles of size `tile` that lie wholly in `frame` (those
+// that winograd_forward and winograd_backward_weight skip): a frame again.
+ConstantFrame winograd_skipped(const ConvGeometry& g, const ConstantFrame& frame, int tile);
 
 }  // namespace fcn::cpu
