@@ -246,8 +246,10 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
 // kernels, Winograd's tiles) gives equal windows values that differ in the
 // last bits by where they lie; see conv_forward in convolution.hpp for why that
 // matters.
-// Outputs in `frame` (when not null) keep their number: they hold the
-// frame's value already, and a chain through them passes it on.
+// With `frame` (its outputs hold the frame's value already), a chain of
+// equal windows that meets the frame takes the frame's value, root
+// included: a window outside the frame can equal the frame's by value (the
+// max of the frame value and a smaller neighbour is the frame value).
 void equalize_equal_windows(const ConvGeometry& g, const float* image, float* output,
                             const ConstantFrame* frame = nullptr) {
   const std::vector<Source> source = equal_window_sources(g, image);
@@ -259,9 +261,20 @@ void equalize_equal_windows(const ConvGeometry& g, const float* image, float* ou
   };
   std::vector<Run> runs;
   std::vector<int64_t> root(g.out_area());
-  for (int64_t p = 0; p < g.out_area(); ++p) {
+  for (int64_t p = 0; p < g.out_area(); ++p)
     root[p] = source[p] == Source::own ? p : root[source[p] == Source::left ? p - 1 : p - g.out_w];
-    if (root[p] == p || (frame && frame->contains(p / g.out_w, p % g.out_w))) continue;
+  auto in_frame = [&](int64_t p) { return frame && frame->contains(p / g.out_w, p % g.out_w); };
+  if (frame && !frame->empty()) {
+    const auto [y, x] = frame->first_pixel();
+    std::vector<char> meets_frame(g.out_area(), 0);  // by root
+    for (int64_t p = 0; p < g.out_area(); ++p)
+      if (in_frame(p)) meets_frame[root[p]] = 1;
+    // a root precedes its chain, so root[p] is still the original root here
+    for (int64_t p = 0; p < g.out_area(); ++p)
+      if (meets_frame[root[p]]) root[p] = y * g.out_w + x;
+  }
+  for (int64_t p = 0; p < g.out_area(); ++p) {
+    if (root[p] == p || in_frame(p)) continue;
     if (!runs.empty() && runs.back().first + runs.back().count == p && runs.back().root == root[p])
       ++runs.back().count;
     else
@@ -271,7 +284,7 @@ void equalize_equal_windows(const ConvGeometry& g, const float* image, float* ou
 #pragma omp parallel for schedule(static) if (g.output_numel() >= kParallelMinEntries)
   for (int64_t o = 0; o < g.out_channels; ++o) {
     float* plane = output + o * g.out_area();
-    for (const Run& run : runs) std::fill_n(plane + run.first, run.count, plane[run.root]);  // roots stay as they are
+    for (const Run& run : runs) std::fill_n(plane + run.first, run.count, plane[run.root]);  // roots are not in runs
   }
 }
 
