@@ -138,7 +138,9 @@ def random_graph(seed):
     b = Builder(rng, 3, rng.randint(19, 29), rng.randint(19, 29))
     b.rng_np = np.random.RandomState(seed)
     classes = rng.choice([3, 4, 5])
-    x = b.relu(b.maybe_batch_norm(b.conv("data", 8, 3, p=rng.choice([1, 2, 3]), d=rng.choice([1, 2]))))
+    # pad 8: FCN's wide padding in small, whose outputs reading only padding
+    # start a constant frame (fcn/core/constant_frame.hpp) down the trunk
+    x = b.relu(b.maybe_batch_norm(b.conv("data", 8, 3, p=rng.choice([1, 2, 3, 8]), d=rng.choice([1, 2]))))
     x = b.pool(x, rng.choice([2, 3]), 2, p=rng.choice([0, 1]))
     skip = x
     branch = x

@@ -21,7 +21,7 @@ and ceil mode's partial windows sit next to them): the weight gradients can
 agree while those do not.
 
 Usage: /usr/bin/python3 tools/check_model_parity.py FCN_BINARY [--width W] [--classes K]
-           [--sizes 338x500 500x375] [--variants fcn32s ...] [--paths im2col winograd]
+           [--sizes 338x500 500x375] [--variants fcn32s ...] [--paths im2col winograd winograd2 winograd4]
            [--seed S] [--keep DIR] [--json OUT] [--verbose]
 One line per (variant, size, path); --verbose (or a failure) adds one line
 per tensor; --json writes every tensor's numbers."""
@@ -46,8 +46,10 @@ SCORE_TOL, LOSS_TOL = 2e-4, 2e-4
 GRAD_FACTOR, GRAD_FLOOR = 3.0, 1e-5
 SCORE_LAYERS = ("score_fr", "score_pool4", "score_pool3")
 POOLS = tuple(f"pool{i}" for i in range(1, 6))
-# FCN_WINOGRAD for each convolution path ("" leaves it unset: fcn's default)
-PATHS = {"im2col": "0", "winograd": ""}
+# FCN_WINOGRAD for each convolution path ("" leaves it unset: fcn's default;
+# winograd2/winograd4 force F(2x2, 3x3) / F(4x4, 3x3) in every pass)
+PATHS = {"im2col": "0", "winograd": "", "winograd2": "2", "winograd4": "4"}
+DEFAULT_PATHS = ["im2col", "winograd"]
 
 
 def random_weights(model, seed):
@@ -251,7 +253,7 @@ def main():
     ap.add_argument("--classes", type=int, default=5)
     ap.add_argument("--sizes", nargs="+", type=parse_size, default=[(338, 500), (58, 90)])
     ap.add_argument("--variants", nargs="+", choices=torch_fcn_ref.VARIANTS, default=list(torch_fcn_ref.VARIANTS))
-    ap.add_argument("--paths", nargs="+", choices=list(PATHS), default=list(PATHS))
+    ap.add_argument("--paths", nargs="+", choices=list(PATHS), default=DEFAULT_PATHS)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", default=None, help="keep the configs, weights and dumps here")
     ap.add_argument("--json", default=None, help="write every tensor's errors here (a JSON list)")

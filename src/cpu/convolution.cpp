@@ -115,7 +115,8 @@ ConvGeometry row_band(const ConvGeometry& g, int64_t first, int64_t rows) {
 }  // namespace
 
 int64_t conv_scratch_floats(const ConvGeometry& g) {
-  const int64_t columns = g.is_pointwise() ? 0 : g.column_rows() * chunk_rows(g) * g.out_w;
+  // with a constant frame (conv_forward) the im2col path also keeps the band's outputs, and pointwise its columns
+  const int64_t columns = (g.column_rows() + g.out_channels) * chunk_rows(g) * g.out_w;
   // forward and backward may take different paths (winograd_pays per tile size)
   const bool winograd = winograd_pays(g, winograd_forward_tile()) || winograd_pays(g, winograd_backward_tile());
   return winograd ? std::max(columns, winograd_scratch_floats(g)) : columns;
@@ -245,7 +246,12 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
 // kernels, Winograd's tiles) gives equal windows values that differ in the
 // last bits by where they lie; see conv_forward in convolution.hpp for why that
 // matters.
-void equalize_equal_windows(const ConvGeometry& g, const float* image, float* output) {
+// With `frame` (its outputs hold the frame's value already), a chain of
+// equal windows that meets the frame takes the frame's value, root
+// included: a window outside the frame can equal the frame's by value (the
+// max of the frame value and a smaller neighbour is the frame value).
+void equalize_equal_windows(const ConvGeometry& g, const float* image, float* output,
+                            const ConstantFrame* frame = nullptr) {
   const std::vector<Source> source = equal_window_sources(g, image);
   // each output's root: the first output of its chain of equal windows
   // (itself when its window differs from both neighbours'); the outputs that
@@ -255,9 +261,20 @@ void equalize_equal_windows(const ConvGeometry& g, const float* image, float* ou
   };
   std::vector<Run> runs;
   std::vector<int64_t> root(g.out_area());
-  for (int64_t p = 0; p < g.out_area(); ++p) {
+  for (int64_t p = 0; p < g.out_area(); ++p)
     root[p] = source[p] == Source::own ? p : root[source[p] == Source::left ? p - 1 : p - g.out_w];
-    if (root[p] == p) continue;
+  auto in_frame = [&](int64_t p) { return frame && frame->contains(p / g.out_w, p % g.out_w); };
+  if (frame && !frame->empty()) {
+    const auto [y, x] = frame->first_pixel();
+    std::vector<char> meets_frame(g.out_area(), 0);  // by root
+    for (int64_t p = 0; p < g.out_area(); ++p)
+      if (in_frame(p)) meets_frame[root[p]] = 1;
+    // a root precedes its chain, so root[p] is still the original root here
+    for (int64_t p = 0; p < g.out_area(); ++p)
+      if (meets_frame[root[p]]) root[p] = y * g.out_w + x;
+  }
+  for (int64_t p = 0; p < g.out_area(); ++p) {
+    if (root[p] == p || in_frame(p)) continue;
     if (!runs.empty() && runs.back().first + runs.back().count == p && runs.back().root == root[p])
       ++runs.back().count;
     else
@@ -267,14 +284,280 @@ void equalize_equal_windows(const ConvGeometry& g, const float* image, float* ou
 #pragma omp parallel for schedule(static) if (g.output_numel() >= kParallelMinEntries)
   for (int64_t o = 0; o < g.out_channels; ++o) {
     float* plane = output + o * g.out_area();
-    for (const Run& run : runs) std::fill_n(plane + run.first, run.count, plane[run.root]);  // roots stay as they are
+    for (const Run& run : runs) std::fill_n(plane + run.first, run.count, plane[run.root]);  // roots are not in runs
   }
+}
+
+// A conv's output frame and what its windows read there.
+struct OutputFrame {
+  ConstantFrame frame;
+  bool reads_input = false;  // the input's frame; else the zero padding only
+};
+
+WindowAxis window_axis(int64_t kernel, int64_t dilation, int64_t stride, int64_t pad, int64_t out) {
+  return {dilation * (kernel - 1) + 1, stride, pad, out};
+}
+
+OutputFrame output_frame_of(const ConvGeometry& g, const ConstantFrame& input) {
+  const WindowAxis h = window_axis(g.kernel_h, g.dilation_h, g.stride_h, g.pad_h, g.out_h);
+  const WindowAxis w = window_axis(g.kernel_w, g.dilation_w, g.stride_w, g.pad_w, g.out_w);
+  // the zero padding: the padded plane minus the image
+  const ConstantFrame padding{{-g.pad_h, -g.pad_w, g.height + g.pad_h, g.width + g.pad_w}, {0, 0, g.height, g.width}};
+  OutputFrame from_padding{windows_inside(padding, h, w), false};
+  OutputFrame from_input{windows_inside(input, h, w), true};
+  return from_input.frame.count() > from_padding.frame.count() ? from_input : from_padding;
+}
+
+// y[o] = bias[o] + sum_c v_c * sum_taps W[o, c, :, :] over o's group (v_c:
+// the input frame's value in channel c; 0 in the padding), in double, then
+// rounded and rectified as the output pass does.
+std::vector<float> frame_values(const ConvGeometry& g, const OutputFrame& frame, const ConstantFrame& input,
+                                const float* weight, const float* image, const float* bias, bool rectify) {
+  const int64_t taps = g.kernel_h * g.kernel_w, group_in = g.channels / g.groups;
+  const int64_t group_out = g.out_channels / g.groups;
+  const auto [y, x] = input.first_pixel();
+  std::vector<float> values(g.out_channels);
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    double sum = bias ? bias[o] : 0.0;
+    for (int64_t c = 0; frame.reads_input && c < group_in; ++c) {
+      const float* w = weight + (o * group_in + c) * taps;
+      double taps_sum = 0;
+      for (int64_t t = 0; t < taps; ++t) taps_sum += w[t];
+      const int64_t channel = o / group_out * group_in + c;
+      sum += static_cast<double>(image[(channel * g.height + y) * g.width + x]) * taps_sum;
+    }
+    const float value = static_cast<float>(sum);
+    values[o] = rectify && value < 0.f ? 0.f : value;  // NaN passes, as in add_channel_bias
+  }
+  return values;
+}
+
+void fill_frame(const ConvGeometry& g, const ConstantFrame& frame, const std::vector<float>& values, float* output) {
+  const FrameRect& outer = frame.outer;
+  const FrameRect& inner = frame.inner;
+#pragma omp parallel for schedule(static) if (g.output_numel() >= kParallelMinEntries)
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    for (int64_t y = outer.top; y < outer.bottom; ++y) {
+      float* row = output + o * g.out_area() + y * g.out_w;
+      if (y < inner.top || y >= inner.bottom || inner.empty()) {
+        std::fill(row + outer.left, row + outer.right, values[o]);
+        continue;
+      }
+      std::fill(row + outer.left, row + std::clamp(inner.left, outer.left, outer.right), values[o]);
+      std::fill(row + std::clamp(inner.right, outer.left, outer.right), row + outer.right, values[o]);
+    }
+  }
+}
+
+// Output pixels (row, lo..hi-1).
+struct Segment {
+  int64_t row, lo, hi;
+};
+
+// The outputs outside `frame`, row by row.
+std::vector<Segment> segments_outside(const ConstantFrame& frame, int64_t out_h, int64_t out_w) {
+  std::vector<Segment> segments;
+  auto add = [&](int64_t row, int64_t lo, int64_t hi) {
+    lo = std::clamp<int64_t>(lo, 0, out_w);
+    hi = std::clamp<int64_t>(hi, lo, out_w);
+    if (lo == hi) return;
+    if (!segments.empty() && segments.back().row == row && segments.back().hi == lo)
+      segments.back().hi = hi;
+    else
+      segments.push_back({row, lo, hi});
+  };
+  const FrameRect& outer = frame.outer;
+  const FrameRect& inner = frame.inner;
+  for (int64_t row = 0; row < out_h; ++row) {
+    if (row < outer.top || row >= outer.bottom) {
+      add(row, 0, out_w);
+      continue;
+    }
+    add(row, 0, outer.left);
+    if (!inner.empty() && row >= inner.top && row < inner.bottom)
+      add(row, std::max(inner.left, outer.left), std::min(inner.right, outer.right));
+    add(row, outer.right, out_w);
+  }
+  return segments;
+}
+
+// im2col of the outputs of `segments` only, side by side:
+// col [C*KH*KW, n], n their pixel count.
+void im2col_segments(const ConvGeometry& g, const float* image, const std::vector<Segment>& segments,
+                     size_t first, size_t last, int64_t n, float* col) {
+#pragma omp parallel for if (g.column_rows() * n >= kParallelMinEntries)
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t ki = 0; ki < g.kernel_h; ++ki) {
+      for (int64_t kj = 0; kj < g.kernel_w; ++kj) {
+        float* dst = col + ((c * g.kernel_h + ki) * g.kernel_w + kj) * n;
+        const int64_t col_offset = kj * g.dilation_w - g.pad_w;  // iw = ow*sw + col_offset
+        const int64_t valid_lo = first_index_reaching(0, col_offset, g.stride_w);
+        const int64_t valid_hi = first_index_reaching(g.width, col_offset, g.stride_w);
+        for (size_t s = first; s < last; ++s) {
+          const Segment& seg = segments[s];
+          const int64_t ih = seg.row * g.stride_h - g.pad_h + ki * g.dilation_h;
+          const bool inside = ih >= 0 && ih < g.height;
+          const int64_t a = inside ? std::clamp(valid_lo, seg.lo, seg.hi) : seg.hi;
+          const int64_t b = inside ? std::clamp(valid_hi, a, seg.hi) : seg.hi;
+          const float* src = image + (c * g.height + ih) * g.width + col_offset;
+          std::fill(dst, dst + (a - seg.lo), 0.f);
+          for (int64_t ow = a; ow < b; ++ow) dst[ow - seg.lo] = src[ow * g.stride_w];
+          std::fill(dst + (b - seg.lo), dst + (seg.hi - seg.lo), 0.f);
+          dst += seg.hi - seg.lo;
+        }
+      }
+    }
+  }
+}
+
+// The outputs of `segments` [first, last) from a compact [O, n] into the output planes.
+void scatter_segments(const ConvGeometry& g, const std::vector<Segment>& segments, size_t first, size_t last,
+                      int64_t n, const float* compact, float* output) {
+#pragma omp parallel for schedule(static) if (g.out_channels * n >= kParallelMinEntries)
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    const float* src = compact + o * n;
+    for (size_t s = first; s < last; ++s) {
+      const Segment& seg = segments[s];
+      std::copy(src, src + (seg.hi - seg.lo), output + o * g.out_area() + seg.row * g.out_w + seg.lo);
+      src += seg.hi - seg.lo;
+    }
+  }
+}
+
+// A second scratch buffer, for a GEMM's compact output.
+float* output_workspace(int64_t numel) {
+  thread_local Tensor workspace;
+  if (workspace.numel() < numel) workspace.reshape({numel});
+  return workspace.data();
+}
+
+// Outputs per band of the im2col path with a frame: as many as chunk_rows's rows.
+int64_t frame_band_pixels(const ConvGeometry& g) { return chunk_rows(g) * g.out_w; }
+
+// Calls visit(first, last, n) for bands of whole segments of at most
+// `band` outputs (at least one segment each), n the band's outputs.
+template <typename Visit>
+void for_each_segment_band(const std::vector<Segment>& segments, int64_t band, Visit visit) {
+  for (size_t first = 0; first < segments.size();) {
+    size_t last = first;
+    int64_t n = 0;
+    for (; last < segments.size(); ++last) {
+      const int64_t length = segments[last].hi - segments[last].lo;
+      if (last > first && n + length > band) break;
+      n += length;
+    }
+    visit(first, last, n);
+    first = last;
+  }
+}
+
+// conv_forward (beta 0) of the outputs outside `frame`: Winograd's tiles
+// that meet them, or im2col + GEMM of just those outputs, a band at a time.
+// Outputs in the frame are left for fill_frame (Winograd's partial tiles write some).
+void forward_outside_frame(const ConvGeometry& g, const float* weight, const float* image, const float* bias,
+                           bool rectify, const ConstantFrame& frame, float* output) {
+  if (winograd_pays(g, winograd_forward_tile()))
+    return winograd_forward(g, weight, image, 0.f, output, bias, rectify, winograd_forward_tile(), &frame);
+  const std::vector<Segment> segments = segments_outside(frame, g.out_h, g.out_w);
+  const int64_t band = frame_band_pixels(g);
+  const int64_t m = g.out_channels / g.groups, k = g.column_rows() / g.groups;
+  for_each_segment_band(segments, band, [&](size_t first, size_t last, int64_t n) {
+    float* col = column_workspace(g.column_rows() * n);
+    float* compact = output_workspace(g.out_channels * n);
+    im2col_segments(g, image, segments, first, last, n, col);
+    for (int64_t group = 0; group < g.groups; ++group) {
+      // compact_g[m, n] = W_g[m, k] · col_g[k, n];  m = O/g, k = C/g*KH*KW
+      gemm(false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, 0.f, compact + group * m * n);
+    }
+    if (bias || rectify) add_channel_bias(g.out_channels, n, bias, compact, rectify);
+    scatter_segments(g, segments, first, last, n, compact, output);
+  });
+}
+
+// The outputs of `segments` [first, last) gathered from the output planes
+// into a compact [O, n] (the adjoint of scatter_segments).
+void gather_segments(const ConvGeometry& g, const std::vector<Segment>& segments, size_t first, size_t last,
+                     int64_t n, const float* output, float* compact) {
+#pragma omp parallel for schedule(static) if (g.out_channels * n >= kParallelMinEntries)
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    float* dst = compact + o * n;
+    for (size_t s = first; s < last; ++s) {
+      const Segment& seg = segments[s];
+      const float* src = output + o * g.out_area() + seg.row * g.out_w;
+      dst = std::copy(src + seg.lo, src + seg.hi, dst);
+    }
+  }
+}
+
+// weight_grad[o, c, :, :] += v_c * sum_{p in pixels} output_grad[o, p]: the
+// frame outputs' part, whose windows read v_c at every tap (c in o's group).
+void add_frame_weight_grad(const ConvGeometry& g, const ConstantFrame& pixels, const ConstantFrame& input,
+                           const float* image, const float* output_grad, float* weight_grad) {
+  if (pixels.empty()) return;
+  const int64_t taps = g.kernel_h * g.kernel_w, group_in = g.channels / g.groups;
+  const int64_t group_out = g.out_channels / g.groups;
+  const auto [y, x] = input.first_pixel();
+#pragma omp parallel for schedule(static) if (g.out_channels * pixels.count() >= kParallelMinEntries)
+  for (int64_t o = 0; o < g.out_channels; ++o) {
+    const float* plane = output_grad + o * g.out_area();
+    double sum = 0;  // double: up to ~10^6 terms
+    for (int64_t r = pixels.outer.top; r < pixels.outer.bottom; ++r)
+      for (int64_t q = pixels.outer.left; q < pixels.outer.right; ++q)
+        if (!pixels.inner.contains(r, q)) sum += plane[r * g.out_w + q];
+    for (int64_t c = 0; c < group_in; ++c) {
+      const int64_t channel = o / group_out * group_in + c;
+      const float part = static_cast<float>(sum * image[(channel * g.height + y) * g.width + x]);
+      float* w = weight_grad + (o * group_in + c) * taps;
+      for (int64_t t = 0; t < taps; ++t) w[t] += part;
+    }
+  }
+}
+
+// conv_backward_weight over the outputs outside the frame (Winograd's tiles
+// that meet them, or im2col + GEMM of just those), plus the frame's part in
+// closed form (none when its windows read the zero padding).
+void backward_weight_with_frame(const ConvGeometry& g, const float* image, const float* output_grad,
+                                float* weight_grad, const OutputFrame& frame, const ConstantFrame& input) {
+  const int tile = winograd_backward_tile();
+  if (winograd_pays(g, tile)) {
+    winograd_backward_weight(g, image, output_grad, weight_grad, tile, &frame.frame);
+    if (frame.reads_input)
+      add_frame_weight_grad(g, winograd_skipped(g, frame.frame, tile), input, image, output_grad, weight_grad);
+    return;
+  }
+  const std::vector<Segment> segments = segments_outside(frame.frame, g.out_h, g.out_w);
+  const int64_t m = g.out_channels / g.groups, k = g.column_rows() / g.groups;
+  for_each_segment_band(segments, frame_band_pixels(g), [&](size_t first, size_t last, int64_t n) {
+    float* col = column_workspace(g.column_rows() * n);
+    float* compact = output_workspace(g.out_channels * n);
+    im2col_segments(g, image, segments, first, last, n, col);
+    gather_segments(g, segments, first, last, n, output_grad, compact);
+    for (int64_t group = 0; group < g.groups; ++group) {
+      // weight_grad_g[m, k] += compact_g[m, n] · col_g^T[n, k];  m = O/g, k = C/g*KH*KW
+      gemm(false, true, m, k, n, 1.f, compact + group * m * n, col + group * k * n, 1.f, weight_grad + group * m * k);
+    }
+  });
+  if (frame.reads_input) add_frame_weight_grad(g, frame.frame, input, image, output_grad, weight_grad);
 }
 
 }  // namespace
 
+ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& input_frame) {
+  return output_frame_of(g, input_frame).frame;
+}
+
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                  const float* bias, bool rectify) {
+                  const float* bias, bool rectify, const ConstantFrame* input_frame) {
+  if (input_frame && beta == 0.f) {
+    const OutputFrame frame = output_frame_of(g, *input_frame);
+    if (!frame.frame.empty()) {
+      forward_outside_frame(g, weight, image, bias, rectify, frame.frame, output);
+      const std::vector<float> values = frame_values(g, frame, *input_frame, weight, image, bias, rectify);
+      fill_frame(g, frame.frame, values, output);
+      equalize_equal_windows(g, image, output, &frame.frame);
+      return;
+    }
+  }
   convolve_forward(g, weight, image, beta, output, bias, rectify);
   // a pass that adds to an output (beta != 0) keeps its own sums: only a
   // fresh output's equal windows are known to give equal numbers
@@ -302,7 +585,13 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
   if (!direct) col2im_add(g, col, image_grad);
 }
 
-void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
+void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
+                          const ConstantFrame* input_frame) {
+  if (input_frame) {
+    const OutputFrame frame = output_frame_of(g, *input_frame);
+    if (!frame.frame.empty())
+      return backward_weight_with_frame(g, image, output_grad, weight_grad, frame, *input_frame);
+  }
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_weight(g, image, output_grad, weight_grad);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);

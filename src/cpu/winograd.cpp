@@ -154,15 +154,72 @@ struct Group {
   int lanes;
 };
 
+// The tiles a pass computes, numbered in order: runs of consecutive tiles
+// of one tile row, `start` the number of a run's first.
+struct TileRun {
+  int64_t row, col0, cols, start;
+};
+using TileRuns = std::vector<TileRun>;
+
+int64_t tile_count(const TileRuns& runs) { return runs.empty() ? 0 : runs.back().start + runs.back().cols; }
+
+void add_run(TileRuns& runs, int64_t row, int64_t col0, int64_t cols) {
+  if (cols > 0) runs.push_back({row, col0, cols, tile_count(runs)});
+}
+
+// Every tile of the grid.
+template <class T>
+TileRuns all_tiles(const TileGrid<T>& t) {
+  TileRuns runs;
+  for (int64_t row = 0; row < t.rows; ++row) add_run(runs, row, 0, t.cols);
+  return runs;
+}
+
+// The tiles with an output outside `frame` (a tile's outputs are cropped at
+// the output's edges).
+template <class T>
+TileRuns tiles_outside(const TileGrid<T>& t, const ConstantFrame& frame) {
+  constexpr int64_t m = T::m;
+  auto inside = [&](int64_t row, int64_t col) {
+    const FrameRect box{row * m, col * m, std::min(row * m + m, t.out_h), std::min(col * m + m, t.out_w)};
+    const FrameRect& outer = frame.outer;
+    const FrameRect& inner = frame.inner;
+    const bool in_outer = box.top >= outer.top && box.left >= outer.left && box.bottom <= outer.bottom &&
+                          box.right <= outer.right;
+    const bool meets_inner = !inner.empty() && box.top < inner.bottom && box.bottom > inner.top &&
+                             box.left < inner.right && box.right > inner.left;
+    return in_outer && !meets_inner;
+  };
+  TileRuns runs;
+  for (int64_t row = 0; row < t.rows; ++row) {
+    for (int64_t col = 0; col < t.cols;) {
+      if (inside(row, col)) {
+        ++col;
+        continue;
+      }
+      int64_t end = col + 1;
+      while (end < t.cols && !inside(row, end)) ++end;
+      add_run(runs, row, col, end - col);
+      col = end;
+    }
+  }
+  return runs;
+}
+
 // Calls fn(group, offset) for the groups covering tiles first..first+count-1
-// (offset: of the group's first tile from `first`). Groups never straddle a
-// tile row, so their patches are consecutive in the image rows.
-template <class T, typename Fn>
-void for_each_group(const TileGrid<T>& t, int64_t first, int64_t count, Fn fn) {
+// of `runs` (offset: of the group's first tile from `first`). Groups never
+// straddle a run, so their patches are consecutive in the image rows.
+template <typename Fn>
+void for_each_group(const TileRuns& runs, int64_t first, int64_t count, Fn fn) {
+  auto run = std::upper_bound(runs.begin(), runs.end(), first,
+                              [](int64_t tile, const TileRun& r) { return tile < r.start; }) - 1;
   for (int64_t offset = 0; offset < count;) {
-    const int64_t tile = first + offset, row = tile / t.cols, col = tile % t.cols;
-    const int lanes = static_cast<int>(std::min({static_cast<int64_t>(kLanes), count - offset, t.cols - col}));
-    fn(Group{row, col, lanes}, offset);
+    const int64_t tile = first + offset;
+    if (tile >= run->start + run->cols) ++run;
+    const int64_t col = run->col0 + (tile - run->start);
+    const int64_t left_in_run = run->start + run->cols - tile;
+    const int lanes = static_cast<int>(std::min({static_cast<int64_t>(kLanes), count - offset, left_in_run}));
+    fn(Group{run->row, col, lanes}, offset);
     offset += lanes;
   }
 }
@@ -545,10 +602,11 @@ int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads) {
 // the transformed weights ([xi][out_channels][channels], or
 // [xi][channels][out_channels] read transposed when trans_u).
 template <class T>
-void convolve(const TileGrid<T>& grid, int64_t channels, int64_t out_channels, const float* u, bool trans_u,
-              const float* image, float beta, const float* bias, bool rectify, float* output) {
+void convolve(const TileGrid<T>& grid, const TileRuns& runs, int64_t channels, int64_t out_channels, const float* u,
+              bool trans_u, const float* image, float beta, const float* bias, bool rectify, float* output) {
   constexpr int xis = T::a * T::a;
-  const int64_t tiles = grid.count();
+  const int64_t tiles = tile_count(runs);
+  if (tiles == 0) return;
   const int threads = omp_get_max_threads();
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads);
   const int64_t blocks = (tiles + block - 1) / block;
@@ -562,7 +620,7 @@ void convolve(const TileGrid<T>& grid, int64_t channels, int64_t out_channels, c
     float* v = scratch(kTilesIn, xis * channels * block);       // [xi][channels][block]
     float* m = scratch(kTilesOut, xis * out_channels * block);  // [xi][out_channels][block]
     for (int64_t c = 0; c < channels; ++c) {
-      for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
+      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
         transform_input(grid, image + c * in_plane, group, v + c * block + t, channels * block);
       });
       if (count < block)
@@ -574,7 +632,7 @@ void convolve(const TileGrid<T>& grid, int64_t channels, int64_t out_channels, c
                           v + xi * channels * block, 0.f, m + xi * out_channels * block);
     }
     for (int64_t k = 0; k < out_channels; ++k)
-      for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
+      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
         transform_output(grid, m + k * block + t, out_channels * block, group, beta, bias ? bias[k] : 0.f,
                          rectify, output + k * out_plane);
       });
@@ -583,12 +641,13 @@ void convolve(const TileGrid<T>& grid, int64_t channels, int64_t out_channels, c
 
 template <class T>
 void forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-             const float* bias, bool rectify) {
+             const float* bias, bool rectify, const ConstantFrame* skip) {
   const SerialBlasScope serial_blas;
   float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);  // [xi][K][C]
   transform_weights<T>(g.out_channels, g.channels, weight, false, u);
   const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
-  convolve(grid, g.channels, g.out_channels, u, false, image, beta, bias, rectify, output);
+  const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
+  convolve(grid, runs, g.channels, g.out_channels, u, false, image, beta, bias, rectify, output);
 }
 
 template <class T>
@@ -598,15 +657,17 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
   float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);
   transform_weights<T>(g.out_channels, g.channels, weight, true, u);
   const TileGrid<T> grid(g.out_h, g.out_w, g.height, g.width, 2 - g.pad_h, 2 - g.pad_w);
-  convolve(grid, g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, false, image_grad);
+  convolve(grid, all_tiles(grid), g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, false, image_grad);
 }
 
 template <class T>
-void backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad) {
+void backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
+                     const ConstantFrame* skip) {
   constexpr int xis = T::a * T::a;
   const SerialBlasScope serial_blas;
   const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
-  const int64_t tiles = grid.count(), channels = g.channels, out_channels = g.out_channels;
+  const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
+  const int64_t tiles = tile_count(runs), channels = g.channels, out_channels = g.out_channels;
   const int threads = omp_get_max_threads();
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads);
   const int64_t blocks = (tiles + block - 1) / block;
@@ -628,11 +689,11 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
       float* v = scratch(kTilesIn, xis * channels * count);          // [xi][C][count]
       float* mbar = scratch(kTilesOut, xis * out_channels * count);  // [xi][K][count]
       for (int64_t c = 0; c < channels; ++c)
-        for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
+        for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
           transform_input(grid, image + c * in_plane, group, v + c * count + t, channels * count);
         });
       for (int64_t k = 0; k < out_channels; ++k)
-        for_each_group(grid, first, count, [&](const Group& group, int64_t t) {
+        for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
           transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, out_channels * count);
         });
       for (int xi = 0; xi < xis; ++xi) {
@@ -715,12 +776,12 @@ int64_t winograd_scratch_floats(const ConvGeometry& g) {
 }
 
 void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                      const float* bias, bool rectify, int tile) {
+                      const float* bias, bool rectify, int tile, const ConstantFrame* skip) {
   check_tile(tile);
   if (tile == 4)
-    forward<F4x3>(g, weight, image, beta, output, bias, rectify);
+    forward<F4x3>(g, weight, image, beta, output, bias, rectify, skip);
   else
-    forward<F2x3>(g, weight, image, beta, output, bias, rectify);
+    forward<F2x3>(g, weight, image, beta, output, bias, rectify, skip);
 }
 
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad,
@@ -733,12 +794,28 @@ void winograd_backward_data(const ConvGeometry& g, const float* weight, const fl
 }
 
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
-                              float* weight_grad, int tile) {
+                              float* weight_grad, int tile, const ConstantFrame* skip) {
   check_tile(tile);
   if (tile == 4)
-    backward_weight<F4x3>(g, image, output_grad, weight_grad);
+    backward_weight<F4x3>(g, image, output_grad, weight_grad, skip);
   else
-    backward_weight<F2x3>(g, image, output_grad, weight_grad);
+    backward_weight<F2x3>(g, image, output_grad, weight_grad, skip);
+}
+
+ConstantFrame winograd_skipped(const ConvGeometry& g, const ConstantFrame& frame, int tile) {
+  // tiles are aligned boxes (cropped at the output's edges), so a tile lies in
+  // the frame exactly when it lies in the outer rectangle shrunk to tile
+  // boundaries and outside the inner one grown to them
+  auto down = [&](int64_t x) { return x / tile * tile; };
+  auto up = [&](int64_t x, int64_t size) { return std::min(size, (x + tile - 1) / tile * tile); };
+  const FrameRect& o = frame.outer;
+  const FrameRect& i = frame.inner;
+  ConstantFrame aligned;
+  aligned.outer = {up(o.top, g.out_h), up(o.left, g.out_w), o.bottom == g.out_h ? g.out_h : down(o.bottom),
+                   o.right == g.out_w ? g.out_w : down(o.right)};
+  if (!i.empty()) aligned.inner = {down(i.top), down(i.left), up(i.bottom, g.out_h), up(i.right, g.out_w)};
+  if (frame.empty() || aligned.empty()) return {};
+  return aligned;
 }
 
 }  // namespace fcn::cpu

@@ -201,12 +201,15 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
   for (const auto& item : input_shapes) blob_id(item.first);  // rejects unknown names
   std::vector<Shape> blob_shapes(blobs_.size());
   for (size_t i = 0; i < input_names_.size(); ++i) blob_shapes[i] = input_shapes.at(input_names_[i]);
+  std::vector<ConstantFrame> frames(blobs_.size());  // the graph inputs have none
   for (size_t i = 0; i < layers_.size(); ++i) {
     std::vector<Shape> shapes;
     std::vector<CoordMap> maps;
+    std::vector<ConstantFrame> input_frames;
     for (int b : nodes_[i].input_blobs) {
       shapes.push_back(blob_shapes[b]);
       maps.push_back(coord_maps_[b]);
+      input_frames.push_back(frames[b]);
     }
     layers_[i]->set_input_coord_maps(maps);
     const int ob = nodes_[i].output_blob;
@@ -217,6 +220,7 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
       throw Error("layer '" + layers_[i]->name() + "' (" + layers_[i]->type() + "): output " + e.what());
     }
     coord_maps_[ob] = (maps.empty() ? CoordMap{} : maps[0]).then(layers_[i]->coord_map());
+    frames[ob] = layers_[i]->output_frame(input_frames, blob_shapes[ob]);
   }
   // Layers may size their parameters in reshape (input channels), so the
   // gradient plan follows the shapes.

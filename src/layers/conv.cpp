@@ -132,6 +132,7 @@ Shape ConvLayer::reshape(const std::vector<Shape>& input_shapes) {
   if (out_h < 1 || out_w < 1)
     fail_shape("the dilated kernel does not fit the padded input (" + options_str() + ")", input_shapes);
   set_geometry({x[1], x[2], x[3]}, {o.num_output, out_h, out_w});
+  input_frame_ = {};  // a frame of other shapes would mislead forward
   ensure_weight({o.num_output, x[1] / o.groups, o.kernel[0], o.kernel[1]});
   // multiply-adds: every output element sums (C/g)*kh*kw products
   flops_ = 2.0 * x[0] * o.num_output * out_h * out_w * (x[1] / o.groups) * o.kernel[0] * o.kernel[1];
@@ -144,7 +145,7 @@ void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output
   for (int64_t n = 0; n < x.n(); ++n) {
     float* y = output.data() + n * g.output_numel();
     cpu::conv_forward(g, weight_.data.data(), x.data() + n * g.image_numel(), 0.f, y,
-                      options_.bias ? bias_.data.data() : nullptr, rectify_);
+                      options_.bias ? bias_.data.data() : nullptr, rectify_, &input_frame_);
   }
 }
 
@@ -154,8 +155,13 @@ bool ConvLayer::forward_folded(const std::vector<const Tensor*>& inputs, Tensor&
   const Tensor& x = *inputs[0];
   for (int64_t n = 0; n < x.n(); ++n)
     cpu::conv_forward(g, folded_.weight().data(), x.data() + n * g.image_numel(), 0.f,
-                      output.data() + n * g.output_numel(), folded_.bias().data(), rectify);
+                      output.data() + n * g.output_numel(), folded_.bias().data(), rectify, &input_frame_);
   return true;
+}
+
+ConstantFrame ConvLayer::output_frame(const std::vector<ConstantFrame>& input_frames, const Shape&) {
+  input_frame_ = input_frames.empty() ? ConstantFrame{} : input_frames[0];
+  return cpu::conv_output_frame(*geometry_, input_frame_);
 }
 
 void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&, const Tensor& output_grad,
@@ -167,7 +173,7 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
     const float* dy = output_grad.data() + n * g.output_numel();
     if (trains_bias()) cpu::add_channel_sums(g.out_channels, g.out_area(), dy, bias_.grad.data());
     if (trains_weight())
-      cpu::conv_backward_weight(g, x.data() + n * g.image_numel(), dy, weight_.grad.data());
+      cpu::conv_backward_weight(g, x.data() + n * g.image_numel(), dy, weight_.grad.data(), &input_frame_);
     if (x_grad) cpu::conv_backward_data(g, weight_.data.data(), dy, x_grad->data() + n * g.image_numel());
   }
 }

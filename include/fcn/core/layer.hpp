@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "fcn/core/constant_frame.hpp"
 #include "fcn/core/onnx_emitter.hpp"
 #include "fcn/core/spec_reader.hpp"
 #include "fcn/core/tensor.hpp"
@@ -114,6 +115,15 @@ class Layer {
   // Called by the graph before reshape with the coordinate maps of the input
   // blobs (relative to the graph inputs); crop "auto" derives its offset here.
   virtual void set_input_coord_maps(const std::vector<CoordMap>& input_maps) {}
+  // Called by the graph after reshape with the constant frames of the input
+  // blobs (fcn/core/constant_frame.hpp) and the output's shape; returns the
+  // output's frame, a region the layer guarantees to fill with one value per
+  // channel (bit for bit) in every forward. A layer may use its input's to
+  // skip work there (conv). By default a frame ends, except through a
+  // rectifier: max(x, 0) of equal numbers is equal.
+  virtual ConstantFrame output_frame(const std::vector<ConstantFrame>& input_frames, const Shape& output_shape) {
+    return is_rectifier() && !input_frames.empty() ? input_frames[0] : ConstantFrame{};
+  }
   // Receptive field, per axis (h, w): how many pixels of its first input one
   // output pixel reads (a 3x3 conv dilated 2: 5; a pointwise layer: 1).
   // fcn describe and the tiling margin follow it through the graph.

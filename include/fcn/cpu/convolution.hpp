@@ -11,6 +11,8 @@
 // All pointers address one sample; the layers loop over the batch.
 #include <cstdint>
 
+#include "fcn/core/constant_frame.hpp"
+
 namespace fcn::cpu {
 
 struct ConvGeometry {
@@ -51,12 +53,30 @@ void col2im_add(const ConvGeometry& g, const float* col, float* image);
 // GEMMs too), and FCN's 100-pixel padding makes wide constant regions whose
 // max-pooling windows hold exact ties, which must stay exact for the pooling
 // gradients to go where PyTorch (and exact arithmetic) sends them.
+//
+// With `input_frame` (and beta 0), the outputs in conv_output_frame(g,
+// *input_frame) are computed once per channel (bias + sum_c v_c * sum of
+// the kernel's taps, v_c the input's frame value, in double, then rounded
+// and rectified) and written to all of them; the im2col GEMM or Winograd
+// runs over the other outputs only (whole Winograd tiles inside the frame
+// are skipped). Frame outputs are then bit-equal to each other, so the
+// equal-window rule holds among them by construction.
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                  const float* bias = nullptr, bool rectify = false);
+                  const float* bias = nullptr, bool rectify = false, const ConstantFrame* input_frame = nullptr);
+// The constant frame of a conv's output, given its input's (empty: none):
+// the outputs whose window lies wholly in the input's frame, or wholly in the
+// zero padding (those are bias[o]), whichever region is larger (their
+// values differ, so they cannot be joined).
+ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& input_frame);
 // image_grad += col2im(W^T · output_grad), per group.
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad);
 // weight_grad += output_grad · im2col(image)^T, per group.
-void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad);
+// With `input_frame`, the outputs in its conv_output_frame add their part
+// in closed form, v_c * sum over them of output_grad[o] at every tap (0 when
+// their windows read the zero padding), and the GEMMs (or Winograd's tiles)
+// run over the other outputs only.
+void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
+                          const ConstantFrame* input_frame = nullptr);
 
 // Depthwise geometry (groups == channels == out_channels, weight [C, 1, KH, KW]):
 // the same as conv_forward / conv_backward_data, one channel at a time in

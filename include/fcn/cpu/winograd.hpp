@@ -66,11 +66,18 @@ int64_t winograd_scratch_floats(const ConvGeometry& g);
 //            then max(output, 0) when rectify
 //   image_grad += conv_transpose(output_grad)
 //   weight_grad += d conv / d weight, contracted with output_grad
+// Tiles whose outputs all lie in `skip` (when not null) are not computed:
+// the caller fills those outputs (conv_forward's constant frame).
 void winograd_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                      const float* bias = nullptr, bool rectify = false, int tile = winograd_forward_tile());
+                      const float* bias = nullptr, bool rectify = false, int tile = winograd_forward_tile(),
+                      const ConstantFrame* skip = nullptr);
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
                             int tile = winograd_backward_tile());
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
-                              float* weight_grad, int tile = winograd_backward_tile());
+                              float* weight_grad, int tile = winograd_backward_tile(),
+                              const ConstantFrame* skip = nullptr);
+// The outputs of the tiles of size `tile` that lie wholly in `frame` (those
+// that winograd_forward and winograd_backward_weight skip): a frame again.
+ConstantFrame winograd_skipped(const ConvGeometry& g, const ConstantFrame& frame, int tile);
 
 }  // namespace fcn::cpu

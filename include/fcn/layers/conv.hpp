@@ -103,10 +103,15 @@ class ConvLayer : public ConvolutionBase {
     return true;
   }
   bool forward_folded(const std::vector<const Tensor*>& inputs, Tensor& output, Layer& next, bool rectify) override;
+  // cpu::conv_output_frame: the outputs whose window lies in the input's
+  // frame or in the zero padding; forward computes them once per channel.
+  ConstantFrame output_frame(const std::vector<ConstantFrame>& input_frames, const Shape& output_shape) override;
 
  private:
   bool rectify_ = false;  // a ReLU runs in place over the output: write max(y, 0) (Graph::plan_memory)
-  FoldedParams folded_;   // with the next layer (a batch norm) folded in, for inference
+  // The input's constant frame at the last reshape (none until the graph says, see output_frame).
+  ConstantFrame input_frame_;
+  FoldedParams folded_;  // with the next layer (a batch norm) folded in, for inference
 };
 
 }  // namespace fcn

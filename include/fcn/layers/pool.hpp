@@ -55,6 +55,13 @@ class MaxPoolLayer : public Layer {
   double forward_flops() const override { return 0.0; }  // comparisons only
   void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
   const PoolOptions& options() const { return options_; }
+  // A window wholly in the input's constant frame has one maximum: the frame's value.
+  ConstantFrame output_frame(const std::vector<ConstantFrame>& input_frames, const Shape& output_shape) override {
+    const auto& k = options_.kernel;
+    const auto& s = options_.stride;
+    const auto& p = options_.pad;
+    return windows_inside(input_frames[0], {k[0], s[0], p[0], output_shape[2]}, {k[1], s[1], p[1], output_shape[3]});
+  }
 
  private:
   PoolOptions options_;
