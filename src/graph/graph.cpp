@@ -276,7 +276,7 @@ void Graph::plan_folds(const std::vector<int>& consumers, const std::vector<int6
   for (size_t i = 0; i + 1 < layers_.size(); ++i) {
     const Node &node = nodes_[i], &next = nodes_[i + 1];
     if (next.input_blobs.size() != 1 || next.input_blobs[0] != node.output_blob) continue;
-    if (consumers[node.output_blob] != 1 || !inference_[i + 1]) continue;
+    if (consumers[node.output_blob] != 1 || !inference_[i + 1] || !layers_[i + 1]->can_fold_into()) continue;
     bool safe = true;
     for (int b : node.input_blobs) safe = safe && !overlap(b, next.output_blob);
     folds_next_[i] = safe;

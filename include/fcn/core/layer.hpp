@@ -99,6 +99,10 @@ class Layer {
   // running statistics) folds itself into the weight [C, ...] and bias [C]
   // of the layer before it, so that they compute both; false: it cannot.
   virtual bool fold_into(Tensor& weight, Tensor& bias) const { return false; }
+  // Whether fold_into can succeed: the graph plans a fold only then, so that
+  // no layer copies its weights for a fold that cannot happen (a VGG conv
+  // before its ReLU).
+  virtual bool can_fold_into() const { return false; }
   // The other side: a layer with a weight and bias per output channel (conv)
   // runs its test-mode forward with `next` folded in (next.fold_into), then
   // max(y, 0) when rectify, writing what `next` would output; false: it

@@ -67,6 +67,7 @@ class BatchNormLayer : public Layer {
   // convolution that feeds this layer so that it alone computes conv then
   // this layer in Mode::test (the layer must have been reshaped).
   void fold_into_conv(Tensor& conv_weight, Tensor& conv_bias) const;
+  bool can_fold_into() const override { return true; }
   bool fold_into(Tensor& weight, Tensor& bias) const override {
     fold_into_conv(weight, bias);
     return true;
