@@ -275,6 +275,19 @@ void run_make_caffemodel(const std::string& options) {
   REQUIRE(std::system(command.c_str()) == 0);
 }
 
+// `text` (a deploy prototxt) with its first `from` replaced by `to`, written
+// to DIR/changed.prototxt; returns that path.
+std::string changed_prototxt(const TempDir& dir, const std::string& text, const std::string& from,
+                             const std::string& to) {
+  const auto at = text.find(from);
+  REQUIRE(at != std::string::npos);
+  std::string changed = text;
+  changed.replace(at, from.size(), to);
+  const std::string path = dir / "changed.prototxt";
+  std::ofstream(path) << changed;
+  return path;
+}
+
 double relative_l2(const Tensor& got, const Tensor& expected) {
   REQUIRE(got.numel() == expected.numel());
   double diff = 0, norm = 0;
@@ -356,12 +369,7 @@ TEST_CASE("a field that changes Caffe's result and has no fcn equivalent is refu
   std::ifstream in(deploy);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   auto refusal = [&](const std::string& from, const std::string& to) {
-    const auto at = text.find(from);
-    REQUIRE(at != std::string::npos);
-    std::string changed = text;
-    changed.replace(at, from.size(), to);
-    const std::string path = dir / "changed.prototxt";
-    std::ofstream(path) << changed;
+    const std::string path = changed_prototxt(dir, text, from, to);
     try {
       import_caffe(model, path);
     } catch (const Error& e) {
@@ -414,13 +422,7 @@ TEST_CASE("Caffe's loss_weight becomes the loss's loss_weight and is refused on 
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   // the prototxt with `insert` after the first `after`
   auto with = [&](const std::string& after, const std::string& insert) {
-    const auto at = text.find(after);
-    REQUIRE(at != std::string::npos);
-    std::string changed = text;
-    changed.insert(at + after.size(), insert);
-    const std::string path = dir / "changed.prototxt";
-    std::ofstream(path) << changed;
-    return path;
+    return changed_prototxt(dir, text, after, after + insert);
   };
   auto loss_spec = [](const CaffeImport& imported) {
     for (const json& layer : imported.graph["layers"])

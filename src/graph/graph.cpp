@@ -262,8 +262,8 @@ void Graph::fuse_relus(const std::vector<int>& group, const std::vector<int>& pr
 // Layer i writes layer i + 1's output at step i (GraphOptions::fold_batch_norm)
 // when i + 1 reads only i's output, nothing else reads that, and i's inputs
 // (read at step i) do not share memory with i + 1's output (which the plan
-// only keeps free from step i + 1 on). Whether i + 1 can fold into i is
-// asked at the forward.
+// only keeps free from step i + 1 on), and i + 1 can fold (can_fold_into);
+// whether i takes the fold is asked at the forward (Layer::forward_folded).
 void Graph::plan_folds(const std::vector<int>& consumers, const std::vector<int64_t>& value_offset) {
   folds_next_.assign(layers_.size(), false);
   if (!options_.skip_loss_in_test || !options_.fold_batch_norm) return;
@@ -283,12 +283,6 @@ void Graph::plan_folds(const std::vector<int>& consumers, const std::vector<int6
   }
 }
 
-bool Graph::forward_folded(size_t i) {
-  std::vector<const Tensor*> inputs;
-  for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
-  return layers_[i]->forward_folded(inputs, blobs_[nodes_[i + 1].output_blob], *layers_[i + 1], rectifies_[i + 1]);
-}
-
 void Graph::plan_memory() {
   const int L = static_cast<int>(layers_.size());
   const int end_of_step = 2 * L;  // after the last backward
@@ -296,11 +290,13 @@ void Graph::plan_memory() {
   const auto backward_step = [L](size_t layer) { return 2 * L - 1 - static_cast<int>(layer); };
   // an inference-only graph never runs the layers forward(Mode::test) skips:
   // they read nothing, and their blobs take no room
-  const bool skipped_in_test = options_.inference_only && options_.skip_loss_in_test;
+  const auto never_runs = [this](int layer) {
+    return options_.inference_only && options_.skip_loss_in_test && !inference_[layer];
+  };
   std::vector<int> producer(count, -1), consumers(count, 0);
   for (size_t i = 0; i < layers_.size(); ++i) {
     producer[nodes_[i].output_blob] = static_cast<int>(i);
-    if (skipped_in_test && !inference_[i]) continue;
+    if (never_runs(static_cast<int>(i))) continue;
     for (int b : nodes_[i].input_blobs) ++consumers[b];
   }
 
@@ -314,7 +310,7 @@ void Graph::plan_memory() {
       last_read[b] = std::max(last_read[b], backward_step(p));
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
-    if (skipped_in_test && !inference_[i]) continue;
+    if (never_runs(static_cast<int>(i))) continue;
     for (int b : nodes_[i].input_blobs) {
       if (b < static_cast<int>(inputs)) continue;
       int last = static_cast<int>(i);
@@ -347,7 +343,7 @@ void Graph::plan_memory() {
   for (size_t b = inputs; b < count; ++b) {
     const int root = group[b];
     // a blob inference never writes (a loss's, an auxiliary head's) takes no room
-    const int64_t numel = skipped_in_test && !inference_[producer[b]] ? 0 : shape_numel(blob_shapes_[b]);
+    const int64_t numel = never_runs(producer[b]) ? 0 : shape_numel(blob_shapes_[b]);
     const Interval own{numel, producer[b], last_read[b]};
     if (value_item[root] < 0) {
       value_item[root] = static_cast<int>(items.size());
@@ -395,7 +391,7 @@ void Graph::plan_memory() {
   }
   arena_.reshape({arena_numel});
   for (size_t b = inputs; b < count; ++b) {
-    if (skipped_in_test && !inference_[producer[b]]) {
+    if (never_runs(producer[b])) {
       blobs_[b].release();
       continue;
     }
@@ -404,37 +400,37 @@ void Graph::plan_memory() {
   }
 }
 
+void Graph::refuse_if_inference_only() const {
+  if (options_.inference_only)
+    throw Error("graph: built for inference only (GraphOptions::inference_only); it cannot train");
+}
+
 void Graph::forward(Mode mode) {
   if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before forward()");
   if (options_.plan_only) throw Error("graph: built to plan memory only (GraphOptions::plan_only); it cannot run");
-  if (options_.inference_only && mode != Mode::test)
-    throw Error("graph: built for inference only (GraphOptions::inference_only); it cannot train");
+  if (mode != Mode::test) refuse_if_inference_only();
   const bool folding = mode == Mode::test && !forward_hook_ && folds_next_.size() == layers_.size();
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (mode == Mode::test && options_.skip_loss_in_test && !inference_[i]) continue;
     std::vector<const Tensor*> inputs;
     for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
     const auto start = std::chrono::steady_clock::now();
-    if (folding && folds_next_[i] && forward_folded(i)) {
-      if (options_.profile) {
-        timings_[i].forward_s += seconds_since(start);
-        ++timings_[i].forward_calls;
-      }
-      ++i;  // layer i + 1's output is written
-      continue;
-    }
-    layers_[i]->forward(inputs, blobs_[nodes_[i].output_blob], mode);
+    const bool folded = folding && folds_next_[i] &&
+                        layers_[i]->forward_folded(inputs, blobs_[nodes_[i + 1].output_blob], *layers_[i + 1],
+                                                   rectifies_[i + 1]);
+    if (!folded) layers_[i]->forward(inputs, blobs_[nodes_[i].output_blob], mode);
     if (options_.profile) {
       timings_[i].forward_s += seconds_since(start);
       ++timings_[i].forward_calls;
     }
-    if (forward_hook_) forward_hook_(i, blobs_[nodes_[i].output_blob]);
+    if (folded) ++i;  // layer i + 1's output is written (and no hook is set)
+    else if (forward_hook_) forward_hook_(i, blobs_[nodes_[i].output_blob]);
   }
 }
 
 void Graph::backward() {
   if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before backward()");
-  if (options_.inference_only) throw Error("graph: built for inference only (GraphOptions::inference_only); it cannot train");
+  refuse_if_inference_only();
   const bool planned = reusing_memory();  // planned gradients are zeroed as they come to life
   if (!planned)
     for (size_t b = 0; b < grads_.size(); ++b)

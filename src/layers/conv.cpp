@@ -139,23 +139,21 @@ Shape ConvLayer::reshape(const std::vector<Shape>& input_shapes) {
   return {x[0], o.num_output, out_h, out_w};
 }
 
-void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode) {
+void ConvLayer::convolve_images(const Tensor& x, const float* weight, const float* bias, bool rectify,
+                                Tensor& output) const {
   const cpu::ConvGeometry& g = *geometry_;
-  const Tensor& x = *inputs[0];
-  for (int64_t n = 0; n < x.n(); ++n) {
-    float* y = output.data() + n * g.output_numel();
-    cpu::conv_forward(g, weight_.data.data(), x.data() + n * g.image_numel(), 0.f, y,
-                      options_.bias ? bias_.data.data() : nullptr, rectify_, &input_frame_);
-  }
+  for (int64_t n = 0; n < x.n(); ++n)
+    cpu::conv_forward(g, weight, x.data() + n * g.image_numel(), 0.f, output.data() + n * g.output_numel(), bias,
+                      rectify, &input_frame_);
+}
+
+void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode) {
+  convolve_images(*inputs[0], weight_.data.data(), options_.bias ? bias_.data.data() : nullptr, rectify_, output);
 }
 
 bool ConvLayer::forward_folded(const std::vector<const Tensor*>& inputs, Tensor& output, Layer& next, bool rectify) {
   if (!folded_.update(weight_, options_.bias ? &bias_ : nullptr, next)) return false;
-  const cpu::ConvGeometry& g = *geometry_;
-  const Tensor& x = *inputs[0];
-  for (int64_t n = 0; n < x.n(); ++n)
-    cpu::conv_forward(g, folded_.weight().data(), x.data() + n * g.image_numel(), 0.f,
-                      output.data() + n * g.output_numel(), folded_.bias().data(), rectify, &input_frame_);
+  convolve_images(*inputs[0], folded_.weight().data(), folded_.bias().data(), rectify, output);
   return true;
 }
 

@@ -170,8 +170,8 @@ class Graph {
   void plan_memory();
   void fuse_relus(const std::vector<int>& group, const std::vector<int>& producer);
   void plan_folds(const std::vector<int>& consumers, const std::vector<int64_t>& value_offset);
-  // Runs layer i's test-mode forward folded with layer i + 1 (folds_next_[i]); false: it cannot.
-  bool forward_folded(size_t i);
+  // Throws when the graph is GraphOptions::inference_only (a training call).
+  void refuse_if_inference_only() const;
   void find_inference_layers();
 
   GraphOptions options_;

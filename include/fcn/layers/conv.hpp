@@ -108,6 +108,9 @@ class ConvLayer : public ConvolutionBase {
   ConstantFrame output_frame(const std::vector<ConstantFrame>& input_frames, const Shape& output_shape) override;
 
  private:
+  // output[n] = conv(x[n]) with these weights and bias (+ max(y, 0) when rectify), image by image
+  void convolve_images(const Tensor& x, const float* weight, const float* bias, bool rectify, Tensor& output) const;
+
   bool rectify_ = false;  // a ReLU runs in place over the output: write max(y, 0) (Graph::plan_memory)
   // The input's constant frame at the last reshape (none until the graph says, see output_frame).
   ConstantFrame input_frame_;
