@@ -3,7 +3,7 @@
 FCN_PACKAGES=(build-essential cmake pkg-config libopenblas-dev libopencv-dev nlohmann-json3-dev catch2
   libcli11-dev libspdlog-dev libfmt-dev libpng-dev libmatio-dev openmpi-bin libopenmpi-dev
   python3-torch python3-torchvision python3-numpy python3-pil python3-scipy
-  libprotobuf-dev protobuf-compiler python3-protobuf python3-onnx libopencv-dnn-dev pybind11-dev
+  libdnnl-dev libprotobuf-dev protobuf-compiler python3-protobuf python3-onnx libopencv-dnn-dev pybind11-dev
   chromium)
 
 fcn_install_deps() {

@@ -145,7 +145,7 @@ void convolve_forward(const ConvGeometry& g, const float* weight, const float* i
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);  // [C*KH*KW, band OH*OW]
     // output[:, band] = W[O, C*KH*KW] · col + beta * output[:, band]  (rows of length OH*OW)
-    gemm(false, false, g.out_channels, band.out_area(), g.column_rows(), 1.f, weight, g.column_rows(), col,
+    gemm(g.precision, false, false, g.out_channels, band.out_area(), g.column_rows(), 1.f, weight, g.column_rows(), col,
          band.out_area(), beta, output + first * g.out_w, g.out_area());
   });
   if (!banded) {
@@ -153,7 +153,7 @@ void convolve_forward(const ConvGeometry& g, const float* weight, const float* i
     const int64_t m = g.out_channels / g.groups, n = g.out_area(), k = g.column_rows() / g.groups;
     for (int64_t group = 0; group < g.groups; ++group) {
       // output_g[m, n] = W_g[m, k] · col_g[k, n] + beta * output_g;  m = O/g, n = OH*OW, k = C/g*KH*KW
-      gemm(false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, beta, output + group * m * n);
+      gemm(g.precision, false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, beta, output + group * m * n);
     }
   }
   if (bias || rectify) add_channel_bias(g.out_channels, g.out_area(), bias, output, rectify);
@@ -467,7 +467,7 @@ void forward_outside_frame(const ConvGeometry& g, const float* weight, const flo
     im2col_segments(g, image, segments, first, last, n, col);
     for (int64_t group = 0; group < g.groups; ++group) {
       // compact_g[m, n] = W_g[m, k] · col_g[k, n];  m = O/g, k = C/g*KH*KW
-      gemm(false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, 0.f, compact + group * m * n);
+      gemm(g.precision, false, false, m, n, k, 1.f, weight + group * m * k, col + group * k * n, 0.f, compact + group * m * n);
     }
     if (bias || rectify) add_channel_bias(g.out_channels, n, bias, compact, rectify);
     scatter_segments(g, segments, first, last, n, compact, output);
@@ -534,7 +534,7 @@ void backward_weight_with_frame(const ConvGeometry& g, const float* image, const
     gather_segments(g, segments, first, last, n, output_grad, compact);
     for (int64_t group = 0; group < g.groups; ++group) {
       // weight_grad_g[m, k] += compact_g[m, n] · col_g^T[n, k];  m = O/g, k = C/g*KH*KW
-      gemm(false, true, m, k, n, 1.f, compact + group * m * n, col + group * k * n, 1.f, weight_grad + group * m * k);
+      gemm(g.precision, false, true, m, k, n, 1.f, compact + group * m * n, col + group * k * n, 1.f, weight_grad + group * m * k);
     }
   });
   if (frame.reads_input) add_frame_weight_grad(g, frame.frame, input, image, output_grad, weight_grad);
@@ -568,7 +568,7 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_data(g, weight, output_grad, image_grad);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
-    gemm(true, false, g.column_rows(), band.out_area(), g.out_channels, 1.f, weight, g.column_rows(),
+    gemm(g.precision, true, false, g.column_rows(), band.out_area(), g.out_channels, 1.f, weight, g.column_rows(),
          output_grad + first * g.out_w, g.out_area(), 0.f, col, band.out_area());
     col2im_add(band, col, image_grad);
   });
@@ -579,7 +579,7 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
   float* col = direct ? image_grad : column_workspace(g.column_rows() * n);  // [C*KH*KW, OH*OW]
   for (int64_t group = 0; group < g.groups; ++group) {
     // col_g[m, n] = W_g^T[m, k] · output_grad_g[k, n];  m = C/g*KH*KW, n = OH*OW, k = O/g
-    gemm(true, false, m, n, k, 1.f, weight + group * k * m, output_grad + group * k * n, direct ? 1.f : 0.f,
+    gemm(g.precision, true, false, m, n, k, 1.f, weight + group * k * m, output_grad + group * k * n, direct ? 1.f : 0.f,
          col + group * m * n);
   }
   if (!direct) col2im_add(g, col, image_grad);
@@ -596,7 +596,7 @@ void conv_backward_weight(const ConvGeometry& g, const float* image, const float
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);
     // weight_grad[O, C*KH*KW] += output_grad[:, band] · col^T
-    gemm(false, true, g.out_channels, g.column_rows(), band.out_area(), 1.f, output_grad + first * g.out_w,
+    gemm(g.precision, false, true, g.out_channels, g.column_rows(), band.out_area(), 1.f, output_grad + first * g.out_w,
          g.out_area(), col, band.out_area(), 1.f, weight_grad, g.column_rows());
   });
   if (banded) return;
@@ -604,7 +604,7 @@ void conv_backward_weight(const ConvGeometry& g, const float* image, const float
   const int64_t m = g.out_channels / g.groups, n = g.column_rows() / g.groups, k = g.out_area();
   for (int64_t group = 0; group < g.groups; ++group) {
     // weight_grad_g[m, n] += output_grad_g[m, k] · col_g^T[k, n];  m = O/g, n = C/g*KH*KW, k = OH*OW
-    gemm(false, true, m, n, k, 1.f, output_grad + group * m * k, col + group * n * k, 1.f, weight_grad + group * m * n);
+    gemm(g.precision, false, true, m, n, k, 1.f, output_grad + group * m * k, col + group * n * k, 1.f, weight_grad + group * m * n);
   }
 }
 

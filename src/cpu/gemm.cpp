@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "fcn/cpu/bf16_gemm.hpp"
+
 namespace fcn::cpu {
 
 namespace {
@@ -104,6 +106,35 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
           const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   run_gemm({trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc});
+}
+
+namespace {
+
+void run_in(Precision precision, const Operands& o, bool on_this_thread) {
+  if (precision == Precision::bf16)
+    return gemm_bf16(o.trans_a, o.trans_b, o.m, o.n, o.k, o.alpha, o.a, o.lda, o.b, o.ldb, o.beta, o.c, o.ldc);
+  if (on_this_thread) {
+    if (o.m > 0 && o.n > 0) gemm_block(o, 0, o.m, 0, o.n);
+    return;
+  }
+  run_gemm(o);
+}
+
+}  // namespace
+
+void gemm(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, const float* b, float beta, float* c) {
+  run_in(precision, dense(trans_a, trans_b, m, n, k, alpha, a, b, beta, c), false);
+}
+
+void gemm(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  run_in(precision, {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc}, false);
+}
+
+void gemm_on_this_thread(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                         float alpha, const float* a, const float* b, float beta, float* c) {
+  run_in(precision, dense(trans_a, trans_b, m, n, k, alpha, a, b, beta, c), true);
 }
 
 }  // namespace fcn::cpu

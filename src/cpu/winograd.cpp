@@ -602,8 +602,9 @@ int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads) {
 // the transformed weights ([xi][out_channels][channels], or
 // [xi][channels][out_channels] read transposed when trans_u).
 template <class T>
-void convolve(const TileGrid<T>& grid, const TileRuns& runs, int64_t channels, int64_t out_channels, const float* u,
-              bool trans_u, const float* image, float beta, const float* bias, bool rectify, float* output) {
+void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs, int64_t channels,
+              int64_t out_channels, const float* u, bool trans_u, const float* image, float beta, const float* bias,
+              bool rectify, float* output) {
   constexpr int xis = T::a * T::a;
   const int64_t tiles = tile_count(runs);
   if (tiles == 0) return;
@@ -628,7 +629,7 @@ void convolve(const TileGrid<T>& grid, const TileRuns& runs, int64_t channels, i
     }
     for (int xi = 0; xi < xis; ++xi) {
       // m[xi][K, block] = U[xi][K, C] . v[xi][C, block];  K = out_channels, C = channels
-      gemm_on_this_thread(trans_u, false, out_channels, block, channels, 1.f, u + xi * out_channels * channels,
+      gemm_on_this_thread(precision, trans_u, false, out_channels, block, channels, 1.f, u + xi * out_channels * channels,
                           v + xi * channels * block, 0.f, m + xi * out_channels * block);
     }
     for (int64_t k = 0; k < out_channels; ++k)
@@ -647,7 +648,7 @@ void forward(const ConvGeometry& g, const float* weight, const float* image, flo
   transform_weights<T>(g.out_channels, g.channels, weight, false, u);
   const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
   const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
-  convolve(grid, runs, g.channels, g.out_channels, u, false, image, beta, bias, rectify, output);
+  convolve(g.precision, grid, runs, g.channels, g.out_channels, u, false, image, beta, bias, rectify, output);
 }
 
 template <class T>
@@ -657,7 +658,8 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
   float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);
   transform_weights<T>(g.out_channels, g.channels, weight, true, u);
   const TileGrid<T> grid(g.out_h, g.out_w, g.height, g.width, 2 - g.pad_h, 2 - g.pad_w);
-  convolve(grid, all_tiles(grid), g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, false, image_grad);
+  convolve(g.precision, grid, all_tiles(grid), g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, false,
+           image_grad);
 }
 
 template <class T>
@@ -698,7 +700,7 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
         });
       for (int xi = 0; xi < xis; ++xi) {
         // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
-        gemm_on_this_thread(false, true, out_channels, channels, count, 1.f, mbar + xi * out_channels * count,
+        gemm_on_this_thread(g.precision, false, true, out_channels, channels, count, 1.f, mbar + xi * out_channels * count,
                             v + xi * channels * count, used[me] ? 1.f : 0.f, du + xi * out_channels * channels);
       }
       used[me] = 1;

@@ -9,6 +9,7 @@
 
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
+#include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/layers/registry.hpp"
 
 namespace fcn {
@@ -62,6 +63,7 @@ std::pair<std::vector<int64_t>, int64_t> pack_intervals(const std::vector<Interv
 
 Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : options_(options) {
   if (env_flag("FCN_PROFILE", false)) options_.profile = true;
+  if (options_.precision == Precision::bf16 && !options_.plan_only) cpu::require_bf16("model.precision");
   SpecReader reader(spec, path);
   SpecReader inputs = reader.get_object("inputs");
   for (const auto& item : spec.at("inputs").items()) {
@@ -100,6 +102,7 @@ Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : 
     blob_names_.push_back(layer->name());
     layer->set_rng(&rng_);
     layer->set_image_rngs(&image_rngs_);
+    layer->set_precision(options_.precision);
     layers_.push_back(std::move(layer));
     nodes_.push_back(node);
   }

@@ -94,6 +94,7 @@ void ConvolutionBase::set_geometry(const std::array<int64_t, 3>& image, const st
   g.dilation_h = options_.dilation[0];
   g.dilation_w = options_.dilation[1];
   g.groups = options_.groups;
+  g.precision = precision_;
 }
 
 std::string ConvolutionBase::options_str() const {
@@ -137,6 +138,12 @@ Shape ConvLayer::reshape(const std::vector<Shape>& input_shapes) {
   // multiply-adds: every output element sums (C/g)*kh*kw products
   flops_ = 2.0 * x[0] * o.num_output * out_h * out_w * (x[1] / o.groups) * o.kernel[0] * o.kernel[1];
   return {x[0], o.num_output, out_h, out_w};
+}
+
+// bf16 operands, float accumulation, weights and gradients (fcn/core/precision.hpp)
+void ConvLayer::set_precision(Precision precision) {
+  precision_ = precision;
+  geometry_->precision = precision;
 }
 
 void ConvLayer::convolve_images(const Tensor& x, const float* weight, const float* bias, bool rectify,

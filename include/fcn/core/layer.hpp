@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "fcn/core/constant_frame.hpp"
+#include "fcn/core/precision.hpp"
 #include "fcn/core/onnx_emitter.hpp"
 #include "fcn/core/spec_reader.hpp"
 #include "fcn/core/tensor.hpp"
@@ -111,6 +112,9 @@ class Layer {
   virtual bool forward_folded(const std::vector<const Tensor*>& inputs, Tensor& output, Layer& next, bool rectify) {
     return false;
   }
+  // The graph's precision (GraphOptions::precision). A layer that has a bf16
+  // path (conv) computes in it from then on; the others stay in float.
+  virtual void set_precision(Precision precision) {}
   // Whether backward reads the input values (false lets the graph free them).
   virtual bool backward_needs_inputs() const { return true; }
   virtual bool backward_needs_output() const { return false; }

@@ -11,6 +11,8 @@
 // All pointers address one sample; the layers loop over the batch.
 #include <cstdint>
 
+#include "fcn/core/precision.hpp"
+
 #include "fcn/core/constant_frame.hpp"
 
 namespace fcn::cpu {
@@ -23,6 +25,8 @@ struct ConvGeometry {
   int64_t pad_h = 0, pad_w = 0;
   int64_t dilation_h = 1, dilation_w = 1;
   int64_t groups = 1;
+  // what the GEMMs compute in (model.precision); frames and Winograd transforms stay float
+  Precision precision = Precision::fp32;
 
   int64_t column_rows() const { return channels * kernel_h * kernel_w; }  // all groups
   int64_t out_area() const { return out_h * out_w; }

@@ -8,6 +8,8 @@
 // Called from inside a parallel region it runs on the calling thread.
 #include <cstdint>
 
+#include "fcn/core/precision.hpp"
+
 namespace fcn::cpu {
 
 // Row-major C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C, where
@@ -36,5 +38,14 @@ class SerialBlasScope {
 };
 void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                          const float* b, float beta, float* c);
+
+// The same three in a precision: fp32 is the calls above (OpenBLAS), bf16
+// rounds A and B to bfloat16 and accumulates in float (bf16_gemm.hpp).
+void gemm(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, const float* b, float beta, float* c);
+void gemm(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+          const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm_on_this_thread(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                         float alpha, const float* a, const float* b, float beta, float* c);
 
 }  // namespace fcn::cpu

@@ -67,6 +67,9 @@ struct GraphOptions {
   // arena, so that the memory of an input too large for this machine can be
   // estimated; forward() and backward() then refuse to run.
   bool plan_only = false;
+  // model.precision: every layer is told (Layer::set_precision); bf16 on a
+  // CPU without native bf16 is refused at construction (unless plan_only).
+  Precision precision = Precision::fp32;
 };
 
 // Accumulated wall-clock time of one layer (options.profile).

@@ -79,6 +79,7 @@ class ConvolutionBase : public Layer {
   Param weight_;
   Param bias_;  // unused when !options_.bias
   double flops_ = 0.0;
+  Precision precision_ = Precision::fp32;  // the GEMMs' (only conv takes bf16)
 
  private:
   void initialise_allocated();
@@ -98,6 +99,7 @@ class ConvLayer : public ConvolutionBase {
   // the dilated kernel: d(k-1) + 1
   std::array<double, 2> input_extent() const override;
   void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
+  void set_precision(Precision precision) override;
   bool rectify_output(bool on) override {
     rectify_ = on;
     return true;

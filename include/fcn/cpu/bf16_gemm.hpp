@@ -1,0 +1,38 @@
+#pragma once
+// bf16 GEMMs (model.precision "bf16"): C = alpha * op(A) op(B) + beta * C
+// with A and B rounded to bfloat16 (round to nearest even) and float
+// accumulation and C, through oneDNN's matmul primitive (Debian libdnnl,
+// AVX512-BF16 or AMX kernels). Same operands as fcn::cpu::gemm (gemm.hpp),
+// which calls these when asked for Precision::bf16.
+//
+// Primitives are built once per shape (m, n, k, transposes, leading
+// dimensions, alpha, beta) and kept for the process: a conv layer meets the
+// same few shapes every step, and a new input size builds its own once.
+// Operands are converted into per-thread buffers; oneDNN's scratchpad is the
+// caller's thread's, so concurrent calls from several threads are safe.
+#include <cstdint>
+#include <string>
+
+namespace fcn::cpu {
+
+// Whether this CPU computes bf16 natively, and with what.
+struct Bf16Support {
+  bool available = false;
+  std::string kernel;   // oneDNN's ISA, e.g. "avx512_core_bf16" or "avx512_core_amx"
+  std::string missing;  // when not available: what the CPU lacks, one phrase
+};
+const Bf16Support& bf16_support();
+// Throws fcn::Error (one line naming `field` and the missing CPU feature)
+// unless bf16_support().available.
+void require_bf16(const std::string& field);
+
+// Runs the GEMM on the OpenMP team (oneDNN's threads are fcn's), or on the
+// calling thread inside a parallel region.
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+// f32 -> bf16, round to nearest even (NaN stays NaN): the rounding the GEMMs apply.
+void round_to_bf16(const float* in, uint16_t* out, int64_t count);
+float bf16_to_float(uint16_t value);
+
+}  // namespace fcn::cpu

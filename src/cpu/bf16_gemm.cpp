@@ -1,0 +1,207 @@
+#include "fcn/cpu/bf16_gemm.hpp"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <tuple>
+#include <vector>
+
+#include "fcn/core/error.hpp"
+
+namespace fcn::cpu {
+
+namespace {
+
+using dnnl::memory;
+
+std::string isa_name(dnnl::cpu_isa isa) {
+  switch (isa) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+  }
+}
+
+Bf16Support detect_bf16() {
+  Bf16Support support;
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  support.kernel = isa_name(isa);
+  support.available = isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+  if (!support.available) {
+    const char* limit = std::getenv("ONEDNN_MAX_CPU_ISA");
+    support.missing = "this CPU has neither avx512_bf16 nor amx_bf16 (oneDNN runs " + support.kernel + ")";
+    if (limit && *limit) support.missing += ", or ONEDNN_MAX_CPU_ISA=" + std::string(limit) + " hides them";
+  }
+  return support;
+}
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// A GEMM's shape as the primitive sees it: operands are converted to dense
+// bf16 copies in their stored orientation, so only C keeps a leading dimension.
+struct Shape {
+  bool trans_a, trans_b;
+  int64_t m, n, k, ldc;
+  float alpha, beta;
+  bool operator<(const Shape& o) const {
+    return std::tie(trans_a, trans_b, m, n, k, ldc, alpha, beta) <
+           std::tie(o.trans_a, o.trans_b, o.m, o.n, o.k, o.ldc, o.alpha, o.beta);
+  }
+};
+
+struct Matmul {
+  memory::desc a, b, c, scratch;
+  dnnl::matmul primitive;
+};
+
+Matmul build(const Shape& s) {
+  Matmul mm;
+  // row-major [m, k] ("ab") or stored [k, m] and read transposed ("ba")
+  mm.a = memory::desc({s.m, s.k}, memory::data_type::bf16, s.trans_a ? memory::dims{1, s.m} : memory::dims{s.k, 1});
+  mm.b = memory::desc({s.k, s.n}, memory::data_type::bf16, s.trans_b ? memory::dims{1, s.k} : memory::dims{s.n, 1});
+  mm.c = memory::desc({s.m, s.n}, memory::data_type::f32, memory::dims{s.ldc, 1});
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (s.alpha != 1.f) attr.set_output_scales(0, {s.alpha});
+  if (s.beta != 0.f) {
+    dnnl::post_ops ops;
+    ops.append_sum(s.beta);  // C = alpha * A B + beta * C
+    attr.set_post_ops(ops);
+  }
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(mm.a, mm.b, mm.c), attr, cpu_engine());
+  mm.primitive = dnnl::matmul(pd);
+  mm.scratch = pd.scratchpad_desc();
+  return mm;
+}
+
+const Matmul& matmul_for(const Shape& shape) {
+  static std::mutex mutex;
+  static std::map<Shape, std::unique_ptr<Matmul>> cache;
+  const std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = cache[shape];
+  if (!slot) slot = std::make_unique<Matmul>(build(shape));
+  return *slot;
+}
+
+// A growing buffer whose data starts on a 64-byte boundary (a cache line,
+// one AVX-512 register).
+class AlignedBuffer {
+ public:
+  template <class T>
+  T* get(size_t count) {
+    const size_t bytes = count * sizeof(T) + 64;
+    if (storage_.size() < bytes) storage_.resize(bytes);
+    void* start = storage_.data();
+    size_t space = storage_.size();
+    return static_cast<T*>(std::align(64, count * sizeof(T), start, space));
+  }
+
+ private:
+  std::vector<char> storage_;
+};
+
+// Per-thread buffers: the two converted operands and oneDNN's scratchpad.
+struct ThreadBuffers {
+  AlignedBuffer a, b, scratch;
+};
+ThreadBuffers& thread_buffers() {
+  thread_local ThreadBuffers buffers;
+  return buffers;
+}
+
+// rows x cols of a row-major matrix with leading dimension ld into a dense bf16 copy
+uint16_t* convert_rows(const float* in, int64_t rows, int64_t cols, int64_t ld, AlignedBuffer& buffer) {
+  uint16_t* out = buffer.get<uint16_t>(static_cast<size_t>(rows * cols));
+  if (ld == cols) {
+    round_to_bf16(in, out, rows * cols);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) round_to_bf16(in + r * ld, out + r * cols, cols);
+  }
+  return out;
+}
+
+__attribute__((target("avx512f,avx512bf16"))) void round_to_bf16_avx512(const float* in, uint16_t* out,
+                                                                       int64_t count) {
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) {
+    const __m256bh packed = _mm512_cvtneps_pbh(_mm512_loadu_ps(in + i));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), reinterpret_cast<const __m256i&>(packed));
+  }
+  if (i < count) {
+    const __mmask16 tail = static_cast<__mmask16>((1u << (count - i)) - 1);
+    const __m256bh packed = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, in + i));
+    _mm256_mask_storeu_epi16(out + i, tail, reinterpret_cast<const __m256i&>(packed));
+  }
+}
+
+uint16_t round_one(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof bits);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // quiet NaN
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest, ties to even
+  return static_cast<uint16_t>(bits >> 16);
+}
+
+}  // namespace
+
+const Bf16Support& bf16_support() {
+  static const Bf16Support support = detect_bf16();
+  return support;
+}
+
+void require_bf16(const std::string& field) {
+  const Bf16Support& support = bf16_support();
+  if (!support.available)
+    throw Error(field + " \"bf16\": " + support.missing + "; use \"fp32\" on this machine");
+}
+
+void round_to_bf16(const float* in, uint16_t* out, int64_t count) {
+  if (bf16_support().available) return round_to_bf16_avx512(in, out, count);
+  for (int64_t i = 0; i < count; ++i) out[i] = round_one(in[i]);
+}
+
+float bf16_to_float(uint16_t value) {
+  const uint32_t bits = static_cast<uint32_t>(value) << 16;
+  float result;
+  std::memcpy(&result, &bits, sizeof result);
+  return result;
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  require_bf16("model.precision");
+  const Matmul& mm = matmul_for({trans_a, trans_b, m, n, k, ldc, alpha, beta});
+  ThreadBuffers& buffers = thread_buffers();
+  // A is stored [m, k] or [k, m], B [k, n] or [n, k]
+  uint16_t* a16 = convert_rows(a, trans_a ? k : m, trans_a ? m : k, lda, buffers.a);
+  uint16_t* b16 = convert_rows(b, trans_b ? n : k, trans_b ? k : n, ldb, buffers.b);
+  dnnl::engine& engine = cpu_engine();
+  thread_local dnnl::stream stream(engine);
+  memory a_mem(mm.a, engine, a16);
+  memory b_mem(mm.b, engine, b16);
+  memory c_mem(mm.c, engine, c);
+  memory scratch(mm.scratch, engine, buffers.scratch.get<char>(mm.scratch.get_size()));
+  mm.primitive.execute(stream, {{DNNL_ARG_SRC, a_mem},
+                                {DNNL_ARG_WEIGHTS, b_mem},
+                                {DNNL_ARG_DST, c_mem},
+                                {DNNL_ARG_SCRATCHPAD, scratch}});
+  stream.wait();
+}
+
+}  // namespace fcn::cpu
