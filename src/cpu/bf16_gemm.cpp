@@ -3,8 +3,10 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -89,13 +91,28 @@ Matmul build(const Shape& s) {
   return mm;
 }
 
-const Matmul& matmul_for(const Shape& shape) {
+// At most this many primitives are kept, the least recently used dropped
+// first: training on images of many sizes (VOC's) meets new GEMM shapes for
+// a long time, and each primitive holds its own generated code.
+constexpr size_t kMaxCachedPrimitives = 1024;
+
+std::shared_ptr<const Matmul> matmul_for(const Shape& shape) {
   static std::mutex mutex;
-  static std::map<Shape, std::unique_ptr<Matmul>> cache;
+  static std::list<std::pair<Shape, std::shared_ptr<const Matmul>>> recent;  // most recent first
+  static std::map<Shape, decltype(recent)::iterator> cache;
   const std::lock_guard<std::mutex> lock(mutex);
-  auto& slot = cache[shape];
-  if (!slot) slot = std::make_unique<Matmul>(build(shape));
-  return *slot;
+  auto found = cache.find(shape);
+  if (found != cache.end()) {
+    recent.splice(recent.begin(), recent, found->second);
+    return found->second->second;
+  }
+  recent.emplace_front(shape, std::make_shared<const Matmul>(build(shape)));
+  cache[shape] = recent.begin();
+  if (recent.size() > kMaxCachedPrimitives) {
+    cache.erase(recent.back().first);
+    recent.pop_back();  // a caller still running it holds its own reference
+  }
+  return recent.front().second;
 }
 
 // A growing buffer whose data starts on a 64-byte boundary (a cache line,
@@ -182,26 +199,51 @@ float bf16_to_float(uint16_t value) {
   return result;
 }
 
-void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
-  require_bf16("model.precision");
-  const Matmul& mm = matmul_for({trans_a, trans_b, m, n, k, ldc, alpha, beta});
-  ThreadBuffers& buffers = thread_buffers();
-  // A is stored [m, k] or [k, m], B [k, n] or [n, k]
-  uint16_t* a16 = convert_rows(a, trans_a ? k : m, trans_a ? m : k, lda, buffers.a);
-  uint16_t* b16 = convert_rows(b, trans_b ? n : k, trans_b ? k : n, ldb, buffers.b);
+namespace {
+
+// C = alpha * op(A) op(B) + beta * C with both operands rounded (dense)
+void run_matmul(const Matmul& mm, const uint16_t* a16, const uint16_t* b16, float* c) {
   dnnl::engine& engine = cpu_engine();
   thread_local dnnl::stream stream(engine);
-  memory a_mem(mm.a, engine, a16);
-  memory b_mem(mm.b, engine, b16);
+  memory a_mem(mm.a, engine, const_cast<uint16_t*>(a16));
+  memory b_mem(mm.b, engine, const_cast<uint16_t*>(b16));
   memory c_mem(mm.c, engine, c);
-  memory scratch(mm.scratch, engine, buffers.scratch.get<char>(mm.scratch.get_size()));
+  memory scratch(mm.scratch, engine, thread_buffers().scratch.get<char>(mm.scratch.get_size()));
   mm.primitive.execute(stream, {{DNNL_ARG_SRC, a_mem},
                                 {DNNL_ARG_WEIGHTS, b_mem},
                                 {DNNL_ARG_DST, c_mem},
                                 {DNNL_ARG_SCRATCHPAD, scratch}});
   stream.wait();
+}
+
+}  // namespace
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+               int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  require_bf16("model.precision");
+  const std::shared_ptr<const Matmul> mm = matmul_for({trans_a, trans_b, m, n, k, ldc, alpha, beta});
+  ThreadBuffers& buffers = thread_buffers();
+  // A is stored [m, k] or [k, m], B [k, n] or [n, k]
+  const uint16_t* a16 = convert_rows(a, trans_a ? k : m, trans_a ? m : k, lda, buffers.a);
+  const uint16_t* b16 = convert_rows(b, trans_b ? n : k, trans_b ? k : n, ldb, buffers.b);
+  run_matmul(*mm, a16, b16, c);
+}
+
+void gemm_bf16_rounded_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+                         const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  require_bf16("model.precision");
+  const std::shared_ptr<const Matmul> mm = matmul_for({trans_a, trans_b, m, n, k, ldc, alpha, beta});
+  const uint16_t* b16 = convert_rows(b, trans_b ? n : k, trans_b ? k : n, ldb, thread_buffers().b);
+  run_matmul(*mm, a, b16, c);
+}
+
+void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count) {
+  constexpr int64_t kChunk = int64_t{1} << 16;
+  const int64_t chunks = (count + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (int64_t i = 0; i < chunks; ++i) round_to_bf16(in + i * kChunk, out + i * kChunk, std::min(kChunk, count - i * kChunk));
 }
 
 }  // namespace fcn::cpu

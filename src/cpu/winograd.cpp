@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/cpu/gemm.hpp"
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
@@ -612,6 +613,12 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads);
   const int64_t blocks = (tiles + block - 1) / block;
   const int64_t in_plane = grid.in_h * grid.in_w, out_plane = grid.out_h * grid.out_w;
+  // bf16: U rounded once for all blocks
+  std::vector<uint16_t> u_rounded;
+  if (precision == Precision::bf16) {
+    u_rounded.resize(static_cast<size_t>(xis * out_channels * channels));
+    round_to_bf16_parallel(u, u_rounded.data(), xis * out_channels * channels);
+  }
 #pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) {
     // every block multiplies `block` columns, the last one padded with zero
@@ -629,8 +636,13 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
     }
     for (int xi = 0; xi < xis; ++xi) {
       // m[xi][K, block] = U[xi][K, C] . v[xi][C, block];  K = out_channels, C = channels
-      gemm_on_this_thread(precision, trans_u, false, out_channels, block, channels, 1.f, u + xi * out_channels * channels,
-                          v + xi * channels * block, 0.f, m + xi * out_channels * block);
+      if (precision == Precision::bf16)
+        gemm_bf16_rounded_a(trans_u, false, out_channels, block, channels, 1.f,
+                            u_rounded.data() + xi * out_channels * channels, v + xi * channels * block, block, 0.f,
+                            m + xi * out_channels * block, block);
+      else
+        gemm_on_this_thread(trans_u, false, out_channels, block, channels, 1.f, u + xi * out_channels * channels,
+                            v + xi * channels * block, 0.f, m + xi * out_channels * block);
     }
     for (int64_t k = 0; k < out_channels; ++k)
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {

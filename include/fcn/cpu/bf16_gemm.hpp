@@ -5,9 +5,10 @@
 // AVX512-BF16 or AMX kernels). Same operands as fcn::cpu::gemm (gemm.hpp),
 // which calls these when asked for Precision::bf16.
 //
-// Primitives are built once per shape (m, n, k, transposes, leading
-// dimensions, alpha, beta) and kept for the process: a conv layer meets the
-// same few shapes every step, and a new input size builds its own once.
+// Primitives are built once per shape (m, n, k, transposes, C's leading
+// dimension, alpha, beta) and kept (the 1024 most recently used): a conv
+// layer meets the same few shapes every step, and a new input size builds
+// its own once (~2 ms each).
 // Operands are converted into per-thread buffers; oneDNN's scratchpad is the
 // caller's thread's, so concurrent calls from several threads are safe.
 #include <cstdint>
@@ -31,8 +32,15 @@ void require_bf16(const std::string& field);
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+// The same with A already rounded (dense: [m, k], or [k, m] when trans_a):
+// a matrix many GEMMs share (Winograd's transformed weights) is rounded once.
+void gemm_bf16_rounded_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
+                         const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
 // f32 -> bf16, round to nearest even (NaN stays NaN): the rounding the GEMMs apply.
 void round_to_bf16(const float* in, uint16_t* out, int64_t count);
+// The same on the OpenMP team, for large arrays.
+void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count);
 float bf16_to_float(uint16_t value);
 
 }  // namespace fcn::cpu
