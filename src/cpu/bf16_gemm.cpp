@@ -54,15 +54,16 @@ dnnl::engine& cpu_engine() {
   return engine;
 }
 
-// A GEMM's shape as the primitive sees it: operands are converted to dense
-// bf16 copies in their stored orientation, so only C keeps a leading dimension.
+// A GEMM's shape as the primitive sees it: B is converted to a dense bf16
+// copy in its stored orientation; A too, or read from a RoundedOperand with
+// its own leading dimension.
 struct Shape {
   bool trans_a, trans_b;
-  int64_t m, n, k, ldc;
+  int64_t m, n, k, lda, ldc;
   float alpha, beta;
   bool operator<(const Shape& o) const {
-    return std::tie(trans_a, trans_b, m, n, k, ldc, alpha, beta) <
-           std::tie(o.trans_a, o.trans_b, o.m, o.n, o.k, o.ldc, o.alpha, o.beta);
+    return std::tie(trans_a, trans_b, m, n, k, lda, ldc, alpha, beta) <
+           std::tie(o.trans_a, o.trans_b, o.m, o.n, o.k, o.lda, o.ldc, o.alpha, o.beta);
   }
 };
 
@@ -74,7 +75,7 @@ struct Matmul {
 Matmul build(const Shape& s) {
   Matmul mm;
   // row-major [m, k] ("ab") or stored [k, m] and read transposed ("ba")
-  mm.a = memory::desc({s.m, s.k}, memory::data_type::bf16, s.trans_a ? memory::dims{1, s.m} : memory::dims{s.k, 1});
+  mm.a = memory::desc({s.m, s.k}, memory::data_type::bf16, s.trans_a ? memory::dims{1, s.lda} : memory::dims{s.lda, 1});
   mm.b = memory::desc({s.k, s.n}, memory::data_type::bf16, s.trans_b ? memory::dims{1, s.k} : memory::dims{s.n, 1});
   mm.c = memory::desc({s.m, s.n}, memory::data_type::f32, memory::dims{s.ldc, 1});
   dnnl::primitive_attr attr;
@@ -218,25 +219,77 @@ void run_matmul(const Matmul& mm, const uint16_t* a16, const uint16_t* b16, floa
 
 }  // namespace
 
+namespace {
+
+struct Registered {
+  const float* data;
+  int64_t count;
+  const uint16_t* rounded;
+};
+std::mutex registry_mutex;
+std::vector<Registered> registry;  // the live RoundedOperands
+
+// The rounded copy of `a` when a RoundedOperand holds it, else null.
+const uint16_t* registered_rounding(const float* a) {
+  const std::lock_guard<std::mutex> lock(registry_mutex);
+  for (const Registered& r : registry)
+    if (a >= r.data && a < r.data + r.count) return r.rounded + (a - r.data);
+  return nullptr;
+}
+
+}  // namespace
+
+namespace {
+
+// One buffer per live RoundedOperand of this thread, innermost last.
+struct RoundingBuffers {
+  std::vector<std::unique_ptr<AlignedBuffer>> levels;
+  size_t depth = 0;
+};
+RoundingBuffers& rounding_buffers() {
+  thread_local RoundingBuffers buffers;
+  return buffers;
+}
+
+}  // namespace
+
+RoundedOperand::RoundedOperand(Precision precision, const float* data, int64_t count) {
+  if (precision != Precision::bf16 || count <= 0) return;
+  RoundingBuffers& buffers = rounding_buffers();
+  if (buffers.levels.size() <= buffers.depth) buffers.levels.push_back(std::make_unique<AlignedBuffer>());
+  uint16_t* rounded = buffers.levels[buffers.depth++]->get<uint16_t>(static_cast<size_t>(count));
+  round_to_bf16_parallel(data, rounded, count);
+  data_ = data;
+  rounded_ = rounded;
+  const std::lock_guard<std::mutex> lock(registry_mutex);
+  registry.push_back({data, count, rounded});
+}
+
+RoundedOperand::~RoundedOperand() {
+  if (!data_) return;
+  --rounding_buffers().depth;
+  const std::lock_guard<std::mutex> lock(registry_mutex);
+  for (size_t i = 0; i < registry.size(); ++i)
+    if (registry[i].rounded == rounded_) {
+      registry.erase(registry.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+}
+
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   require_bf16("model.precision");
-  const std::shared_ptr<const Matmul> mm = matmul_for({trans_a, trans_b, m, n, k, ldc, alpha, beta});
   ThreadBuffers& buffers = thread_buffers();
   // A is stored [m, k] or [k, m], B [k, n] or [n, k]
-  const uint16_t* a16 = convert_rows(a, trans_a ? k : m, trans_a ? m : k, lda, buffers.a);
+  const uint16_t* a16 = registered_rounding(a);
+  if (!a16) {
+    a16 = convert_rows(a, trans_a ? k : m, trans_a ? m : k, lda, buffers.a);
+    lda = trans_a ? m : k;  // the dense copy's
+  }
   const uint16_t* b16 = convert_rows(b, trans_b ? n : k, trans_b ? k : n, ldb, buffers.b);
+  const std::shared_ptr<const Matmul> mm = matmul_for({trans_a, trans_b, m, n, k, lda, ldc, alpha, beta});
   run_matmul(*mm, a16, b16, c);
-}
-
-void gemm_bf16_rounded_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
-                         const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  if (m <= 0 || n <= 0) return;
-  require_bf16("model.precision");
-  const std::shared_ptr<const Matmul> mm = matmul_for({trans_a, trans_b, m, n, k, ldc, alpha, beta});
-  const uint16_t* b16 = convert_rows(b, trans_b ? n : k, trans_b ? k : n, ldb, thread_buffers().b);
-  run_matmul(*mm, a, b16, c);
 }
 
 void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count) {

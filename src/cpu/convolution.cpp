@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/winograd.hpp"
 #include "fcn/core/tensor.hpp"
@@ -548,6 +549,9 @@ ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& inpu
 
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                   const float* bias, bool rectify, const ConstantFrame* input_frame) {
+  // bf16: the weight rounded once for the GEMMs of every row band (Winograd rounds its transform)
+  const bool im2col = !winograd_pays(g, winograd_forward_tile());
+  const RoundedOperand rounded_weight(g.precision, weight, im2col ? g.out_channels * g.column_rows() / g.groups : 0);
   if (input_frame && beta == 0.f) {
     const OutputFrame frame = output_frame_of(g, *input_frame);
     if (!frame.frame.empty()) {
@@ -566,6 +570,7 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_data(g, weight, output_grad, image_grad);
+  const RoundedOperand rounded_weight(g.precision, weight, g.out_channels * g.column_rows() / g.groups);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
     gemm(g.precision, true, false, g.column_rows(), band.out_area(), g.out_channels, 1.f, weight, g.column_rows(),

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <string>
 
+#include "fcn/core/precision.hpp"
+
 namespace fcn::cpu {
 
 // Whether this CPU computes bf16 natively, and with what.
@@ -32,10 +34,25 @@ void require_bf16(const std::string& field);
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
-// The same with A already rounded (dense: [m, k], or [k, m] when trans_a):
-// a matrix many GEMMs share (Winograd's transformed weights) is rounded once.
-void gemm_bf16_rounded_a(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const uint16_t* a,
-                         const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+// While one lives (bf16 only; nothing in fp32), the bf16 GEMMs whose A lies
+// in [data, data + count) read a copy rounded here once instead of rounding
+// their A on every call: a conv weight read by one GEMM per row band, or
+// Winograd's transformed weights read by one GEMM per block of tiles. The
+// floats must not change while it lives. The copies live in per-thread
+// buffers kept for the next call (a fresh 200 MB allocation for fc6's
+// weight costs more in page faults than its GEMM); RoundedOperands on one
+// thread must end in the reverse order of their start (scopes do).
+class RoundedOperand {
+ public:
+  RoundedOperand(Precision precision, const float* data, int64_t count);
+  ~RoundedOperand();
+  RoundedOperand(const RoundedOperand&) = delete;
+  RoundedOperand& operator=(const RoundedOperand&) = delete;
+
+ private:
+  const float* data_ = nullptr;
+  const uint16_t* rounded_ = nullptr;
+};
 
 // f32 -> bf16, round to nearest even (NaN stays NaN): the rounding the GEMMs apply.
 void round_to_bf16(const float* in, uint16_t* out, int64_t count);
