@@ -88,7 +88,7 @@ Trainer::Trainer(TrainOptions options)
     const RunDirectoryMode mode = options_.overwrite         ? RunDirectoryMode::overwrite
                                   : options_.resume.empty() ? RunDirectoryMode::fresh
                                                             : RunDirectoryMode::resume;
-    run_dir_ = std::make_unique<RunDirectory>(options_.out_dir, mode, config_hash(config.to_json()));
+    run_dir_ = std::make_unique<RunDirectory>(options_.out_dir, mode, config.to_json());
   }
   // N ranks x iter_size k follow the trajectory of iter_size N*k: that is
   // what a checkpoint's hash must match on resume
