@@ -182,4 +182,11 @@ TEST_CASE("the config hash ignores run length and logging, not the trajectory") 
   CHECK(config_hash(base).size() == 16);
   CHECK(config_hash(base) == config_hash(longer));
   CHECK(config_hash(base) != config_hash(other));
+
+  // what a refused resume names: the keys the hash sees, not the ones it ignores
+  CHECK(config_hash_differences(base, longer).empty());
+  CHECK(config_hash_differences(base, other) == std::vector<std::string>{"solver.base_lr"});
+  json bf16 = longer;
+  bf16["model"]["precision"] = "bf16";
+  CHECK(config_hash_differences(base, bf16) == std::vector<std::string>{"model.precision"});
 }

@@ -217,3 +217,32 @@ TEST_CASE("config: the ResNet model keys round-trip, and combinations no net has
     CHECK_THROWS_WITH(model_of(model), Catch::Contains(key));
   }
 }
+
+TEST_CASE("config: model.precision is fp32 unless set, and written only when bf16") {
+  const Config plain = parse(R"({"model": {"arch": "fcn32s"}})");
+  CHECK(plain.model.precision == Precision::fp32);
+  // a config without the key keeps the hash it had before the key existed
+  CHECK_FALSE(plain.to_json()["model"].contains("precision"));
+  CHECK_FALSE(parse(R"({"model": {"arch": "fcn32s", "precision": "fp32"}})").to_json()["model"].contains("precision"));
+
+  const Config bf16 = parse(R"({"model": {"arch": "fcn32s", "precision": "bf16"}})");
+  CHECK(bf16.model.precision == Precision::bf16);
+  CHECK(bf16.to_json()["model"]["precision"] == "bf16");
+  CHECK(parse_config(bf16.to_json(), "config.json").model.precision == Precision::bf16);
+
+  json overridden = json::parse(R"({"model": {"arch": "fcn32s"}})");
+  apply_overrides(overridden, {"model.precision=bf16"});
+  CHECK(parse_config(overridden, "run.json").model.precision == Precision::bf16);
+
+  for (const char* bad : {R"("fp16")", "16", R"("BF16")"}) {
+    INFO(bad);
+    try {
+      parse(std::string(R"({"model": {"arch": "fcn32s", "precision": )") + bad + "}}");
+      FAIL("accepted");
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      CHECK(message.find("model.precision") != std::string::npos);
+      CHECK(message.find('\n') == std::string::npos);
+    }
+  }
+}

@@ -34,6 +34,7 @@ std::vector<std::string> config_keys() {
   flatten(defaults.to_json(), "", keys);
   keys.push_back("model.graph");          // to_json writes "arch" unless a graph is given
   keys.push_back("model.class_weights");  // written only when set
+  keys.push_back("model.precision");      // written only when bf16
   keys.push_back("solver.batch_size");    // written only when not 1
   keys.push_back("data.mean_bgr");        // the old form of data.mean, still read
   for (const char* resnet : {"model.backbone", "model.batch_norm", "model.aux_weight"})

@@ -80,9 +80,9 @@ TEST_CASE("environment: values outside a variable's choices are errors naming va
 }
 
 TEST_CASE("environment: every variable the sources read is in the table, and --help lists them all") {
-  // every FCN_/OMP_/OPENBLAS_/PMI variable named in a string literal under src/
+  // every FCN_/OMP_/OPENBLAS_/ONEDNN_/PMI variable named in a string literal under src/
   std::set<std::string> named;
-  const std::regex literal("\"((FCN|OMP|OPENBLAS|OMPI|PMI|PMIX)_[A-Z_]+)\"");
+  const std::regex literal("\"((FCN|OMP|OPENBLAS|ONEDNN|OMPI|PMI|PMIX)_[A-Z_]+)\"");
   for (const auto& entry : std::filesystem::recursive_directory_iterator(std::string(FCN_SOURCE_DIR) + "/src")) {
     std::ifstream in(entry.path());
     std::stringstream text;

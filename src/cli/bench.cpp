@@ -1,5 +1,6 @@
 // fcn bench: times train steps and inference of a config's model on random
-// data, with the FLOP rate, peak memory and the BLAS kernel.
+// data, with the FLOP rate, peak memory, the BLAS kernel and the precision
+// the convolutions compute in (model.precision, or --precision).
 //
 // A train step is what `fcn train` does per step at iter_size 1: zero the
 // param grads, forward in train mode of a batch of --batch images (the
@@ -22,6 +23,7 @@
 #include "fcn/cpu/threads.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
+#include "fcn/train/run_info.hpp"
 #include "fcn/train/solver.hpp"
 
 namespace fcn::cli {
@@ -36,6 +38,7 @@ struct BenchArgs {
   int threads = 0;  // 0: all cores
   uint64_t seed = 1337;
   bool json_output = false;
+  std::string precision;  // --precision: "" or a --set model.precision
 };
 
 // Wall-clock and process CPU time (all threads). On a machine shared with
@@ -92,6 +95,20 @@ SolverConfig bench_solver_config(const ModelArgs& model) {
   return load_config(model.config_file, model.overrides).solver;
 }
 
+// --precision P is --set model.precision=P; a --set that says otherwise is an error.
+void add_precision_override(const std::string& precision, std::vector<std::string>& overrides) {
+  if (precision.empty()) return;
+  parse_precision(precision, "--precision");
+  json given = json::object();
+  apply_overrides(given, overrides);
+  const json::json_pointer key("/model/precision");
+  if (given.contains(key) && given[key] != precision)
+    throw Error("--precision " + precision + " and --set model.precision=" +
+                (given[key].is_string() ? given[key].get<std::string>() : given[key].dump()) +
+                " disagree; give one of them");
+  overrides.push_back("model.precision=" + precision);
+}
+
 void run_bench(const BenchArgs& args) {
   if (args.size.size() != 2 || args.size[0] < 1 || args.size[1] < 1)
     throw Error("--size: expected two positive integers H W");
@@ -103,10 +120,12 @@ void run_bench(const BenchArgs& args) {
   const SolverConfig solver_config = bench_solver_config(args.model);
   const int64_t batch = args.batch > 0 ? args.batch : solver_config.batch_size;
 
+  const ModelSource model = load_model_source(args.model);
   GraphOptions options;
   options.reuse_values = true;  // as fcn train and fcn predict run it
   options.skip_loss_in_test = true;  // the inference runs: no loss, no auxiliary head (as fcn predict)
-  Graph graph(load_graph_spec(args.model), "graph", options);
+  options.precision = model.precision;
+  Graph graph(model.spec, "graph", options);
   graph.reshape(graph.input_shapes(args.size[0], args.size[1], batch));
   graph.init_params(args.seed);
   fill_inputs(graph, args.seed + 1);
@@ -180,6 +199,8 @@ void run_bench(const BenchArgs& args) {
                       {"train_step_cpu_s", median(train_cpu)},
                       {"infer_cpu_s", median(infer_cpu)},
                       {"kernel", kernel},
+                      {"precision", precision_name(model.precision)},
+                      {"precision_kernel", precision_kernel(model.precision)},
                       {"threads", threads},
                       {"size", args.size},
                       {"batch", batch},
@@ -189,6 +210,7 @@ void run_bench(const BenchArgs& args) {
   } else {
     std::printf("input %lld x %lldx%lld, %d threads, BLAS %s\n", static_cast<long long>(batch),
                 static_cast<long long>(args.size[0]), static_cast<long long>(args.size[1]), threads, kernel.c_str());
+    std::printf("precision   %s\n", describe_precision(model.precision).c_str());
     std::printf("train step  %8.3f s  %7.1f GFLOP/s  (%.1f GFLOP, median of %d)\n", train_s, gflop_train / train_s,
                 gflop_train, args.iters);
     std::printf("inference   %8.3f s  %7.1f GFLOP/s  (%.1f GFLOP, median of %d)\n", infer_s,
@@ -207,8 +229,8 @@ void add_bench_command(CLI::App& app) {
       "bench",
       "Time train steps (forward + backward + SGD update) and inference of a config's model\n"
       "on random data: medians after one warm-up, GFLOP/s (a train step counts 3x the forward\n"
-      "FLOPs), peak RSS and the BLAS kernel. Uses the config's model and solver sections only\n"
-      "(no data, no weights).");
+      "FLOPs), peak RSS, the BLAS kernel and the precision (fp32 via OpenBLAS, bf16 via oneDNN).\n"
+      "Uses the config's model and solver sections only (no data, no weights).");
   cmd->footer(
       "Environment: FCN_PROFILE=1 prints per-layer forward/backward times; FCN_WINOGRAD=0|2|4\n"
       "forces im2col or one Winograd tile size for every 3x3 conv (default: F(2x2,3x3) forward,\n"
@@ -220,8 +242,13 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--iters", args->iters, "timed runs of each kind (after one warm-up)")->capture_default_str();
   cmd->add_option("--threads", args->threads, "threads for BLAS and OpenMP (0: all cores)")->capture_default_str();
   cmd->add_option("--seed", args->seed, "seed for params and random inputs")->capture_default_str();
+  cmd->add_option("--precision", args->precision,
+                  "fp32 or bf16: what the convolutions compute in (--set model.precision=...)");
   cmd->add_flag("--json", args->json_output, "print one JSON object (the last stdout line)");
-  cmd->callback([args] { run_bench(*args); });
+  cmd->callback([args] {
+    add_precision_override(args->precision, args->model.overrides);
+    run_bench(*args);
+  });
 }
 
 }  // namespace fcn::cli

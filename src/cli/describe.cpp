@@ -20,14 +20,15 @@ struct DescribeArgs {
 void run_describe(const DescribeArgs& args) {
   if (args.size.size() != 2 || args.size[0] < 1 || args.size[1] < 1)
     throw Error("--size: expected two positive integers H W");
-  const json spec = load_graph_spec(args.model);
+  const ModelSource model = load_model_source(args.model);
   GraphOptions options;
-  options.plan_only = true;  // shapes only: any size can be described
-  Graph graph(spec, "graph", options);
+  options.plan_only = true;  // shapes only: any size can be described (and bf16 on any CPU)
+  options.precision = model.precision;
+  Graph graph(model.spec, "graph", options);
   graph.reshape(graph.input_shapes(args.size[0], args.size[1]));
   const GraphSummary summary = describe_graph(graph);
-  const MemoryEstimate inference = estimate_inference_memory(spec, args.size[0], args.size[1]);
-  const MemoryEstimate training = estimate_training_memory(spec, args.size[0], args.size[1]);
+  const MemoryEstimate inference = estimate_inference_memory(model.spec, args.size[0], args.size[1], model.precision);
+  const MemoryEstimate training = estimate_training_memory(model.spec, args.size[0], args.size[1], model.precision);
   if (args.json_output) {
     json out = summary.to_json();
     out["memory"] = {{"inference_bytes", inference.total()}, {"training_bytes", training.total()}};

@@ -24,8 +24,9 @@ struct ExportOnnxArgs {
 void run_export_onnx(const ExportOnnxArgs& args) {
   if (!args.size.empty() && (args.size.size() != 2 || args.size[0] < 1 || args.size[1] < 1))
     throw Error("--size: expected two positive integers H W");
-  const json spec = load_graph_spec(args.model);
-  Graph graph(spec, "graph");
+  // model.precision is left out: the export holds float weights and ops
+  // whatever the model trains in, and building it computes nothing
+  Graph graph(load_model_source(args.model).spec, "graph");
   OnnxExportOptions options;
   if (!args.size.empty()) {
     options.height = args.size[0];

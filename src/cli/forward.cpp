@@ -43,10 +43,12 @@ std::map<std::string, Tensor> read_inputs(const std::vector<std::string>& specs)
 }
 
 void run_forward(const ForwardArgs& args) {
+  const ModelSource model = load_model_source(args.model);
   GraphOptions options;
   options.grad_all_blobs = args.backward;
   options.reuse_memory = false;  // every blob keeps its values for the dump
-  Graph graph(load_graph_spec(args.model), "graph", options);
+  options.precision = model.precision;
+  Graph graph(model.spec, "graph", options);
   std::map<std::string, Tensor> inputs = read_inputs(args.inputs);
   std::map<std::string, Shape> shapes;
   for (const auto& name : graph.input_names()) {

@@ -20,13 +20,14 @@ ModelConfig load_model_config(const ModelArgs& args) {
   return parse_model_config(config, args.config_file);
 }
 
-json load_graph_spec(const ModelArgs& args) {
+ModelSource load_model_source(const ModelArgs& args) {
   if (!args.graph_file.empty()) {
     if (!args.overrides.empty()) throw Error("--set applies to --config, not to --graph");
-    return read_json_file(args.graph_file);
+    return {read_json_file(args.graph_file), Precision::fp32};
   }
   if (args.config_file.empty()) throw Error("give --graph SPEC or --config FILE");
-  return model_graph_spec(load_model_config(args));
+  const ModelConfig model = load_model_config(args);
+  return {model_graph_spec(model), model.precision};
 }
 
 }  // namespace fcn::cli

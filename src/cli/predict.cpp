@@ -65,9 +65,14 @@ std::vector<Job> plan_jobs(const PredictArgs& args) {
   }
   refuse_overwrites(args.out, masks, args.overwrite, "--out");
   refuse_overwrites(args.overlay, overlays, args.overwrite, "--overlay");
+  return jobs;
+}
+
+// Once the model is built: a model that cannot run here leaves no empty directories behind.
+void create_output_directories(const PredictArgs& args) {
+  if (!fs::is_directory(args.image)) return;
   fs::create_directories(args.out);
   if (!args.overlay.empty()) fs::create_directories(args.overlay);
-  return jobs;
 }
 
 // A view of the decoded image for the API (read_image's checks stay: a
@@ -83,6 +88,7 @@ Image image_of(const cv::Mat& mat) {
 void run_predict(const PredictArgs& args) {
   const std::vector<Job> jobs = plan_jobs(args);
   const Model model(args.config_file, args.weights, model_options(args.inference, args.overrides));
+  create_output_directories(args);
   Progress progress("predict", jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) {
     const Job& job = jobs[i];

@@ -17,6 +17,8 @@ const std::vector<EnvVariable>& environment_variables() {
        "MPI training: 1 (default) all-reduces gradient buckets during backward, 0 after it"},
       {"OMP_WAIT_POLICY", {}, "OpenMP's; fcn sets passive (idle threads sleep) unless you set it"},
       {"OPENBLAS_CORETYPE", {}, "OpenBLAS's kernel; when set, fcn never replaces it (fcn --version shows the kernel)"},
+      {"ONEDNN_MAX_CPU_ISA", {},
+       "oneDNN's instruction-set cap; below AVX512_CORE_BF16 it hides bf16 (model.precision \"bf16\" is refused)"},
       {"FCN_BLAS_REEXEC", {}, "set by fcn itself when it re-executes with a better OpenBLAS kernel"},
       {"FCN_BLAS_PRETEND_CORENAME", {}, "tests only: act as if OpenBLAS had chosen this kernel"},
       {"OMPI_COMM_WORLD_SIZE", {}, "set by MPI launchers (with PMI_SIZE, PMIX_RANK): fcn trains data-parallel"},

@@ -23,9 +23,10 @@ struct Plan {
   int64_t params = 0, blobs = 0, scratch = 0;
 };
 
-Plan plan(const json& spec, int64_t height, int64_t width, bool inference) {
+Plan plan(const json& spec, int64_t height, int64_t width, bool inference, Precision precision) {
   GraphOptions options;
   options.plan_only = true;
+  options.precision = precision;
   options.reuse_values = inference;
   options.skip_loss_in_test = inference;
   options.inference_only = inference;
@@ -45,8 +46,8 @@ int64_t inference_image_bytes(int64_t height, int64_t width) {
   return height * width * (3 + 3 * static_cast<int64_t>(sizeof(float)) + 1);
 }
 
-MemoryEstimate estimate_inference_memory(const json& spec, int64_t height, int64_t width) {
-  const Plan p = plan(spec, height, width, true);
+MemoryEstimate estimate_inference_memory(const json& spec, int64_t height, int64_t width, Precision precision) {
+  const Plan p = plan(spec, height, width, true, precision);
   MemoryEstimate estimate;
   estimate.params = p.params;
   estimate.blobs = p.blobs;
@@ -56,8 +57,8 @@ MemoryEstimate estimate_inference_memory(const json& spec, int64_t height, int64
   return estimate;
 }
 
-MemoryEstimate estimate_training_memory(const json& spec, int64_t height, int64_t width) {
-  const Plan p = plan(spec, height, width, false);
+MemoryEstimate estimate_training_memory(const json& spec, int64_t height, int64_t width, Precision precision) {
+  const Plan p = plan(spec, height, width, false, precision);
   MemoryEstimate estimate;
   estimate.params = 3 * p.params;  // values, gradients, momentum
   estimate.blobs = p.blobs;

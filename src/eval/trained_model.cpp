@@ -25,6 +25,7 @@ TrainedModel::TrainedModel(const std::string& config_file, const std::vector<std
   graph_options.reuse_values = true;  // only the scores are read after forward
   graph_options.skip_loss_in_test = true;
   graph_options.inference_only = true;
+  graph_options.precision = model.precision;
   graph_ = std::make_unique<Graph>(spec_, model.graph.is_null() ? "model" : "model.graph", graph_options);
   require_bgr_image_input(*graph_);
   class_names_ = resolve_class_names(config_.data, model.zoo.num_classes);
@@ -79,7 +80,7 @@ int64_t TrainedModel::pass_bytes(int64_t pass_height, int64_t pass_width, int64_
   // the plan does not see; measured 8-10% on full-width FCN-8s)
   // measured once, after loading: later the RSS also holds an earlier
   // image's buffers, which the next pass reuses rather than adds to
-  const MemoryEstimate graph = estimate_inference_memory(spec_, pass_height, pass_width);
+  const MemoryEstimate graph = estimate_inference_memory(spec_, pass_height, pass_width, config_.model.precision);
   // OpenBLAS and the OpenMP team allocate their buffers at the first pass,
   // after `resident` was measured (measured: about 128 MiB on 2 threads)
   const int64_t compute_buffers = int64_t{128} << 20;

@@ -64,6 +64,7 @@ ModelConfig read_model(SpecReader reader) {
   zoo.weight_init = read_init(reader, "weight_init", zoo.weight_init, inits);
   zoo.score_init = read_init(reader, "score_init", zoo.score_init, inits);
   read_class_weights(reader, model);
+  model.precision = parse_precision(reader.get_string("precision", "fp32"), reader.key_path("precision"));
   reader.finish();
   if (model.graph.is_null()) check_model_spec(zoo);
   return model;
@@ -146,6 +147,8 @@ json ModelConfig::to_json() const {
   out["score_init"] = zoo.score_init;
   // only when set: configs without it keep the hash they had before the key existed
   if (!class_weights.is_null()) out["class_weights"] = class_weights;
+  // only when not fp32, for the same reason
+  if (precision != Precision::fp32) out["precision"] = precision_name(precision);
   return out;
 }
 

@@ -91,7 +91,10 @@ void restore_momentum(const SafetensorsFile& file, const std::string& path, Grap
 
 }  // namespace
 
-std::string config_hash(const json& config) {
+namespace {
+
+// What config_hash covers.
+json hashed_part(const json& config) {
   json kept = config;
   if (kept.contains("solver") && kept["solver"].is_object())
     // what only watches or schedules a run leaves its trajectory (and resumability) alone
@@ -99,7 +102,21 @@ std::string config_hash(const json& config) {
                             "plateau_window", "update_ratio_band"})
       kept["solver"].erase(key);
   kept.erase("init");
-  return hex64(fnv1a(kept.dump()));
+  return kept;
+}
+
+}  // namespace
+
+std::string config_hash(const json& config) { return hex64(fnv1a(hashed_part(config).dump())); }
+
+std::vector<std::string> config_hash_differences(const json& a, const json& b) {
+  std::vector<std::string> keys;
+  for (const json& change : json::diff(hashed_part(a), hashed_part(b))) {
+    std::string key = change["path"].get<std::string>().substr(1);  // a JSON pointer: "/model/precision"
+    std::replace(key.begin(), key.end(), '/', '.');
+    keys.push_back(key);
+  }
+  return keys;
 }
 
 void save_checkpoint(const std::string& path, Graph& graph, const Solver* solver, const CheckpointInfo& info) {

@@ -56,11 +56,18 @@ int take_lock(const std::string& dir) {
   return fd;
 }
 
-std::string listed(const std::vector<std::string>& files) {
+// "a, b, c and 2 more"
+std::string listed(const std::vector<std::string>& items) {
   std::string out;
-  for (size_t i = 0; i < files.size() && i < 3; ++i) out += (i ? ", " : "") + fs::path(files[i]).filename().string();
-  if (files.size() > 3) out += " and " + std::to_string(files.size() - 3) + " more";
+  for (size_t i = 0; i < items.size() && i < 3; ++i) out += (i ? ", " : "") + items[i];
+  if (items.size() > 3) out += " and " + std::to_string(items.size() - 3) + " more";
   return out;
+}
+
+std::string listed_files(const std::vector<std::string>& files) {
+  std::vector<std::string> names;
+  for (const auto& file : files) names.push_back(fs::path(file).filename().string());
+  return listed(names);
 }
 
 void remove_run_files(const std::vector<std::string>& files) {
@@ -87,7 +94,7 @@ std::vector<std::string> run_files(const std::string& dir) {
   return found;
 }
 
-RunDirectory::RunDirectory(const std::string& dir, RunDirectoryMode mode, const std::string& config_hash_value)
+RunDirectory::RunDirectory(const std::string& dir, RunDirectoryMode mode, const json& config)
     : dir_(dir) {
   std::error_code ec;
   fs::create_directories(dir + "/checkpoints", ec);
@@ -103,17 +110,17 @@ RunDirectory::RunDirectory(const std::string& dir, RunDirectoryMode mode, const 
     const std::string config_path = dir + "/config.json";
     if (mode == RunDirectoryMode::resume) {
       if (!fs::exists(config_path))
-        throw Error(dir + ": holds run files (" + listed(existing) +
+        throw Error(dir + ": holds run files (" + listed_files(existing) +
                     ") but no config.json, so --resume cannot tell whether they are this run's; "
                     "resume into another --out, or --overwrite to remove them");
-      const std::string existing_hash = config_hash(read_json_file(config_path));
-      if (existing_hash != config_hash_value)
-        throw Error(dir + ": holds a run with another config (" + config_path + ", hash " + existing_hash + " vs " +
-                    config_hash_value + "); resume it with --config " + config_path +
+      const std::vector<std::string> differences = config_hash_differences(read_json_file(config_path), config);
+      if (!differences.empty())
+        throw Error(dir + ": holds a run with another config (" + config_path + " differs in " +
+                    listed(differences) + "); resume it with --config " + config_path +
                     ", or train into another --out");
       return;
     }
-    throw Error(dir + ": already holds a run (" + listed(existing) + "); continue it with --resume " +
+    throw Error(dir + ": already holds a run (" + listed_files(existing) + "); continue it with --resume " +
                 (fs::exists(dir + "/checkpoints") ? dir + "/checkpoints/iter_<N>.safetensors" : "CKPT") +
                 ", train into another --out, or add --overwrite to replace it");
   } catch (...) {

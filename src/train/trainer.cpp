@@ -83,19 +83,19 @@ Trainer::Trainer(TrainOptions options)
   threads_ = set_threads(threads_per_rank(solver_config_.threads, comm_));
   open_datasets();  // read-only: data errors come before anything is created in out_dir
   resolve_class_weights();
+  build_graph();  // so do the model's (and bf16 on a CPU without it)
   if (comm_.is_root()) {
     // before anything is written: a used directory is refused, a busy one locked
     const RunDirectoryMode mode = options_.overwrite         ? RunDirectoryMode::overwrite
                                   : options_.resume.empty() ? RunDirectoryMode::fresh
                                                             : RunDirectoryMode::resume;
-    run_dir_ = std::make_unique<RunDirectory>(options_.out_dir, mode, config_hash(config.to_json()));
+    run_dir_ = std::make_unique<RunDirectory>(options_.out_dir, mode, config.to_json());
   }
   // N ranks x iter_size k follow the trajectory of iter_size N*k: that is
   // what a checkpoint's hash must match on resume
   json hashed = config.to_json();
   if (comm_.distributed()) hashed["solver"]["iter_size"] = solver_config_.iter_size * comm_.size();
   config_hash_ = config_hash(hashed);
-  build_graph();
   SolverConfig solver = solver_config_;
   solver.iter_size *= comm_.size();  // the summed gradients of every rank's samples
   solver_ = std::make_unique<Solver>(solver);
@@ -156,6 +156,7 @@ void Trainer::build_graph() {
   // only the loss, and the scores in validation, are read after forward
   GraphOptions options;
   options.reuse_values = true;
+  options.precision = model.precision;
   graph_ = std::make_unique<Graph>(model_graph_spec(model), model.graph.is_null() ? "model" : "model.graph", options);
   require_bgr_image_input(*graph_);
   const auto& inputs = graph_->input_names();
@@ -223,6 +224,7 @@ void Trainer::print_header() {
                comm_.distributed() ? fmt::format(" x {} ranks", comm_.size()) : "", images_per_step(), s.max_iter,
                s.seed);
   spdlog::info("threads: {}; BLAS: {}", threads_, blas_kernel_report());
+  spdlog::info("precision: {}", describe_precision(model.precision));
   if (reducer_)
     spdlog::info("data parallel: {} ranks ({} on this host) x batch_size {} x iter_size {} = {} images per step; "
                  "allreduce of {:.1f} MiB in {} buckets (solver.allreduce_bucket_mb {:g}), overlapped with backward: {}; "
@@ -238,7 +240,7 @@ void Trainer::print_header() {
   run_info_.max_iter = s.max_iter;
   run_info_.machine = describe_machine(threads_);
   run_info_.model = {{"name", name}, {"num_classes", model.zoo.num_classes}, {"params", total},
-                     {"trainable", trainable}, {"precision", "fp32"}};
+                     {"trainable", trainable}, {"precision", precision_name(model.precision)}};
   run_info_.data = {{"train", describe_sources(train_sources(data))},
                     {"val", describe_sources(val_sources(data))},
                     {"train_images", train_set_->size()},

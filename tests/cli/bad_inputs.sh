@@ -188,6 +188,10 @@ config_with '{"model": {"arch": "fcn8s"}, "modle": {}}'
 bad "config: mistyped section" 'modle: unknown key; did you mean "model"' "$fcn" train --config c.json
 config_with '{"model": {"arch": "fcn32s"}, "solver": {"max_iters": 5}}'
 bad "config: mistyped solver key" 'solver\.max_iters: unknown key; did you mean "max_iter"' "$fcn" train --config c.json
+config_with '{"model": {"arch": "fcn32s", "precision": "fp16"}}'
+bad "config: unknown precision" 'c\.json: model\.precision: expected "fp32" or "bf16", got "fp16"' "$fcn" describe --config c.json
+bad "--set model.precision=fp16 (train)" 'cfg\.json: model\.precision: expected "fp32" or "bf16"' \
+  "$fcn" train --config cfg.json --out run_fp16 --set model.precision=fp16
 config_with '{"model": {"arch": "fcn8"}}'
 bad "config: unknown arch, did you mean" 'model\.arch: unknown value "fcn8".*did you mean "fcn8s"' "$fcn" describe --config c.json
 config_with '{"model": {"arch": "fcn32s"}, "solver": {"lr_policy": "stepp"}}'
@@ -254,6 +258,10 @@ bad "describe --size 1000000 1000000" 'out of memory|impossibly large|too large 
 bad "describe --size 2^63-1 1" 'impossibly large' "$fcn" describe --config cfg.json --size 9223372036854775807 1
 bad "bench --size 0 0" '--size: expected two positive integers' "$fcn" bench --config cfg.json --size 0 0
 bad "bench --iters 0" '--iters: expected a positive integer' "$fcn" bench --config cfg.json --size 16 16 --iters 0
+bad "bench --precision fp16" '^error: --precision: expected "fp32" or "bf16", got "fp16"' \
+  "$fcn" bench --config cfg.json --size 16 16 --precision fp16
+bad "bench --precision and --set model.precision disagree" '--precision bf16 and --set model\.precision=fp32 disagree' \
+  "$fcn" bench --config cfg.json --size 16 16 --precision bf16 --set model.precision=fp32
 bad "bench --threads -3" '--threads: expected 0' "$fcn" bench --config cfg.json --size 16 16 --threads -3
 bad "bench --threads 100000 (libgomp stack overflow)" '--threads: expected 0' "$fcn" bench --config cfg.json --size 16 16 --threads 100000
 bad "make-synthetic --size 0 0" '--size: height and width must be in' "$fcn" make-synthetic --out s --size 0 0

@@ -3,8 +3,11 @@
 # uninterrupted run (FCN-8s at width 1/32, with dropout, on a tiny synthetic
 # set): after a clean split (max_iter 6, then --resume to 12), after SIGINT
 # (exit 130 and the printed resume command), and after kill -9 at a random
-# moment (resume from the newest checkpoint). And two runs at 2 threads of a
-# model wide enough for the Winograd path end bit-identical.
+# moment (resume from the newest checkpoint); the kill -9 check again in
+# model.precision bf16, at 2 threads and width 1/8 (the Winograd path), where
+# the CPU has bf16 (that pass is skipped, with a SKIP line, elsewhere). And
+# two runs at 2 threads of a model wide enough for the Winograd path end
+# bit-identical.
 # Usage (from the repo root): bash tests/cli/train_resume.sh path/to/fcn
 set -euo pipefail
 fcn=$(realpath "$1")
@@ -35,6 +38,25 @@ EOF
 
 # newest_checkpoint DIR: the complete checkpoint with the highest iteration
 newest_checkpoint() { ls "$1"/checkpoints/iter_*.safetensors 2>/dev/null | sort | tail -1; }
+
+# kill_and_resume DIR [ARG...]: a run into DIR (ARGs added) killed with -9 at
+# a random moment, then resumed from its newest checkpoint to the end
+kill_and_resume() {
+  local dir=$1 pid newest
+  shift
+  "$fcn" train --config tiny.json --out "$dir" --set solver.snapshot_every=1 "$@" 2>"$dir.log" &
+  pid=$!
+  for _ in $(seq 500); do [[ -n $(newest_checkpoint "$dir") ]] && break; sleep 0.01; done
+  sleep "0.0$((RANDOM % 10))"
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  [[ -f $dir/final.safetensors ]] && echo "note: the run finished before the kill"
+  newest=$(newest_checkpoint "$dir")
+  [[ -n $newest ]] || fail "no checkpoint before the kill"
+  echo "killed; resuming from $(basename "$newest")"
+  "$fcn" train --config "$dir/config.json" --out "$dir" --resume "$newest" 2>>"$dir.log" ||
+    { cat "$dir.log"; fail "resume after kill -9"; }
+}
 
 "$fcn" make-synthetic --out data --train 8 --val 2 --size 32 32 --classes 3 --seed 3 >/dev/null
 cat > tiny.json <<'EOF'
@@ -74,18 +96,19 @@ echo "stopped at $(basename "$(newest_checkpoint interrupted)"); resuming: fcn $
 same_params ref/final.safetensors interrupted/final.safetensors
 
 echo "== kill -9 at a random moment, resume from the newest checkpoint"
-"$fcn" train --config tiny.json --out killed --set solver.snapshot_every=1 2>killed.log &
-pid=$!
-for _ in $(seq 500); do [[ -n $(newest_checkpoint killed) ]] && break; sleep 0.01; done
-sleep "0.0$((RANDOM % 10))"
-kill -9 "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-[[ -f killed/final.safetensors ]] && echo "note: the run finished before the kill"
-newest=$(newest_checkpoint killed)
-[[ -n $newest ]] || fail "no checkpoint before the kill"
-echo "killed; resuming from $(basename "$newest")"
-"$fcn" train --config killed/config.json --out killed --resume "$newest" 2>>killed.log || { cat killed.log; fail "resume after kill -9"; }
+kill_and_resume killed
 same_params ref/final.safetensors killed/final.safetensors
+
+echo "== the same in bf16 (model.precision), 2 threads, width 1/8"
+version=$("$fcn" --version)
+if [[ $version == *"bf16: oneDNN "* ]]; then
+  bf16=(--set model.precision=bf16 --set solver.threads=2 --set model.width=0.125)  # wide enough for Winograd
+  "$fcn" train --config tiny.json --out ref_bf16 "${bf16[@]}" 2>ref_bf16.log || { cat ref_bf16.log; fail "bf16 run"; }
+  kill_and_resume killed_bf16 "${bf16[@]}"
+  same_params ref_bf16/final.safetensors killed_bf16/final.safetensors
+else
+  echo "SKIP: the bf16 pass: no bf16 on this CPU ($(sed -n 's/^bf16: //p' <<<"$version"))"
+fi
 
 echo "== 2 threads on a model wide enough for the Winograd path: two runs, one result"
 # (resume exactness needs it: the threads must not add up in arrival order)

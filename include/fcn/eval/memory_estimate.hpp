@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "fcn/core/precision.hpp"
 #include "fcn/core/spec_reader.hpp"
 
 namespace fcn {
@@ -21,10 +22,13 @@ struct MemoryEstimate {
 };
 
 // Test-mode forward of `spec` on one height x width image, the loss skipped
-// (what eval and predict run).
-MemoryEstimate estimate_inference_memory(const json& spec, int64_t height, int64_t width);
+// (what eval and predict run), the convolutions in `precision` (the model's:
+// a layer's scratch may depend on it).
+MemoryEstimate estimate_inference_memory(const json& spec, int64_t height, int64_t width,
+                                         Precision precision = Precision::fp32);
 // One training step (forward and backward, SGD with momentum) at that size.
-MemoryEstimate estimate_training_memory(const json& spec, int64_t height, int64_t width);
+MemoryEstimate estimate_training_memory(const json& spec, int64_t height, int64_t width,
+                                        Precision precision = Precision::fp32);
 // The bytes outside the graph that inference on a height x width image keeps:
 // the decoded 8-bit image, its float tensor and the 8-bit mask.
 int64_t inference_image_bytes(int64_t height, int64_t width);

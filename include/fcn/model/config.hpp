@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "fcn/core/precision.hpp"
 #include "fcn/data/dataset.hpp"
 #include "fcn/model/model_zoo.hpp"
 #include "fcn/core/spec_reader.hpp"
@@ -21,6 +22,8 @@ struct ModelConfig {
   // The weights the loss layers get (the list, or what training computed for
   // "median_frequency"); empty: every class weighs 1.
   std::vector<double> resolved_class_weights;
+  // model.precision: what the convolutions compute in (fcn/core/precision.hpp)
+  Precision precision = Precision::fp32;
   bool median_frequency() const { return class_weights.is_string(); }
   json to_json() const;
 };

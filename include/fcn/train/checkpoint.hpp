@@ -30,6 +30,9 @@ struct CheckpointInfo {
 // trajectory: everything but solver.max_iter, the logging/snapshot cadence,
 // threads and init (a resumed run may run longer or log differently).
 std::string config_hash(const json& config);
+// The keys in which two configs differ where config_hash looks, dotted
+// ("model.precision"); empty when their hashes agree.
+std::vector<std::string> config_hash_differences(const json& a, const json& b);
 
 // Params, momentum buffers (when `solver` is given) and metadata. Throws an
 // Error naming the file when the write fails; the previous file is kept.

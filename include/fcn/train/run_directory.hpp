@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace fcn {
 
 enum class RunDirectoryMode {
@@ -24,9 +26,10 @@ enum class RunDirectoryMode {
 class RunDirectory {
  public:
   // Creates DIR and DIR/checkpoints, takes the lock, then applies `mode`;
-  // `config_hash` is config_hash() of the new run's config. Throws an Error
-  // (one line: what is there, what to do) and leaves every file as it was.
-  RunDirectory(const std::string& dir, RunDirectoryMode mode, const std::string& config_hash);
+  // `config` is the new run's (Config::to_json()). Throws an Error (one
+  // line: what is there, what differs, what to do) and leaves every file as
+  // it was.
+  RunDirectory(const std::string& dir, RunDirectoryMode mode, const nlohmann::json& config);
   ~RunDirectory();  // releases the lock
   RunDirectory(const RunDirectory&) = delete;
   RunDirectory& operator=(const RunDirectory&) = delete;
