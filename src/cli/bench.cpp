@@ -20,6 +20,7 @@
 #include "cli/commands.hpp"
 #include "cli/model_args.hpp"
 #include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/threads.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
@@ -200,7 +201,7 @@ void run_bench(const BenchArgs& args) {
                       {"infer_cpu_s", median(infer_cpu)},
                       {"kernel", kernel},
                       {"precision", precision_name(model.precision)},
-                      {"precision_kernel", precision_kernel(model.precision)},
+                      {"precision_kernel", cpu::precision_kernel(model.precision)},
                       {"threads", threads},
                       {"size", args.size},
                       {"batch", batch},
@@ -210,7 +211,7 @@ void run_bench(const BenchArgs& args) {
   } else {
     std::printf("input %lld x %lldx%lld, %d threads, BLAS %s\n", static_cast<long long>(batch),
                 static_cast<long long>(args.size[0]), static_cast<long long>(args.size[1]), threads, kernel.c_str());
-    std::printf("precision   %s\n", describe_precision(model.precision).c_str());
+    std::printf("precision   %s\n", cpu::describe_precision(model.precision).c_str());
     std::printf("train step  %8.3f s  %7.1f GFLOP/s  (%.1f GFLOP, median of %d)\n", train_s, gflop_train / train_s,
                 gflop_train, args.iters);
     std::printf("inference   %8.3f s  %7.1f GFLOP/s  (%.1f GFLOP, median of %d)\n", infer_s,

@@ -9,6 +9,7 @@
 #include "cli/commands.hpp"
 #include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/runtime_environment.hpp"
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
@@ -24,7 +25,7 @@ std::string build_info() {
   std::string info = "compiler: " + std::string(__VERSION__) + "\n";
   info += "BLAS: OpenBLAS, kernel " + fcn::blas_kernel_report() + "\n";
   const fcn::cpu::Bf16Support& bf16 = fcn::cpu::bf16_support();
-  info += "bf16: " + (bf16.available ? fcn::precision_kernel(fcn::Precision::bf16) : "none, " + bf16.missing) + "\n";
+  info += "bf16: " + (bf16.available ? fcn::cpu::precision_kernel(fcn::Precision::bf16) : "none, " + bf16.missing) + "\n";
 #ifdef FCN_HAVE_MPI
   info += "MPI: enabled\n";
 #else

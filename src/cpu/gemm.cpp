@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "fcn/cpu/bf16_gemm.hpp"
+#include "fcn/cpu/blas_kernel.hpp"
 
 namespace fcn::cpu {
 
@@ -135,6 +136,14 @@ void gemm(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n,
 void gemm_on_this_thread(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                          float alpha, const float* a, const float* b, float beta, float* c) {
   run_in(precision, dense(trans_a, trans_b, m, n, k, alpha, a, b, beta, c), true);
+}
+
+std::string precision_kernel(Precision precision) {
+  return precision == Precision::bf16 ? "oneDNN " + bf16_support().kernel : "OpenBLAS " + blas_kernel_name();
+}
+
+std::string describe_precision(Precision precision) {
+  return precision_name(precision) + " via " + precision_kernel(precision);
 }
 
 }  // namespace fcn::cpu

@@ -12,7 +12,6 @@
 #include <sstream>
 #include <thread>
 
-#include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/cpu/blas_kernel.hpp"
 #include "fcn/io/safetensors.hpp"
 
@@ -80,14 +79,6 @@ nlohmann::json describe_machine(int threads) {
           {"cores", std::thread::hardware_concurrency()},
           {"threads", threads},
           {"blas", "OpenBLAS " + blas_kernel_report()}};
-}
-
-std::string precision_kernel(Precision precision) {
-  return precision == Precision::bf16 ? "oneDNN " + cpu::bf16_support().kernel : "OpenBLAS " + blas_kernel_name();
-}
-
-std::string describe_precision(Precision precision) {
-  return precision_name(precision) + " via " + precision_kernel(precision);
 }
 
 void write_run_info(const std::string& dir, const RunInfo& info) {

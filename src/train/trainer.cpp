@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/threads.hpp"
 #include "fcn/train/checkpoint.hpp"
 #include "fcn/data/batch.hpp"
@@ -224,7 +225,7 @@ void Trainer::print_header() {
                comm_.distributed() ? fmt::format(" x {} ranks", comm_.size()) : "", images_per_step(), s.max_iter,
                s.seed);
   spdlog::info("threads: {}; BLAS: {}", threads_, blas_kernel_report());
-  spdlog::info("precision: {}", describe_precision(model.precision));
+  spdlog::info("precision: {}", cpu::describe_precision(model.precision));
   if (reducer_)
     spdlog::info("data parallel: {} ranks ({} on this host) x batch_size {} x iter_size {} = {} images per step; "
                  "allreduce of {:.1f} MiB in {} buckets (solver.allreduce_bucket_mb {:g}), overlapped with backward: {}; "

@@ -7,6 +7,7 @@
 // call, so the GEMMs and fcn's other parallel loops share one thread pool.
 // Called from inside a parallel region it runs on the calling thread.
 #include <cstdint>
+#include <string>
 
 #include "fcn/core/precision.hpp"
 
@@ -47,5 +48,11 @@ void gemm(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n,
           const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 void gemm_on_this_thread(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                          float alpha, const float* a, const float* b, float beta, float* c);
+
+// The library that runs a precision's GEMMs, and its kernel:
+// "oneDNN avx512_core_bf16" (bf16), "OpenBLAS Cooperlake" (fp32).
+std::string precision_kernel(Precision precision);
+// "bf16 via oneDNN avx512_core_bf16": the training header's and fcn bench's line.
+std::string describe_precision(Precision precision);
 
 }  // namespace fcn::cpu

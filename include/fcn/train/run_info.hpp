@@ -37,11 +37,6 @@ double parse_utc_timestamp(const std::string& text);
 std::string format_duration(double seconds);
 // {"host", "cpu" (/proc/cpuinfo's model name), "cores", "threads", "blas"}.
 nlohmann::json describe_machine(int threads);
-// The library that runs model.precision's convolution GEMMs, and its kernel:
-// "oneDNN avx512_core_bf16" (bf16), "OpenBLAS Cooperlake" (fp32).
-std::string precision_kernel(Precision precision);
-// "bf16 via oneDNN avx512_core_bf16": the training header's and fcn bench's line.
-std::string describe_precision(Precision precision);
 // DIR/run.json, atomically.
 void write_run_info(const std::string& dir, const RunInfo& info);
 
