@@ -153,7 +153,7 @@ uint16_t* convert_rows(const float* in, int64_t rows, int64_t cols, int64_t ld, 
   return out;
 }
 
-__attribute__((target("avx512f,avx512bf16"))) void round_to_bf16_avx512(const float* in, uint16_t* out,
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void round_to_bf16_avx512(const float* in, uint16_t* out,
                                                                        int64_t count) {
   int64_t i = 0;
   for (; i + 16 <= count; i += 16) {
