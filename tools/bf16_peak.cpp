@@ -81,23 +81,10 @@ double gemm_gflops(int64_t m, int64_t n, int64_t k, int reps) {
   return 2.0 * m * n * k / seconds / 1e9;
 }
 
-int positive_arg(int argc, char** argv, int i) {
-  if (i + 1 >= argc) throw fcn::Error(std::string(argv[i]) + ": missing value");
-  const int value = std::atoi(argv[i + 1]);
-  if (value < 1) throw fcn::Error(std::string(argv[i]) + ": expected a positive integer, got " + argv[i + 1]);
-  return value;
-}
-
 int run(int argc, char** argv) {
-  int reps = 5;
-  for (int i = 1; i < argc; i += 2) {
-    if (std::strcmp(argv[i], "--threads") == 0)
-      omp_set_num_threads(positive_arg(argc, argv, i));
-    else if (std::strcmp(argv[i], "--reps") == 0)
-      reps = positive_arg(argc, argv, i);
-    else
-      throw fcn::Error(std::string("unknown argument ") + argv[i] + " (usage: bf16_peak [--threads T] [--reps R])");
-  }
+  const TimingArgs args = parse_timing_args(argc, argv, 5, "bf16_peak [--threads T] [--reps R]");
+  if (args.threads > 0) omp_set_num_threads(args.threads);
+  const int reps = args.reps;
   fcn::cpu::require_bf16("bf16_peak");
   const std::string kernel = fcn::cpu::precision_kernel(fcn::Precision::bf16);
   std::printf("kernel: %s, %d threads\n", kernel.c_str(), omp_get_max_threads());

@@ -82,23 +82,10 @@ Rate measure(const Shape& s, int reps, std::mt19937& rng) {
   return {gflop / times[times.size() / 2], gflop * reps * openblas_get_num_threads() / cpu};
 }
 
-int positive_arg(int argc, char** argv, int i) {
-  if (i + 1 >= argc) throw fcn::Error(std::string(argv[i]) + ": missing value");
-  int value = std::atoi(argv[i + 1]);
-  if (value < 1) throw fcn::Error(std::string(argv[i]) + ": expected a positive integer, got " + argv[i + 1]);
-  return value;
-}
-
 int run(int argc, char** argv) {
-  int reps = 3;
-  for (int i = 1; i < argc; i += 2) {
-    if (std::strcmp(argv[i], "--threads") == 0)
-      openblas_set_num_threads(positive_arg(argc, argv, i));
-    else if (std::strcmp(argv[i], "--reps") == 0)
-      reps = positive_arg(argc, argv, i);
-    else
-      throw fcn::Error(std::string("unknown argument ") + argv[i] + " (usage: sgemm_peak [--threads T] [--reps R])");
-  }
+  const TimingArgs args = parse_timing_args(argc, argv, 3, "sgemm_peak [--threads T] [--reps R]");
+  if (args.threads > 0) openblas_set_num_threads(args.threads);
+  const int reps = args.reps;
   std::printf("kernel: %s\n", fcn::blas_kernel_report().c_str());
   std::mt19937 rng(1);
   nlohmann::json shapes = nlohmann::json::object();
