@@ -41,7 +41,10 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
 // floats must not change while it lives. The copies live in per-thread
 // buffers kept for the next call (a fresh 200 MB allocation for fc6's
 // weight costs more in page faults than its GEMM); RoundedOperands on one
-// thread must end in the reverse order of their start (scopes do).
+// thread must end in the reverse order of their start (scopes do). The
+// lookup is by address, so GEMMs on other threads (a Winograd block loop's
+// team) find their caller's copy, and two graphs running at once never
+// meet each other's: their weights and scratch are different memory.
 class RoundedOperand {
  public:
   RoundedOperand(Precision precision, const float* data, int64_t count);
