@@ -120,7 +120,13 @@ int64_t conv_scratch_floats(const ConvGeometry& g) {
   const int64_t columns = (g.column_rows() + g.out_channels) * chunk_rows(g) * g.out_w;
   // forward and backward may take different paths (winograd_pays per tile size)
   const bool winograd = winograd_pays(g, winograd_forward_tile()) || winograd_pays(g, winograd_backward_tile());
-  return winograd ? std::max(columns, winograd_scratch_floats(g)) : columns;
+  const int64_t floats = winograd ? std::max(columns, winograd_scratch_floats(g)) : columns;
+  if (g.precision != Precision::bf16) return floats;
+  // bf16 also keeps rounded copies (2 bytes an element, so half a float each): the weight
+  // (RoundedOperand) or Winograd's 36 transformed taps of it, and a GEMM's B operand (the columns)
+  const int64_t weight = g.out_channels * g.column_rows() / g.groups;
+  const int64_t rounded = (winograd ? std::max(weight, 36 * g.out_channels * g.channels) : weight) + columns;
+  return floats + (rounded + 1) / 2;
 }
 
 namespace {

@@ -38,7 +38,8 @@ struct ConvGeometry {
 
 // Floats of the scratch buffers conv_forward, conv_backward_data and
 // conv_backward_weight use for this geometry (the largest of the three):
-// a band of im2col columns, or Winograd's transformed tiles and weights.
+// a band of im2col columns, or Winograd's transformed tiles and weights;
+// in bf16 also the rounded copies of the weight and of a GEMM's columns.
 int64_t conv_scratch_floats(const ConvGeometry& g);
 
 // col[c*KH*KW + ki*KW + kj, oh*OW + ow] = image[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw]
