@@ -158,7 +158,14 @@ std::string blas_kernel_report() {
   std::string threads = ", " + std::to_string(openblas_get_num_threads()) + " threads";
   std::optional<std::string> coretype = env(kCoretypeVar), guard = env(kGuardVar);
   if (coretype && guard) return name + " (selected by fcn; OpenBLAS chose " + *guard + ")" + threads;
-  if (coretype && same_name(*coretype, name)) return name + " (OPENBLAS_CORETYPE set by user)" + threads;
+  if (coretype && same_name(*coretype, name)) {
+    // kept, but said when it leaves much of the CPU unused (an environment that pins a kernel)
+    const BlasKernelDecision better = decide_blas_kernel(detect_cpu_features(), name, std::nullopt);
+    const std::string hint = better.force.empty() ? ""
+                                                  : "; this CPU supports " + better.force +
+                                                        ", a faster kernel: unset OPENBLAS_CORETYPE";
+    return name + " (OPENBLAS_CORETYPE set by user" + hint + ")" + threads;
+  }
   if (coretype) return name + " (OPENBLAS_CORETYPE=" + *coretype + " set by user, not taken by OpenBLAS)" + threads;
   BlasKernelDecision decision = decide_blas_kernel(detect_cpu_features(), name, std::nullopt);
   if (!decision.force.empty()) return name + " (chosen by OpenBLAS; this CPU supports " + decision.force + ")" + threads;

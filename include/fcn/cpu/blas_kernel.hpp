@@ -72,7 +72,10 @@ std::vector<std::pair<std::string, std::string>> blas_kernel_environment();
 // The kernel in use and how it came about, plus the OpenBLAS thread count:
 // "Cooperlake (chosen by OpenBLAS), 2 threads",
 // "Cooperlake (selected by fcn; OpenBLAS chose Prescott), 2 threads",
-// "SkylakeX (OPENBLAS_CORETYPE set by user), 2 threads".
+// "SkylakeX (OPENBLAS_CORETYPE set by user), 2 threads",
+// "Haswell (OPENBLAS_CORETYPE set by user; this CPU supports Cooperlake,
+// a faster kernel: unset OPENBLAS_CORETYPE), 2 threads" when the user's
+// kernel is far below the CPU's (decide_blas_kernel's rule).
 std::string blas_kernel_report();
 
 // Just the kernel name OpenBLAS runs with, e.g. "Cooperlake".
