@@ -4,7 +4,6 @@
 // in place), and an exception becomes one line on stderr and exit 1.
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <string>
 

@@ -24,7 +24,6 @@
 #include "fcn/cpu/threads.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
-#include "fcn/train/run_info.hpp"
 #include "fcn/train/solver.hpp"
 
 namespace fcn::cli {

@@ -14,7 +14,6 @@
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/core/version.hpp"
-#include "fcn/train/run_info.hpp"
 
 namespace {
 

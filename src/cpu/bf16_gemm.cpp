@@ -153,8 +153,8 @@ uint16_t* convert_rows(const float* in, int64_t rows, int64_t cols, int64_t ld, 
   return out;
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void round_to_bf16_avx512(const float* in, uint16_t* out,
-                                                                       int64_t count) {
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+void round_to_bf16_avx512(const float* in, uint16_t* out, int64_t count) {
   int64_t i = 0;
   for (; i + 16 <= count; i += 16) {
     const __m256bh packed = _mm512_cvtneps_pbh(_mm512_loadu_ps(in + i));
@@ -173,6 +173,47 @@ uint16_t round_one(float value) {
   if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((bits >> 16) | 0x40);  // quiet NaN
   bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest, ties to even
   return static_cast<uint16_t>(bits >> 16);
+}
+
+// C = alpha * op(A) op(B) + beta * C with both operands rounded (dense)
+void run_matmul(const Matmul& mm, const uint16_t* a16, const uint16_t* b16, float* c) {
+  dnnl::engine& engine = cpu_engine();
+  thread_local dnnl::stream stream(engine);
+  memory a_mem(mm.a, engine, const_cast<uint16_t*>(a16));
+  memory b_mem(mm.b, engine, const_cast<uint16_t*>(b16));
+  memory c_mem(mm.c, engine, c);
+  memory scratch(mm.scratch, engine, thread_buffers().scratch.get<char>(mm.scratch.get_size()));
+  mm.primitive.execute(stream, {{DNNL_ARG_SRC, a_mem},
+                                {DNNL_ARG_WEIGHTS, b_mem},
+                                {DNNL_ARG_DST, c_mem},
+                                {DNNL_ARG_SCRATCHPAD, scratch}});
+  stream.wait();
+}
+
+struct Registered {
+  const float* data;
+  int64_t count;
+  const uint16_t* rounded;
+};
+std::mutex registry_mutex;
+std::vector<Registered> registry;  // the live RoundedOperands
+
+// The rounded copy of `a` when a RoundedOperand holds it, else null.
+const uint16_t* registered_rounding(const float* a) {
+  const std::lock_guard<std::mutex> lock(registry_mutex);
+  for (const Registered& r : registry)
+    if (a >= r.data && a < r.data + r.count) return r.rounded + (a - r.data);
+  return nullptr;
+}
+
+// One buffer per live RoundedOperand of this thread, innermost last.
+struct RoundingBuffers {
+  std::vector<std::unique_ptr<AlignedBuffer>> levels;
+  size_t depth = 0;
+};
+RoundingBuffers& rounding_buffers() {
+  thread_local RoundingBuffers buffers;
+  return buffers;
 }
 
 }  // namespace
@@ -199,59 +240,6 @@ float bf16_to_float(uint16_t value) {
   std::memcpy(&result, &bits, sizeof result);
   return result;
 }
-
-namespace {
-
-// C = alpha * op(A) op(B) + beta * C with both operands rounded (dense)
-void run_matmul(const Matmul& mm, const uint16_t* a16, const uint16_t* b16, float* c) {
-  dnnl::engine& engine = cpu_engine();
-  thread_local dnnl::stream stream(engine);
-  memory a_mem(mm.a, engine, const_cast<uint16_t*>(a16));
-  memory b_mem(mm.b, engine, const_cast<uint16_t*>(b16));
-  memory c_mem(mm.c, engine, c);
-  memory scratch(mm.scratch, engine, thread_buffers().scratch.get<char>(mm.scratch.get_size()));
-  mm.primitive.execute(stream, {{DNNL_ARG_SRC, a_mem},
-                                {DNNL_ARG_WEIGHTS, b_mem},
-                                {DNNL_ARG_DST, c_mem},
-                                {DNNL_ARG_SCRATCHPAD, scratch}});
-  stream.wait();
-}
-
-}  // namespace
-
-namespace {
-
-struct Registered {
-  const float* data;
-  int64_t count;
-  const uint16_t* rounded;
-};
-std::mutex registry_mutex;
-std::vector<Registered> registry;  // the live RoundedOperands
-
-// The rounded copy of `a` when a RoundedOperand holds it, else null.
-const uint16_t* registered_rounding(const float* a) {
-  const std::lock_guard<std::mutex> lock(registry_mutex);
-  for (const Registered& r : registry)
-    if (a >= r.data && a < r.data + r.count) return r.rounded + (a - r.data);
-  return nullptr;
-}
-
-}  // namespace
-
-namespace {
-
-// One buffer per live RoundedOperand of this thread, innermost last.
-struct RoundingBuffers {
-  std::vector<std::unique_ptr<AlignedBuffer>> levels;
-  size_t depth = 0;
-};
-RoundingBuffers& rounding_buffers() {
-  thread_local RoundingBuffers buffers;
-  return buffers;
-}
-
-}  // namespace
 
 RoundedOperand::RoundedOperand(Precision precision, const float* data, int64_t count) {
   if (precision != Precision::bf16 || count <= 0) return;

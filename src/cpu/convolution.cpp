@@ -99,7 +99,7 @@ constexpr int64_t kChunkFloats = int64_t{1} << 21;
 // fc6's 411 MB weight against its 26 MB of columns).
 int64_t chunk_rows(const ConvGeometry& g) {
   const int64_t row_floats = g.column_rows() * g.out_w, total = row_floats * g.out_h;
-  const int64_t weight_floats = g.out_channels * g.column_rows() / g.groups;
+  const int64_t weight_floats = g.weight_numel();
   if (g.groups != 1 || g.is_pointwise() || total <= kChunkFloats || weight_floats * 4 > total) return g.out_h;
   return std::clamp<int64_t>(kChunkFloats / row_floats, 1, g.out_h);
 }
@@ -123,10 +123,11 @@ int64_t conv_scratch_floats(const ConvGeometry& g) {
   const int64_t floats = winograd ? std::max(columns, winograd_scratch_floats(g)) : columns;
   if (g.precision != Precision::bf16) return floats;
   // bf16 also keeps rounded copies (2 bytes an element, so half a float each): the weight
-  // (RoundedOperand) or Winograd's 36 transformed taps of it, and a GEMM's B operand (the columns)
-  const int64_t weight = g.out_channels * g.column_rows() / g.groups;
-  const int64_t rounded = (winograd ? std::max(weight, 36 * g.out_channels * g.channels) : weight) + columns;
-  return floats + (rounded + 1) / 2;
+  // (RoundedOperand) or Winograd's (m + 2)^2 transformed taps of it, and a GEMM's B operand (the columns)
+  int64_t weight = g.weight_numel();
+  for (int tile : {winograd_forward_tile(), winograd_backward_tile()})
+    if (winograd_pays(g, tile)) weight = std::max<int64_t>(weight, (tile + 2) * (tile + 2) * g.out_channels * g.channels);
+  return floats + (weight + columns + 1) / 2;
 }
 
 namespace {
@@ -557,7 +558,7 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
                   const float* bias, bool rectify, const ConstantFrame* input_frame) {
   // bf16: the weight rounded once for the GEMMs of every row band (Winograd rounds its transform)
   const bool im2col = !winograd_pays(g, winograd_forward_tile());
-  const RoundedOperand rounded_weight(g.precision, weight, im2col ? g.out_channels * g.column_rows() / g.groups : 0);
+  const RoundedOperand rounded_weight(g.precision, weight, im2col ? g.weight_numel() : 0);
   if (input_frame && beta == 0.f) {
     const OutputFrame frame = output_frame_of(g, *input_frame);
     if (!frame.frame.empty()) {
@@ -576,7 +577,7 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_data(g, weight, output_grad, image_grad);
-  const RoundedOperand rounded_weight(g.precision, weight, g.out_channels * g.column_rows() / g.groups);
+  const RoundedOperand rounded_weight(g.precision, weight, g.weight_numel());
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
     gemm(g.precision, true, false, g.column_rows(), band.out_area(), g.out_channels, 1.f, weight, g.column_rows(),

@@ -32,6 +32,7 @@ struct ConvGeometry {
   int64_t out_area() const { return out_h * out_w; }
   int64_t image_numel() const { return channels * height * width; }
   int64_t output_numel() const { return out_channels * out_area(); }
+  int64_t weight_numel() const { return out_channels * column_rows() / groups; }  // [O, C/g, KH, KW]
   // A 1x1, stride-1, unpadded conv whose column buffer IS the image.
   bool is_pointwise() const;
 };

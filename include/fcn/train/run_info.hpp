@@ -14,8 +14,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fcn/core/precision.hpp"
-
 namespace fcn {
 
 struct RunInfo {
