@@ -374,3 +374,36 @@ TEST_CASE("an inference-only graph gives the aux head no memory") {
   CHECK(graph.blob("score").shape() == Shape{1, 21, 33, 41});
   CHECK_THROWS_WITH(graph.forward(Mode::train), Catch::Contains("inference only"));
 }
+
+TEST_CASE("ResNet block-output ReLUs fuse into their sums, and an inference-only graph skips them: the same scores") {
+  // the training graph in test mode runs every ReLU (over rectified values);
+  // the inference-only one never needs their bits for a backward
+  GraphOptions profiled;
+  profiled.skip_loss_in_test = profiled.profile = true;
+  GraphOptions inference = profiled;
+  inference.inference_only = true;
+  GraphOptions apart = profiled;
+  apart.reuse_memory = false;  // no ReLU runs in place: none fuses
+  std::vector<Graph> graphs;
+  for (const GraphOptions& options : {profiled, inference, apart}) {
+    graphs.push_back(resnet_model("fcn8s", "resnet18", 67, 75, 0.125, options));
+    graphs.back().init_params(3);
+    Tensor& data = graphs.back().blob("data");
+    std::mt19937_64 rng(4);
+    std::normal_distribution<float> normal;
+    for (int64_t i = 0; i < data.numel(); ++i) data[i] = normal(rng);
+    graphs.back().forward(Mode::test);
+  }
+  const Tensor& score = graphs[2].blob("score");
+  for (const Graph* graph : {&graphs[0], &graphs[1]})
+    for (int64_t i = 0; i < score.numel(); ++i) REQUIRE(graph->blob("score")[i] == score[i]);
+  auto calls = [](const Graph& graph, const std::string& name) {
+    for (size_t i = 0; i < graph.layers().size(); ++i)
+      if (graph.layers()[i]->name() == name) return graph.layer_timings()[i].forward_calls;
+    return int64_t{-1};
+  };
+  CHECK(calls(graphs[0], "backbone.layer2.1.relu") == 1);
+  CHECK(calls(graphs[1], "backbone.layer2.1.relu") == 0);
+  CHECK(calls(graphs[1], "backbone.layer2.1.add") == 1);
+  CHECK(calls(graphs[2], "backbone.layer2.1.relu") == 1);
+}

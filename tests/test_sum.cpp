@@ -57,3 +57,31 @@ TEST_CASE("sum errors: shapes differ, coeff count, no inputs") {
   CHECK_THROWS_WITH(make_test_layer(sum_spec({"a", "b"}, {{"coeffs", {1}}})), Catch::Contains("test.coeffs"));
   CHECK_THROWS_WITH(make_test_layer(sum_spec({})), Catch::Contains("test.inputs"));
 }
+
+TEST_CASE("sum with its ReLU fused writes max(sum, 0), NaN kept, for one, two and three inputs") {
+  const std::vector<std::pair<std::vector<std::string>, json>> rows = {
+      {{"a"}, {{"coeffs", {-1.5}}}}, {{"a", "b"}, json::object()}, {{"a", "b", "c"}, {{"coeffs", {0.5, 2, -1}}}}};
+  for (const auto& [names, options] : rows) {
+    INFO(names.size() << " inputs");
+    auto plain = make_test_layer(sum_spec(names, options));
+    auto rectifying = make_test_layer(sum_spec(names, options));
+    REQUIRE(rectifying->rectify_output(true));
+    std::mt19937_64 rng(8);
+    std::vector<Tensor> inputs;
+    for (size_t i = 0; i < names.size(); ++i) inputs.push_back(random_tensor({2, 3, 37, 41}, rng));
+    inputs[0][5] = std::numeric_limits<float>::quiet_NaN();
+    std::vector<const Tensor*> pointers;
+    for (const Tensor& t : inputs) pointers.push_back(&t);
+    Tensor sum(inputs[0].shape()), rectified(inputs[0].shape());
+    plain->forward(pointers, sum, Mode::train);
+    rectifying->forward(pointers, rectified, Mode::train);
+    CHECK(std::isnan(rectified[5]));
+    int64_t zeroed = 0;
+    for (int64_t i = 0; i < sum.numel(); ++i) {
+      if (i == 5) continue;
+      REQUIRE(rectified[i] == std::max(sum[i], 0.f));  // the same sum, bit for bit
+      zeroed += sum[i] < 0.f;
+    }
+    CHECK(zeroed > sum.numel() / 4);
+  }
+}

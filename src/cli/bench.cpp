@@ -5,7 +5,10 @@
 // A train step is what `fcn train` does per step at iter_size 1: zero the
 // param grads, forward in train mode of a batch of --batch images (the
 // config's solver.batch_size by default), backward from the loss, one SGD
-// update. Inference is one test-mode forward of the same batch. Each figure is the median of --iters timed runs
+// update. Inference is one test-mode forward of the same batch on the graph
+// fcn predict and eval build (inference only: no loss or auxiliary head, no
+// ReLU bits for a backward), made after the train steps have released
+// theirs. Each figure is the median of --iters timed runs
 // after one warm-up run. GFLOP counts a train step as 3x the forward FLOPs
 // (forward, weight grad, data grad), as PyTorch-side FLOP counters do.
 #include <spdlog/spdlog.h>
@@ -15,6 +18,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <memory>
 #include <random>
 
 #include "cli/commands.hpp"
@@ -125,10 +129,18 @@ void run_bench(const BenchArgs& args) {
   options.reuse_values = true;  // as fcn train and fcn predict run it
   options.skip_loss_in_test = true;  // the inference runs: no loss, no auxiliary head (as fcn predict)
   options.precision = model.precision;
-  Graph graph(model.spec, "graph", options);
-  graph.reshape(graph.input_shapes(args.size[0], args.size[1], batch));
-  graph.init_params(args.seed);
-  fill_inputs(graph, args.seed + 1);
+  // the graph as fcn train builds it, then (after the train steps) as fcn predict and eval do
+  const auto make_graph = [&](bool inference_only) {
+    GraphOptions graph_options = options;
+    graph_options.inference_only = inference_only;
+    auto made = std::make_unique<Graph>(model.spec, "graph", graph_options);
+    made->reshape(made->input_shapes(args.size[0], args.size[1], batch));
+    made->init_params(args.seed);
+    fill_inputs(*made, args.seed + 1);
+    return made;
+  };
+  auto training = make_graph(false);
+  Graph& graph = *training;
 
   Solver solver(solver_config);
   const std::vector<Param*> params = graph.params();
@@ -167,11 +179,14 @@ void run_bench(const BenchArgs& args) {
     graph.reset_timings();
   }
 
+  const double blob_buffer_mb = static_cast<double>(graph.blob_buffer_bytes()) / (1 << 20);
+  training.reset();
+  auto inference = make_graph(true);
   std::vector<double> infer_times, infer_cpu;
   for (int it = 0; it <= args.iters; ++it) {
-    if (it == 1) graph.reset_timings();
+    if (it == 1) inference->reset_timings();
     const Stopwatch watch;
-    graph.forward(Mode::test);
+    inference->forward(Mode::test);
     const double t = watch.wall_s(), cpu = watch.cpu_s();
     spdlog::info("inference {}{}: {:.3f} s ({:.3f} CPU s)", it, it == 0 ? " (warm-up)" : "", t, cpu);
     if (it > 0) {
@@ -180,8 +195,8 @@ void run_bench(const BenchArgs& args) {
     }
   }
 
-  if (graph.profiling())
-    std::fprintf(stderr, "per-layer times, inference (FCN_PROFILE):\n%s", graph.timing_table().c_str());
+  if (inference->profiling())
+    std::fprintf(stderr, "per-layer times, inference (FCN_PROFILE):\n%s", inference->timing_table().c_str());
 
   const double train_s = median(train_times), infer_s = median(infer_times);
   const double rss = std::max(train_rss, peak_rss_mb());
@@ -190,7 +205,7 @@ void run_bench(const BenchArgs& args) {
                       {"infer_s", infer_s},
                       {"peak_rss_mb", rss},
                       {"train_peak_rss_mb", train_rss},
-                      {"blob_buffer_mb", static_cast<double>(graph.blob_buffer_bytes()) / (1 << 20)},
+                      {"blob_buffer_mb", blob_buffer_mb},
                       {"gflop", gflop_train},
                       {"gflops", gflop_train / train_s},
                       {"infer_gflops", gflop_forward / infer_s},

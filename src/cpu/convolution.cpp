@@ -5,6 +5,7 @@
 
 #include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/cpu/gemm.hpp"
+#include "fcn/cpu/phase_grid.hpp"
 #include "fcn/cpu/winograd.hpp"
 #include "fcn/core/tensor.hpp"
 
@@ -120,13 +121,16 @@ int64_t conv_scratch_floats(const ConvGeometry& g) {
   const int64_t columns = (g.column_rows() + g.out_channels) * chunk_rows(g) * g.out_w;
   // forward and backward may take different paths (winograd_pays per tile size)
   const bool winograd = winograd_pays(g, winograd_forward_tile()) || winograd_pays(g, winograd_backward_tile());
-  const int64_t floats = winograd ? std::max(columns, winograd_scratch_floats(g)) : columns;
+  int64_t floats = winograd ? std::max(columns, winograd_scratch_floats(g)) : columns;
+  // a dilated conv's passes may go through its phase grid (phase_grid.hpp)
+  const bool grid = phase_grid_pays(g, winograd_forward_tile()) || phase_grid_pays(g, winograd_backward_tile());
+  if (grid) floats = std::max(floats, phase_grid_scratch_floats(g));
   if (g.precision != Precision::bf16) return floats;
   // bf16 also keeps rounded copies (2 bytes an element, so half a float each): the weight
   // (RoundedOperand) or Winograd's (m + 2)^2 transformed taps of it, and a GEMM's B operand (the columns)
   int64_t weight = g.weight_numel();
   for (int tile : {winograd_forward_tile(), winograd_backward_tile()})
-    if (winograd_pays(g, tile)) weight = std::max<int64_t>(weight, (tile + 2) * (tile + 2) * g.out_channels * g.channels);
+    if (winograd_pays(g, tile) || phase_grid_pays(g, tile)) weight = std::max<int64_t>(weight, (tile + 2) * (tile + 2) * g.out_channels * g.channels);
   return floats + (weight + columns + 1) / 2;
 }
 
@@ -150,6 +154,7 @@ bool for_each_row_band(const ConvGeometry& g, Visit visit) {
 void convolve_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                       const float* bias, bool rectify) {
   if (winograd_pays(g, winograd_forward_tile())) return winograd_forward(g, weight, image, beta, output, bias, rectify);
+  if (phase_grid_pays(g, winograd_forward_tile())) return phase_grid_forward(g, weight, image, beta, output, bias, rectify);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);  // [C*KH*KW, band OH*OW]
     // output[:, band] = W[O, C*KH*KW] · col + beta * output[:, band]  (rows of length OH*OW)
@@ -171,6 +176,13 @@ void convolve_forward(const ConvGeometry& g, const float* weight, const float* i
 // its left neighbour (p - 1) or its upper one (p - out_w).
 enum class Source : uint8_t { own, left, up };
 
+// Whether flags[0, n) are all zero.
+bool none_set(const int32_t* flags, int64_t n) {
+  int32_t any = 0;
+  for (int64_t i = 0; i < n; ++i) any |= flags[i];
+  return any == 0;
+}
+
 // For every output: whether its window (its im2col column, over all
 // channels) equals its left neighbour's, else its upper neighbour's. Two
 // windows a stride apart are equal exactly when every image element they
@@ -191,7 +203,11 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
     // image rows (-1: padding) of this padded row and of the one a stride up
     const int64_t y = r >= g.pad_h && r < g.pad_h + g.height ? r - g.pad_h : -1;
     const int64_t y_up = r >= sh && r - sh >= g.pad_h && r - sh < g.pad_h + g.height ? r - sh - g.pad_h : -1;
+    // the flags the channels below can clear: the image's columns and the right padding's first sw
+    const int64_t left_span = std::min(cols - x0, g.width + sw);
     for (int64_t c = 0; c < g.channels && (y >= 0 || y_up >= 0); ++c) {  // zeros only: all equal
+      // a row whose flags are all clear stays clear (ResNet's inputs clear theirs within a few channels)
+      if (c % 16 == 15 && none_set(left + x0, left_span) && none_set(up + x0, g.width)) break;
       const float* here = y >= 0 ? image + (c * g.height + y) * g.width : nullptr;
       const float* above = y_up >= 0 ? image + (c * g.height + y_up) * g.width : nullptr;
       int32_t* left_in = left + x0;  // the image's columns
@@ -557,7 +573,7 @@ ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& inpu
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                   const float* bias, bool rectify, const ConstantFrame* input_frame) {
   // bf16: the weight rounded once for the GEMMs of every row band (Winograd rounds its transform)
-  const bool im2col = !winograd_pays(g, winograd_forward_tile());
+  const bool im2col = !winograd_pays(g, winograd_forward_tile()) && !phase_grid_pays(g, winograd_forward_tile());
   const RoundedOperand rounded_weight(g.precision, weight, im2col ? g.weight_numel() : 0);
   if (input_frame && beta == 0.f) {
     const OutputFrame frame = output_frame_of(g, *input_frame);
@@ -577,6 +593,7 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_data(g, weight, output_grad, image_grad);
+  if (phase_grid_pays(g, winograd_backward_tile())) return phase_grid_backward_data(g, weight, output_grad, image_grad);
   const RoundedOperand rounded_weight(g.precision, weight, g.weight_numel());
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
@@ -605,6 +622,8 @@ void conv_backward_weight(const ConvGeometry& g, const float* image, const float
       return backward_weight_with_frame(g, image, output_grad, weight_grad, frame, *input_frame);
   }
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_weight(g, image, output_grad, weight_grad);
+  if (phase_grid_pays(g, winograd_backward_tile()))
+    return phase_grid_backward_weight(g, image, output_grad, weight_grad);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);
     // weight_grad[O, C*KH*KW] += output_grad[:, band] · col^T

@@ -109,6 +109,24 @@ void axpy(const float* x, float a, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void scaled_sum(const float* x, float a, const float* z, float b, float* y, int64_t n, bool rectify) {
+  if (rectify) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) {
+      const float sum = a * x[i] + b * z[i];
+      y[i] = sum < 0.f ? 0.f : sum;
+    }
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (int64_t i = 0; i < n; ++i) y[i] = a * x[i] + b * z[i];
+  }
+}
+
+void rectify(float* y, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] < 0.f ? 0.f : y[i];
+}
+
 void multiply(const float* a, const float* b, float* y, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];

@@ -243,7 +243,8 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
   last_input_shapes_ = input_shapes;
 }
 
-// A ReLU (slope 0) in place over a conv's output: the conv writes max(y, 0)
+// A ReLU (slope 0) in place over the output of a layer that can rectify it
+// (conv, batch norm, sum): that layer writes max(y, 0)
 // as it writes y, and the ReLU only records its bits (one pass less over a
 // large blob). `group` maps each blob to the buffer it shares, `producer`
 // to the layer that writes it.
@@ -251,13 +252,14 @@ void Graph::fuse_relus(const std::vector<int>& group, const std::vector<int>& pr
   const int inputs = static_cast<int>(input_names_.size());
   for (auto& layer : layers_) layer->rectify_output(false);
   rectifies_.assign(layers_.size(), false);
+  rectified_.assign(layers_.size(), false);
   for (size_t i = 0; i < layers_.size(); ++i) {
     Layer& rectifier = *layers_[i];
     if (!rectifier.is_rectifier()) continue;
     const int in = nodes_[i].input_blobs[0], out = nodes_[i].output_blob;
     const bool in_place = in >= inputs && group[out] == group[in];
     const bool fused = in_place && layers_[producer[in]]->rectify_output(true);
-    if (fused) rectifies_[producer[in]] = true;
+    if (fused) rectifies_[producer[in]] = rectified_[i] = true;
     rectifier.set_input_rectified(fused);
   }
 }
@@ -415,6 +417,11 @@ void Graph::forward(Mode mode) {
   const bool folding = mode == Mode::test && !forward_hook_ && folds_next_.size() == layers_.size();
   for (size_t i = 0; i < layers_.size(); ++i) {
     if (mode == Mode::test && options_.skip_loss_in_test && !inference_[i]) continue;
+    // a fused ReLU's output is written; its bits serve only a backward, which this graph never runs
+    if (options_.inference_only && rectified_[i]) {
+      if (forward_hook_) forward_hook_(i, blobs_[nodes_[i].output_blob]);
+      continue;
+    }
     std::vector<const Tensor*> inputs;
     for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
     const auto start = std::chrono::steady_clock::now();

@@ -17,8 +17,16 @@ Shape SumLayer::reshape(const std::vector<Shape>& input_shapes) {
 
 void SumLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
   const int64_t n = output.numel();
-  cpu::scale(inputs[0]->data(), coeffs_[0], output.data(), n);
-  for (size_t i = 1; i < inputs.size(); ++i) cpu::axpy(inputs[i]->data(), coeffs_[i], output.data(), n);
+  if (inputs.size() == 1) {
+    cpu::scale(inputs[0]->data(), coeffs_[0], output.data(), n);
+    if (rectify_) cpu::rectify(output.data(), n);
+    return;
+  }
+  // the first two in one pass (and the ReLU with them when they are all)
+  const bool last = inputs.size() == 2;
+  cpu::scaled_sum(inputs[0]->data(), coeffs_[0], inputs[1]->data(), coeffs_[1], output.data(), n, rectify_ && last);
+  for (size_t i = 2; i < inputs.size(); ++i) cpu::axpy(inputs[i]->data(), coeffs_[i], output.data(), n);
+  if (rectify_ && !last) cpu::rectify(output.data(), n);
 }
 
 void SumLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor& output, const Tensor& output_grad,

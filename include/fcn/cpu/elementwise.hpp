@@ -21,6 +21,12 @@ void positive_bits(const float* y, uint16_t* positive, int64_t n);
 void scale(const float* x, float a, float* y, int64_t n);
 // y += a * x
 void axpy(const float* x, float a, float* y, int64_t n);
+// y = a * x + b * z, then (x < 0 ? 0 : x) of that when rectify (NaN kept, as
+// in the ReLU layer); y may alias x or z. a * x + b * z rounds as scale then
+// axpy would (b * z fused into the add).
+void scaled_sum(const float* x, float a, const float* z, float b, float* y, int64_t n, bool rectify);
+// y = (y < 0 ? 0 : y): max(y, 0) with NaN kept.
+void rectify(float* y, int64_t n);
 // y = a * b (element-wise); y may alias a or b.
 void multiply(const float* a, const float* b, float* y, int64_t n);
 // y += a * b (element-wise)

@@ -199,6 +199,7 @@ class Graph {
   Tensor arena_;                    // the memory plan's storage: blobs and gradients at offsets
   std::vector<LayerTiming> timings_;
   std::vector<bool> rectifies_;   // per layer: writes max(y, 0) for the ReLU in place over its output
+  std::vector<bool> rectified_;   // per layer: a ReLU in place over such an output (it only records its bits)
   std::vector<bool> folds_next_;  // per layer: forward(Mode::test) may fold layer i + 1 into it
 };
 

@@ -19,11 +19,18 @@ class SumLayer : public Layer {
   bool backward_needs_inputs() const override { return false; }
   std::array<double, 2> input_extent() const override { return {1, 1}; }
   double forward_flops() const override { return 0.0; }  // one add per element: not counted
+  // A ReLU in place over the output (Graph::fuse_relus, ResNet's block
+  // outputs): forward writes max(y, 0) in the pass that writes y.
+  bool rectify_output(bool on) override {
+    rectify_ = on;
+    return true;
+  }
   // Add (and Mul by a coefficient that is not 1)
   void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
 
  private:
   std::vector<float> coeffs_;
+  bool rectify_ = false;
 };
 
 }  // namespace fcn

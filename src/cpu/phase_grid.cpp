@@ -1,0 +1,151 @@
+#include "fcn/cpu/phase_grid.hpp"
+
+#include <algorithm>
+#include <vector>
+
+#include "fcn/core/tensor.hpp"
+
+namespace fcn::cpu {
+
+namespace {
+
+// Below this many grid entries an OpenMP team costs more than it saves.
+constexpr int64_t kParallelMinEntries = 1 << 16;
+
+// One axis of the grid: pixel i of the image (or output) sits at grid
+// position offset[i mod d] + i / d, with offset[p] = sum over q < p of
+// (phase q's length + 1 separator); the grid is length + d - 1 long.
+struct GridAxis {
+  std::vector<int64_t> position;  // grid position of each pixel
+  std::vector<int64_t> source;    // pixel of each grid position, -1 on a separator
+
+  GridAxis(int64_t length, int64_t dilation) : position(length), source(length + dilation - 1, -1) {
+    int64_t offset = 0;
+    for (int64_t phase = 0; phase < dilation; ++phase) {
+      const int64_t phase_length = (length - phase + dilation - 1) / dilation;  // ceil((length - phase) / d)
+      for (int64_t k = 0; k < phase_length; ++k) {
+        const int64_t pixel = phase + k * dilation;
+        position[pixel] = offset + k;
+        source[offset + k] = pixel;
+      }
+      offset += phase_length + 1;
+    }
+  }
+  int64_t grid_length() const { return static_cast<int64_t>(source.size()); }
+};
+
+struct GridLayout {
+  GridAxis rows, cols;
+  explicit GridLayout(const ConvGeometry& g) : rows(g.height, g.dilation_h), cols(g.width, g.dilation_w) {}
+  int64_t plane() const { return rows.grid_length() * cols.grid_length(); }
+};
+
+// grid[c] = planes[c] laid out as phase images, zeros on the separators
+// (planes: [channels, H, W]; grid: [channels, grid H, grid W]).
+void to_grid(const GridLayout& layout, int64_t channels, const float* planes, float* grid) {
+  const int64_t height = static_cast<int64_t>(layout.rows.position.size());
+  const int64_t width = static_cast<int64_t>(layout.cols.position.size());
+  const int64_t grid_w = layout.cols.grid_length(), grid_h = layout.rows.grid_length();
+#pragma omp parallel for schedule(static) if (channels * layout.plane() >= kParallelMinEntries)
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t r = 0; r < grid_h; ++r) {
+      float* dst = grid + (c * grid_h + r) * grid_w;
+      const int64_t y = layout.rows.source[r];
+      if (y < 0) {
+        std::fill_n(dst, grid_w, 0.f);
+        continue;
+      }
+      const float* src = planes + (c * height + y) * width;
+      for (int64_t q = 0; q < grid_w; ++q) {
+        const int64_t x = layout.cols.source[q];
+        dst[q] = x < 0 ? 0.f : src[x];
+      }
+    }
+  }
+}
+
+// planes[c] = the phase images of grid[c] put back in place (separators dropped).
+void from_grid(const GridLayout& layout, int64_t channels, const float* grid, float* planes) {
+  const int64_t height = static_cast<int64_t>(layout.rows.position.size());
+  const int64_t width = static_cast<int64_t>(layout.cols.position.size());
+  const int64_t grid_w = layout.cols.grid_length(), grid_h = layout.rows.grid_length();
+#pragma omp parallel for schedule(static) if (channels * layout.plane() >= kParallelMinEntries)
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t y = 0; y < height; ++y) {
+      const float* src = grid + (c * grid_h + layout.rows.position[y]) * grid_w;
+      float* dst = planes + (c * height + y) * width;
+      for (int64_t x = 0; x < width; ++x) dst[x] = src[layout.cols.position[x]];
+    }
+  }
+}
+
+// The grids of this thread: slot 0 on the image side, slot 1 on the output side.
+float* grid_workspace(int slot, int64_t numel) {
+  thread_local Tensor buffers[2];
+  Tensor& t = buffers[slot];
+  if (t.numel() < numel) t.reshape({numel});
+  return t.data();
+}
+
+}  // namespace
+
+bool phase_grid_applies(const ConvGeometry& g) {
+  return g.kernel_h == 3 && g.kernel_w == 3 && g.stride_h == 1 && g.stride_w == 1 && g.groups == 1 &&
+         (g.dilation_h > 1 || g.dilation_w > 1) && g.pad_h == g.dilation_h && g.pad_w == g.dilation_w &&
+         g.out_h == g.height && g.out_w == g.width;
+}
+
+ConvGeometry phase_grid_geometry(const ConvGeometry& g) {
+  ConvGeometry grid = g;
+  grid.height = grid.out_h = g.height + g.dilation_h - 1;
+  grid.width = grid.out_w = g.width + g.dilation_w - 1;
+  grid.dilation_h = grid.dilation_w = 1;
+  grid.pad_h = grid.pad_w = 1;
+  return grid;
+}
+
+bool phase_grid_pays(const ConvGeometry& g, int tile) {
+  return phase_grid_applies(g) && winograd_pays(phase_grid_geometry(g), tile);
+}
+
+int64_t phase_grid_scratch_floats(const ConvGeometry& g) {
+  const ConvGeometry grid = phase_grid_geometry(g);
+  return grid.image_numel() + grid.output_numel() + winograd_scratch_floats(grid);
+}
+
+void phase_grid_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
+                        const float* bias, bool rectify, int tile) {
+  const ConvGeometry grid = phase_grid_geometry(g);
+  const GridLayout layout(g);
+  float* image_grid = grid_workspace(0, grid.image_numel());
+  float* output_grid = grid_workspace(1, grid.output_numel());
+  to_grid(layout, g.channels, image, image_grid);
+  if (beta != 0.f) to_grid(layout, g.out_channels, output, output_grid);
+  winograd_forward(grid, weight, image_grid, beta, output_grid, bias, rectify, tile);
+  from_grid(layout, g.out_channels, output_grid, output);
+}
+
+void phase_grid_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
+                              int tile) {
+  const ConvGeometry grid = phase_grid_geometry(g);
+  const GridLayout layout(g);
+  float* image_grid = grid_workspace(0, grid.image_numel());
+  float* output_grid = grid_workspace(1, grid.output_numel());
+  to_grid(layout, g.out_channels, output_grad, output_grid);
+  to_grid(layout, g.channels, image_grad, image_grid);  // accumulates into what is there
+  winograd_backward_data(grid, weight, output_grid, image_grid, tile);
+  from_grid(layout, g.channels, image_grid, image_grad);
+}
+
+void phase_grid_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
+                                float* weight_grad, int tile) {
+  const ConvGeometry grid = phase_grid_geometry(g);
+  const GridLayout layout(g);
+  float* image_grid = grid_workspace(0, grid.image_numel());
+  float* output_grid = grid_workspace(1, grid.output_numel());
+  to_grid(layout, g.channels, image, image_grid);
+  to_grid(layout, g.out_channels, output_grad, output_grid);  // zero on the separators: they add nothing
+  winograd_backward_weight(grid, image_grid, output_grid, weight_grad, tile);
+}
+
+}  // namespace fcn::cpu
