@@ -14,15 +14,17 @@
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/core/version.hpp"
+#include "fcn/cpu/fp32_gemm.hpp"
 
 namespace {
 
-// Build and runtime facts for --version: compiler, BLAS kernel, bf16 support
+// Build and runtime facts for --version: compiler, BLAS kernel, the fp32 GEMM's library, bf16 support
 // (tests of model.precision "bf16" skip without it), MPI, sanitizers (tests
 // that measure memory or time skip on an instrumented build).
 std::string build_info() {
   std::string info = "compiler: " + std::string(__VERSION__) + "\n";
   info += "BLAS: OpenBLAS, kernel " + fcn::blas_kernel_report() + "\n";
+  info += "fp32 GEMM: " + fcn::cpu::fp32_gemm_report() + "\n";
   const fcn::cpu::Bf16Support& bf16 = fcn::cpu::bf16_support();
   info += "bf16: " + (bf16.available ? fcn::cpu::precision_kernel(fcn::Precision::bf16) : "none, " + bf16.missing) + "\n";
 #ifdef FCN_HAVE_MPI

@@ -11,6 +11,10 @@ const std::vector<EnvVariable>& environment_variables() {
       {"FCN_WINOGRAD",
        {"0", "2", "4"},
        "3x3 convolutions: 0 im2col+GEMM only, 2 Winograd F(2x2,3x3), 4 F(4x4,3x3); unset: forward 2, backward 4"},
+      {"FCN_GEMM",
+       {"openblas", "onednn"},
+       "fp32 GEMMs in OpenBLAS or oneDNN; unset: OpenBLAS, unless its kernel is far below the CPU's (an "
+       "OPENBLAS_CORETYPE pin) and oneDNN has AVX-512 there"},
       {"FCN_PROFILE", {"0", "1"}, "1: fcn bench also prints a per-layer table of forward and backward times"},
       {"FCN_ALLREDUCE_OVERLAP",
        {"0", "1"},

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fcn/core/error.hpp"
+#include "fcn/cpu/fp32_gemm.hpp"
 
 namespace fcn::cpu {
 
@@ -22,24 +23,10 @@ namespace {
 
 using dnnl::memory;
 
-std::string isa_name(dnnl::cpu_isa isa) {
-  switch (isa) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "unknown";
-  }
-}
-
 Bf16Support detect_bf16() {
   Bf16Support support;
   const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
-  support.kernel = isa_name(isa);
+  support.kernel = onednn_isa_name();
   support.available = isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
   if (!support.available) {
     const char* limit = std::getenv("ONEDNN_MAX_CPU_ISA");

@@ -3,10 +3,14 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include <algorithm>
 
 #include "fcn/cpu/bf16_gemm.hpp"
+#include "fcn/core/error.hpp"
 #include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/fp32_gemm.hpp"
 
 namespace fcn::cpu {
 
@@ -32,10 +36,19 @@ struct Operands {
   int64_t ldc;
 };
 
-// One cblas call on the block C[m0:m1, n0:n1] of the full product.
+// One sgemm call (OpenBLAS's or oneDNN's: fp32_gemm.hpp) on the block
+// C[m0:m1, n0:n1] of the full product. Called inside a parallel region,
+// oneDNN runs it on the calling thread, as OpenBLAS does at one thread.
 void gemm_block(const Operands& o, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const float* a_block = o.trans_a ? o.a + m0 : o.a + m0 * o.lda;  // rows m0.. of op(A)
   const float* b_block = o.trans_b ? o.b + n0 * o.ldb : o.b + n0;  // columns n0.. of op(B)
+  if (fp32_gemm() == Fp32Gemm::onednn) {
+    const dnnl_status_t status = dnnl_sgemm(o.trans_a ? 'T' : 'N', o.trans_b ? 'T' : 'N', m1 - m0, n1 - n0, o.k,
+                                            o.alpha, a_block, o.lda, b_block, o.ldb, o.beta, o.c + m0 * o.ldc + n0, o.ldc);
+    if (status != dnnl_success)
+      throw Error("internal: oneDNN sgemm failed (status " + std::to_string(static_cast<int>(status)) + ")");
+    return;
+  }
   cblas_sgemm(CblasRowMajor, o.trans_a ? CblasTrans : CblasNoTrans, o.trans_b ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m1 - m0), static_cast<blasint>(n1 - n0), static_cast<blasint>(o.k), o.alpha,
               a_block, static_cast<blasint>(o.lda), b_block, static_cast<blasint>(o.ldb), o.beta,
@@ -139,7 +152,7 @@ void gemm_on_this_thread(Precision precision, bool trans_a, bool trans_b, int64_
 }
 
 std::string precision_kernel(Precision precision) {
-  return precision == Precision::bf16 ? "oneDNN " + bf16_support().kernel : "OpenBLAS " + blas_kernel_name();
+  return precision == Precision::bf16 ? "oneDNN " + bf16_support().kernel : fp32_gemm_kernel();
 }
 
 std::string describe_precision(Precision precision) {

@@ -1,5 +1,6 @@
 #pragma once
-// The GEMM wrapper: the only door to cblas_sgemm for the layers, so a second
+// The GEMM wrapper: the only door to sgemm for the layers (OpenBLAS's, or
+// oneDNN's where OpenBLAS's kernel lags the CPU: fp32_gemm.hpp), so a second
 // backend can replace it without touching them.
 //
 // Threads: a GEMM runs on the OpenMP team (omp_get_max_threads() threads, one
@@ -40,7 +41,7 @@ class SerialBlasScope {
 void gemm_on_this_thread(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                          const float* b, float beta, float* c);
 
-// The same three in a precision: fp32 is the calls above (OpenBLAS), bf16
+// The same three in a precision: fp32 is the calls above, bf16
 // rounds A and B to bfloat16 and accumulates in float (bf16_gemm.hpp).
 void gemm(Precision precision, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
           const float* a, const float* b, float beta, float* c);
@@ -50,7 +51,7 @@ void gemm_on_this_thread(Precision precision, bool trans_a, bool trans_b, int64_
                          float alpha, const float* a, const float* b, float beta, float* c);
 
 // The library that runs a precision's GEMMs, and its kernel:
-// "oneDNN avx512_core_bf16" (bf16), "OpenBLAS Cooperlake" (fp32).
+// "oneDNN avx512_core_bf16" (bf16), "OpenBLAS Cooperlake" or "oneDNN sgemm avx512_core" (fp32).
 std::string precision_kernel(Precision precision);
 // "bf16 via oneDNN avx512_core_bf16": the training header's and fcn bench's line.
 std::string describe_precision(Precision precision);
