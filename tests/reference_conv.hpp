@@ -4,8 +4,13 @@
 // One image (batch 1): for a batch, call it per image.
 //   y[o, oh, ow] = b[o] + sum_{c in group(o), ki, kj} w[o, c', ki, kj] * x[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw]
 // (x is 0 in the padding; c' = c's index within its group).
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <random>
 #include <vector>
+
+#include <catch2/catch.hpp>
 
 #include "fcn/cpu/convolution.hpp"
 
@@ -53,6 +58,26 @@ inline void reference_conv_backward(const cpu::ConvGeometry& g, const float* wei
     image_grad[x] += static_cast<double>(output_grad[y]) * weight[w];
     weight_grad[w] += static_cast<double>(output_grad[y]) * image[x];
   });
+}
+
+// n values drawn from N(0, scale^2).
+inline std::vector<float> random_normal(size_t n, std::mt19937_64& rng, float scale = 1.f) {
+  std::normal_distribution<float> normal(0.f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// max |actual - expected| / max |expected| (every actual value finite).
+inline double max_relative_error(const std::vector<float>& actual, const std::vector<double>& expected) {
+  REQUIRE(actual.size() == expected.size());
+  double err = 0, scale = 0;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    REQUIRE(std::isfinite(actual[i]));
+    err = std::max(err, std::fabs(actual[i] - expected[i]));
+    scale = std::max(scale, std::fabs(expected[i]));
+  }
+  return err / std::max(scale, 1e-30);
 }
 
 }  // namespace fcn::testing

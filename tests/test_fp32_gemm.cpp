@@ -12,6 +12,7 @@
 
 #include "fcn/cpu/fp32_gemm.hpp"
 #include "fcn/cpu/gemm.hpp"
+#include "reference_conv.hpp"
 
 using namespace fcn::cpu;
 
@@ -23,13 +24,6 @@ struct BackendScope {
   explicit BackendScope(Fp32Gemm backend) { set_fp32_gemm(backend); }
   ~BackendScope() { set_fp32_gemm(saved); }
 };
-
-std::vector<float> random_vector(size_t n, std::mt19937_64& rng) {
-  std::normal_distribution<float> normal;
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 // C[m, n] (leading dimension ldc) = alpha op(A) op(B) + beta C in double.
 std::vector<double> reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -76,8 +70,8 @@ TEST_CASE("fp32 GEMM in OpenBLAS and in oneDNN: the float64 product, every trans
       for (int transposes = 0; transposes < 4; ++transposes) {
         const bool ta = transposes & 1, tb = transposes & 2;
         const int64_t lda = (ta ? s.m : s.k) + 3, ldb = (tb ? s.k : s.n) + 5, ldc = s.n + 2;  // padded rows
-        const auto a = random_vector((ta ? s.k : s.m) * lda, rng), b = random_vector((tb ? s.n : s.k) * ldb, rng);
-        const auto c0 = random_vector(s.m * ldc, rng);
+        const auto a = fcn::testing::random_normal((ta ? s.k : s.m) * lda, rng), b = fcn::testing::random_normal((tb ? s.n : s.k) * ldb, rng);
+        const auto c0 = fcn::testing::random_normal(s.m * ldc, rng);
         for (const auto& [alpha, beta] : {std::pair{1.f, 0.f}, std::pair{-0.5f, 1.f}, std::pair{2.f, 0.25f}}) {
           INFO(s.m << "x" << s.n << "x" << s.k << " trans " << ta << tb << " alpha " << alpha << " beta " << beta);
           const auto expected = reference(ta, tb, s.m, s.n, s.k, alpha, a.data(), lda, b.data(), ldb, beta, c0, ldc);
@@ -105,7 +99,7 @@ TEST_CASE("fp32 GEMM inside a parallel region runs on the calling thread, in bot
     INFO(fp32_gemm_kernel());
     std::mt19937_64 rng(9);
     const int64_t m = 64, n = 96, k = 128;
-    const auto a = random_vector(m * k, rng), b = random_vector(k * n, rng);
+    const auto a = fcn::testing::random_normal(m * k, rng), b = fcn::testing::random_normal(k * n, rng);
     std::vector<float> team(m * n);
     gemm(false, false, m, n, k, 1.f, a.data(), b.data(), 0.f, team.data());
     std::vector<std::vector<float>> each(4, std::vector<float>(m * n));

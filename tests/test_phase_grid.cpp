@@ -33,25 +33,6 @@ ConvGeometry dilated(int64_t c, int64_t k, int64_t h, int64_t w, int64_t dilatio
   return g;
 }
 
-std::vector<float> random_vector(size_t n, std::mt19937_64& rng, float scale) {
-  std::normal_distribution<float> normal(0.f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
-// max |actual - expected| / max |expected|
-double relative_error(const std::vector<float>& actual, const std::vector<double>& expected) {
-  REQUIRE(actual.size() == expected.size());
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < actual.size(); ++i) {
-    REQUIRE(std::isfinite(actual[i]));
-    err = std::max(err, std::fabs(actual[i] - expected[i]));
-    scale = std::max(scale, std::fabs(expected[i]));
-  }
-  return err / std::max(scale, 1e-30);
-}
-
 struct Case {
   int64_t c, k, h, w, dilation_h, dilation_w;
 };
@@ -98,9 +79,9 @@ TEST_CASE("the phase grid matches the dilated convolution's definition (forward,
       const ConvGeometry g = dilated(cs.c, cs.k, cs.h, cs.w, cs.dilation_h, cs.dilation_w);
       INFO("F(" << tile << "x" << tile << "), C=" << cs.c << " K=" << cs.k << " " << cs.h << "x" << cs.w
                 << " dilation " << cs.dilation_h << "x" << cs.dilation_w);
-      const auto w = random_vector(g.weight_numel(), rng, std::sqrt(2.f / (9 * cs.c)));
-      const auto x = random_vector(g.image_numel(), rng, 1.f);
-      const auto dy = random_vector(g.output_numel(), rng, 1.f);
+      const auto w = testing::random_normal(g.weight_numel(), rng, std::sqrt(2.f / (9 * cs.c)));
+      const auto x = testing::random_normal(g.image_numel(), rng, 1.f);
+      const auto dy = testing::random_normal(g.output_numel(), rng, 1.f);
       std::vector<float> bias(g.out_channels);
       for (int64_t k = 0; k < g.out_channels; ++k) bias[k] = 0.1f * static_cast<float>(k % 7) - 0.3f;
       const auto y_ref = testing::reference_conv_forward(g, w.data(), x.data(), bias.data());
@@ -110,7 +91,7 @@ TEST_CASE("the phase grid matches the dilated convolution's definition (forward,
       std::vector<float> y(g.output_numel(), 123.f);
       phase_grid_forward(g, w.data(), x.data(), 0.f, y.data(), bias.data(), false, tile);
       // Winograd's own bounds (test_winograd.cpp): a wrong phase or separator shows as O(1)
-      CHECK(relative_error(y, y_ref) < 2e-5);
+      CHECK(testing::max_relative_error(y, y_ref) < 2e-5);
 
       // beta 1 adds to what is there; the fused ReLU is max(., 0) of exactly those numbers
       std::vector<float> y2(g.output_numel(), 0.5f), y3(g.output_numel(), 0.5f);
@@ -118,7 +99,7 @@ TEST_CASE("the phase grid matches the dilated convolution's definition (forward,
       phase_grid_forward(g, w.data(), x.data(), 1.f, y3.data(), bias.data(), true, tile);
       std::vector<double> y2_ref(y_ref);
       for (double& v : y2_ref) v += 0.5;
-      CHECK(relative_error(y2, y2_ref) < 2e-5);
+      CHECK(testing::max_relative_error(y2, y2_ref) < 2e-5);
       for (size_t i = 0; i < y3.size(); ++i) REQUIRE(y3[i] == std::max(y2[i], 0.f));
 
       // the backward passes accumulate into what is there
@@ -127,8 +108,8 @@ TEST_CASE("the phase grid matches the dilated convolution's definition (forward,
       phase_grid_backward_weight(g, x.data(), dy.data(), dw.data(), tile);
       for (double& v : dx_ref) v += 0.25;
       for (double& v : dw_ref) v -= 0.5;
-      CHECK(relative_error(dx, dx_ref) < 2e-5);
-      CHECK(relative_error(dw, dw_ref) < 2e-5);
+      CHECK(testing::max_relative_error(dx, dx_ref) < 2e-5);
+      CHECK(testing::max_relative_error(dw, dw_ref) < 2e-5);
     }
   }
 }
@@ -140,9 +121,9 @@ TEST_CASE("conv_forward and conv_backward take the phase grid where it pays, wit
   REQUIRE(phase_grid_pays(g, winograd_forward_tile()));
   REQUIRE(phase_grid_pays(g, winograd_backward_tile()));
   std::mt19937_64 rng(5);
-  const auto w = random_vector(g.weight_numel(), rng, std::sqrt(2.f / (9 * 64)));
-  const auto x = random_vector(g.image_numel(), rng, 1.f);
-  const auto dy = random_vector(g.output_numel(), rng, 1.f);
+  const auto w = testing::random_normal(g.weight_numel(), rng, std::sqrt(2.f / (9 * 64)));
+  const auto x = testing::random_normal(g.image_numel(), rng, 1.f);
+  const auto dy = testing::random_normal(g.output_numel(), rng, 1.f);
   const auto y_ref = testing::reference_conv_forward(g, w.data(), x.data());
   std::vector<double> dx_ref, dw_ref;
   testing::reference_conv_backward(g, w.data(), x.data(), dy.data(), dx_ref, dw_ref);
@@ -150,10 +131,10 @@ TEST_CASE("conv_forward and conv_backward take the phase grid where it pays, wit
   conv_forward(g, w.data(), x.data(), 0.f, y.data());
   phase_grid_forward(g, w.data(), x.data(), 0.f, on_grid.data(), nullptr, false);
   CHECK(y == on_grid);  // random windows: the equal-window pass changes nothing
-  CHECK(relative_error(y, y_ref) < 5e-6);
+  CHECK(testing::max_relative_error(y, y_ref) < 5e-6);
   std::vector<float> dx(g.image_numel(), 0.f), dw(w.size(), 0.f);
   conv_backward_data(g, w.data(), dy.data(), dx.data());
   conv_backward_weight(g, x.data(), dy.data(), dw.data());
-  CHECK(relative_error(dx, dx_ref) < 2e-5);
-  CHECK(relative_error(dw, dw_ref) < 2e-5);
+  CHECK(testing::max_relative_error(dx, dx_ref) < 2e-5);
+  CHECK(testing::max_relative_error(dw, dw_ref) < 2e-5);
 }

@@ -34,25 +34,6 @@ ConvGeometry geometry(int64_t c, int64_t k, int64_t h, int64_t w, int64_t pad) {
   return g;
 }
 
-std::vector<float> random_vector(size_t n, std::mt19937_64& rng, float scale) {
-  std::normal_distribution<float> normal(0.f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
-
-// max |actual - expected| / max |expected|
-double relative_error(const std::vector<float>& actual, const std::vector<double>& expected) {
-  REQUIRE(actual.size() == expected.size());
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < actual.size(); ++i) {
-    REQUIRE(std::isfinite(actual[i]));
-    err = std::max(err, std::fabs(actual[i] - expected[i]));
-    scale = std::max(scale, std::fabs(expected[i]));
-  }
-  return err / std::max(scale, 1e-30);
-}
-
 // The im2col + GEMM forward, for comparison.
 std::vector<float> im2col_forward(const ConvGeometry& g, const std::vector<float>& w, const std::vector<float>& x) {
   std::vector<float> col(g.column_rows() * g.out_area()), y(g.output_numel());
@@ -97,17 +78,17 @@ TEST_CASE("winograd matches a double-precision reference (forward, backward-data
       INFO("F(" << tile << "x" << tile << ", 3x3), C=" << cs.c << " K=" << cs.k << " " << cs.h << "x" << cs.w
                 << " pad " << cs.pad);
       // msra-scaled weights and unit-scale activations, as in a trained VGG
-      const auto w = random_vector(g.out_channels * g.channels * 9, rng, std::sqrt(2.f / (9 * cs.c)));
-      const auto x = random_vector(g.image_numel(), rng, 1.f);
-      const auto dy = random_vector(g.output_numel(), rng, 1.f);
+      const auto w = testing::random_normal(g.out_channels * g.channels * 9, rng, std::sqrt(2.f / (9 * cs.c)));
+      const auto x = testing::random_normal(g.image_numel(), rng, 1.f);
+      const auto dy = testing::random_normal(g.output_numel(), rng, 1.f);
       const auto y_ref = testing::reference_conv_forward(g, w.data(), x.data());
       std::vector<double> dx_ref, dw_ref;
       testing::reference_conv_backward(g, w.data(), x.data(), dy.data(), dx_ref, dw_ref);
 
       std::vector<float> y(g.output_numel(), 123.f);
       winograd_forward(g, w.data(), x.data(), 0.f, y.data(), nullptr, false, tile);
-      const double forward_error = relative_error(y, y_ref);
-      const double im2col_error = relative_error(im2col_forward(g, w, x), y_ref);
+      const double forward_error = testing::max_relative_error(y, y_ref);
+      const double im2col_error = testing::max_relative_error(im2col_forward(g, w, x), y_ref);
       INFO("forward error " << forward_error << " (im2col " << im2col_error << ")");
       // measured up to 8e-6 for F(4x4, 3x3), 1.5e-6 for F(2x2, 3x3), 6e-7
       // for im2col + GEMM: a bug shows as O(1)
@@ -119,7 +100,7 @@ TEST_CASE("winograd matches a double-precision reference (forward, backward-data
       winograd_forward(g, w.data(), x.data(), 1.f, y2.data(), bias.data(), false, tile);
       std::vector<double> y2_ref(y_ref);
       for (size_t i = 0; i < y2_ref.size(); ++i) y2_ref[i] += 0.5 + bias[i / g.out_area()];
-      CHECK(relative_error(y2, y2_ref) < 2e-5);
+      CHECK(testing::max_relative_error(y2, y2_ref) < 2e-5);
 
       // rectify: the fused ReLU is max(., 0) of exactly the unfused numbers
       std::vector<float> y3(g.output_numel(), 0.5f);
@@ -132,7 +113,7 @@ TEST_CASE("winograd matches a double-precision reference (forward, backward-data
       winograd_backward_weight(g, x.data(), dy.data(), dw.data(), tile);
       for (double& v : dx_ref) v += 0.25;
       for (double& v : dw_ref) v -= 0.5;
-      const double dx_error = relative_error(dx, dx_ref), dw_error = relative_error(dw, dw_ref);
+      const double dx_error = testing::max_relative_error(dx, dx_ref), dw_error = testing::max_relative_error(dw, dw_ref);
       INFO("backward-data error " << dx_error << ", backward-weight error " << dw_error);
       CHECK(dx_error < 2e-5);
       CHECK(dw_error < 2e-5);
@@ -145,7 +126,7 @@ namespace {
 // FCN's padded borders: a constant image (per channel) with a random patch
 // at rows [20, 33), columns [27, 31).
 std::vector<float> constant_with_patch(const ConvGeometry& g, std::mt19937_64& rng) {
-  auto x = random_vector(g.image_numel(), rng, 1.f);
+  auto x = testing::random_normal(g.image_numel(), rng, 1.f);
   for (int64_t c = 0; c < g.channels; ++c)
     for (int64_t i = 0; i < g.height; ++i)
       for (int64_t j = 0; j < g.width; ++j)
@@ -169,7 +150,7 @@ TEST_CASE("F(2x2, 3x3) gives the outputs of a tile with constant windows exactly
   // tiles it is the GEMMs' rounding: see the conv_forward case below.
   const ConvGeometry g = geometry(32, 24, 61, 70, 1);
   std::mt19937_64 rng(9);
-  const auto w = random_vector(g.out_channels * g.channels * 9, rng, 0.1f);
+  const auto w = testing::random_normal(g.out_channels * g.channels * 9, rng, 0.1f);
   const auto x = constant_with_patch(g, rng);
   std::vector<float> y(g.output_numel());
   winograd_forward(g, w.data(), x.data(), 0.f, y.data(), nullptr, false, 2);
@@ -198,8 +179,8 @@ TEST_CASE("conv_forward on the Winograd path gives exactly equal outputs for con
   const ConvGeometry g = geometry(64, 64, 61, 70, 1);
   REQUIRE((winograd_applies(g) || winograd_forward_tile() == 0));
   std::mt19937_64 rng(9);
-  const auto w = random_vector(g.out_channels * g.channels * 9, rng, 0.1f);
-  const auto bias = random_vector(g.out_channels, rng, 0.1f);
+  const auto w = testing::random_normal(g.out_channels * g.channels * 9, rng, 0.1f);
+  const auto bias = testing::random_normal(g.out_channels, rng, 0.1f);
   const auto x = constant_with_patch(g, rng);
   std::vector<float> y(g.output_numel());
   conv_forward(g, w.data(), x.data(), 0.f, y.data(), bias.data());

@@ -1,14 +1,13 @@
 // gemm_floor: the GEMM-only lower bound of one im2col FCN-8s (VGG16) train
 // step, batch 1: times every GEMM the step needs (forward, weight-grad,
-// data-grad) with OpenBLAS and the kernel fcn selects; no im2col, pooling or
+// data-grad) through fcn's GEMM door (cpu::gemm: OpenBLAS's or oneDNN's sgemm,
+// whichever fcn runs: fp32_gemm.hpp); no im2col, pooling or
 // elementwise cost. A train step of fcn cannot beat this figure. On a busy
 // machine the wall-clock figure sinks; "gflops_from_cpu_time" (GFLOP per
 // process CPU-second times the threads) mostly does not.
 // Usage: gemm_floor [--size S (500)] [--width-div D (1)] [--threads T] [--reps R (1)]
 // The last stdout line is one JSON object:
 //   {"gemm_floor_s", "fwd_s", "bwd_s", "gflop", "gflops", "size", "width_div", "threads", "kernel", ...}
-#include <cblas.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,7 +20,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/fp32_gemm.hpp"
+#include "fcn/cpu/gemm.hpp"
+#include "fcn/cpu/threads.hpp"
 #include "fcn/core/error.hpp"
 
 #include "tool_main.hpp"
@@ -106,9 +107,7 @@ double time_gemm(const Gemm& g, Buffers& buf, int reps) {
   double best = 1e30;
   for (int r = 0; r < reps; ++r) {
     auto t0 = std::chrono::steady_clock::now();
-    cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans, g.m, g.n,
-                g.k, 1.f, buf.a.data(), g.trans_a ? g.m : g.k, buf.b.data(), g.trans_b ? g.k : g.n, 0.f, buf.c.data(),
-                g.n);
+    fcn::cpu::gemm(g.trans_a, g.trans_b, g.m, g.n, g.k, 1.f, buf.a.data(), buf.b.data(), 0.f, buf.c.data());
     best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return best;
@@ -121,7 +120,7 @@ double process_cpu_seconds() {
 }
 
 struct Options {
-  int size = 500, width_div = 1, reps = 1;
+  int size = 500, width_div = 1, reps = 1, threads = 0;  // threads 0: every core
 };
 
 int int_arg(int argc, char** argv, int i, int lo, int hi) {
@@ -145,7 +144,7 @@ Options parse(int argc, char** argv) {
     else if (flag == "--reps")
       o.reps = int_arg(argc, argv, i, 1, 100);
     else if (flag == "--threads")
-      openblas_set_num_threads(int_arg(argc, argv, i, 1, 1024));
+      o.threads = int_arg(argc, argv, i, 1, 1024);
     else
       throw fcn::Error("unknown argument " + flag +
                        " (usage: gemm_floor [--size S] [--width-div D] [--threads T] [--reps R])");
@@ -155,8 +154,10 @@ Options parse(int argc, char** argv) {
 
 int run(int argc, char** argv) {
   Options o = parse(argc, argv);
+  const int threads = fcn::set_threads(o.threads);
   std::vector<Layer> layers = fcn8s_layers(o.size, o.width_div);
-  std::printf("FCN-8s %dx%d, width 1/%d, kernel %s\n", o.size, o.size, o.width_div, fcn::blas_kernel_report().c_str());
+  std::printf("FCN-8s %dx%d, width 1/%d, kernel %s\n", o.size, o.size, o.width_div,
+              fcn::cpu::fp32_gemm_report().c_str());
   Buffers buf(layers);
   time_gemm({false, false, 256, 256, 256}, buf, 1);  // wake the thread pool
   double fwd = 0, bwd = 0, flop = 0, cpu0 = process_cpu_seconds();
@@ -173,7 +174,6 @@ int run(int argc, char** argv) {
     std::fflush(stdout);
   }
   double total = fwd + bwd, gflops = flop / 1e9 / total;
-  int threads = openblas_get_num_threads();
   double cpu_gflops = flop * o.reps / 1e9 / (process_cpu_seconds() - cpu0) * threads;
   std::printf("GEMM-only train step: fwd %.2f s + bwd %.2f s = %.2f s for %.1f GFLOP (%.1f GFLOP/s; %.1f from CPU time)\n",
               fwd, bwd, total, flop / 1e9, gflops, cpu_gflops);
@@ -184,7 +184,7 @@ int run(int argc, char** argv) {
                         {"gflops_from_cpu_time", std::round(cpu_gflops * 10) / 10},
                         {"arch", "fcn8s"},               {"size", o.size},
                         {"width_div", o.width_div},      {"threads", threads},
-                        {"kernel", fcn::blas_kernel_name()}, {"kernel_report", fcn::blas_kernel_report()}};
+                        {"kernel", fcn::cpu::fp32_gemm_kernel()}, {"kernel_report", fcn::cpu::fp32_gemm_report()}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
 }

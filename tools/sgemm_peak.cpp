@@ -1,15 +1,15 @@
-// sgemm_peak: OpenBLAS sgemm GFLOP/s with the kernel fcn selects, on a large
-// square GEMM and the GEMM shapes of FCN-VGG16 im2col convolution (500x500
-// input, conv1_1 pad 100), at the current thread count (OPENBLAS_NUM_THREADS
-// or --threads). Each shape: median of --reps timed runs after one warm-up.
+// sgemm_peak: fp32 GEMM GFLOP/s through fcn's one GEMM door (cpu::gemm: the
+// library and kernel fcn's convolutions use, OpenBLAS's or oneDNN's sgemm:
+// fp32_gemm.hpp), on a large square GEMM and the GEMM shapes of FCN-VGG16
+// im2col convolution (500x500 input, conv1_1 pad 100), at the thread count
+// fcn runs with (--threads, else every core). Each shape: median of --reps
+// timed runs after one warm-up.
 // Each line also gives the rate from the process's CPU time (GFLOP per
 // CPU-second times the threads): on a busy machine the wall-clock rate sinks,
 // that one mostly does not.
 // The last stdout line is one JSON object:
-//   {"sgemm_peak_gflops": X, "kernel": "...", "threads": T, "shapes": {...}}
+//   {"sgemm_peak_gflops": X, "kernel": "...", "kernel_report": "...", "threads": T, "shapes": {...}}
 // Usage: sgemm_peak [--threads T] [--reps R]
-#include <cblas.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,8 +23,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fcn/cpu/blas_kernel.hpp"
 #include "fcn/core/error.hpp"
+#include "fcn/cpu/fp32_gemm.hpp"
+#include "fcn/cpu/gemm.hpp"
+#include "fcn/cpu/threads.hpp"
 
 #include "tool_main.hpp"
 
@@ -59,15 +61,12 @@ struct Rate {
 };
 
 // GFLOP/s of `reps` runs of C[m,n] = op(A) op(B), after one warm-up.
-Rate measure(const Shape& s, int reps, std::mt19937& rng) {
+Rate measure(const Shape& s, int reps, int threads, std::mt19937& rng) {
   std::uniform_real_distribution<float> uniform(-1.f, 1.f);
   std::vector<float> a(static_cast<size_t>(s.m) * s.k), b(static_cast<size_t>(s.k) * s.n), c(static_cast<size_t>(s.m) * s.n);
   for (float& v : a) v = uniform(rng);
   for (float& v : b) v = uniform(rng);
-  auto run = [&] {
-    cblas_sgemm(CblasRowMajor, s.trans_a ? CblasTrans : CblasNoTrans, s.trans_b ? CblasTrans : CblasNoTrans, s.m, s.n,
-                s.k, 1.f, a.data(), s.trans_a ? s.m : s.k, b.data(), s.trans_b ? s.k : s.n, 0.f, c.data(), s.n);
-  };
+  auto run = [&] { fcn::cpu::gemm(s.trans_a, s.trans_b, s.m, s.n, s.k, 1.f, a.data(), b.data(), 0.f, c.data()); };
   run();
   std::vector<double> times;
   double cpu0 = process_cpu_seconds();
@@ -79,19 +78,19 @@ Rate measure(const Shape& s, int reps, std::mt19937& rng) {
   double cpu = process_cpu_seconds() - cpu0;
   std::sort(times.begin(), times.end());
   double gflop = 2.0 * s.m * s.n * s.k / 1e9;
-  return {gflop / times[times.size() / 2], gflop * reps * openblas_get_num_threads() / cpu};
+  return {gflop / times[times.size() / 2], gflop * reps * threads / cpu};
 }
 
 int run(int argc, char** argv) {
   const TimingArgs args = parse_timing_args(argc, argv, 3, "sgemm_peak [--threads T] [--reps R]");
-  if (args.threads > 0) openblas_set_num_threads(args.threads);
+  const int threads = fcn::set_threads(args.threads);
   const int reps = args.reps;
-  std::printf("kernel: %s\n", fcn::blas_kernel_report().c_str());
+  std::printf("kernel: %s, %d threads\n", fcn::cpu::fp32_gemm_report().c_str(), threads);
   std::mt19937 rng(1);
   nlohmann::json shapes = nlohmann::json::object();
   double peak = 0;
   for (const Shape& s : kShapes) {
-    Rate rate = measure(s, reps, rng);
+    Rate rate = measure(s, reps, threads, rng);
     double gflops = rate.wall_gflops;
     std::printf("%-14s M=%5d N=%6d K=%5d  %7.1f GFLOP/s  (%.1f from CPU time)\n", s.name, s.m, s.n,
                 s.k, gflops, rate.cpu_gflops);
@@ -100,9 +99,9 @@ int run(int argc, char** argv) {
     peak = std::max(peak, gflops);
   }
   nlohmann::json out = {{"sgemm_peak_gflops", std::round(peak * 10) / 10},
-                        {"kernel", fcn::blas_kernel_name()},
-                        {"kernel_report", fcn::blas_kernel_report()},
-                        {"threads", openblas_get_num_threads()},
+                        {"kernel", fcn::cpu::fp32_gemm_kernel()},
+                        {"kernel_report", fcn::cpu::fp32_gemm_report()},
+                        {"threads", threads},
                         {"shapes", shapes}};
   std::printf("%s\n", out.dump().c_str());
   return 0;

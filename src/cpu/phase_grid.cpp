@@ -36,27 +36,28 @@ struct GridAxis {
 
 struct GridLayout {
   GridAxis rows, cols;
-  explicit GridLayout(const ConvGeometry& g) : rows(g.height, g.dilation_h), cols(g.width, g.dilation_w) {}
-  int64_t plane() const { return rows.grid_length() * cols.grid_length(); }
+  int64_t height, width;  // of the image (or output) planes
+  int64_t grid_h, grid_w;
+  explicit GridLayout(const ConvGeometry& g)
+      : rows(g.height, g.dilation_h), cols(g.width, g.dilation_w), height(g.height), width(g.width),
+        grid_h(rows.grid_length()), grid_w(cols.grid_length()) {}
+  int64_t plane() const { return grid_h * grid_w; }
 };
 
 // grid[c] = planes[c] laid out as phase images, zeros on the separators
 // (planes: [channels, H, W]; grid: [channels, grid H, grid W]).
 void to_grid(const GridLayout& layout, int64_t channels, const float* planes, float* grid) {
-  const int64_t height = static_cast<int64_t>(layout.rows.position.size());
-  const int64_t width = static_cast<int64_t>(layout.cols.position.size());
-  const int64_t grid_w = layout.cols.grid_length(), grid_h = layout.rows.grid_length();
 #pragma omp parallel for schedule(static) if (channels * layout.plane() >= kParallelMinEntries)
   for (int64_t c = 0; c < channels; ++c) {
-    for (int64_t r = 0; r < grid_h; ++r) {
-      float* dst = grid + (c * grid_h + r) * grid_w;
+    for (int64_t r = 0; r < layout.grid_h; ++r) {
+      float* dst = grid + (c * layout.grid_h + r) * layout.grid_w;
       const int64_t y = layout.rows.source[r];
       if (y < 0) {
-        std::fill_n(dst, grid_w, 0.f);
+        std::fill_n(dst, layout.grid_w, 0.f);
         continue;
       }
-      const float* src = planes + (c * height + y) * width;
-      for (int64_t q = 0; q < grid_w; ++q) {
+      const float* src = planes + (c * layout.height + y) * layout.width;
+      for (int64_t q = 0; q < layout.grid_w; ++q) {
         const int64_t x = layout.cols.source[q];
         dst[q] = x < 0 ? 0.f : src[x];
       }
@@ -66,15 +67,12 @@ void to_grid(const GridLayout& layout, int64_t channels, const float* planes, fl
 
 // planes[c] = the phase images of grid[c] put back in place (separators dropped).
 void from_grid(const GridLayout& layout, int64_t channels, const float* grid, float* planes) {
-  const int64_t height = static_cast<int64_t>(layout.rows.position.size());
-  const int64_t width = static_cast<int64_t>(layout.cols.position.size());
-  const int64_t grid_w = layout.cols.grid_length(), grid_h = layout.rows.grid_length();
 #pragma omp parallel for schedule(static) if (channels * layout.plane() >= kParallelMinEntries)
   for (int64_t c = 0; c < channels; ++c) {
-    for (int64_t y = 0; y < height; ++y) {
-      const float* src = grid + (c * grid_h + layout.rows.position[y]) * grid_w;
-      float* dst = planes + (c * height + y) * width;
-      for (int64_t x = 0; x < width; ++x) dst[x] = src[layout.cols.position[x]];
+    for (int64_t y = 0; y < layout.height; ++y) {
+      const float* src = grid + (c * layout.grid_h + layout.rows.position[y]) * layout.grid_w;
+      float* dst = planes + (c * layout.height + y) * layout.width;
+      for (int64_t x = 0; x < layout.width; ++x) dst[x] = src[layout.cols.position[x]];
     }
   }
 }
