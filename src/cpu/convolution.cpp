@@ -116,7 +116,25 @@ ConvGeometry row_band(const ConvGeometry& g, int64_t first, int64_t rows) {
 
 }  // namespace
 
-int64_t conv_scratch_floats(const ConvGeometry& g) {
+namespace {
+
+// An undilated conv's batch goes into one grid only when each image gives
+// Winograd fewer tiles than this: there the per-image calls pay a weight
+// transform each and run GEMMs over few tiles (ResNet's 10x10 to 40x40
+// maps); larger maps fill their blocks alone and would only pay the copies.
+constexpr int64_t kBatchGridMaxTiles = 1024;
+
+}  // namespace
+
+bool batch_on_grid(const ConvGeometry& g, int64_t batch, int tile) {
+  if (batch < 2 || tile == 0) return false;
+  const int64_t tiles = ((g.out_h + tile - 1) / tile) * ((g.out_w + tile - 1) / tile);
+  const bool dilated = g.dilation_h > 1 || g.dilation_w > 1;
+  if (!dilated && tiles >= kBatchGridMaxTiles) return false;
+  return phase_grid_pays(g, tile, batch);
+}
+
+int64_t conv_scratch_floats(const ConvGeometry& g, int64_t batch) {
   // with a constant frame (conv_forward) the im2col path also keeps the band's outputs, and pointwise its columns
   const int64_t columns = (g.column_rows() + g.out_channels) * chunk_rows(g) * g.out_w;
   // forward and backward may take different paths (winograd_pays per tile size)
@@ -125,6 +143,8 @@ int64_t conv_scratch_floats(const ConvGeometry& g) {
   // a dilated conv's passes may go through its phase grid (phase_grid.hpp)
   const bool grid = phase_grid_pays(g, winograd_forward_tile()) || phase_grid_pays(g, winograd_backward_tile());
   if (grid) floats = std::max(floats, phase_grid_scratch_floats(g));
+  for (int tile : {winograd_forward_tile(), winograd_backward_tile()})
+    if (batch_on_grid(g, batch, tile)) floats = std::max(floats, phase_grid_scratch_floats(g, batch));
   if (g.precision != Precision::bf16) return floats;
   // bf16 also keeps rounded copies (2 bytes an element, so half a float each): the weight
   // (RoundedOperand) or Winograd's (m + 2)^2 transformed taps of it, and a GEMM's B operand (the columns)
@@ -154,7 +174,7 @@ bool for_each_row_band(const ConvGeometry& g, Visit visit) {
 void convolve_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                       const float* bias, bool rectify) {
   if (winograd_pays(g, winograd_forward_tile())) return winograd_forward(g, weight, image, beta, output, bias, rectify);
-  if (phase_grid_pays(g, winograd_forward_tile())) return phase_grid_forward(g, weight, image, beta, output, bias, rectify);
+  if (phase_grid_pays(g, winograd_forward_tile())) return phase_grid_forward(g, 1, weight, image, beta, output, bias, rectify);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);  // [C*KH*KW, band OH*OW]
     // output[:, band] = W[O, C*KH*KW] · col + beta * output[:, band]  (rows of length OH*OW)
@@ -593,7 +613,7 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_data(g, weight, output_grad, image_grad);
-  if (phase_grid_pays(g, winograd_backward_tile())) return phase_grid_backward_data(g, weight, output_grad, image_grad);
+  if (phase_grid_pays(g, winograd_backward_tile())) return phase_grid_backward_data(g, 1, weight, output_grad, image_grad);
   const RoundedOperand rounded_weight(g.precision, weight, g.weight_numel());
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     // col = W^T[C*KH*KW, O] · output_grad[:, band]  (rows of length OH*OW)
@@ -623,7 +643,7 @@ void conv_backward_weight(const ConvGeometry& g, const float* image, const float
   }
   if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_weight(g, image, output_grad, weight_grad);
   if (phase_grid_pays(g, winograd_backward_tile()))
-    return phase_grid_backward_weight(g, image, output_grad, weight_grad);
+    return phase_grid_backward_weight(g, 1, image, output_grad, weight_grad);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);
     // weight_grad[O, C*KH*KW] += output_grad[:, band] · col^T
@@ -637,6 +657,45 @@ void conv_backward_weight(const ConvGeometry& g, const float* image, const float
     // weight_grad_g[m, n] += output_grad_g[m, k] · col_g^T[k, n];  m = O/g, n = C/g*KH*KW, k = OH*OW
     gemm(g.precision, false, true, m, n, k, 1.f, output_grad + group * m * k, col + group * n * k, 1.f, weight_grad + group * m * n);
   }
+}
+
+namespace {
+
+// Whether a frame holds some of g's outputs (those batches keep the per-image passes).
+bool framed(const ConvGeometry& g, const ConstantFrame* input_frame) {
+  return input_frame && !output_frame_of(g, *input_frame).frame.empty();
+}
+
+}  // namespace
+
+void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
+                         float* outputs, const float* bias, bool rectify, const ConstantFrame* input_frame) {
+  if (!framed(g, input_frame) && batch_on_grid(g, batch, winograd_forward_tile())) {
+    phase_grid_forward(g, batch, weight, images, 0.f, outputs, bias, rectify);
+    for (int64_t n = 0; n < batch; ++n)
+      equalize_equal_windows(g, images + n * g.image_numel(), outputs + n * g.output_numel());
+    return;
+  }
+  for (int64_t n = 0; n < batch; ++n)
+    conv_forward(g, weight, images + n * g.image_numel(), 0.f, outputs + n * g.output_numel(), bias, rectify,
+                 input_frame);
+}
+
+void conv_backward_data_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* output_grads,
+                               float* image_grads) {
+  if (batch_on_grid(g, batch, winograd_backward_tile()))
+    return phase_grid_backward_data(g, batch, weight, output_grads, image_grads);
+  for (int64_t n = 0; n < batch; ++n)
+    conv_backward_data(g, weight, output_grads + n * g.output_numel(), image_grads + n * g.image_numel());
+}
+
+void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,
+                                 float* weight_grad, const ConstantFrame* input_frame) {
+  if (!framed(g, input_frame) && batch_on_grid(g, batch, winograd_backward_tile()))
+    return phase_grid_backward_weight(g, batch, images, output_grads, weight_grad);
+  for (int64_t n = 0; n < batch; ++n)
+    conv_backward_weight(g, images + n * g.image_numel(), output_grads + n * g.output_numel(), weight_grad,
+                         input_frame);
 }
 
 namespace {

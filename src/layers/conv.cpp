@@ -74,7 +74,7 @@ void ConvolutionBase::check_groups(int64_t in_channels, const std::vector<Shape>
 }
 
 int64_t ConvolutionBase::scratch_bytes() const {
-  return cpu::conv_scratch_floats(*geometry_) * static_cast<int64_t>(sizeof(float));
+  return cpu::conv_scratch_floats(*geometry_, batch_) * static_cast<int64_t>(sizeof(float));
 }
 
 void ConvolutionBase::set_geometry(const std::array<int64_t, 3>& image, const std::array<int64_t, 3>& output) {
@@ -133,6 +133,7 @@ Shape ConvLayer::reshape(const std::vector<Shape>& input_shapes) {
   if (out_h < 1 || out_w < 1)
     fail_shape("the dilated kernel does not fit the padded input (" + options_str() + ")", input_shapes);
   set_geometry({x[1], x[2], x[3]}, {o.num_output, out_h, out_w});
+  batch_ = x[0];
   input_frame_ = {};  // a frame of other shapes would mislead forward
   ensure_weight({o.num_output, x[1] / o.groups, o.kernel[0], o.kernel[1]});
   // multiply-adds: every output element sums (C/g)*kh*kw products
@@ -148,10 +149,7 @@ void ConvLayer::set_precision(Precision precision) {
 
 void ConvLayer::convolve_images(const Tensor& x, const float* weight, const float* bias, bool rectify,
                                 Tensor& output) const {
-  const cpu::ConvGeometry& g = *geometry_;
-  for (int64_t n = 0; n < x.n(); ++n)
-    cpu::conv_forward(g, weight, x.data() + n * g.image_numel(), 0.f, output.data() + n * g.output_numel(), bias,
-                      rectify, &input_frame_);
+  cpu::conv_forward_images(*geometry_, x.n(), weight, x.data(), output.data(), bias, rectify, &input_frame_);
 }
 
 void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode) {
@@ -174,13 +172,12 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   const cpu::ConvGeometry& g = *geometry_;
   const Tensor& x = *inputs[0];
   Tensor* x_grad = input_grads[0];
-  for (int64_t n = 0; n < x.n(); ++n) {
-    const float* dy = output_grad.data() + n * g.output_numel();
-    if (trains_bias()) cpu::add_channel_sums(g.out_channels, g.out_area(), dy, bias_.grad.data());
-    if (trains_weight())
-      cpu::conv_backward_weight(g, x.data() + n * g.image_numel(), dy, weight_.grad.data(), &input_frame_);
-    if (x_grad) cpu::conv_backward_data(g, weight_.data.data(), dy, x_grad->data() + n * g.image_numel());
-  }
+  if (trains_bias())
+    for (int64_t n = 0; n < x.n(); ++n)
+      cpu::add_channel_sums(g.out_channels, g.out_area(), output_grad.data() + n * g.output_numel(), bias_.grad.data());
+  if (trains_weight())
+    cpu::conv_backward_weight_images(g, x.n(), x.data(), output_grad.data(), weight_.grad.data(), &input_frame_);
+  if (x_grad) cpu::conv_backward_data_images(g, x.n(), weight_.data.data(), output_grad.data(), x_grad->data());
 }
 
 std::array<double, 2> ConvLayer::input_extent() const {

@@ -41,7 +41,8 @@ struct ConvGeometry {
 // conv_backward_weight use for this geometry (the largest of the three):
 // a band of im2col columns, or Winograd's transformed tiles and weights;
 // in bf16 also the rounded copies of the weight and of a GEMM's columns.
-int64_t conv_scratch_floats(const ConvGeometry& g);
+// With `batch` > 1, the batch's one grid convolution where conv_*_images runs one.
+int64_t conv_scratch_floats(const ConvGeometry& g, int64_t batch = 1);
 
 // col[c*KH*KW + ki*KW + kj, oh*OW + ow] = image[c, oh*sh - ph + ki*dh, ow*sw - pw + kj*dw]
 // (0 in the padding).                                   // col: [C*KH*KW, OH*OW]
@@ -83,6 +84,21 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
 // run over the other outputs only.
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
                           const ConstantFrame* input_frame = nullptr);
+
+// The three passes over `batch` consecutive samples (images [batch, C, H, W],
+// outputs [batch, K, OH, OW]; beta 0), with the per-sample semantics above
+// and the weight gradient summed over the batch. Where batch_on_grid, the
+// batch runs as one grid convolution (phase_grid.hpp): a dilated conv's
+// batch whenever its grid pays, an undilated 3x3 conv's when its maps are
+// small; otherwise, and with a constant frame, sample by sample.
+bool batch_on_grid(const ConvGeometry& g, int64_t batch, int tile);
+void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
+                         float* outputs, const float* bias = nullptr, bool rectify = false,
+                         const ConstantFrame* input_frame = nullptr);
+void conv_backward_data_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* output_grads,
+                               float* image_grads);
+void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,
+                                 float* weight_grad, const ConstantFrame* input_frame = nullptr);
 
 // Depthwise geometry (groups == channels == out_channels, weight [C, 1, KH, KW]):
 // the same as conv_forward / conv_backward_data, one channel at a time in

@@ -18,6 +18,13 @@
 // for the same reason.) The backward passes are the grid's backward passes:
 // the output gradient on the separators is zero, so they add nothing to the
 // weight gradient, and the image gradient there is the padding's, dropped.
+//
+// A batch goes into one grid too, its images' phase images one below the
+// other (an undilated pad-1 conv, d = 1, is then the batch stacked with a
+// zero row between images): one Winograd call for the whole batch, its
+// weights transformed once and its GEMMs over every image's tiles, where a
+// call per image of ResNet's 20x20 maps transformed the weights four times
+// at batch 4 for a few dozen tiles each.
 // The numbers differ from im2col + GEMM by rounding only (tests/test_phase_grid.cpp).
 #include <cstdint>
 
@@ -26,29 +33,31 @@
 
 namespace fcn::cpu {
 
-// Whether g is a convolution the grid computes: 3x3, stride 1, dilation > 1
-// on some axis and pad == dilation on both (so out = in), one group.
-bool phase_grid_applies(const ConvGeometry& g);
-// The undilated pad-1 convolution of g's phase grid (g must apply).
-ConvGeometry phase_grid_geometry(const ConvGeometry& g);
-// Whether g applies and its grid convolution takes the Winograd path with tiles of `tile`.
-bool phase_grid_pays(const ConvGeometry& g, int tile);
+// Whether a batch of `batch` images of g goes into a grid: 3x3, stride 1,
+// pad == dilation on both axes (so out = in), one group, and a dilation > 1
+// on some axis or more than one image.
+bool phase_grid_applies(const ConvGeometry& g, int64_t batch = 1);
+// The undilated pad-1 convolution of the grid (g and batch must apply).
+ConvGeometry phase_grid_geometry(const ConvGeometry& g, int64_t batch = 1);
+// Whether it applies and its grid convolution takes the Winograd path with tiles of `tile`.
+bool phase_grid_pays(const ConvGeometry& g, int tile, int64_t batch = 1);
 // Floats of the scratch the three passes use: the two grids (image side and
 // output side) and the grid convolution's Winograd scratch.
-int64_t phase_grid_scratch_floats(const ConvGeometry& g);
+int64_t phase_grid_scratch_floats(const ConvGeometry& g, int64_t batch = 1);
 
 // The semantics of conv_forward (without its equal-window pass),
 // conv_backward_data and conv_backward_weight (fcn/cpu/convolution.hpp) for
-// one sample, with Winograd tiles of `tile` (2 or 4; phase_grid_pays(g, tile)
-// says whether that beats im2col + GEMM):
-//   output = conv(image) + beta * output (+ bias), then max(., 0) when rectify
-//   image_grad += conv_transpose(output_grad)
-//   weight_grad += d conv / d weight, contracted with output_grad
-void phase_grid_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
-                        const float* bias, bool rectify, int tile = winograd_forward_tile());
-void phase_grid_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
-                              int tile = winograd_backward_tile());
-void phase_grid_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
+// `batch` consecutive samples ([batch, C, H, W] and [batch, K, H, W]), with
+// Winograd tiles of `tile` (2 or 4; phase_grid_pays says whether that beats
+// im2col + GEMM):
+//   outputs = conv(images) + beta * outputs (+ bias), then max(., 0) when rectify
+//   image_grads += conv_transpose(output_grads)
+//   weight_grad += d conv / d weight, contracted with output_grads, summed over the batch
+void phase_grid_forward(const ConvGeometry& g, int64_t batch, const float* weight, const float* images, float beta,
+                        float* outputs, const float* bias, bool rectify, int tile = winograd_forward_tile());
+void phase_grid_backward_data(const ConvGeometry& g, int64_t batch, const float* weight, const float* output_grads,
+                              float* image_grads, int tile = winograd_backward_tile());
+void phase_grid_backward_weight(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,
                                 float* weight_grad, int tile = winograd_backward_tile());
 
 }  // namespace fcn::cpu

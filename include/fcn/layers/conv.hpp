@@ -67,6 +67,7 @@ class ConvolutionBase : public Layer {
   // output = {C, H, W} of the conv output side (see fcn/cpu/convolution.hpp).
   void set_geometry(const std::array<int64_t, 3>& image, const std::array<int64_t, 3>& output);
   std::string options_str() const;  // "kernel 3x3, stride 1x1, pad 0x0, dilation 1x1"
+  int64_t batch_ = 1;  // images per pass (conv sets it at reshape: a batch may run as one grid)
   // An ONNX Conv or ConvTranspose with the shared attributes and the params;
   // `extra` adds the op's own (output_padding).
   void emit_convolution(OnnxEmitter& onnx, const std::string& op, const std::string& input, const std::string& output,
