@@ -1,6 +1,6 @@
 #pragma once
-// The compute thread count: OpenMP (fcn's own kernels) and OpenBLAS (GEMM)
-// always run with the same number of threads.
+// The compute thread count: OpenMP (fcn's own kernels, and oneDNN's sgemm where it runs the fp32
+// GEMMs) and OpenBLAS (GEMM) always run with the same number of threads.
 
 namespace fcn {
 
