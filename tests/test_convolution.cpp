@@ -7,6 +7,7 @@
 
 #include "fcn/cpu/convolution.hpp"
 #include "gradcheck.hpp"
+#include "reference_conv.hpp"
 
 using fcn::Tensor;
 using fcn::cpu::ConvGeometry;
@@ -197,5 +198,38 @@ TEST_CASE("conv_forward gives bit-equal outputs for equal windows, wherever they
                   << result.first);
     CHECK(result.shared > 0);
     CHECK(result.unequal == 0);
+  }
+}
+
+TEST_CASE("depthwise_backward_data (the bilinear upsampling deconv) gives conv_backward_data's numbers per channel") {
+  // FCN's upscore8 (16x16, stride 8, pad 0) and upscore2 (4x4, stride 2), a padded dilated one, odd sizes
+  struct Row {
+    int64_t kernel, stride, pad, dilation, out_h, out_w;
+  };
+  for (const Row& r : {Row{16, 8, 0, 1, 9, 7}, Row{4, 2, 0, 1, 13, 10}, Row{3, 2, 1, 2, 6, 5}}) {
+    INFO("kernel " << r.kernel << " stride " << r.stride << " pad " << r.pad << " dilation " << r.dilation);
+    ConvGeometry g;
+    g.channels = g.out_channels = g.groups = 5;
+    g.kernel_h = g.kernel_w = r.kernel;
+    g.stride_h = g.stride_w = r.stride;
+    g.pad_h = g.pad_w = r.pad;
+    g.dilation_h = g.dilation_w = r.dilation;
+    g.out_h = r.out_h;
+    g.out_w = r.out_w;
+    // the image side a transposed conv of these outputs fills: (out - 1) * s - 2p + d(k - 1) + 1
+    g.height = (r.out_h - 1) * r.stride - 2 * r.pad + r.dilation * (r.kernel - 1) + 1;
+    g.width = (r.out_w - 1) * r.stride - 2 * r.pad + r.dilation * (r.kernel - 1) + 1;
+    std::mt19937_64 rng(17);
+    const auto w = fcn::testing::random_normal(g.channels * r.kernel * r.kernel, rng);
+    const auto dy = fcn::testing::random_normal(g.output_numel(), rng);
+    const auto start = fcn::testing::random_normal(g.image_numel(), rng);
+    std::vector<float> dx = start, expected = start;
+    fcn::cpu::depthwise_backward_data(g, w.data(), dy.data(), dx.data());
+    ConvGeometry one = g;
+    one.channels = one.out_channels = one.groups = 1;
+    const int64_t kernel = r.kernel * r.kernel;
+    for (int64_t c = 0; c < g.channels; ++c)
+      fcn::cpu::conv_backward_data(one, w.data() + c * kernel, dy.data() + c * g.out_area(), expected.data() + c * g.height * g.width);
+    CHECK(dx == expected);
   }
 }

@@ -38,7 +38,7 @@ if [[ "${1:-}" == "--portable" ]]; then
   cmake_args=(-DCMAKE_BUILD_TYPE=Release -DFCN_NATIVE=OFF -DCMAKE_CXX_FLAGS=-march=x86-64-v3)
   kernel_tests=(test_conv test_deconv test_convolution test_winograd test_pool test_relu test_sum test_scale
                 test_crop test_dropout test_softmax_loss test_graph test_batch_norm test_avg_pool
-                test_concat test_resize test_bf16)
+                test_concat test_resize test_bf16 test_phase_grid test_fp32_gemm)
   build_targets=(--target fcn "${kernel_tests[@]}")
   regex="^(cli\.model_parity|cli\.graph_parity"
   for t in "${kernel_tests[@]}"; do regex+="|$t:"; done

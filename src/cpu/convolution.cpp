@@ -718,14 +718,38 @@ void depthwise_forward(const ConvGeometry& g, const float* weight, const float* 
     conv_forward(one, weight + c * kernel, image + c * in_plane, beta, output + c * out_plane);
 }
 
+namespace {
+
+// dst[i * stride] += tap * src[i] for i in [lo, hi), each product rounded on
+// its own before the add (no fused multiply-add), as col2im adds a GEMM's
+// single products.
+__attribute__((optimize("fp-contract=off"))) void add_tap_products(float* dst, int64_t stride, float tap,
+                                                                    const float* src, int64_t lo, int64_t hi) {
+  for (int64_t i = lo; i < hi; ++i) dst[i * stride] += tap * src[i];
+}
+
+}  // namespace
+
+// Each tap's products scattered straight into the image, in col2im_add's
+// order: a one-channel GEMM would write a column buffer of KH*KW rows (256
+// for FCN's 16x16 stride-8 upsampling) of single products w * dy, which
+// col2im then reads back, so the numbers are those of conv_backward_data.
 void depthwise_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad,
                              float* image_grad) {
   const ConvGeometry one = one_channel(g);
   const int64_t kernel = g.kernel_h * g.kernel_w, in_plane = g.height * g.width, out_plane = g.out_area();
-  const SerialBlasScope serial_blas;
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t c = 0; c < g.channels; ++c)
-    conv_backward_data(one, weight + c * kernel, output_grad + c * out_plane, image_grad + c * in_plane);
+  for (int64_t c = 0; c < g.channels; ++c) {
+    const float* w = weight + c * kernel;
+    const float* dy = output_grad + c * out_plane;
+    float* dx = image_grad + c * in_plane;
+    // col_at = tap * out_area + oh * out_w: the column row is the tap, the rest the output row
+    for_each_row_segment(one, 0, [&](int64_t col_at, int64_t image_at, int64_t lo, int64_t hi) {
+      const float tap = w[col_at / out_plane];
+      const float* src = dy + col_at % out_plane;
+      add_tap_products(dx + image_at, g.stride_w, tap, src, lo, hi);
+    });
+  }
 }
 
 void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out, bool rectify) {
