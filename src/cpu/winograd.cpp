@@ -305,8 +305,13 @@ inline __m512 shift_in(__m512 v, __m512 next, int from) {
 }
 
 // d[i][j][l] = image element (row*m - pad_h + i, (col0 + l)*m - pad_w + j), 0 outside.
+// When next_plane is not null, the same patches of it are prefetched: the
+// passes transform a block's tiles channel by channel, each channel's rows a
+// plane apart, too many streams for the hardware prefetchers (at 64 channels
+// the masked loads of the rows took most of the input transform's time).
 template <class T>
-void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::a, T::a>& d) {
+void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::a, T::a>& d,
+                    const float* next_plane) {
   constexpr int m = T::m, a = T::a;
   constexpr int vectors = m + 1;  // 16 tiles span 16m floats, plus the a - m columns after them
   const int64_t x0 = g.col0 * m - t.pad_w;
@@ -321,6 +326,9 @@ void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, La
       // masked-off lanes are neither read nor faulted on, even left of the row
       const float* row = plane + y * t.in_w + x0;
       for (int q = 0; q < vectors; ++q) v[q] = _mm512_maskz_loadu_ps(mask[q], row + 16 * q);
+      if (next_plane)
+        for (int q = 0; q < vectors; ++q)
+          if (mask[q]) _mm_prefetch(reinterpret_cast<const char*>(next_plane + y * t.in_w + x0 + 16 * q), _MM_HINT_T0);
     }
     if constexpr (m == 4) {
       deinterleave4(v);
@@ -390,7 +398,15 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
 #pragma GCC diagnostic pop
 #else
 template <class T>
-void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::a, T::a>& d) {
+void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::a, T::a>& d,
+                    const float* next_plane) {
+  if (next_plane)
+    for (int i = 0; i < T::a; ++i) {
+      const int64_t y = g.row * T::m - t.pad_h + i, x0 = std::max<int64_t>(0, g.col0 * T::m - t.pad_w);
+      const int64_t x1 = std::min(t.in_w, (g.col0 + g.lanes) * T::m - t.pad_w + T::a);
+      if (y >= 0 && y < t.in_h)
+        for (int64_t x = x0; x < x1; x += 16) __builtin_prefetch(next_plane + y * t.in_w + x);
+    }
   for (int l = 0; l < kLanes; ++l)
     for (int i = 0; i < T::a; ++i)
       for (int j = 0; j < T::a; ++j) {
@@ -453,6 +469,14 @@ void transform_2d(const float* const* in, float* const* out, RowFn row_fn, ColFn
   }
 }
 
+// The distance between the a*a matrices of a transformed block ([xi][rows][cols]).
+// rows*cols is mostly a power of two (64 channels x 64 tiles: 16 KB), which
+// puts a tile's a*a elements into one L1 set, so that storing a transformed
+// tile (36 lines for F(4x4)) evicts itself and 4K-aliases; one cache line
+// more spreads them over the sets (F(4x4) input transform 2x faster at 64
+// channels).
+int64_t xi_stride(int64_t rows, int64_t cols) { return rows * cols + kLanes; }
+
 // Pointers to the a x a lane vectors of a transformed tile: straight into
 // the block buffer (xi_stride apart) for a full group, into `local` for a
 // partial one (whose lanes are then stored with store_tile).
@@ -468,12 +492,13 @@ void store_tile(const LaneTiles<A, A>& local, int lanes, float* base, int64_t xi
 }
 
 // V[xi][l] = (B^T d B)[xi] of the group's patches in one image plane; v
-// points at lane 0 of xi = 0, xi_stride apart.
+// points at lane 0 of xi = 0, xi_stride apart. next_plane: see gather_patches.
 template <class T>
-void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, float* v, int64_t xi_stride) {
+void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, float* v, int64_t xi_stride,
+                     const float* next_plane) {
   constexpr int a = T::a;
   alignas(64) LaneTiles<a, a> d, local;
-  gather_patches(t, plane, g, d);
+  gather_patches(t, plane, g, d, next_plane);
   const float* in[a * a];
   for (int e = 0; e < a * a; ++e) in[e] = d[e / a][e % a];
   float* out[a * a];
@@ -526,6 +551,7 @@ template <class T>
 void transform_weights(int64_t out_channels, int64_t channels, const float* weight, bool flip, float* u) {
   constexpr int a = T::a;
   const int64_t count = out_channels * channels, groups = (count + kLanes - 1) / kLanes;
+  const int64_t stride = xi_stride(out_channels, channels);
 #pragma omp parallel for schedule(static) if (groups >= 64)
   for (int64_t group = 0; group < groups; ++group) {
     const int64_t first = group * kLanes;
@@ -545,7 +571,7 @@ void transform_weights(int64_t out_channels, int64_t channels, const float* weig
       for (int nu = 0; nu < a; ++nu) {
         alignas(64) float out[kLanes];
         FCN_LANES out[l] = gt[mu][0][l] * T::G[nu][0] + gt[mu][1][l] * T::G[nu][1] + gt[mu][2][l] * T::G[nu][2];
-        store_lanes(out, lanes, u + (mu * a + nu) * count + first);
+        store_lanes(out, lanes, u + (mu * a + nu) * stride + first);
       }
   }
 }
@@ -554,14 +580,14 @@ void transform_weights(int64_t out_channels, int64_t channels, const float* weig
 template <class T>
 void accumulate_weight_grad(int64_t out_channels, int64_t channels, const float* du, float* weight_grad) {
   constexpr int a = T::a;
-  const int64_t count = out_channels * channels;
+  const int64_t count = out_channels * channels, stride = xi_stride(out_channels, channels);
 #pragma omp parallel for schedule(static) if (count >= 4096)
   for (int64_t kc = 0; kc < count; ++kc) {
     float gt[3][a];  // G^T dU
     for (int i = 0; i < 3; ++i)
       for (int nu = 0; nu < a; ++nu) {
         float s = 0.f;
-        for (int mu = 0; mu < a; ++mu) s += T::G[mu][i] * du[(mu * a + nu) * count + kc];
+        for (int mu = 0; mu < a; ++mu) s += T::G[mu][i] * du[(mu * a + nu) * stride + kc];
         gt[i][nu] = s;
       }
     for (int i = 0; i < 3; ++i)
@@ -574,6 +600,7 @@ void accumulate_weight_grad(int64_t out_channels, int64_t channels, const float*
 }
 
 #undef FCN_LANES
+
 
 // Scratch buffers: `slot` names a use; each thread keeps its own (the
 // OpenMP team's threads persist, so the buffers are allocated once).
@@ -615,32 +642,34 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads, precision);
   const int64_t blocks = (tiles + block - 1) / block;
   const int64_t in_plane = grid.in_h * grid.in_w, out_plane = grid.out_h * grid.out_w;
-  const RoundedOperand rounded_u(precision, u, xis * out_channels * channels);  // bf16: once for all blocks
+  const int64_t u_stride = xi_stride(out_channels, channels), v_stride = xi_stride(channels, block),
+                m_stride = xi_stride(out_channels, block);
+  const RoundedOperand rounded_u(precision, u, xis * u_stride);  // bf16: once for all blocks
 #pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) {
     // every block multiplies `block` columns, the last one padded with zero
     // tiles (GEMMs of one shape; OpenBLAS still rounds a column by its place
     // in the block, see F2x3)
     const int64_t first = b * block, count = std::min(block, tiles - first);
-    float* v = scratch(kTilesIn, xis * channels * block);       // [xi][channels][block]
-    float* m = scratch(kTilesOut, xis * out_channels * block);  // [xi][out_channels][block]
+    float* v = scratch(kTilesIn, xis * v_stride);   // [xi][channels][block]
+    float* m = scratch(kTilesOut, xis * m_stride);  // [xi][out_channels][block]
     for (int64_t c = 0; c < channels; ++c) {
+      const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        transform_input(grid, image + c * in_plane, group, v + c * block + t, channels * block);
+        transform_input(grid, image + c * in_plane, group, v + c * block + t, v_stride, next_plane);
       });
       if (count < block)
-        for (int xi = 0; xi < xis; ++xi) std::fill_n(v + (xi * channels + c) * block + count, block - count, 0.f);
+        for (int xi = 0; xi < xis; ++xi) std::fill_n(v + xi * v_stride + c * block + count, block - count, 0.f);
     }
     for (int xi = 0; xi < xis; ++xi) {
       // m[xi][K, block] = U[xi][K, C] . v[xi][C, block];  K = out_channels, C = channels
       gemm_on_this_thread(precision, trans_u, false, out_channels, block, channels, 1.f,
-                          u + xi * out_channels * channels, v + xi * channels * block, 0.f,
-                          m + xi * out_channels * block);
+                          u + xi * u_stride, v + xi * v_stride, 0.f, m + xi * m_stride);
     }
     for (int64_t k = 0; k < out_channels; ++k)
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        transform_output(grid, m + k * block + t, out_channels * block, group, beta, bias ? bias[k] : 0.f,
-                         rectify, output + k * out_plane);
+        transform_output(grid, m + k * block + t, m_stride, group, beta, bias ? bias[k] : 0.f, rectify,
+                         output + k * out_plane);
       });
   }
 }
@@ -649,7 +678,7 @@ template <class T>
 void forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
              const float* bias, bool rectify, const ConstantFrame* skip) {
   const SerialBlasScope serial_blas;
-  float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);  // [xi][K][C]
+  float* u = scratch(kWeights, T::a * T::a * xi_stride(g.out_channels, g.channels));  // [xi][K][C]
   transform_weights<T>(g.out_channels, g.channels, weight, false, u);
   const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
   const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
@@ -660,7 +689,7 @@ template <class T>
 void backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
   const SerialBlasScope serial_blas;
   // image_grad = conv(output_grad, pad 2 - p, kernel rot180(W)^T): U[xi][K][C] read transposed
-  float* u = scratch(kWeights, T::a * T::a * g.out_channels * g.channels);
+  float* u = scratch(kWeights, T::a * T::a * xi_stride(g.out_channels, g.channels));
   transform_weights<T>(g.out_channels, g.channels, weight, true, u);
   const TileGrid<T> grid(g.out_h, g.out_w, g.height, g.width, 2 - g.pad_h, 2 - g.pad_w);
   convolve(g.precision, grid, all_tiles(grid), g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, false,
@@ -679,7 +708,7 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads, g.precision);
   const int64_t blocks = (tiles + block - 1) / block;
   const int64_t in_plane = g.height * g.width, out_plane = g.out_h * g.out_w;
-  const int64_t du_numel = xis * out_channels * channels;
+  const int64_t du_stride = xi_stride(out_channels, channels), du_numel = xis * du_stride;
   // one dU [xi][K][C] per thread, summed at the end in thread order; the
   // blocks go to the threads round-robin, not first come first served, so
   // that each partial, and so the weight gradient, is the same number in
@@ -693,20 +722,23 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
 #pragma omp for schedule(static, 1)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t first = b * block, count = std::min(block, tiles - first);
-      float* v = scratch(kTilesIn, xis * channels * count);          // [xi][C][count]
-      float* mbar = scratch(kTilesOut, xis * out_channels * count);  // [xi][K][count]
-      for (int64_t c = 0; c < channels; ++c)
+      const int64_t v_stride = xi_stride(channels, count), mbar_stride = xi_stride(out_channels, count);
+      float* v = scratch(kTilesIn, xis * v_stride);         // [xi][C][count]
+      float* mbar = scratch(kTilesOut, xis * mbar_stride);  // [xi][K][count]
+      for (int64_t c = 0; c < channels; ++c) {
+        const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
         for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-          transform_input(grid, image + c * in_plane, group, v + c * count + t, channels * count);
+          transform_input(grid, image + c * in_plane, group, v + c * count + t, v_stride, next_plane);
         });
+      }
       for (int64_t k = 0; k < out_channels; ++k)
         for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-          transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, out_channels * count);
+          transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, mbar_stride);
         });
       for (int xi = 0; xi < xis; ++xi) {
         // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
-        gemm_on_this_thread(g.precision, false, true, out_channels, channels, count, 1.f, mbar + xi * out_channels * count,
-                            v + xi * channels * count, used[me] ? 1.f : 0.f, du + xi * out_channels * channels);
+        gemm_on_this_thread(g.precision, false, true, out_channels, channels, count, 1.f, mbar + xi * mbar_stride,
+                            v + xi * v_stride, used[me] ? 1.f : 0.f, du + xi * du_stride);
       }
       used[me] = 1;
     }
@@ -775,8 +807,8 @@ int64_t winograd_scratch_floats(const ConvGeometry& g) {
     const int64_t a = tile + 2, xis = a * a;  // F(m x m, 3x3) transforms (m + 2)^2 points per tile
     const int64_t tiles = ((g.out_h + tile - 1) / tile) * ((g.out_w + tile - 1) / tile);
     const int64_t block = block_tiles(tiles, std::max(g.channels, g.out_channels), threads, g.precision);
-    const int64_t per_thread = xis * (g.channels + g.out_channels) * block + 2 * kLanes;
-    const int64_t weights = xis * g.out_channels * g.channels * threads;  // U, or the weight-gradient partials
+    const int64_t per_thread = xis * (xi_stride(g.channels, block) + xi_stride(g.out_channels, block)) + 2 * kLanes;
+    const int64_t weights = xis * xi_stride(g.out_channels, g.channels) * threads;  // U, or the weight-gradient partials
     largest = std::max(largest, threads * per_thread + weights);
   }
   return largest;
