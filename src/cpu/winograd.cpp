@@ -471,10 +471,11 @@ void transform_2d(const float* const* in, float* const* out, RowFn row_fn, ColFn
 
 // The distance between the a*a matrices of a transformed block ([xi][rows][cols]).
 // rows*cols is mostly a power of two (64 channels x 64 tiles: 16 KB), which
-// puts a tile's a*a elements into one L1 set, so that storing a transformed
-// tile (36 lines for F(4x4)) evicts itself and 4K-aliases; one cache line
-// more spreads them over the sets (F(4x4) input transform 2x faster at 64
-// channels).
+// would put a tile's a*a elements (36 lines for F(4x4)) into one L1 set and
+// 4K-alias their stores; one cache line more spreads them over the sets. (On
+// a Zen 5 it measured within noise: the row loads, which gather_patches now
+// prefetches, were the cost. It is kept as cheap insurance for smaller
+// caches.)
 int64_t xi_stride(int64_t rows, int64_t cols) { return rows * cols + kLanes; }
 
 // Pointers to the a x a lane vectors of a transformed tile: straight into
@@ -600,7 +601,6 @@ void accumulate_weight_grad(int64_t out_channels, int64_t channels, const float*
 }
 
 #undef FCN_LANES
-
 
 // Scratch buffers: `slot` names a use; each thread keeps its own (the
 // OpenMP team's threads persist, so the buffers are allocated once).
