@@ -5,10 +5,12 @@ the reference run in float64 (and once more in float32, to measure what
 float32 itself costs).
 
 For every variant, input size and convolution path (FCN_WINOGRAD=0: im2col
-+ GEMM; default: Winograd where it applies) it compares
++ GEMM; default: Winograd where it applies; "inference": `fcn forward`
+without --backward, which computes as fcn predict does, F(4x4, 3x3) forward)
+it compares
   - the final scores (blob "score") and the unnormalized loss: max-abs
     relative error <= 2e-4 against float64;
-  - the gradient of every learned param and of every pool output
+  - (but for "inference") the gradient of every learned param and of every pool output
     (grad/pool1 ... grad/pool5): relative L2 error ||g - g64|| / ||g64|| at
     most max(3 x PyTorch float32's own relative L2 error on that tensor,
     1e-5). The max-abs relative error (max |g - g64| / max |g64|) is
@@ -42,13 +44,17 @@ import torch_fcn_ref  # noqa: E402
 from check_graph_parity import rel_err  # noqa: E402
 
 SCORE_TOL, LOSS_TOL = 2e-4, 2e-4
+# a forward-only pass's scores may be off by this many times PyTorch float32's own max-abs error, or this floor
+SCORE_FACTOR, SCORE_FLOOR = 4.0, 1e-6
 # a gradient's relative L2 error may be this many times PyTorch float32's own, or this floor
 GRAD_FACTOR, GRAD_FLOOR = 3.0, 1e-5
 SCORE_LAYERS = ("score_fr", "score_pool4", "score_pool3")
 POOLS = tuple(f"pool{i}" for i in range(1, 6))
 # FCN_WINOGRAD for each convolution path ("" leaves it unset: fcn's default;
 # winograd2/winograd4 force F(2x2, 3x3) / F(4x4, 3x3) in every pass)
-PATHS = {"im2col": "0", "winograd": "", "winograd2": "2", "winograd4": "4"}
+PATHS = {"im2col": "0", "winograd": "", "winograd2": "2", "winograd4": "4", "inference": ""}
+# paths that run no backward: the scores and the loss are all they are checked on
+FORWARD_ONLY = {"inference"}
 DEFAULT_PATHS = ["im2col", "winograd"]
 
 
@@ -157,13 +163,15 @@ class Reference:
         start = time.time()
         self.score, self.loss, self.grads = torch_reference(variant, args.classes, args.width, weights, inputs,
                                                             torch.float64)
-        _, _, grads32 = torch_reference(variant, args.classes, args.width, weights, inputs, torch.float32)
+        score32, _, grads32 = torch_reference(variant, args.classes, args.width, weights, inputs, torch.float32)
+        self.torch32_score = rel_err(score32, self.score)
         self.torch32 = {name: rel_l2(grads32[name], g) for name, g in self.grads.items()}
         self.seconds = time.time() - start
 
 
-def compare(ours, meta, ref):
-    """Per-tensor records and the names of those out of tolerance."""
+def compare(ours, meta, ref, backward=True):
+    """Per-tensor records and the names of those out of tolerance (the
+    scores and the loss only, without `backward`)."""
     records, failed = [], []
     score_err = rel_err(ours["score"].astype(np.float64), ref.score) if ours["score"].shape == ref.score.shape \
         else float("inf")
@@ -172,6 +180,14 @@ def compare(ours, meta, ref):
         records.append({"tensor": name, "max_abs_rel": err, "tolerance": tol})
         if not err <= tol:
             failed.append(name)
+    if not backward:
+        # the scores are all a forward-only pass gives: they are held to PyTorch float32's own error too
+        tol = max(SCORE_FACTOR * ref.torch32_score, SCORE_FLOOR)
+        records.append({"tensor": "score (vs float32)", "max_abs_rel": score_err,
+                        "torch32_max_abs_rel": ref.torch32_score, "tolerance": tol})
+        if not score_err <= tol:
+            failed.append("score (vs float32)")
+        return records, failed
     for name, g64 in ref.grads.items():
         compare_tensor(records, failed, "grad/" + name, ours, g64, ref.torch32[name])
     # fcn must not have a learned param the reference lacks
@@ -215,8 +231,9 @@ def check(fcn, workdir, variant, size, args, results):
             env["FCN_WINOGRAD"] = PATHS[path]
         start = time.time()
         try:
+            backward = path not in FORWARD_ONLY
             ours, meta = fcn_forward(fcn, workdir, f"{tag}_{path}", ["--config", config], weights_file, inputs,
-                                     backward=True, env=env)
+                                     backward=backward, env=env)
         except RuntimeError as e:
             print(f"{tag} {path}: {e}")
             failures += 1
@@ -224,7 +241,7 @@ def check(fcn, workdir, variant, size, args, results):
         fcn_seconds = time.time() - start
         if ref is None:
             ref = Reference(variant, args, weights, inputs)
-        records, failed = compare(ours, meta, ref)
+        records, failed = compare(ours, meta, ref, backward)
         grads = [r for r in records if "rel_l2" in r]
         worst = max(grads, key=lambda r: r["rel_l2"] / r["tolerance"]) if grads else None
         summary = (f"worst {worst['tensor']} relL2 {worst['rel_l2']:.2e} (tol {worst['tolerance']:.2e})"

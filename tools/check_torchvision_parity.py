@@ -38,11 +38,15 @@ For every net, input size (batch 2) and mode it compares
     max(3 x PyTorch float32's own relative L2 error on that tensor, 1e-5).
 Modes: train (BN normalises with the batch's statistics and moves its
 running statistics; the FCNHead's dropout is random in both frameworks, so
-its ratio is 0 here: model.dropout 0 in fcn, p=0 in torch) and eval (running
-statistics; dropout at its default 0.1, an identity at test time in both).
+its ratio is 0 here: model.dropout 0 in fcn, p=0 in torch), eval (running
+statistics; dropout at its default 0.1, an identity at test time in both)
+and inference: eval without --backward, which fcn computes as fcn predict
+does (batch norm folded into the conv before it, F(4x4, 3x3) Winograd
+forward); its scores, aux scores and loss only, the scores also within
+4 x PyTorch float32's own error (or 1e-6).
 
 Usage: /usr/bin/python3 tools/check_torchvision_parity.py FCN_BINARY [--nets resnet18-fcn8s fcn_resnet50-aux ...]
-           [--all] [--sizes 45x61 64x64] [--modes train eval] [--classes K] [--seed S] [--verbose]
+           [--all] [--sizes 45x61 64x64] [--modes train eval inference] [--classes K] [--seed S] [--verbose]
            [--keep DIR] [--json OUT]
 Nets: BACKBONE-ARCH (resnet18-fcn8s, resnet50-fcn32s, ...) and fcn_resnet50-aux,
 fcn_resnet50-noaux, fcn_resnet101-aux, fcn_resnet101-noaux. Default: resnet18
@@ -65,7 +69,7 @@ from torch import nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_np  # noqa: E402
 from check_graph_parity import rel_err  # noqa: E402
-from check_model_parity import compare_tensor, fcn_forward, format_record, rel_l2  # noqa: E402
+from check_model_parity import SCORE_FACTOR, SCORE_FLOOR, compare_tensor, fcn_forward, format_record, rel_l2  # noqa: E402
 from torch_resnet_fcn import SkipFCN  # noqa: E402
 
 SCORE_TOL, LOSS_TOL = 2e-4, 2e-4
@@ -108,6 +112,7 @@ class Net:
         return SkipFCN(self.arch, self.backbone, self.num_classes)
 
     def config(self, mode):
+        mode = "eval" if mode == "inference" else mode
         model = {"num_classes": self.num_classes, "normalize": "valid", "ignore_label": IGNORE}
         if self.fcn_resnet:
             model.update({"arch": self.model, "aux_weight": AUX_WEIGHT if self.aux else 0.0})
@@ -282,8 +287,9 @@ class Reference:
                 "loss": float(loss), "tensors": tensors}
 
 
-def compare(ours, meta, ref):
-    """Per-tensor records and the names of those out of tolerance."""
+def compare(ours, meta, ref, backward=True):
+    """Per-tensor records and the names of those out of tolerance (the
+    outputs and the loss only, without `backward`)."""
     r64 = ref.r64
     records, failed = [], []
     outputs = [("score", r64["score"])] + ([("aux_score", r64["aux_score"])] if r64["aux_score"] is not None else [])
@@ -296,7 +302,17 @@ def compare(ours, meta, ref):
     loss_err = abs(float(meta["loss"]) - r64["loss"]) / max(abs(r64["loss"]), 1e-6)
     records.append({"tensor": "loss", "max_abs_rel": loss_err, "torch32_max_abs_rel": ref.torch32["loss"],
                     "tolerance": max(LOSS_TOL, GRAD_FACTOR * ref.torch32["loss"])})
+    if not backward:  # the outputs are all a forward-only pass gives: held to PyTorch float32's own error too
+        for name, expected in outputs:
+            got = ours.get(name)
+            err = rel_err(got.astype(np.float64), expected) if got is not None and got.shape == expected.shape \
+                else float("inf")
+            records.append({"tensor": name + " (vs float32)", "max_abs_rel": err,
+                            "torch32_max_abs_rel": ref.torch32[name],
+                            "tolerance": max(SCORE_FACTOR * ref.torch32[name], SCORE_FLOOR)})
     failed += [r["tensor"] for r in records if not r["max_abs_rel"] <= r["tolerance"]]
+    if not backward:
+        return records, failed
     for name, t64 in r64["tensors"].items():
         compare_tensor(records, failed, name, ours, t64, ref.torch32[name])
     # fcn must not have a learned param the reference lacks
@@ -325,8 +341,9 @@ def check(fcn, workdir, net, size, mode, weights, inputs, args, results, worst):
     safetensors_np.save(weights_file, weights)
     start = time.time()
     flags = ["--train"] if mode == "train" else []
+    backward = mode != "inference"
     try:
-        ours, meta = fcn_forward(fcn, workdir, tag, ["--config", config], weights_file, inputs, backward=True,
+        ours, meta = fcn_forward(fcn, workdir, tag, ["--config", config], weights_file, inputs, backward=backward,
                                  flags=flags)
     except RuntimeError as e:
         print(f"{tag}: {e}", flush=True)
@@ -334,7 +351,7 @@ def check(fcn, workdir, net, size, mode, weights, inputs, args, results, worst):
         return False
     fcn_seconds = time.time() - start
     ref = Reference(net, mode, weights, inputs, ours)
-    records, failed = compare(ours, meta, ref)
+    records, failed = compare(ours, meta, ref, backward)
     top = max(records, key=ratio)
     worst[net.name] = max(worst.get(net.name, ("", 0.0)), (f"{top['tensor']} ({size[0]}x{size[1]} {mode})",
                                                             ratio(top)), key=lambda w: w[1])
@@ -362,7 +379,8 @@ def main():
     ap.add_argument("--nets", nargs="+", choices=ALL_NETS, default=None)
     ap.add_argument("--all", action="store_true", help="every net (resnet34/101 backbones, fcn_resnet101)")
     ap.add_argument("--sizes", nargs="+", type=parse_size, default=[(45, 61), (64, 64)])
-    ap.add_argument("--modes", nargs="+", choices=("train", "eval"), default=["train", "eval"])
+    ap.add_argument("--modes", nargs="+", choices=("train", "eval", "inference"),
+                    default=["train", "eval"])
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--classes", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)

@@ -248,8 +248,9 @@ void add_bench_command(CLI::App& app) {
       "Uses the config's model and solver sections only (no data, no weights).");
   cmd->footer(
       "Environment: FCN_PROFILE=1 prints per-layer forward/backward times; FCN_WINOGRAD=0|2|4\n"
-      "forces im2col or one Winograd tile size for every 3x3 conv (default: F(2x2,3x3) forward,\n"
-      "F(4x4,3x3) backward). tools/bench.sh runs this next to PyTorch and prints a table.");
+      "forces im2col or one Winograd tile size for every 3x3 conv (default: F(2x2,3x3) forward and\n"
+      "F(4x4,3x3) backward in training, F(4x4,3x3) forward in inference). tools/bench.sh runs this\n"
+      "next to PyTorch and prints a table.");
   add_model_options(cmd, args->model, false);
   cmd->add_option("--size", args->size, "input height and width")->expected(2)->capture_default_str();
   cmd->add_option("--batch", args->batch, "images per forward pass (0: the config's solver.batch_size, else 1)")

@@ -47,6 +47,8 @@ void run_forward(const ForwardArgs& args) {
   GraphOptions options;
   options.grad_all_blobs = args.backward;
   options.reuse_memory = false;  // every blob keeps its values for the dump
+  // with no backward to follow, the pass runs as fcn predict's does (its forward algorithms)
+  options.inference_only = !args.backward && !args.train;
   options.precision = model.precision;
   Graph graph(model.spec, "graph", options);
   std::map<std::string, Tensor> inputs = read_inputs(args.inputs);
@@ -99,7 +101,9 @@ void add_forward_command(CLI::App& app) {
       "grad/<param>. Params missing from --weights are initialised from their weight_init.\n"
       "With --train, the pass runs in training mode: batch_norm normalises with the batch's\n"
       "statistics and updates its running statistics (dumped as they are after the pass),\n"
-      "dropout draws its masks.");
+      "dropout draws its masks.\n"
+      "Without either, the pass computes as fcn predict and fcn eval do (F(4x4, 3x3) Winograd\n"
+      "for the fp32 3x3 convolutions, where a pass that a backward follows takes F(2x2, 3x3)).");
   add_model_options(cmd, args->model);
   cmd->add_option("--weights", args->weights, "safetensors file with params by name");
   cmd->add_option("--seed", args->seed, "seed for initialising params not in --weights")->capture_default_str();

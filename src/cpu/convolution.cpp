@@ -1,6 +1,7 @@
 #include "fcn/cpu/convolution.hpp"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "fcn/cpu/bf16_gemm.hpp"
@@ -134,22 +135,30 @@ bool batch_on_grid(const ConvGeometry& g, int64_t batch, int tile) {
   return phase_grid_pays(g, tile, batch);
 }
 
+int forward_tile(const ConvGeometry& g, int64_t batch) {
+  const int preferred = winograd_forward_tile(g), configured = winograd_forward_tile();
+  if (preferred == configured) return configured;
+  const bool pays = winograd_pays(g, preferred) || phase_grid_pays(g, preferred) || batch_on_grid(g, batch, preferred);
+  return pays ? preferred : configured;
+}
+
 int64_t conv_scratch_floats(const ConvGeometry& g, int64_t batch) {
   // with a constant frame (conv_forward) the im2col path also keeps the band's outputs, and pointwise its columns
   const int64_t columns = (g.column_rows() + g.out_channels) * chunk_rows(g) * g.out_w;
   // forward and backward may take different paths (winograd_pays per tile size)
-  const bool winograd = winograd_pays(g, winograd_forward_tile()) || winograd_pays(g, winograd_backward_tile());
+  const std::array<int, 2> tiles = {forward_tile(g, batch), winograd_backward_tile()};
+  const bool winograd = std::any_of(tiles.begin(), tiles.end(), [&](int tile) { return winograd_pays(g, tile); });
   int64_t floats = winograd ? std::max(columns, winograd_scratch_floats(g)) : columns;
   // a dilated conv's passes may go through its phase grid (phase_grid.hpp)
-  const bool grid = phase_grid_pays(g, winograd_forward_tile()) || phase_grid_pays(g, winograd_backward_tile());
+  const bool grid = std::any_of(tiles.begin(), tiles.end(), [&](int tile) { return phase_grid_pays(g, tile); });
   if (grid) floats = std::max(floats, phase_grid_scratch_floats(g));
-  for (int tile : {winograd_forward_tile(), winograd_backward_tile()})
+  for (int tile : tiles)
     if (batch_on_grid(g, batch, tile)) floats = std::max(floats, phase_grid_scratch_floats(g, batch));
   if (g.precision != Precision::bf16) return floats;
   // bf16 also keeps rounded copies (2 bytes an element, so half a float each): the weight
   // (RoundedOperand) or Winograd's (m + 2)^2 transformed taps of it, and a GEMM's B operand (the columns)
   int64_t weight = g.weight_numel();
-  for (int tile : {winograd_forward_tile(), winograd_backward_tile()})
+  for (int tile : tiles)
     if (winograd_pays(g, tile) || phase_grid_pays(g, tile)) weight = std::max<int64_t>(weight, (tile + 2) * (tile + 2) * g.out_channels * g.channels);
   return floats + (weight + columns + 1) / 2;
 }
@@ -173,8 +182,9 @@ bool for_each_row_band(const ConvGeometry& g, Visit visit) {
 // without the equal-window pass.
 void convolve_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                       const float* bias, bool rectify) {
-  if (winograd_pays(g, winograd_forward_tile())) return winograd_forward(g, weight, image, beta, output, bias, rectify);
-  if (phase_grid_pays(g, winograd_forward_tile())) return phase_grid_forward(g, 1, weight, image, beta, output, bias, rectify);
+  const int tile = forward_tile(g);
+  if (winograd_pays(g, tile)) return winograd_forward(g, weight, image, beta, output, bias, rectify, tile);
+  if (phase_grid_pays(g, tile)) return phase_grid_forward(g, 1, weight, image, beta, output, bias, rectify, tile);
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);  // [C*KH*KW, band OH*OW]
     // output[:, band] = W[O, C*KH*KW] · col + beta * output[:, band]  (rows of length OH*OW)
@@ -500,8 +510,8 @@ void for_each_segment_band(const std::vector<Segment>& segments, int64_t band, V
 // Outputs in the frame are left for fill_frame (Winograd's partial tiles write some).
 void forward_outside_frame(const ConvGeometry& g, const float* weight, const float* image, const float* bias,
                            bool rectify, const ConstantFrame& frame, float* output) {
-  if (winograd_pays(g, winograd_forward_tile()))
-    return winograd_forward(g, weight, image, 0.f, output, bias, rectify, winograd_forward_tile(), &frame);
+  const int tile = forward_tile(g);
+  if (winograd_pays(g, tile)) return winograd_forward(g, weight, image, 0.f, output, bias, rectify, tile, &frame);
   const std::vector<Segment> segments = segments_outside(frame, g.out_h, g.out_w);
   const int64_t band = frame_band_pixels(g);
   const int64_t m = g.out_channels / g.groups, k = g.column_rows() / g.groups;
@@ -593,7 +603,8 @@ ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& inpu
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                   const float* bias, bool rectify, const ConstantFrame* input_frame) {
   // bf16: the weight rounded once for the GEMMs of every row band (Winograd rounds its transform)
-  const bool im2col = !winograd_pays(g, winograd_forward_tile()) && !phase_grid_pays(g, winograd_forward_tile());
+  const int tile = forward_tile(g);
+  const bool im2col = !winograd_pays(g, tile) && !phase_grid_pays(g, tile);
   const RoundedOperand rounded_weight(g.precision, weight, im2col ? g.weight_numel() : 0);
   if (input_frame && beta == 0.f) {
     const OutputFrame frame = output_frame_of(g, *input_frame);
@@ -670,8 +681,9 @@ bool framed(const ConvGeometry& g, const ConstantFrame* input_frame) {
 
 void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
                          float* outputs, const float* bias, bool rectify, const ConstantFrame* input_frame) {
-  if (!framed(g, input_frame) && batch_on_grid(g, batch, winograd_forward_tile())) {
-    phase_grid_forward(g, batch, weight, images, 0.f, outputs, bias, rectify);
+  const int tile = forward_tile(g, batch);
+  if (!framed(g, input_frame) && batch_on_grid(g, batch, tile)) {
+    phase_grid_forward(g, batch, weight, images, 0.f, outputs, bias, rectify, tile);
     for (int64_t n = 0; n < batch; ++n)
       equalize_equal_windows(g, images + n * g.image_numel(), outputs + n * g.output_numel());
     return;

@@ -761,14 +761,15 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
 // everywhere); unset: forward 2, backward 4. Returns {forward, backward}.
 struct Tiles {
   int forward, backward;
+  bool forced;  // by FCN_WINOGRAD
 };
 Tiles configured_tiles() {
   static const Tiles tiles = [] {
     const std::optional<std::string> value = env_value("FCN_WINOGRAD");
-    if (!value) return Tiles{2, 4};
-    if (*value == "0") return Tiles{0, 0};
-    if (*value == "4") return Tiles{4, 4};
-    return Tiles{2, 2};
+    if (!value) return Tiles{2, 4, false};
+    if (*value == "0") return Tiles{0, 0, true};
+    if (*value == "4") return Tiles{4, 4, true};
+    return Tiles{2, 2, true};
   }();
   return tiles;
 }
@@ -777,6 +778,11 @@ Tiles configured_tiles() {
 
 int winograd_forward_tile() { return configured_tiles().forward; }
 int winograd_backward_tile() { return configured_tiles().backward; }
+
+int winograd_forward_tile(const ConvGeometry& g) {
+  const Tiles tiles = configured_tiles();
+  return g.inference && g.precision == Precision::fp32 && !tiles.forced ? 4 : tiles.forward;
+}
 
 namespace {
 
@@ -803,7 +809,7 @@ bool winograd_pays(const ConvGeometry& g, int tile) {
 int64_t winograd_scratch_floats(const ConvGeometry& g) {
   const int threads = omp_get_max_threads();
   int64_t largest = 0;
-  for (int tile : {winograd_forward_tile(), winograd_backward_tile()}) {
+  for (int tile : {winograd_forward_tile(), winograd_forward_tile(g), winograd_backward_tile()}) {
     const int64_t a = tile + 2, xis = a * a;  // F(m x m, 3x3) transforms (m + 2)^2 points per tile
     const int64_t tiles = ((g.out_h + tile - 1) / tile) * ((g.out_w + tile - 1) / tile);
     const int64_t block = block_tiles(tiles, std::max(g.channels, g.out_channels), threads, g.precision);

@@ -103,6 +103,7 @@ Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : 
     layer->set_rng(&rng_);
     layer->set_image_rngs(&image_rngs_);
     layer->set_precision(options_.precision);
+    layer->set_inference_only(options_.inference_only);
     layers_.push_back(std::move(layer));
     nodes_.push_back(node);
   }
@@ -235,6 +236,8 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
       grads_[b].release();  // the plan points the live ones into its buffers
     plan_memory();
   } else {
+    rectifies_.assign(layers_.size(), false);  // no blob in place, so no ReLU fused
+    rectified_.assign(layers_.size(), false);
     for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
       blobs_[b].reshape(blob_shapes[b]);
       if (has_grad_[b]) grads_[b].reshape(blob_shapes[b]);

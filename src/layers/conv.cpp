@@ -147,6 +147,8 @@ void ConvLayer::set_precision(Precision precision) {
   geometry_->precision = precision;
 }
 
+void ConvLayer::set_inference_only(bool on) { geometry_->inference = on; }
+
 void ConvLayer::convolve_images(const Tensor& x, const float* weight, const float* bias, bool rectify,
                                 Tensor& output) const {
   cpu::conv_forward_images(*geometry_, x.n(), weight, x.data(), output.data(), bias, rectify, &input_frame_);

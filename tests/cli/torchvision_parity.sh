@@ -20,6 +20,8 @@ fcn=$(realpath "$1")
 status=0
 timeout 100 /usr/bin/python3 tools/check_torchvision_parity.py "$fcn" --nets resnet18-fcn8s \
   --sizes 33x47 40x40 || status=1
+timeout 60 /usr/bin/python3 tools/check_torchvision_parity.py "$fcn" --nets resnet18-fcn8s --sizes 161x193 \
+  --modes inference || status=1
 timeout 100 /usr/bin/python3 tools/check_torchvision_parity.py "$fcn" --nets fcn_resnet50-aux --sizes 33x47 || status=1
 
 tmp=$(mktemp -d)

@@ -115,6 +115,10 @@ class Layer {
   // The graph's precision (GraphOptions::precision). A layer that has a bf16
   // path (conv) computes in it from then on; the others stay in float.
   virtual void set_precision(Precision precision) {}
+  // The graph never runs backward (GraphOptions::inference_only): a layer may
+  // take forward algorithms whose decisions no backward could follow (conv:
+  // F(4x4, 3x3) Winograd, see cpu::winograd_forward_tile).
+  virtual void set_inference_only(bool on) {}
   // Whether backward reads the input values (false lets the graph free them).
   virtual bool backward_needs_inputs() const { return true; }
   virtual bool backward_needs_output() const { return false; }

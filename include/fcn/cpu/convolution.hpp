@@ -27,6 +27,9 @@ struct ConvGeometry {
   int64_t groups = 1;
   // what the GEMMs compute in (model.precision); frames and Winograd transforms stay float
   Precision precision = Precision::fp32;
+  // No backward pass follows the forward (an inference-only graph): the
+  // forward may take F(4x4, 3x3) Winograd (winograd_forward_tile(g)).
+  bool inference = false;
 
   int64_t column_rows() const { return channels * kernel_h * kernel_w; }  // all groups
   int64_t out_area() const { return out_h * out_w; }
@@ -92,6 +95,11 @@ void conv_backward_weight(const ConvGeometry& g, const float* image, const float
 // batch whenever its grid pays, an undilated 3x3 conv's when its maps are
 // small; otherwise, and with a constant frame, sample by sample.
 bool batch_on_grid(const ConvGeometry& g, int64_t batch, int tile);
+// The Winograd tile the forward takes for g (and `batch` images a call):
+// winograd_forward_tile(g), unless that tile pays on none of the paths at
+// this size (an inference forward's F(4x4) on a map of few tiles), then
+// winograd_forward_tile().
+int forward_tile(const ConvGeometry& g, int64_t batch = 1);
 void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
                          float* outputs, const float* bias = nullptr, bool rectify = false,
                          const ConstantFrame* input_frame = nullptr);

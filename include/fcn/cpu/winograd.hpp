@@ -41,6 +41,13 @@ namespace fcn::cpu {
 // turn the path off (im2col + GEMM for every conv).
 int winograd_forward_tile();
 int winograd_backward_tile();
+// The forward tile for g: F(4x4, 3x3) when g.inference (fp32, FCN_WINOGRAD
+// unset), else winograd_forward_tile(). With no backward to route gradients
+// by its ReLU and max-pooling decisions, F(4x4)'s larger rounding only moves
+// values by that rounding (a decision it makes otherwise than float64 is one
+// between two nearly equal numbers); a backward would send a gradient down
+// another path, which is why training keeps F(2x2) forward.
+int winograd_forward_tile(const ConvGeometry& g);
 
 // Whether the geometry is one the Winograd path computes: 3x3 kernel,
 // stride 1, dilation 1, one group, pad <= 2 (backward-data is then a pad

@@ -101,6 +101,7 @@ class ConvLayer : public ConvolutionBase {
   std::array<double, 2> input_extent() const override;
   void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
   void set_precision(Precision precision) override;
+  void set_inference_only(bool on) override;
   bool rectify_output(bool on) override {
     rectify_ = on;
     return true;
