@@ -2,8 +2,8 @@
 // against a double-precision nested-loop reference, next to the im2col +
 // GEMM path: forward (overwrite and accumulate), backward-data and
 // backward-weight, odd sizes, partial edge tiles, pad 0, 1 and 2, channels
-// that are not a multiple of anything; and F(2x2, 3x3)'s exact equal outputs
-// for constant windows.
+// that are not a multiple of anything; F(2x2, 3x3)'s exact equal outputs
+// for constant windows; the tile an inference's forward takes.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -192,5 +192,31 @@ TEST_CASE("conv_forward on the Winograd path gives exactly equal outputs for con
         INFO("channel " << k << ", output " << oy << ", " << ox);
         if (constant_window(g, oy, ox)) REQUIRE(plane[oy * g.out_w + ox] == interior);
       }
+  }
+}
+
+TEST_CASE("an inference forward takes F(4x4, 3x3) where it pays and F(2x2, 3x3) where only that one does",
+          "[winograd]") {
+  if (winograd_forward_tile() != 2) return;  // FCN_WINOGRAD forces one tile for every pass
+  ConvGeometry g = geometry(64, 64, 61, 70, 1);  // 16 x 18 F(4x4) tiles
+  ConvGeometry small = geometry(64, 64, 24, 24, 1);  // 6 x 6 F(4x4) tiles: too few; 12 x 12 F(2x2) tiles
+  REQUIRE(forward_tile(g) == 2);  // a training forward: a backward will route gradients by its decisions
+  g.inference = small.inference = true;
+  CHECK(forward_tile(g) == 4);
+  CHECK(forward_tile(small) == 2);
+  std::mt19937_64 rng(11);
+  for (const ConvGeometry& shape : {g, small}) {
+    INFO(shape.height << "x" << shape.width);
+    const auto w = testing::random_normal(shape.out_channels * shape.channels * 9, rng, std::sqrt(2.f / (9 * 64)));
+    const auto x = testing::random_normal(shape.image_numel(), rng, 1.f);
+    const auto bias = testing::random_normal(shape.out_channels, rng, 0.1f);
+    std::vector<float> y(shape.output_numel()), y_tile(shape.output_numel());
+    conv_forward(shape, w.data(), x.data(), 0.f, y.data(), bias.data());
+    // the same numbers as the Winograd pass of that tile: it is the path taken
+    winograd_forward(shape, w.data(), x.data(), 0.f, y_tile.data(), bias.data(), false, forward_tile(shape));
+    CHECK(y == y_tile);
+    auto y_ref = testing::reference_conv_forward(shape, w.data(), x.data());
+    for (size_t i = 0; i < y_ref.size(); ++i) y_ref[i] += bias[i / shape.out_area()];
+    CHECK(testing::max_relative_error(y, y_ref) < 2e-5);
   }
 }

@@ -612,14 +612,14 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
       forward_outside_frame(g, weight, image, bias, rectify, frame.frame, output);
       const std::vector<float> values = frame_values(g, frame, *input_frame, weight, image, bias, rectify);
       fill_frame(g, frame.frame, values, output);
-      equalize_equal_windows(g, image, output, &frame.frame);
+      if (!g.inference) equalize_equal_windows(g, image, output, &frame.frame);
       return;
     }
   }
   convolve_forward(g, weight, image, beta, output, bias, rectify);
   // a pass that adds to an output (beta != 0) keeps its own sums: only a
   // fresh output's equal windows are known to give equal numbers
-  if (beta == 0.f) equalize_equal_windows(g, image, output);
+  if (beta == 0.f && !g.inference) equalize_equal_windows(g, image, output);
 }
 
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
@@ -684,7 +684,7 @@ void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weig
   const int tile = forward_tile(g, batch);
   if (!framed(g, input_frame) && batch_on_grid(g, batch, tile)) {
     phase_grid_forward(g, batch, weight, images, 0.f, outputs, bias, rectify, tile);
-    for (int64_t n = 0; n < batch; ++n)
+    for (int64_t n = 0; n < batch && !g.inference; ++n)
       equalize_equal_windows(g, images + n * g.image_numel(), outputs + n * g.output_numel());
     return;
   }

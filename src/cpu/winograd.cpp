@@ -372,7 +372,7 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
 // for the group's lanes and inside the output.
 template <class T>
 void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, const Group& g, float beta,
-                          bool rectify, float* plane) {
+                          bool rectify, float* plane, float* next_plane) {
   constexpr int m = T::m;
   const int64_t x0 = g.col0 * m;
   __mmask16 mask[m];
@@ -387,6 +387,9 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
       interleave2(v);
     }
     float* row = plane + (g.row * m + i) * t.out_w + x0;
+    if (next_plane)
+      for (int q = 0; q < m; ++q)
+        if (mask[q]) _mm_prefetch(reinterpret_cast<const char*>(next_plane + (row - plane) + 16 * q), _MM_HINT_ET0);
     for (int q = 0; q < m; ++q) {
       if (!mask[q]) continue;
       if (beta != 0.f) v[q] = _mm512_add_ps(v[q], _mm512_maskz_loadu_ps(mask[q], row + 16 * q));
@@ -427,7 +430,7 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
 
 template <class T>
 void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, const Group& g, float beta,
-                          bool rectify, float* plane) {
+                          bool rectify, float* plane, float*) {
   for (int l = 0; l < g.lanes; ++l)
     for (int i = 0; i < T::m; ++i)
       for (int j = 0; j < T::m; ++j) {
@@ -531,7 +534,7 @@ void transform_output_grad(const TileGrid<T>& t, const float* plane, const Group
 // of slack) but not stored.
 template <class T>
 void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, const Group& g, float beta,
-                      float bias, bool rectify, float* plane) {
+                      float bias, bool rectify, float* plane, float* next_plane) {
   constexpr int a = T::a, mm = T::m;
   alignas(64) LaneTiles<mm, mm> y;
   const float* in[a * a];
@@ -542,7 +545,7 @@ void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, c
   if (bias != 0.f)
     for (int e = 0; e < mm * mm; ++e)
       for (int l = 0; l < kLanes; ++l) y[e / mm][e % mm][l] += bias;
-  scatter_output_tiles(t, y, g, beta, rectify, plane);
+  scatter_output_tiles(t, y, g, beta, rectify, plane, next_plane);
 }
 
 // U[xi][k][c] = (G g G^T)[xi] of every 3x3 kernel g = weight[k][c], rotated
@@ -669,7 +672,7 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
     for (int64_t k = 0; k < out_channels; ++k)
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
         transform_output(grid, m + k * block + t, m_stride, group, beta, bias ? bias[k] : 0.f, rectify,
-                         output + k * out_plane);
+                         output + k * out_plane, k + 1 < out_channels ? output + (k + 1) * out_plane : nullptr);
       });
   }
 }

@@ -62,7 +62,9 @@ void col2im_add(const ConvGeometry& g, const float* col, float* image);
 // and interior tiles in different orders; Winograd's tiles go through those
 // GEMMs too), and FCN's 100-pixel padding makes wide constant regions whose
 // max-pooling windows hold exact ties, which must stay exact for the pooling
-// gradients to go where PyTorch (and exact arithmetic) sends them.
+// gradients to go where PyTorch (and exact arithmetic) sends them. An
+// inference's forward (g.inference) skips that pass: with no pooling
+// gradient to route, an inexact tie moves the pooled value by rounding only.
 //
 // With `input_frame` (and beta 0), the outputs in conv_output_frame(g,
 // *input_frame) are computed once per channel (bias + sum_c v_c * sum of
