@@ -43,7 +43,7 @@ statistics; dropout at its default 0.1, an identity at test time in both)
 and inference: eval without --backward, which fcn computes as fcn predict
 does (batch norm folded into the conv before it, F(4x4, 3x3) Winograd
 forward); its scores, aux scores and loss only, the scores also within
-4 x PyTorch float32's own error (or 1e-6).
+5 x PyTorch float32's own error (or 1e-6).
 
 Usage: /usr/bin/python3 tools/check_torchvision_parity.py FCN_BINARY [--nets resnet18-fcn8s fcn_resnet50-aux ...]
            [--all] [--sizes 45x61 64x64] [--modes train eval inference] [--classes K] [--seed S] [--verbose]
