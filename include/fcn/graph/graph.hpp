@@ -55,7 +55,8 @@ struct GraphOptions {
   // The graph only ever runs forward(Mode::test) (predict, eval): with
   // skip_loss_in_test, the blobs of the layers it skips get no memory (the
   // plan and its estimate count the inference only), and forward(Mode::train)
-  // and backward() refuse to run.
+  // and backward() refuse to run. Every layer is told (Layer::set_inference_only):
+  // a conv then takes F(4x4, 3x3) Winograd forward (cpu::forward_tile).
   bool inference_only = false;
   // With skip_loss_in_test and reuse_memory, forward(Mode::test) runs a conv
   // whose output only the batch_norm right after it reads as one conv with
