@@ -114,6 +114,9 @@ Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : 
   blob_shapes_.resize(blob_names_.size());
   coord_maps_.resize(blob_names_.size());
   timings_.resize(layers_.size());
+  // no ReLU fused until a memory plan puts one in place (fuse_relus); a graph without one keeps these
+  rectifies_.assign(layers_.size(), false);
+  rectified_.assign(layers_.size(), false);
 }
 
 void Graph::find_inference_layers() {
@@ -236,8 +239,6 @@ void Graph::reshape(const std::map<std::string, Shape>& input_shapes) {
       grads_[b].release();  // the plan points the live ones into its buffers
     plan_memory();
   } else {
-    rectifies_.assign(layers_.size(), false);  // no blob in place, so no ReLU fused
-    rectified_.assign(layers_.size(), false);
     for (size_t b = input_names_.size(); b < blobs_.size(); ++b) {
       blobs_[b].reshape(blob_shapes[b]);
       if (has_grad_[b]) grads_[b].reshape(blob_shapes[b]);
