@@ -41,16 +41,16 @@ dnnl::engine& cpu_engine() {
   return engine;
 }
 
-// A GEMM's shape as the primitive sees it: B is converted to a dense bf16
-// copy in its stored orientation; A too, or read from a RoundedOperand with
-// its own leading dimension.
+// A GEMM's shape as the primitive sees it: the bf16 operands' leading
+// dimensions are those of the dense copies gemm_bf16 converts them into, of
+// a RoundedOperand's copy, or the caller's (gemm_bf16_rounded).
 struct Shape {
   bool trans_a, trans_b;
-  int64_t m, n, k, lda, ldc;
+  int64_t m, n, k, lda, ldb, ldc;
   float alpha, beta;
   bool operator<(const Shape& o) const {
-    return std::tie(trans_a, trans_b, m, n, k, lda, ldc, alpha, beta) <
-           std::tie(o.trans_a, o.trans_b, o.m, o.n, o.k, o.lda, o.ldc, o.alpha, o.beta);
+    return std::tie(trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta) <
+           std::tie(o.trans_a, o.trans_b, o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.alpha, o.beta);
   }
 };
 
@@ -63,7 +63,7 @@ Matmul build(const Shape& s) {
   Matmul mm;
   // row-major [m, k] ("ab") or stored [k, m] and read transposed ("ba")
   mm.a = memory::desc({s.m, s.k}, memory::data_type::bf16, s.trans_a ? memory::dims{1, s.lda} : memory::dims{s.lda, 1});
-  mm.b = memory::desc({s.k, s.n}, memory::data_type::bf16, s.trans_b ? memory::dims{1, s.k} : memory::dims{s.n, 1});
+  mm.b = memory::desc({s.k, s.n}, memory::data_type::bf16, s.trans_b ? memory::dims{1, s.ldb} : memory::dims{s.ldb, 1});
   mm.c = memory::desc({s.m, s.n}, memory::data_type::f32, memory::dims{s.ldc, 1});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -151,6 +151,15 @@ void round_to_bf16_avx512(const float* in, uint16_t* out, int64_t count) {
     const __mmask16 tail = static_cast<__mmask16>((1u << (count - i)) - 1);
     const __m256bh packed = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail, in + i));
     _mm256_mask_storeu_epi16(out + i, tail, reinterpret_cast<const __m256i&>(packed));
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+void round_lanes_avx512(const float* lanes_in, int lanes, int rows, uint16_t* out, int64_t stride) {
+  const __mmask16 mask = static_cast<__mmask16>((1u << lanes) - 1);
+  for (int r = 0; r < rows; ++r) {
+    const __m256bh packed = _mm512_cvtneps_pbh(_mm512_loadu_ps(lanes_in + r * 16));
+    _mm256_mask_storeu_epi16(out + r * stride, mask, reinterpret_cast<const __m256i&>(packed));
   }
 }
 
@@ -263,8 +272,25 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
     lda = trans_a ? m : k;  // the dense copy's
   }
   const uint16_t* b16 = convert_rows(b, trans_b ? n : k, trans_b ? k : n, ldb, buffers.b);
-  const std::shared_ptr<const Matmul> mm = matmul_for({trans_a, trans_b, m, n, k, lda, ldc, alpha, beta});
+  const std::shared_ptr<const Matmul> mm = matmul_for({trans_a, trans_b, m, n, k, lda, trans_b ? k : n, ldc, alpha, beta});
   run_matmul(*mm, a16, b16, c);
+}
+
+void gemm_bf16_rounded(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
+                       const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  require_bf16("model.precision");
+  const std::shared_ptr<const Matmul> mm = matmul_for({trans_a, trans_b, m, n, k, lda, ldb, ldc, 1.f, beta});
+  run_matmul(*mm, a, b, c);
+}
+
+void round_lanes_to_bf16(const float* lanes_in, int lanes, int rows, uint16_t* out, int64_t stride) {
+  if (!bf16_support().available) {
+    for (int r = 0; r < rows; ++r)
+      for (int l = 0; l < lanes; ++l) out[r * stride + l] = round_one(lanes_in[r * 16 + l]);
+    return;
+  }
+  round_lanes_avx512(lanes_in, lanes, rows, out, stride);
 }
 
 void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count) {

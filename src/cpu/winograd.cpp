@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "fcn/cpu/bf16_gemm.hpp"
@@ -451,12 +452,14 @@ inline void store_lanes(const float* x, int lanes, float* dst) {
     for (int l = 0; l < lanes; ++l) dst[l] = x[l];
   }
 }
+inline void store_lanes(const float* x, int lanes, uint16_t* dst) { round_lanes_to_bf16(x, lanes, 1, dst, 0); }
 
 // The 2-d transform x -> P x Q^T of two 1-d maps: row_fn on the rows of an
 // R x S tile of lane vectors, then col_fn on the columns of the result.
 // in[i * S + j] and out[i * S2 + j] point at the lane vectors.
 template <int R, int S, int R2, int S2, typename RowFn, typename ColFn>
-void transform_2d(const float* const* in, float* const* out, RowFn row_fn, ColFn col_fn) {
+__attribute__((always_inline)) inline void transform_2d(const float* const* in, float* const* out, RowFn row_fn,
+                                                     ColFn col_fn) {
   alignas(64) LaneTiles<R, S2> rows;
   for (int i = 0; i < R; ++i) {
     float* y[S2];
@@ -479,14 +482,28 @@ void transform_2d(const float* const* in, float* const* out, RowFn row_fn, ColFn
 // gather_patches' prefetch in place it pays: a 64-channel 698x698 forward,
 // alternated against the unpadded layout on a Zen 5, F(4x4) 56-57 vs 63-66 ms,
 // F(2x2) 87-89 vs 92-100 ms. (Before the prefetch the row loads hid it.)
-int64_t xi_stride(int64_t rows, int64_t cols) { return rows * cols + kLanes; }
+// In elements of the block's type E: one cache line more, and every matrix
+// starts on a cache line (oneDNN's bf16 kernels read their operands from there).
+template <class E = float>
+int64_t xi_stride(int64_t rows, int64_t cols) {
+  return rows * cols + 64 / static_cast<int64_t>(sizeof(E));
+}
 
+// A transformed block's elements: float, or bfloat16 (uint16_t) where the
+// GEMMs run in bf16 (the transforms round as they write, which saves the pass
+// that would round the block before each GEMM, and half the block's bytes).
+//
 // Pointers to the a x a lane vectors of a transformed tile: straight into
-// the block buffer (xi_stride apart) for a full group, into `local` for a
-// partial one (whose lanes are then stored with store_tile).
-template <int A>
-void tile_pointers(float* base, int64_t xi_stride, int lanes, LaneTiles<A, A>& local, float* ptr[A * A]) {
-  for (int xi = 0; xi < A * A; ++xi) ptr[xi] = lanes == kLanes ? base + xi * xi_stride : local[xi / A][xi % A];
+// a float block buffer (xi_stride apart) for a full group, into `local` for
+// a partial one or a bf16 block (whose lanes are then stored with store_tile).
+template <int A, class E>
+void tile_pointers(E* base, int64_t xi_stride, int lanes, LaneTiles<A, A>& local, float* ptr[A * A]) {
+  for (int xi = 0; xi < A * A; ++xi) {
+    if constexpr (std::is_same_v<E, float>)
+      ptr[xi] = lanes == kLanes ? base + xi * xi_stride : local[xi / A][xi % A];
+    else
+      ptr[xi] = local[xi / A][xi % A];
+  }
 }
 
 template <int A>
@@ -495,10 +512,15 @@ void store_tile(const LaneTiles<A, A>& local, int lanes, float* base, int64_t xi
   for (int xi = 0; xi < A * A; ++xi) store_lanes(local[xi / A][xi % A], lanes, base + xi * xi_stride);
 }
 
+template <int A>
+void store_tile(const LaneTiles<A, A>& local, int lanes, uint16_t* base, int64_t xi_stride) {
+  round_lanes_to_bf16(local[0][0], lanes, A * A, base, xi_stride);
+}
+
 // V[xi][l] = (B^T d B)[xi] of the group's patches in one image plane; v
 // points at lane 0 of xi = 0, xi_stride apart. next_plane: see gather_patches.
-template <class T>
-void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, float* v, int64_t xi_stride,
+template <class T, class E>
+void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, E* v, int64_t xi_stride,
                      const float* next_plane) {
   constexpr int a = T::a;
   alignas(64) LaneTiles<a, a> d, local;
@@ -513,8 +535,8 @@ void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, f
 
 // The adjoint of the output transform, for the weight gradient: Mbar = A dY
 // A^T of the group's m x m output-gradient tiles (zero beyond the output).
-template <class T>
-void transform_output_grad(const TileGrid<T>& t, const float* plane, const Group& g, float* mbar,
+template <class T, class E>
+void transform_output_grad(const TileGrid<T>& t, const float* plane, const Group& g, E* mbar,
                            int64_t xi_stride) {
   constexpr int m = T::m, a = T::a;
   alignas(64) LaneTiles<m, m> dy;
@@ -551,11 +573,11 @@ void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, c
 // U[xi][k][c] = (G g G^T)[xi] of every 3x3 kernel g = weight[k][c], rotated
 // by 180 degrees when `flip` (the kernel of backward-data). Kernels go
 // kLanes at a time, so that each U[xi] row segment is written whole.
-template <class T>
-void transform_weights(int64_t out_channels, int64_t channels, const float* weight, bool flip, float* u) {
+template <class T, class E>
+void transform_weights(int64_t out_channels, int64_t channels, const float* weight, bool flip, E* u) {
   constexpr int a = T::a;
   const int64_t count = out_channels * channels, groups = (count + kLanes - 1) / kLanes;
-  const int64_t stride = xi_stride(out_channels, channels);
+  const int64_t stride = xi_stride<E>(out_channels, channels);
 #pragma omp parallel for schedule(static) if (groups >= 64)
   for (int64_t group = 0; group < groups; ++group) {
     const int64_t first = group * kLanes;
@@ -616,6 +638,33 @@ float* scratch(Slot slot, int64_t numel) {
   if (t.numel() < numel) t.reshape({numel});
   return t.data();
 }
+// The same buffer holding `count` elements of E (float, or bf16 as uint16_t).
+template <class E>
+E* scratch_as(Slot slot, int64_t count) {
+  const int64_t floats = (count * static_cast<int64_t>(sizeof(E)) + sizeof(float) - 1) / sizeof(float);
+  return reinterpret_cast<E*>(scratch(slot, floats));
+}
+
+// Calls fn with a null E*, E the element type of the transformed blocks
+// (tile_pointers) in `precision`.
+template <class Fn>
+void in_element_type(Precision precision, Fn fn) {
+  if (precision == Precision::bf16)
+    fn(static_cast<uint16_t*>(nullptr));
+  else
+    fn(static_cast<float*>(nullptr));
+}
+
+// C[m, n] = op(A) op(B) + beta * C of one Winograd point on this thread, all
+// three dense, in the operands' element type.
+void multiply(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float beta,
+              float* c) {
+  gemm_on_this_thread(Precision::fp32, trans_a, trans_b, m, n, k, 1.f, a, b, beta, c);
+}
+void multiply(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const uint16_t* a, const uint16_t* b,
+              float beta, float* c) {
+  gemm_bf16_rounded(trans_a, trans_b, m, n, k, a, trans_a ? m : k, b, trans_b ? k : n, beta, c, n);
+}
 
 // Tiles per block (one thread transforms and multiplies a block at a time):
 // few for narrow layers, whose GEMMs are small and whose transformed tiles
@@ -633,10 +682,11 @@ int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads, Precisi
 // One Winograd convolution of a [channels, grid.in_h, grid.in_w] image into
 // [out_channels, grid.out_h, grid.out_w] (+ bias[k] when not null): u holds
 // the transformed weights ([xi][out_channels][channels], or
-// [xi][channels][out_channels] read transposed when trans_u).
-template <class T>
+// [xi][channels][out_channels] read transposed when trans_u), in the
+// element type of the GEMMs.
+template <class T, class E>
 void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs, int64_t channels,
-              int64_t out_channels, const float* u, bool trans_u, const float* image, float beta, const float* bias,
+              int64_t out_channels, const E* u, bool trans_u, const float* image, float beta, const float* bias,
               bool rectify, float* output) {
   constexpr int xis = T::a * T::a;
   const int64_t tiles = tile_count(runs);
@@ -645,29 +695,28 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads, precision);
   const int64_t blocks = (tiles + block - 1) / block;
   const int64_t in_plane = grid.in_h * grid.in_w, out_plane = grid.out_h * grid.out_w;
-  const int64_t u_stride = xi_stride(out_channels, channels), v_stride = xi_stride(channels, block),
+  const int64_t u_stride = xi_stride<E>(out_channels, channels), v_stride = xi_stride<E>(channels, block),
                 m_stride = xi_stride(out_channels, block);
-  const RoundedOperand rounded_u(precision, u, xis * u_stride);  // bf16: once for all blocks
 #pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) {
     // every block multiplies `block` columns, the last one padded with zero
     // tiles (GEMMs of one shape; OpenBLAS still rounds a column by its place
     // in the block, see F2x3)
     const int64_t first = b * block, count = std::min(block, tiles - first);
-    float* v = scratch(kTilesIn, xis * v_stride);   // [xi][channels][block]
-    float* m = scratch(kTilesOut, xis * m_stride);  // [xi][out_channels][block]
+    E* v = scratch_as<E>(kTilesIn, xis * v_stride);  // [xi][channels][block]
+    float* m = scratch(kTilesOut, xis * m_stride);   // [xi][out_channels][block]
     for (int64_t c = 0; c < channels; ++c) {
       const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
         transform_input(grid, image + c * in_plane, group, v + c * block + t, v_stride, next_plane);
       });
       if (count < block)
-        for (int xi = 0; xi < xis; ++xi) std::fill_n(v + xi * v_stride + c * block + count, block - count, 0.f);
+        for (int xi = 0; xi < xis; ++xi) std::fill_n(v + xi * v_stride + c * block + count, block - count, E{0});
     }
     for (int xi = 0; xi < xis; ++xi) {
       // m[xi][K, block] = U[xi][K, C] . v[xi][C, block];  K = out_channels, C = channels
-      gemm_on_this_thread(precision, trans_u, false, out_channels, block, channels, 1.f,
-                          u + xi * u_stride, v + xi * v_stride, 0.f, m + xi * m_stride);
+      multiply(trans_u, false, out_channels, block, channels, u + xi * u_stride, v + xi * v_stride, 0.f,
+               m + xi * m_stride);
     }
     for (int64_t k = 0; k < out_channels; ++k)
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
@@ -681,43 +730,46 @@ template <class T>
 void forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
              const float* bias, bool rectify, const ConstantFrame* skip) {
   const SerialBlasScope serial_blas;
-  float* u = scratch(kWeights, T::a * T::a * xi_stride(g.out_channels, g.channels));  // [xi][K][C]
-  transform_weights<T>(g.out_channels, g.channels, weight, false, u);
   const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
   const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
-  convolve(g.precision, grid, runs, g.channels, g.out_channels, u, false, image, beta, bias, rectify, output);
+  in_element_type(g.precision, [&](auto* tag) {
+    using E = std::remove_pointer_t<decltype(tag)>;
+    E* u = scratch_as<E>(kWeights, T::a * T::a * xi_stride<E>(g.out_channels, g.channels));  // [xi][K][C]
+    transform_weights<T>(g.out_channels, g.channels, weight, false, u);
+    convolve(g.precision, grid, runs, g.channels, g.out_channels, u, false, image, beta, bias, rectify, output);
+  });
 }
 
 template <class T>
 void backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
   const SerialBlasScope serial_blas;
   // image_grad = conv(output_grad, pad 2 - p, kernel rot180(W)^T): U[xi][K][C] read transposed
-  float* u = scratch(kWeights, T::a * T::a * xi_stride(g.out_channels, g.channels));
-  transform_weights<T>(g.out_channels, g.channels, weight, true, u);
   const TileGrid<T> grid(g.out_h, g.out_w, g.height, g.width, 2 - g.pad_h, 2 - g.pad_w);
-  convolve(g.precision, grid, all_tiles(grid), g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr, false,
-           image_grad);
+  in_element_type(g.precision, [&](auto* tag) {
+    using E = std::remove_pointer_t<decltype(tag)>;
+    E* u = scratch_as<E>(kWeights, T::a * T::a * xi_stride<E>(g.out_channels, g.channels));
+    transform_weights<T>(g.out_channels, g.channels, weight, true, u);
+    convolve(g.precision, grid, all_tiles(grid), g.out_channels, g.channels, u, true, output_grad, 1.f, nullptr,
+             false, image_grad);
+  });
 }
 
-template <class T>
-void backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
-                     const ConstantFrame* skip) {
+// dU[xi] = sum over the tiles of Mbar[xi] V[xi]^T, one partial per thread,
+// into `partials` (threads x du_numel floats); used[t] says whether thread
+// t wrote its partial.
+template <class T, class E>
+void weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, const TileRuns& runs, const float* image,
+                          const float* output_grad, float* partials, std::vector<char>& used) {
   constexpr int xis = T::a * T::a;
-  const SerialBlasScope serial_blas;
-  const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
-  const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
   const int64_t tiles = tile_count(runs), channels = g.channels, out_channels = g.out_channels;
-  const int threads = omp_get_max_threads();
+  const int threads = static_cast<int>(used.size());
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads, g.precision);
   const int64_t blocks = (tiles + block - 1) / block;
   const int64_t in_plane = g.height * g.width, out_plane = g.out_h * g.out_w;
   const int64_t du_stride = xi_stride(out_channels, channels), du_numel = xis * du_stride;
-  // one dU [xi][K][C] per thread, summed at the end in thread order; the
-  // blocks go to the threads round-robin, not first come first served, so
-  // that each partial, and so the weight gradient, is the same number in
+  // the blocks go to the threads round-robin, not first come first served,
+  // so that each partial, and so the weight gradient, is the same number in
   // every run (resume and MPI equivalence are bit-exact for a thread count)
-  float* partials = scratch(kWeights, du_numel * threads);
-  std::vector<char> used(threads, 0);
 #pragma omp parallel num_threads(threads) if (blocks > 1)
   {
     const int me = omp_get_thread_num();
@@ -725,9 +777,9 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
 #pragma omp for schedule(static, 1)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t first = b * block, count = std::min(block, tiles - first);
-      const int64_t v_stride = xi_stride(channels, count), mbar_stride = xi_stride(out_channels, count);
-      float* v = scratch(kTilesIn, xis * v_stride);         // [xi][C][count]
-      float* mbar = scratch(kTilesOut, xis * mbar_stride);  // [xi][K][count]
+      const int64_t v_stride = xi_stride<E>(channels, count), mbar_stride = xi_stride<E>(out_channels, count);
+      E* v = scratch_as<E>(kTilesIn, xis * v_stride);          // [xi][C][count]
+      E* mbar = scratch_as<E>(kTilesOut, xis * mbar_stride);  // [xi][K][count]
       for (int64_t c = 0; c < channels; ++c) {
         const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
         for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
@@ -740,12 +792,29 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
         });
       for (int xi = 0; xi < xis; ++xi) {
         // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
-        gemm_on_this_thread(g.precision, false, true, out_channels, channels, count, 1.f, mbar + xi * mbar_stride,
-                            v + xi * v_stride, used[me] ? 1.f : 0.f, du + xi * du_stride);
+        multiply(false, true, out_channels, channels, count, mbar + xi * mbar_stride, v + xi * v_stride,
+                 used[me] ? 1.f : 0.f, du + xi * du_stride);
       }
       used[me] = 1;
     }
   }
+}
+
+template <class T>
+void backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
+                     const ConstantFrame* skip) {
+  constexpr int xis = T::a * T::a;
+  const SerialBlasScope serial_blas;
+  const TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
+  const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
+  const int threads = omp_get_max_threads();
+  const int64_t du_numel = xis * xi_stride(g.out_channels, g.channels);
+  float* partials = scratch(kWeights, du_numel * threads);  // one dU [xi][K][C] per thread, summed in thread order
+  std::vector<char> used(threads, 0);
+  in_element_type(g.precision, [&](auto* tag) {
+    using E = std::remove_pointer_t<decltype(tag)>;
+    weight_grad_partials<T, E>(g, grid, runs, image, output_grad, partials, used);
+  });
   float* du = nullptr;
   for (int t = 0; t < threads; ++t) {
     if (!used[t]) continue;
@@ -757,7 +826,7 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
       for (int64_t i = 0; i < du_numel; ++i) du[i] += part[i];
     }
   }
-  if (du) accumulate_weight_grad<T>(out_channels, channels, du, weight_grad);
+  if (du) accumulate_weight_grad<T>(g.out_channels, g.channels, du, weight_grad);
 }
 
 // FCN_WINOGRAD: 0 (off), 2 (F(2x2, 3x3) everywhere), 4 (F(4x4, 3x3)

@@ -34,6 +34,13 @@ void require_bf16(const std::string& field);
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+// The same with both operands already bfloat16 (alpha 1): A stored [m, k]
+// (or [k, m] when trans_a) with row stride lda, B [k, n] (or [n, k]) with
+// row stride ldb. For callers that round while they write an operand (the
+// Winograd transforms), which saves the pass that would round it here.
+void gemm_bf16_rounded(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
+                       const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
 // While one lives (bf16 only; nothing in fp32), the bf16 GEMMs whose A lies
 // in [data, data + count) read a copy rounded here once instead of rounding
 // their A on every call: a conv weight read by one GEMM per row band, or
@@ -62,5 +69,8 @@ void round_to_bf16(const float* in, uint16_t* out, int64_t count);
 // The same on the OpenMP team, for large arrays.
 void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count);
 float bf16_to_float(uint16_t value);
+// out[r * stride + l] = bf16(lanes_in[r * 16 + l]) for r < rows, l < lanes:
+// rows of 16-float vectors (one AVX-512 register each) into strided rows.
+void round_lanes_to_bf16(const float* lanes_in, int lanes, int rows, uint16_t* out, int64_t stride);
 
 }  // namespace fcn::cpu
