@@ -16,6 +16,7 @@
 
 #include "fcn/core/error.hpp"
 #include "fcn/cpu/fp32_gemm.hpp"
+#include "bf16_lanes.hpp"
 
 namespace fcn::cpu {
 
@@ -154,15 +155,6 @@ void round_to_bf16_avx512(const float* in, uint16_t* out, int64_t count) {
   }
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-void round_lanes_avx512(const float* lanes_in, int lanes, int rows, uint16_t* out, int64_t stride) {
-  const __mmask16 mask = static_cast<__mmask16>((1u << lanes) - 1);
-  for (int r = 0; r < rows; ++r) {
-    const __m256bh packed = _mm512_cvtneps_pbh(_mm512_loadu_ps(lanes_in + r * 16));
-    _mm256_mask_storeu_epi16(out + r * stride, mask, reinterpret_cast<const __m256i&>(packed));
-  }
-}
-
 uint16_t round_one(float value) {
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof bits);
@@ -194,12 +186,29 @@ struct Registered {
 std::mutex registry_mutex;
 std::vector<Registered> registry;  // the live RoundedOperands
 
-// The rounded copy of `a` when a RoundedOperand holds it, else null.
+// The rounded copy of `a` when a RoundedOperand or RoundedCopy holds it, else null.
 const uint16_t* registered_rounding(const float* a) {
   const std::lock_guard<std::mutex> lock(registry_mutex);
   for (const Registered& r : registry)
     if (a >= r.data && a < r.data + r.count) return r.rounded + (a - r.data);
   return nullptr;
+}
+
+// Whether a registered copy covers all of [data, data + count).
+bool registered_whole(const float* data, int64_t count) {
+  const std::lock_guard<std::mutex> lock(registry_mutex);
+  for (const Registered& r : registry)
+    if (data >= r.data && data + count <= r.data + r.count) return true;
+  return false;
+}
+
+void unregister(const uint16_t* rounded) {
+  const std::lock_guard<std::mutex> lock(registry_mutex);
+  for (size_t i = 0; i < registry.size(); ++i)
+    if (registry[i].rounded == rounded) {
+      registry.erase(registry.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
 }
 
 // One buffer per live RoundedOperand of this thread, innermost last.
@@ -238,7 +247,7 @@ float bf16_to_float(uint16_t value) {
 }
 
 RoundedOperand::RoundedOperand(Precision precision, const float* data, int64_t count) {
-  if (precision != Precision::bf16 || count <= 0) return;
+  if (precision != Precision::bf16 || count <= 0 || registered_whole(data, count)) return;
   RoundingBuffers& buffers = rounding_buffers();
   if (buffers.levels.size() <= buffers.depth) buffers.levels.push_back(std::make_unique<AlignedBuffer>());
   uint16_t* rounded = buffers.levels[buffers.depth++]->get<uint16_t>(static_cast<size_t>(count));
@@ -252,12 +261,33 @@ RoundedOperand::RoundedOperand(Precision precision, const float* data, int64_t c
 RoundedOperand::~RoundedOperand() {
   if (!data_) return;
   --rounding_buffers().depth;
+  unregister(rounded_);
+}
+
+struct RoundedCopy::Storage {
+  AlignedBuffer buffer;
+  const uint16_t* rounded = nullptr;
+};
+
+RoundedCopy::RoundedCopy() : storage_(std::make_unique<Storage>()) {}
+
+RoundedCopy::~RoundedCopy() { release(); }
+
+void RoundedCopy::hold(Precision precision, const float* data, int64_t count) {
+  release();
+  if (precision != Precision::bf16 || count <= 0) return;
+  uint16_t* rounded = storage_->buffer.get<uint16_t>(static_cast<size_t>(count));
+  round_to_bf16_parallel(data, rounded, count);
+  storage_->rounded = rounded;
+  data_ = data;
   const std::lock_guard<std::mutex> lock(registry_mutex);
-  for (size_t i = 0; i < registry.size(); ++i)
-    if (registry[i].rounded == rounded_) {
-      registry.erase(registry.begin() + static_cast<std::ptrdiff_t>(i));
-      break;
-    }
+  registry.push_back({data, count, rounded});
+}
+
+void RoundedCopy::release() {
+  if (!data_) return;
+  unregister(storage_->rounded);
+  data_ = nullptr;
 }
 
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,

@@ -679,6 +679,13 @@ bool framed(const ConvGeometry& g, const ConstantFrame* input_frame) {
 
 }  // namespace
 
+bool gemms_read_weight(const ConvGeometry& g, int64_t batch) {
+  auto im2col = [&](int tile) {
+    return !winograd_pays(g, tile) && !phase_grid_pays(g, tile) && !batch_on_grid(g, batch, tile);
+  };
+  return im2col(forward_tile(g, batch)) || im2col(winograd_backward_tile());
+}
+
 void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
                          float* outputs, const float* bias, bool rectify, const ConstantFrame* input_frame) {
   const int tile = forward_tile(g, batch);

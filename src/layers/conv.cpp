@@ -154,8 +154,11 @@ void ConvLayer::convolve_images(const Tensor& x, const float* weight, const floa
   cpu::conv_forward_images(*geometry_, x.n(), weight, x.data(), output.data(), bias, rectify, &input_frame_);
 }
 
-void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode) {
+void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
+  const bool hold = precision_ == Precision::bf16 && cpu::gemms_read_weight(*geometry_, inputs[0]->n());
+  if (hold) rounded_weight_.hold(precision_, weight_.data.data(), weight_.data.numel());
   convolve_images(*inputs[0], weight_.data.data(), options_.bias ? bias_.data.data() : nullptr, rectify_, output);
+  if (!hold || mode != Mode::train) rounded_weight_.release();  // no backward follows to read it
 }
 
 bool ConvLayer::forward_folded(const std::vector<const Tensor*>& inputs, Tensor& output, Layer& next, bool rectify) {
@@ -180,6 +183,7 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   if (trains_weight())
     cpu::conv_backward_weight_images(g, x.n(), x.data(), output_grad.data(), weight_.grad.data(), &input_frame_);
   if (x_grad) cpu::conv_backward_data_images(g, x.n(), weight_.data.data(), output_grad.data(), x_grad->data());
+  rounded_weight_.release();  // the solver changes the weight next
 }
 
 std::array<double, 2> ConvLayer::input_extent() const {

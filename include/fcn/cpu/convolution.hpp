@@ -102,6 +102,11 @@ bool batch_on_grid(const ConvGeometry& g, int64_t batch, int tile);
 // this size (an inference forward's F(4x4) on a map of few tiles), then
 // winograd_forward_tile().
 int forward_tile(const ConvGeometry& g, int64_t batch = 1);
+// Whether the GEMMs of conv_forward_images or conv_backward_data_images
+// read the weight itself (the im2col path), not a transform of it (Winograd,
+// the phase grid): then a bf16 copy of the weight rounded once serves them
+// all (RoundedCopy, bf16_gemm.hpp).
+bool gemms_read_weight(const ConvGeometry& g, int64_t batch);
 void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
                          float* outputs, const float* bias = nullptr, bool rectify = false,
                          const ConstantFrame* input_frame = nullptr);

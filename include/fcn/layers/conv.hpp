@@ -19,6 +19,7 @@
 
 #include "fcn/core/caffe_layer.hpp"
 #include "fcn/core/layer.hpp"
+#include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/layers/folded_params.hpp"
 
 namespace fcn {
@@ -119,6 +120,8 @@ class ConvLayer : public ConvolutionBase {
   // The input's constant frame at the last reshape (none until the graph says, see output_frame).
   ConstantFrame input_frame_;
   FoldedParams folded_;  // with the next layer (a batch norm) folded in, for inference
+  // bf16: the weight rounded once in forward, for its GEMMs and the backward's
+  cpu::RoundedCopy rounded_weight_;
 };
 
 }  // namespace fcn
