@@ -22,6 +22,7 @@
 #include <catch2/catch.hpp>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -182,6 +183,69 @@ TEST_CASE("gemm_bf16 gives the same bits on the team, on one thread, and from se
   double worst = 0;
   for (int64_t i = 0; i < m * n; ++i) worst = std::max(worst, static_cast<double>(std::fabs(team[i] - single[i])));
   CHECK(worst < 1e-3);
+}
+
+TEST_CASE("a held RoundedCopy is what the bf16 GEMMs read until it is released") {
+  skip_without_bf16();
+  std::mt19937_64 rng(13);
+  const int64_t m = 64, n = 48, k = 96;
+  auto a = random_matrix(m * k, rng);
+  const auto b = random_matrix(k * n, rng);
+  std::vector<float> before(m * n), held(m * n), after(m * n), fresh(m * n);
+  cpu::gemm(Precision::bf16, false, false, m, n, k, 1.f, a.data(), b.data(), 0.f, before.data());
+  cpu::RoundedCopy copy;
+  copy.hold(Precision::bf16, a.data(), m * k);
+  // the weight moves (as a solver step would) while the copy is held: the
+  // GEMMs, and a RoundedOperand over it, still read the held rounding
+  for (float& v : a) v *= 3.f;
+  {
+    const cpu::RoundedOperand operand(Precision::bf16, a.data(), m * k);
+    cpu::gemm(Precision::bf16, false, false, m, n, k, 1.f, a.data(), b.data(), 0.f, held.data());
+  }
+  CHECK(held == before);
+  copy.release();
+  cpu::gemm(Precision::bf16, false, false, m, n, k, 1.f, a.data(), b.data(), 0.f, after.data());
+  CHECK(after != before);
+  // released: the same as rounding the new values, and a hold of them agrees
+  copy.hold(Precision::bf16, a.data(), m * k);
+  cpu::gemm(Precision::bf16, false, false, m, n, k, 1.f, a.data(), b.data(), 0.f, fresh.data());
+  CHECK(fresh == after);
+  // fp32 holds nothing
+  cpu::RoundedCopy none;
+  none.hold(Precision::fp32, b.data(), k * n);
+}
+
+TEST_CASE("gemm_bf16_rounded over operands rounded by round_lanes_to_bf16 equals gemm_bf16") {
+  skip_without_bf16();
+  std::mt19937_64 rng(17);
+  const int64_t m = 40, n = 37, k = 64;  // n not a multiple of 16: partial lane groups
+  for (bool trans_b : {false, true}) {
+    const auto a = random_matrix(m * k, rng);
+    const auto b = random_matrix(k * n, rng);  // [k, n], or [n, k] when trans_b
+    const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n, ldb = b_cols + 32;  // strided rows
+    std::vector<uint16_t> a16(m * k), b16(b_rows * ldb, 0xffff);
+    cpu::round_to_bf16(a.data(), a16.data(), m * k);
+    // B as a transform writes it: 16 lanes at a time, one lane vector per row
+    for (int64_t col = 0; col < b_cols; col += 16) {
+      const int lanes = static_cast<int>(std::min<int64_t>(16, b_cols - col));
+      std::vector<float> lane_rows(b_rows * 16, 0.f);
+      for (int64_t r = 0; r < b_rows; ++r)
+        for (int l = 0; l < lanes; ++l) lane_rows[r * 16 + l] = b[r * b_cols + col + l];
+      cpu::round_lanes_to_bf16(lane_rows.data(), lanes, static_cast<int>(b_rows), b16.data() + col, ldb);
+    }
+    for (int64_t r = 0; r < b_rows; ++r) CHECK(b16[r * ldb + b_cols] == 0xffff);  // past the lanes: untouched
+    std::vector<float> expected(m * n), got(m * n, 7.f);
+    cpu::gemm(Precision::bf16, false, trans_b, m, n, k, 1.f, a.data(), b.data(), 0.f, expected.data());
+    cpu::gemm_bf16_rounded(false, trans_b, m, n, k, a16.data(), k, b16.data(), ldb, 0.f, got.data(), n);
+    INFO("trans_b " << trans_b);
+    double worst = 0;
+    for (int64_t i = 0; i < m * n; ++i) worst = std::max(worst, static_cast<double>(std::fabs(got[i] - expected[i])));
+    CHECK(worst < 1e-4);  // same rounded operands; the kernels may sum in another order
+    // beta 1 adds to C
+    std::vector<float> twice = got;
+    cpu::gemm_bf16_rounded(false, trans_b, m, n, k, a16.data(), k, b16.data(), ldb, 1.f, twice.data(), n);
+    for (int64_t i = 0; i < m * n; ++i) CHECK(twice[i] == Approx(2.f * got[i]).margin(1e-4));
+  }
 }
 
 namespace {
