@@ -674,13 +674,20 @@ void multiply(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const
 // Tiles per block (one thread transforms and multiplies a block at a time):
 // few for narrow layers, whose GEMMs are small and whose transformed tiles
 // should stay in cache, more for wide ones, whose GEMMs repack U[xi] [K, C]
-// once per block (measured on VGG16's layers), but at least two blocks per
-// thread when the image allows. bf16 GEMMs cost more per call and repack
-// their B operand too: 256 tiles for every width (measured on VGG16 FCN-8s
-// at 500x500: a 5% shorter train step than 64/128).
+// once per block (measured on VGG16's layers), but no more than a thread's
+// share of the tiles. bf16 GEMMs cost more per call and repack their B
+// operand too: 256 tiles for every width (measured on VGG16 FCN-8s at
+// 500x500: a 5% shorter train step than 64/128). On small maps, fewer and
+// larger blocks pay: each block of the weight gradient adds into its
+// thread's dU (36 x 512 x 512 floats for F(4x4) at 512 channels) and each
+// block of the others reads all of U, so a block's GEMMs over few tiles are
+// bound by that traffic. One block per thread rather than two, on a Zen 5
+// (512 channels, 2 threads): bf16 44x44 backward-data 20.4 -> 16.3 ms,
+// weight gradient 20.6 -> 13.1, 88x88 35 -> 30 and 34 -> 28; fp32 44x44
+// weight gradient 22 -> 16.7; the forwards and larger maps unchanged.
 int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads, Precision precision) {
   int64_t block = precision == Precision::bf16 ? 256 : widest_channels <= 128 ? 64 : 128;
-  block = std::min(block, (tiles + 2 * threads - 1) / (2 * threads));
+  block = std::min(block, (tiles + threads - 1) / threads);
   return std::max<int64_t>(kLanes, (block + kLanes - 1) / kLanes * kLanes);
 }
 
