@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <vector>
 
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
@@ -192,4 +195,49 @@ TEST_CASE("a plan-only graph knows every blob's shape and the input shapes for a
   CHECK(graph.blob_shape("c") == Shape{1, 4, 5998, 7998});
   CHECK(graph.blob_shape("p") == Shape{1, 4, 2999, 3999});
   CHECK(graph.blob_shape("data") == Shape{1, 3, 6000, 8000});
+}
+
+TEST_CASE("forward_inference computes as an inference-only graph does, and the graph trains as before after it") {
+  // a 64-channel 3x3 conv on a 40x44 map: Winograd, F(4x4, 3x3) in inference, F(2x2, 3x3) in training
+  const json spec = {{"inputs", {{"data", {{"channels", 64}}}, {"label", {{"channels", 1}}}}},
+                     {"layers", json::parse(R"([
+    {"name": "conv", "type": "conv", "inputs": ["data"], "num_output": 64, "kernel": 3, "pad": 1},
+    {"name": "relu", "type": "relu", "inputs": ["conv"]},
+    {"name": "score", "type": "conv", "inputs": ["relu"], "num_output": 3, "kernel": 1},
+    {"name": "loss", "type": "softmax_loss", "inputs": ["score", "label"]}])")}};
+  const std::map<std::string, Shape> shapes = {{"data", {1, 64, 40, 44}}, {"label", {1, 1, 40, 44}}};
+  GraphOptions training_options;
+  training_options.reuse_values = true;
+  Graph training(spec, "graph", training_options);
+  GraphOptions inference_options;
+  inference_options.inference_only = true;
+  inference_options.skip_loss_in_test = true;
+  Graph inference(spec, "graph", inference_options);
+  training.reshape(shapes);
+  inference.reshape(shapes);
+  training.init_params(5);
+  for (size_t i = 0; i < training.params().size(); ++i) inference.params()[i]->data = training.params()[i]->data;
+  std::mt19937_64 rng(6);
+  const Tensor data = random_tensor({1, 64, 40, 44}, rng);
+  for (Graph* g : {&training, &inference}) g->blob("data") = data;
+  training.blob("label").zero();
+  auto scores = [&](Graph& g) { return std::vector<float>(g.blob("score").data(), g.blob("score").data() + g.blob("score").numel()); };
+
+  training.forward(Mode::train);
+  const std::vector<float> trained_before = scores(training);
+  training.forward(Mode::test);
+  const std::vector<float> tested = scores(training);
+  training.forward_inference();
+  const std::vector<float> inferred = scores(training);
+  inference.forward(Mode::test);
+  CHECK(inferred == scores(inference));  // bit for bit: the same tile, the same passes
+  CHECK(inferred != tested);             // and not the training forward's F(2x2) rounding
+  double worst = 0, largest = 0;
+  for (size_t i = 0; i < tested.size(); ++i) {
+    worst = std::max(worst, static_cast<double>(std::fabs(inferred[i] - tested[i])));
+    largest = std::max(largest, static_cast<double>(std::fabs(tested[i])));
+  }
+  CHECK(worst <= 1e-5 * largest);  // the same scores to float rounding
+  training.forward(Mode::train);
+  CHECK(scores(training) == trained_before);  // the layers are back on training's forward
 }

@@ -11,7 +11,7 @@ const std::vector<EnvVariable>& environment_variables() {
       {"FCN_WINOGRAD",
        {"0", "2", "4"},
        "3x3 convolutions: 0 im2col+GEMM only, 2 Winograd F(2x2,3x3), 4 F(4x4,3x3); unset: forward 2 (4 where "
-       "no backward follows: predict, eval, bench's inference), backward 4"},
+       "no backward follows: predict, eval, validation in training, bench's inference), backward 4"},
       {"FCN_GEMM",
        {"openblas", "onednn"},
        "fp32 GEMMs in OpenBLAS or oneDNN; unset: OpenBLAS, unless its kernel is far below the CPU's (an "

@@ -21,7 +21,7 @@ const Tensor& infer_scores(Graph& graph, const Tensor& image, const Tensor* labe
       blob.zero();  // class 0 is valid for every loss: the pass runs, its loss means nothing
     }
   }
-  graph.forward(Mode::test);
+  graph.forward_inference();
   const std::string score_name = score_blob_name(graph);
   const Tensor& scores = graph.blob(score_name);
   if (scores.ndim() != 4 || scores.h() != image.h() || scores.w() != image.w())

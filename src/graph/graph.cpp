@@ -442,6 +442,19 @@ void Graph::forward(Mode mode) {
   }
 }
 
+void Graph::forward_inference() {
+  if (options_.inference_only) return forward(Mode::test);
+  // a training graph: its layers go back to training's forward afterwards, also when the pass throws
+  struct Restore {
+    std::vector<std::unique_ptr<Layer>>& layers;
+    ~Restore() {
+      for (auto& layer : layers) layer->set_inference_only(false);
+    }
+  } restore{layers_};
+  for (auto& layer : layers_) layer->set_inference_only(true);
+  forward(Mode::test);
+}
+
 void Graph::backward() {
   if (last_input_shapes_.empty()) throw Error("graph: reshape() must run before backward()");
   refuse_if_inference_only();

@@ -89,6 +89,13 @@ class Graph {
   // shapes did not change.
   void reshape(const std::map<std::string, Shape>& input_shapes);
   void forward(Mode mode);
+  // forward(Mode::test) for a pass that no backward() follows (inference,
+  // a training run's validation): every layer is told so for this pass
+  // (Layer::set_inference_only), as an inference_only graph's always are, so
+  // a conv takes F(4x4, 3x3) Winograd forward and skips the equal-window
+  // pass (cpu::conv_forward). Same scores as forward(Mode::test) to float
+  // rounding; what fcn eval computes, in a graph that also trains.
+  void forward_inference();
   // d(loss)/d(loss) = 1 for every loss layer (or for the last blob when the
   // graph has no loss layer), then reverse order.
   void backward();
