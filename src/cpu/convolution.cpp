@@ -545,6 +545,31 @@ void gather_segments(const ConvGeometry& g, const std::vector<Segment>& segments
 
 // weight_grad[o, c, :, :] += v_c * sum_{p in pixels} output_grad[o, p]: the
 // frame outputs' part, whose windows read v_c at every tap (c in o's group).
+// The sum of a plane's values over the frame's pixels, in double (up to
+// ~10^6 terms): each row's runs left and right of the inner rectangle, or
+// the whole row outside its rows, summed a vector at a time (a test of every
+// pixel against the inner rectangle kept this loop scalar: ~3.6% of a VGG16
+// train step).
+double frame_sum(const ConstantFrame& pixels, const float* plane, int64_t width) {
+  const FrameRect& o = pixels.outer;
+  const FrameRect& i = pixels.inner;
+  double sum = 0;
+  auto add_run = [&](const float* row, int64_t from, int64_t to) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t q = from; q < to; ++q) sum += row[q];
+  };
+  for (int64_t r = o.top; r < o.bottom; ++r) {
+    const float* row = plane + r * width;
+    if (i.empty() || r < i.top || r >= i.bottom) {
+      add_run(row, o.left, o.right);
+    } else {
+      add_run(row, o.left, std::min(o.right, std::max(o.left, i.left)));
+      add_run(row, std::max(o.left, std::min(o.right, i.right)), o.right);
+    }
+  }
+  return sum;
+}
+
 void add_frame_weight_grad(const ConvGeometry& g, const ConstantFrame& pixels, const ConstantFrame& input,
                            const float* image, const float* output_grad, float* weight_grad) {
   if (pixels.empty()) return;
@@ -553,11 +578,7 @@ void add_frame_weight_grad(const ConvGeometry& g, const ConstantFrame& pixels, c
   const auto [y, x] = input.first_pixel();
 #pragma omp parallel for schedule(static) if (g.out_channels * pixels.count() >= kParallelMinEntries)
   for (int64_t o = 0; o < g.out_channels; ++o) {
-    const float* plane = output_grad + o * g.out_area();
-    double sum = 0;  // double: up to ~10^6 terms
-    for (int64_t r = pixels.outer.top; r < pixels.outer.bottom; ++r)
-      for (int64_t q = pixels.outer.left; q < pixels.outer.right; ++q)
-        if (!pixels.inner.contains(r, q)) sum += plane[r * g.out_w + q];
+    const double sum = frame_sum(pixels, output_grad + o * g.out_area(), g.out_w);
     for (int64_t c = 0; c < group_in; ++c) {
       const int64_t channel = o / group_out * group_in + c;
       const float part = static_cast<float>(sum * image[(channel * g.height + y) * g.width + x]);
