@@ -135,11 +135,20 @@ bool batch_on_grid(const ConvGeometry& g, int64_t batch, int tile) {
   return phase_grid_pays(g, tile, batch);
 }
 
+namespace {
+
+// Whether a pass over `batch` images with this Winograd tile runs im2col +
+// GEMM: neither Winograd nor the phase grid (of one image or of the batch) pays.
+bool takes_im2col(const ConvGeometry& g, int64_t batch, int tile) {
+  return !winograd_pays(g, tile) && !phase_grid_pays(g, tile) && !batch_on_grid(g, batch, tile);
+}
+
+}  // namespace
+
 int forward_tile(const ConvGeometry& g, int64_t batch) {
   const int preferred = winograd_forward_tile(g), configured = winograd_forward_tile();
   if (preferred == configured) return configured;
-  const bool pays = winograd_pays(g, preferred) || phase_grid_pays(g, preferred) || batch_on_grid(g, batch, preferred);
-  return pays ? preferred : configured;
+  return takes_im2col(g, batch, preferred) ? configured : preferred;
 }
 
 int64_t conv_scratch_floats(const ConvGeometry& g, int64_t batch) {
@@ -543,8 +552,6 @@ void gather_segments(const ConvGeometry& g, const std::vector<Segment>& segments
   }
 }
 
-// weight_grad[o, c, :, :] += v_c * sum_{p in pixels} output_grad[o, p]: the
-// frame outputs' part, whose windows read v_c at every tap (c in o's group).
 // The sum of a plane's values over the frame's pixels, in double (up to
 // ~10^6 terms): each row's runs left and right of the inner rectangle, or
 // the whole row outside its rows, summed a vector at a time (a test of every
@@ -570,6 +577,8 @@ double frame_sum(const ConstantFrame& pixels, const float* plane, int64_t width)
   return sum;
 }
 
+// weight_grad[o, c, :, :] += v_c * sum_{p in pixels} output_grad[o, p]: the
+// frame outputs' part, whose windows read v_c at every tap (c in o's group).
 void add_frame_weight_grad(const ConvGeometry& g, const ConstantFrame& pixels, const ConstantFrame& input,
                            const float* image, const float* output_grad, float* weight_grad) {
   if (pixels.empty()) return;
@@ -624,8 +633,7 @@ ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& inpu
 void conv_forward(const ConvGeometry& g, const float* weight, const float* image, float beta, float* output,
                   const float* bias, bool rectify, const ConstantFrame* input_frame) {
   // bf16: the weight rounded once for the GEMMs of every row band (Winograd rounds its transform)
-  const int tile = forward_tile(g);
-  const bool im2col = !winograd_pays(g, tile) && !phase_grid_pays(g, tile);
+  const bool im2col = takes_im2col(g, 1, forward_tile(g));
   const RoundedOperand rounded_weight(g.precision, weight, im2col ? g.weight_numel() : 0);
   if (input_frame && beta == 0.f) {
     const OutputFrame frame = output_frame_of(g, *input_frame);
@@ -701,10 +709,7 @@ bool framed(const ConvGeometry& g, const ConstantFrame* input_frame) {
 }  // namespace
 
 bool gemms_read_weight(const ConvGeometry& g, int64_t batch) {
-  auto im2col = [&](int tile) {
-    return !winograd_pays(g, tile) && !phase_grid_pays(g, tile) && !batch_on_grid(g, batch, tile);
-  };
-  return im2col(forward_tile(g, batch)) || im2col(winograd_backward_tile());
+  return takes_im2col(g, batch, forward_tile(g, batch)) || takes_im2col(g, batch, winograd_backward_tile());
 }
 
 void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
