@@ -248,6 +248,45 @@ TEST_CASE("gemm_bf16_rounded over operands rounded by round_lanes_to_bf16 equals
   }
 }
 
+TEST_CASE("a B written lane group by lane group in the pair-interleaved layout feeds the blocked-B GEMM") {
+  skip_without_bf16();
+  std::mt19937_64 rng(19);
+  // k a multiple of 16, n of 64; groups start anywhere, cross 64-column blocks and end short, as Winograd's
+  // tile groups do (they never straddle a run of tiles)
+  const int64_t m = 48, n = 192, k = 32;
+  const auto a = random_matrix(m * k, rng);
+  const auto b = random_matrix(k * n, rng);  // row-major [k, n]
+  std::vector<uint16_t> a16(m * k), blocked(k * n, 0xffff);
+  cpu::round_to_bf16(a.data(), a16.data(), m * k);
+  const std::vector<int> group_lengths = {16, 5, 16, 16, 13, 16, 1, 16, 9};
+  for (int64_t row = 0; row < k; ++row) {
+    for (int64_t col = 0, g = row % 3; col < n; ++g) {
+      const int lanes = static_cast<int>(std::min<int64_t>(group_lengths[g % group_lengths.size()], n - col));
+      float lane_row[16] = {};
+      for (int l = 0; l < lanes; ++l) lane_row[l] = b[row * n + col + l];
+      for (int l = lanes; l < 16; ++l) lane_row[l] = 1e30f;  // past the group: must not be stored
+      cpu::round_lanes_to_bf16_interleaved(lane_row, 1, cpu::interleaved_lanes(blocked.data(), k, row, col, lanes), 0);
+      col += lanes;
+    }
+  }
+  // every element where vnni_offset puts it, and nothing else written
+  for (int64_t row = 0; row < k; ++row)
+    for (int64_t col = 0; col < n; ++col)
+      REQUIRE(cpu::bf16_to_float(blocked[cpu::vnni_offset(row, col, k)]) == rounded(b[row * n + col]));
+  std::vector<float> expected(m * n), got(m * n, 7.f);
+  cpu::gemm(Precision::bf16, false, false, m, n, k, 1.f, a.data(), b.data(), 0.f, expected.data());
+  cpu::gemm_bf16_rounded_blocked_b(false, m, n, k, a16.data(), k, blocked.data(), 0.f, got.data(), n);
+  for (int64_t i = 0; i < m * n; ++i) REQUIRE(got[i] == Approx(expected[i]).margin(1e-4));
+  // A read transposed (stored [k, m]) and beta 1
+  std::vector<uint16_t> a16_t(k * m);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p) a16_t[p * m + i] = a16[i * k + p];
+  std::vector<float> twice = got;
+  cpu::gemm_bf16_rounded_blocked_b(true, m, n, k, a16_t.data(), m, blocked.data(), 1.f, twice.data(), n);
+  for (int64_t i = 0; i < m * n; ++i) REQUIRE(twice[i] == Approx(2.f * expected[i]).margin(2e-4));
+  CHECK_THROWS(cpu::gemm_bf16_rounded_blocked_b(false, m, 100, k, a16.data(), k, blocked.data(), 0.f, got.data(), n));
+}
+
 namespace {
 
 // One train-mode forward and backward of the zoo's FCN-8s in a precision,

@@ -49,9 +49,10 @@ struct Shape {
   bool trans_a, trans_b;
   int64_t m, n, k, lda, ldb, ldc;
   float alpha, beta;
+  bool b_blocked = false;  // B in the pair-interleaved layout (vnni_offset); trans_b and ldb unused
   bool operator<(const Shape& o) const {
-    return std::tie(trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta) <
-           std::tie(o.trans_a, o.trans_b, o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.alpha, o.beta);
+    return std::tie(trans_a, trans_b, m, n, k, lda, ldb, ldc, alpha, beta, b_blocked) <
+           std::tie(o.trans_a, o.trans_b, o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.alpha, o.beta, o.b_blocked);
   }
 };
 
@@ -64,7 +65,9 @@ Matmul build(const Shape& s) {
   Matmul mm;
   // row-major [m, k] ("ab") or stored [k, m] and read transposed ("ba")
   mm.a = memory::desc({s.m, s.k}, memory::data_type::bf16, s.trans_a ? memory::dims{1, s.lda} : memory::dims{s.lda, 1});
-  mm.b = memory::desc({s.k, s.n}, memory::data_type::bf16, s.trans_b ? memory::dims{1, s.ldb} : memory::dims{s.ldb, 1});
+  mm.b = s.b_blocked ? memory::desc({s.k, s.n}, memory::data_type::bf16, memory::format_tag::BA16a64b2a)
+                     : memory::desc({s.k, s.n}, memory::data_type::bf16,
+                                    s.trans_b ? memory::dims{1, s.ldb} : memory::dims{s.ldb, 1});
   mm.c = memory::desc({s.m, s.n}, memory::data_type::f32, memory::dims{s.ldc, 1});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -314,6 +317,17 @@ void gemm_bf16_rounded(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
   run_matmul(*mm, a, b, c);
 }
 
+void gemm_bf16_rounded_blocked_b(bool trans_a, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
+                                 const uint16_t* b, float beta, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  require_bf16("model.precision");
+  if (k % kVnniRows != 0 || n % kVnniCols != 0)
+    throw Error("gemm_bf16_rounded_blocked_b: k must be a multiple of 16 and n of 64");
+  Shape shape{trans_a, false, m, n, k, lda, 0, ldc, 1.f, beta};
+  shape.b_blocked = true;
+  run_matmul(*matmul_for(shape), a, b, c);
+}
+
 void round_lanes_to_bf16(const float* lanes_in, int lanes, int rows, uint16_t* out, int64_t stride) {
   if (!bf16_support().available) {
     for (int r = 0; r < rows; ++r)
@@ -321,6 +335,37 @@ void round_lanes_to_bf16(const float* lanes_in, int lanes, int rows, uint16_t* o
     return;
   }
   round_lanes_avx512(lanes_in, lanes, rows, out, stride);
+}
+
+InterleavedLanes interleaved_lanes(uint16_t* b, int64_t rows, int64_t row, int64_t col, int lanes) {
+  InterleavedLanes place;
+  place.parity = static_cast<int>(row % 2);
+  const int in_block = static_cast<int>(std::min<int64_t>(lanes, kVnniCols - col % kVnniCols));
+  const auto words = [&](int first, int last) {  // the words of lanes first..last-1
+    uint32_t mask = 0;
+    for (int l = first; l < last; ++l) mask |= 1u << (2 * l + place.parity);
+    return mask;
+  };
+  // lane l at vnni_offset(row, col + l) = vnni_offset(row, col) + 2l within the block
+  place.out = b + vnni_offset(row, col, rows) - place.parity;
+  place.mask = words(0, in_block);
+  if (in_block < lanes) {  // and past it, from the next block's first column on
+    place.out2 = b + vnni_offset(row, col + in_block, rows) - place.parity - 2 * in_block;
+    place.mask2 = words(in_block, lanes);
+  }
+  return place;
+}
+
+void round_lanes_to_bf16_interleaved(const float* lanes_in, int count, const InterleavedLanes& place,
+                                     int64_t stride) {
+  if (bf16_support().available) return round_lanes_interleaved_avx512(lanes_in, count, place, stride);
+  for (int r = 0; r < count; ++r)
+    for (int l = 0; l < 16; ++l) {
+      const uint32_t bit = 1u << (2 * l + place.parity);
+      const uint16_t value = round_one(lanes_in[r * 16 + l]);
+      if (place.mask & bit) place.out[r * stride + 2 * l + place.parity] = value;
+      if (place.mask2 & bit) place.out2[r * stride + 2 * l + place.parity] = value;
+    }
 }
 
 void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count) {

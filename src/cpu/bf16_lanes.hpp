@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "fcn/cpu/bf16_gemm.hpp"
+
 namespace fcn::cpu {
 
 // out[r * stride + l] = bf16(lanes_in[r * 16 + l]) for r < rows, l < lanes
@@ -16,6 +18,21 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void roun
   for (int r = 0; r < rows; ++r) {
     const __m256bh packed = _mm512_cvtneps_pbh(_mm512_loadu_ps(lanes_in + r * 16));
     _mm256_mask_storeu_epi16(out + r * stride, mask, reinterpret_cast<const __m256i&>(packed));
+  }
+}
+
+// round_lanes_to_bf16_interleaved (bf16_gemm.hpp): lane l of vector r to
+// word 2l + parity of place.out + r * stride (words in place.mask), and of
+// place.out2 likewise.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void round_lanes_interleaved_avx512(
+    const float* lanes_in, int count, const InterleavedLanes& place, int64_t stride) {
+  for (int r = 0; r < count; ++r) {
+    const __m256bh packed = _mm512_cvtneps_pbh(_mm512_loadu_ps(lanes_in + r * 16));
+    // lane l into word 2l (the maskz forms: GCC 12 reports the plain ones' undefined start as uninitialised)
+    __m512i words = _mm512_maskz_cvtepu16_epi32(0xffff, reinterpret_cast<const __m256i&>(packed));
+    if (place.parity) words = _mm512_maskz_slli_epi32(0xffff, words, 16);  // lane l into word 2l + 1
+    _mm512_mask_storeu_epi16(place.out + r * stride, place.mask, words);
+    if (place.mask2) _mm512_mask_storeu_epi16(place.out2 + r * stride, place.mask2, words);
   }
 }
 

@@ -528,20 +528,47 @@ void store_tile(const LaneTiles<A, A>& local, int lanes, uint16_t* base, int64_t
   round_lanes(local[0][0], lanes, A * A, base, xi_stride);
 }
 
-// V[xi][l] = (B^T d B)[xi] of the group's patches in one image plane; v
-// points at lane 0 of xi = 0, xi_stride apart. next_plane: see gather_patches.
+// The input transform (B^T d B)[xi] of the group's patches in one image
+// plane into the lane vectors out[xi]. next_plane: see gather_patches.
+template <class T>
+__attribute__((always_inline)) inline void input_tiles(const TileGrid<T>& t, const float* plane, const Group& g,
+                                                       const float* next_plane, float* const* out) {
+  constexpr int a = T::a;
+  alignas(64) LaneTiles<a, a> d;
+  gather_patches(t, plane, g, d, next_plane);
+  const float* in[a * a];
+  for (int e = 0; e < a * a; ++e) in[e] = d[e / a][e % a];
+  transform_2d<a, a, a, a>(in, out, T::input, T::input);
+}
+
+// V[xi][l] = (B^T d B)[xi] of the group's patches; v points at lane 0 of
+// xi = 0, xi_stride apart.
 template <class T, class E>
 void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, E* v, int64_t xi_stride,
                      const float* next_plane) {
   constexpr int a = T::a;
-  alignas(64) LaneTiles<a, a> d, local;
-  gather_patches(t, plane, g, d, next_plane);
-  const float* in[a * a];
-  for (int e = 0; e < a * a; ++e) in[e] = d[e / a][e % a];
+  alignas(64) LaneTiles<a, a> local;
   float* out[a * a];
   tile_pointers(v, xi_stride, g.lanes, local, out);
-  transform_2d<a, a, a, a>(in, out, T::input, T::input);
+  input_tiles(t, plane, g, next_plane, out);
   store_tile(local, g.lanes, v, xi_stride);
+}
+
+// transform_input into a pair-interleaved bf16 block (V[xi] = [channels,
+// block tiles] as vnni_offset lays it out), the group's place in V[0] given.
+template <class T>
+void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, const InterleavedLanes& place,
+                     int64_t xi_stride, const float* next_plane) {
+  constexpr int a = T::a;
+  alignas(64) LaneTiles<a, a> local;
+  float* out[a * a];
+  for (int xi = 0; xi < a * a; ++xi) out[xi] = local[xi / a][xi % a];
+  input_tiles(t, plane, g, next_plane, out);
+#ifdef __AVX512BF16__
+  round_lanes_interleaved_avx512(local[0][0], a * a, place, xi_stride);
+#else
+  round_lanes_to_bf16_interleaved(local[0][0], a * a, place, xi_stride);
+#endif
 }
 
 // The adjoint of the output transform, for the weight gradient: Mbar = A dY
@@ -720,6 +747,11 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
   const int64_t in_plane = grid.in_h * grid.in_w, out_plane = grid.out_h * grid.out_w;
   const int64_t u_stride = xi_stride<E>(out_channels, channels), v_stride = xi_stride<E>(channels, block),
                 m_stride = xi_stride(out_channels, block);
+  // bf16: the transforms write V in the layout oneDNN's kernels read (which
+  // they would otherwise repack each V[xi] into on every GEMM) where it needs
+  // no padding
+  const bool interleaved =
+      std::is_same_v<E, uint16_t> && channels % kVnniRows == 0 && block % kVnniCols == 0;
 #pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) {
     // every block multiplies `block` columns, the last one padded with zero
@@ -728,16 +760,31 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
     const int64_t first = b * block, count = std::min(block, tiles - first);
     E* v = scratch_as<E>(kTilesIn, xis * v_stride);  // [xi][channels][block]
     float* m = scratch(kTilesOut, xis * m_stride);   // [xi][out_channels][block]
+    if (interleaved && count < block) std::fill_n(v, xis * v_stride, E{0});
     for (int64_t c = 0; c < channels; ++c) {
       const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
+        if constexpr (std::is_same_v<E, uint16_t>) {
+          if (interleaved) {
+            const InterleavedLanes place = interleaved_lanes(v, channels, c, t, group.lanes);
+            return transform_input(grid, image + c * in_plane, group, place, v_stride, next_plane);
+          }
+        }
         transform_input(grid, image + c * in_plane, group, v + c * block + t, v_stride, next_plane);
       });
-      if (count < block)
+      if (count < block && !interleaved)
         for (int xi = 0; xi < xis; ++xi) std::fill_n(v + xi * v_stride + c * block + count, block - count, E{0});
     }
     for (int xi = 0; xi < xis; ++xi) {
       // m[xi][K, block] = U[xi][K, C] . v[xi][C, block];  K = out_channels, C = channels
+      if constexpr (std::is_same_v<E, uint16_t>) {
+        if (interleaved) {
+          gemm_bf16_rounded_blocked_b(trans_u, out_channels, block, channels, u + xi * u_stride,
+                                      trans_u ? out_channels : channels, v + xi * v_stride, 0.f, m + xi * m_stride,
+                                      block);
+          continue;
+        }
+      }
       multiply(trans_u, false, out_channels, block, channels, u + xi * u_stride, v + xi * v_stride, 0.f,
                m + xi * m_stride);
     }

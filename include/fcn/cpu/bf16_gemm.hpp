@@ -42,6 +42,22 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
 void gemm_bf16_rounded(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
                        const uint16_t* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
+// B [k, n] stored pair-interleaved, as oneDNN's bf16 kernels read it
+// (its BA16a64b2a): 64-column blocks, in each 16-row blocks, in each the
+// rows two by two with their pairs side by side (vnni_offset). A B stored
+// so is read as it is; a row-major one is repacked into it on every call,
+// which cost Winograd's bf16 forward GEMMs ~4% of a VGG16 step. k must be a
+// multiple of kVnniRows and n of kVnniCols (no padding).
+constexpr int64_t kVnniRows = 16, kVnniCols = 64;
+// Where element (row, col) of such a B with `rows` rows lies.
+inline int64_t vnni_offset(int64_t row, int64_t col, int64_t rows) {
+  return (col / kVnniCols) * (rows * kVnniCols) + (row / kVnniRows) * (kVnniRows * kVnniCols) +
+         (row % kVnniRows / 2) * (2 * kVnniCols) + (col % kVnniCols) * 2 + row % 2;
+}
+// gemm_bf16_rounded (alpha 1) with B so stored.
+void gemm_bf16_rounded_blocked_b(bool trans_a, int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
+                                 const uint16_t* b, float beta, float* c, int64_t ldc);
+
 // While one lives (bf16 only; nothing in fp32), the bf16 GEMMs whose A lies
 // in [data, data + count) read a copy rounded here once instead of rounding
 // their A on every call: a conv weight read by one GEMM per row band, or
@@ -97,5 +113,20 @@ float bf16_to_float(uint16_t value);
 // out[r * stride + l] = bf16(lanes_in[r * 16 + l]) for r < rows, l < lanes:
 // rows of 16-float vectors (one AVX-512 register each) into strided rows.
 void round_lanes_to_bf16(const float* lanes_in, int lanes, int rows, uint16_t* out, int64_t stride);
+
+// Where `lanes` (<= 16) consecutive elements (row, col + l) of a
+// pair-interleaved B with `rows` rows lie: element l is word 2l + parity of
+// `out` for the l whose word is set in `mask`, and of out2 for those in
+// mask2 (the lanes past the end of col's 64-column block).
+struct InterleavedLanes {
+  uint16_t *out = nullptr, *out2 = nullptr;
+  uint32_t mask = 0, mask2 = 0;
+  int parity = 0;
+};
+InterleavedLanes interleaved_lanes(uint16_t* b, int64_t rows, int64_t row, int64_t col, int lanes);
+// `count` lane vectors of 16 floats (lanes_in[r * 16 + l]) rounded to bf16
+// into such places, `stride` elements apart (one B matrix after another).
+void round_lanes_to_bf16_interleaved(const float* lanes_in, int count, const InterleavedLanes& place,
+                                     int64_t stride);
 
 }  // namespace fcn::cpu
