@@ -814,7 +814,11 @@ void add_channel_sums(int64_t channels, int64_t area, const float* grad, float* 
 #pragma omp parallel for schedule(static) if (channels * area >= kParallelMinEntries)
   for (int64_t c = 0; c < channels; ++c) {
     const float* plane = grad + c * area;
-    double sum = 0;  // double: planes hold up to ~10^6 terms
+    // double: planes hold up to ~10^6 terms; summed a vector at a time (the
+    // one-term-at-a-time loop, bound by the latency of its adds, was ~3% of a
+    // VGG16 train step)
+    double sum = 0;
+#pragma omp simd reduction(+ : sum)
     for (int64_t i = 0; i < area; ++i) sum += plane[i];
     bias_grad[c] += static_cast<float>(sum);
   }
