@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "gradcheck.hpp"
@@ -99,6 +100,31 @@ TEST_CASE("relu at photo size (21 x 375x500), plain and leaky: every output, kep
       if (!same_y || dx[i] != dx0[i] + grad) ++wrong;
     }
     CHECK(wrong == 0);
+  }
+}
+
+TEST_CASE("relu told its input gradient is fresh writes it whole, reading none of the old values") {
+  // as a memory-planning graph tells it (Layer::set_fresh_input_grads) instead of zeroing the buffer first
+  const Shape shape{1, 5, 37, 41};  // not a whole number of 16-lane words
+  std::mt19937_64 rng(23);
+  const Tensor x = random_tensor(shape, rng);
+  const Tensor dy = random_tensor(shape, rng);
+  for (float slope : {0.f, 0.2f}) {
+    INFO("slope " << slope);
+    auto layer = make_test_layer(relu_spec(slope));
+    CHECK(layer->writes_fresh_input_grad(0));
+    layer->reshape({shape});
+    Tensor y(shape), zeroed(shape), stale(shape);
+    layer->forward({&x}, y, Mode::train);
+    zeroed.zero();
+    layer->backward({&x}, y, dy, {&zeroed});  // the accumulating path, onto zeros
+    stale.fill(std::numeric_limits<float>::quiet_NaN());
+    layer->set_fresh_input_grads({1});
+    layer->backward({&x}, y, dy, {&stale});
+    CHECK(std::memcmp(stale.data(), zeroed.data(), sizeof(float) * zeroed.numel()) == 0);  // bit for bit
+    layer->set_fresh_input_grads({});  // told nothing: adds again
+    layer->backward({&x}, y, dy, {&stale});
+    for (int64_t i = 0; i < stale.numel(); ++i) REQUIRE(stale[i] == 2.f * zeroed[i]);
   }
 }
 

@@ -37,15 +37,16 @@ inline uint16_t positive_word(const float* y, int64_t count) {
 }
 
 #if defined(__AVX2__) && !defined(__AVX512F__)
-// dx[0, 8) += dy * (bit j of `bits` ? 1 : slope): the 8 bits spread to 8
-// lanes (lane j keeps bit j, then all-ones where it was set) for a blend.
-inline void relu_backward_8(unsigned bits, const float* dy, float* dx, __m256 slope) {
+// dx[0, 8) = (accumulate ? dx : 0) + dy * (bit j of `bits` ? 1 : slope): the
+// 8 bits spread to 8 lanes (lane j keeps bit j, then all-ones where it was
+// set) for a blend.
+inline void relu_backward_8(unsigned bits, const float* dy, float* dx, __m256 slope, bool accumulate) {
   const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   const __m256i kept = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane_bit);
   const __m256 mask = _mm256_castsi256_ps(_mm256_cmpeq_epi32(kept, lane_bit));
   const __m256 grad = _mm256_loadu_ps(dy);
   const __m256 passed = _mm256_blendv_ps(_mm256_mul_ps(slope, grad), grad, mask);
-  _mm256_storeu_ps(dx, _mm256_add_ps(_mm256_loadu_ps(dx), passed));
+  _mm256_storeu_ps(dx, _mm256_add_ps(accumulate ? _mm256_loadu_ps(dx) : _mm256_setzero_ps(), passed));
 }
 #endif
 
@@ -68,8 +69,9 @@ void positive_bits(const float* y, uint16_t* positive, int64_t n) {
   for (int64_t w = 0; w < words; ++w) positive[w] = positive_word(y + 16 * w, std::min<int64_t>(16, n - 16 * w));
 }
 
-void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope) {
+void relu_backward(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope, bool accumulate) {
   const int64_t words = relu_mask_words(n);
+  // the written values are 0 + passed, as accumulating onto zeros gives (-0 becomes +0)
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t w = 0; w < words; ++w) {
     const int64_t begin = 16 * w, count = std::min<int64_t>(16, n - begin);
@@ -77,18 +79,19 @@ void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* 
     const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
     const __m512 grad = _mm512_maskz_loadu_ps(lanes, dy + begin);
     const __m512 passed = _mm512_mask_blend_ps(positive[w], _mm512_mul_ps(_mm512_set1_ps(slope), grad), grad);
-    _mm512_mask_storeu_ps(dx + begin, lanes, _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, dx + begin), passed));
+    const __m512 base = accumulate ? _mm512_maskz_loadu_ps(lanes, dx + begin) : _mm512_setzero_ps();
+    _mm512_mask_storeu_ps(dx + begin, lanes, _mm512_add_ps(base, passed));
 #else
 #if defined(__AVX2__)
     if (count == 16) {
       const __m256 slopes = _mm256_set1_ps(slope);
-      relu_backward_8(positive[w] & 0xffu, dy + begin, dx + begin, slopes);
-      relu_backward_8(positive[w] >> 8, dy + begin + 8, dx + begin + 8, slopes);
+      relu_backward_8(positive[w] & 0xffu, dy + begin, dx + begin, slopes, accumulate);
+      relu_backward_8(positive[w] >> 8, dy + begin + 8, dx + begin + 8, slopes, accumulate);
       continue;
     }
 #endif
     for (int64_t j = 0; j < count; ++j)
-      dx[begin + j] += (positive[w] >> j & 1u) ? dy[begin + j] : slope * dy[begin + j];
+      dx[begin + j] = (accumulate ? dx[begin + j] : 0.f) + ((positive[w] >> j & 1u) ? dy[begin + j] : slope * dy[begin + j]);
 #endif
   }
 }

@@ -27,8 +27,8 @@ void ReluLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   if (!input_grads[0]) return;
   if (static_cast<int64_t>(positive_.size()) != cpu::relu_mask_words(output.numel()))
     throw Error("layer '" + name() + "' (relu): backward before forward");
-  cpu::relu_backward_accumulate(positive_.data(), output_grad.data(), input_grads[0]->data(), output.numel(),
-                                negative_slope_);
+  cpu::relu_backward(positive_.data(), output_grad.data(), input_grads[0]->data(), output.numel(), negative_slope_,
+                     !input_grad_fresh(0));
 }
 
 void ReluLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,

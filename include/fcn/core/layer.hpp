@@ -119,6 +119,14 @@ class Layer {
   // take forward algorithms whose decisions no backward could follow (conv:
   // F(4x4, 3x3) Winograd, see cpu::winograd_forward_tile).
   virtual void set_inference_only(bool on) {}
+  // Whether backward can write input k's gradient whole instead of adding to
+  // it. A graph that plans its memory tells such a layer, before each
+  // backward, which input gradients hold nothing yet (set_fresh_input_grads)
+  // and does not zero those: the layer writes them. Others are zeroed and
+  // added to, as always. Worth it for passes over large blobs (ReLU: a
+  // memset and a read of conv1's 125 MB gradients saved).
+  virtual bool writes_fresh_input_grad(size_t k) const { return false; }
+  void set_fresh_input_grads(std::vector<char> fresh) { fresh_input_grads_ = std::move(fresh); }
   // Whether backward reads the input values (false lets the graph free them).
   virtual bool backward_needs_inputs() const { return true; }
   virtual bool backward_needs_output() const { return false; }
@@ -163,10 +171,14 @@ class Layer {
   void expect_inputs(const std::vector<Shape>& input_shapes, size_t count, int ndim = 4) const;
   std::mt19937_64* rng_ = nullptr;
   std::vector<std::mt19937_64>* image_rngs_ = nullptr;
+  // In backward: whether input k's gradient holds nothing yet and must be
+  // written, not added to (only for inputs writes_fresh_input_grad accepts).
+  bool input_grad_fresh(size_t k) const { return k < fresh_input_grads_.size() && fresh_input_grads_[k]; }
 
  private:
   std::string name_;
   std::vector<std::string> inputs_;
+  std::vector<char> fresh_input_grads_;
 };
 
 // Creates a param with shape and init, and the common lr/decay keys.

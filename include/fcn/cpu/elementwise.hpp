@@ -11,8 +11,9 @@ namespace fcn::cpu {
 // outputs are positive, one bit each: bit j of positive[i] is y[16i + j] > 0
 // (relu_mask_words(n) words), so that backward needs neither x nor y.
 void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float slope);
-// dx += dy * (y > 0 ? 1 : slope), y > 0 read from relu_forward's bits.
-void relu_backward_accumulate(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope);
+// dx += dy * (y > 0 ? 1 : slope), y > 0 read from relu_forward's bits; or,
+// without `accumulate`, dx = that (dx's old values are not read).
+void relu_backward(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope, bool accumulate);
 inline int64_t relu_mask_words(int64_t n) { return (n + 15) / 16; }
 // Only the bits of relu_forward, for a y that is already max(x, 0).
 void positive_bits(const float* y, uint16_t* positive, int64_t n);

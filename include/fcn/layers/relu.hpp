@@ -22,6 +22,7 @@ class ReluLayer : public Layer {
                 const std::vector<Tensor*>& input_grads) override;
   int in_place_input() const override { return 0; }
   bool backward_needs_inputs() const override { return false; }
+  bool writes_fresh_input_grad(size_t) const override { return true; }
   bool backward_needs_output() const override { return false; }
   float negative_slope() const { return negative_slope_; }
   std::array<double, 2> input_extent() const override { return {1, 1}; }
