@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 
@@ -232,4 +233,39 @@ TEST_CASE("depthwise_backward_data (the bilinear upsampling deconv) gives conv_b
       fcn::cpu::conv_backward_data(one, w.data() + c * kernel, dy.data() + c * g.out_area(), expected.data() + c * g.height * g.width);
     CHECK(dx == expected);
   }
+}
+
+TEST_CASE("conv_backward_data_images without accumulate writes the image gradients whole, on every path") {
+  // Winograd (64 channels, 3x3: backward_data_writes_whole), im2col (3 channels, 3x3; 7x7) and a batch on
+  // the phase grid (small maps): stale values (NaN) are never read, and the numbers are those of adding to zeros
+  struct Row {
+    int64_t channels, kernel, pad, size, batch;
+  };
+  for (const Row& r : {Row{64, 3, 1, 21, 1}, Row{3, 3, 1, 17, 2}, Row{16, 7, 0, 12, 1}, Row{64, 3, 1, 6, 4}}) {
+    ConvGeometry g;
+    g.channels = r.channels;
+    g.out_channels = 32;
+    g.kernel_h = g.kernel_w = r.kernel;
+    g.pad_h = g.pad_w = r.pad;
+    g.height = g.width = r.size;
+    g.out_h = g.out_w = r.size + 2 * r.pad - r.kernel + 1;
+    INFO("channels " << r.channels << " kernel " << r.kernel << " batch " << r.batch << " writes whole "
+                     << fcn::cpu::backward_data_writes_whole(g, r.batch));
+    std::mt19937_64 rng(29);
+    const auto w = fcn::testing::random_normal(g.weight_numel(), rng);
+    const auto dy = fcn::testing::random_normal(r.batch * g.output_numel(), rng);
+    std::vector<float> added(r.batch * g.image_numel(), 0.f);
+    std::vector<float> written(added.size(), std::numeric_limits<float>::quiet_NaN());
+    fcn::cpu::conv_backward_data_images(g, r.batch, w.data(), dy.data(), added.data());
+    fcn::cpu::conv_backward_data_images(g, r.batch, w.data(), dy.data(), written.data(), false);
+    CHECK(written == added);  // bit for bit (no NaN survives)
+  }
+  ConvGeometry winograd;
+  winograd.channels = winograd.out_channels = 64;
+  winograd.kernel_h = winograd.kernel_w = 3;
+  winograd.pad_h = winograd.pad_w = 1;
+  winograd.height = winograd.width = winograd.out_h = winograd.out_w = 40;
+  CHECK(fcn::cpu::backward_data_writes_whole(winograd, 1));
+  winograd.channels = 3;
+  CHECK_FALSE(fcn::cpu::backward_data_writes_whole(winograd, 1));
 }

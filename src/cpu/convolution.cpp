@@ -651,8 +651,11 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
   if (beta == 0.f && !g.inference) equalize_equal_windows(g, image, output);
 }
 
-void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
-  if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_data(g, weight, output_grad, image_grad);
+void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
+                        bool accumulate) {
+  if (winograd_pays(g, winograd_backward_tile()))
+    return winograd_backward_data(g, weight, output_grad, image_grad, winograd_backward_tile(), accumulate ? 1.f : 0.f);
+  if (!accumulate) std::fill_n(image_grad, g.image_numel(), 0.f);  // the paths below add
   if (phase_grid_pays(g, winograd_backward_tile())) return phase_grid_backward_data(g, 1, weight, output_grad, image_grad);
   const RoundedOperand rounded_weight(g.precision, weight, g.weight_numel());
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
@@ -727,11 +730,17 @@ void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weig
 }
 
 void conv_backward_data_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* output_grads,
-                               float* image_grads) {
-  if (batch_on_grid(g, batch, winograd_backward_tile()))
+                               float* image_grads, bool accumulate) {
+  if (batch_on_grid(g, batch, winograd_backward_tile())) {
+    if (!accumulate) std::fill_n(image_grads, batch * g.image_numel(), 0.f);  // the grid adds
     return phase_grid_backward_data(g, batch, weight, output_grads, image_grads);
+  }
   for (int64_t n = 0; n < batch; ++n)
-    conv_backward_data(g, weight, output_grads + n * g.output_numel(), image_grads + n * g.image_numel());
+    conv_backward_data(g, weight, output_grads + n * g.output_numel(), image_grads + n * g.image_numel(), accumulate);
+}
+
+bool backward_data_writes_whole(const ConvGeometry& g, int64_t batch) {
+  return !batch_on_grid(g, batch, winograd_backward_tile()) && winograd_pays(g, winograd_backward_tile());
 }
 
 void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,

@@ -811,7 +811,7 @@ void forward(const ConvGeometry& g, const float* weight, const float* image, flo
 }
 
 template <class T>
-void backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad) {
+void backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float beta, float* image_grad) {
   const SerialBlasScope serial_blas;
   // image_grad = conv(output_grad, pad 2 - p, kernel rot180(W)^T): the GEMMs
   // read U[xi]^T, [C][K]. bf16 stores it so: oneDNN's bf16 matmul copies a
@@ -823,7 +823,7 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
     constexpr bool stored_transposed = std::is_same_v<E, uint16_t>;
     E* u = scratch_as<E>(kWeights, T::a * T::a * xi_stride<E>(g.out_channels, g.channels));
     transform_weights<T>(g.out_channels, g.channels, weight, true, stored_transposed, u);
-    convolve(g.precision, grid, all_tiles(grid), g.out_channels, g.channels, u, !stored_transposed, output_grad, 1.f,
+    convolve(g.precision, grid, all_tiles(grid), g.out_channels, g.channels, u, !stored_transposed, output_grad, beta,
              nullptr, false, image_grad);
   });
 }
@@ -976,12 +976,12 @@ void winograd_forward(const ConvGeometry& g, const float* weight, const float* i
 }
 
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad,
-                            float* image_grad, int tile) {
+                            float* image_grad, int tile, float beta) {
   check_tile(tile);
   if (tile == 4)
-    backward_data<F4x3>(g, weight, output_grad, image_grad);
+    backward_data<F4x3>(g, weight, output_grad, beta, image_grad);
   else
-    backward_data<F2x3>(g, weight, output_grad, image_grad);
+    backward_data<F2x3>(g, weight, output_grad, beta, image_grad);
 }
 
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,

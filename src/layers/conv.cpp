@@ -149,6 +149,10 @@ void ConvLayer::set_precision(Precision precision) {
 
 void ConvLayer::set_inference_only(bool on) { geometry_->inference = on; }
 
+bool ConvLayer::writes_fresh_input_grad(size_t k) const {
+  return k == 0 && geometry_ && cpu::backward_data_writes_whole(*geometry_, batch_);
+}
+
 void ConvLayer::convolve_images(const Tensor& x, const float* weight, const float* bias, bool rectify,
                                 Tensor& output) const {
   cpu::conv_forward_images(*geometry_, x.n(), weight, x.data(), output.data(), bias, rectify, &input_frame_);
@@ -182,7 +186,9 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
       cpu::add_channel_sums(g.out_channels, g.out_area(), output_grad.data() + n * g.output_numel(), bias_.grad.data());
   if (trains_weight())
     cpu::conv_backward_weight_images(g, x.n(), x.data(), output_grad.data(), weight_.grad.data(), &input_frame_);
-  if (x_grad) cpu::conv_backward_data_images(g, x.n(), weight_.data.data(), output_grad.data(), x_grad->data());
+  if (x_grad)
+    cpu::conv_backward_data_images(g, x.n(), weight_.data.data(), output_grad.data(), x_grad->data(),
+                                   !input_grad_fresh(0));
   rounded_weight_.release();  // the solver changes the weight next
 }
 

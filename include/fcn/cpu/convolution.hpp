@@ -80,8 +80,10 @@ void conv_forward(const ConvGeometry& g, const float* weight, const float* image
 // zero padding (those are bias[o]), whichever region is larger (their
 // values differ, so they cannot be joined).
 ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& input_frame);
-// image_grad += col2im(W^T · output_grad), per group.
-void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad);
+// image_grad += col2im(W^T · output_grad), per group; or, without
+// `accumulate`, image_grad = that (its old values are not read).
+void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
+                        bool accumulate = true);
 // weight_grad += output_grad · im2col(image)^T, per group.
 // With `input_frame`, the outputs in its conv_output_frame add their part
 // in closed form, v_c * sum over them of output_grad[o] at every tap (0 when
@@ -111,7 +113,12 @@ void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weig
                          float* outputs, const float* bias = nullptr, bool rectify = false,
                          const ConstantFrame* input_frame = nullptr);
 void conv_backward_data_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* output_grads,
-                               float* image_grads);
+                               float* image_grads, bool accumulate = true);
+// Whether conv_backward_data_images writes every image gradient in its
+// pass itself (Winograd, image by image), so that writing them without
+// `accumulate` saves the zeroing and the reading of the old values; the
+// other paths add, and zero them first to write.
+bool backward_data_writes_whole(const ConvGeometry& g, int64_t batch);
 void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,
                                  float* weight_grad, const ConstantFrame* input_frame = nullptr);
 

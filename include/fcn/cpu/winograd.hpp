@@ -71,7 +71,7 @@ int64_t winograd_scratch_floats(const ConvGeometry& g);
 // of `tile` (2 or 4):
 //   output = conv(image) + beta * output (+ bias[k])     (beta 0 or 1),
 //            then max(output, 0) when rectify
-//   image_grad += conv_transpose(output_grad)
+//   image_grad = conv_transpose(output_grad) + beta * image_grad   (beta 0 or 1)
 //   weight_grad += d conv / d weight, contracted with output_grad
 // Tiles whose outputs all lie in `skip` (when not null) are not computed:
 // the caller fills those outputs (conv_forward's constant frame).
@@ -79,7 +79,7 @@ void winograd_forward(const ConvGeometry& g, const float* weight, const float* i
                       const float* bias = nullptr, bool rectify = false, int tile = winograd_forward_tile(),
                       const ConstantFrame* skip = nullptr);
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
-                            int tile = winograd_backward_tile());
+                            int tile = winograd_backward_tile(), float beta = 1.f);
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
                               float* weight_grad, int tile = winograd_backward_tile(),
                               const ConstantFrame* skip = nullptr);

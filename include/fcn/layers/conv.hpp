@@ -103,6 +103,7 @@ class ConvLayer : public ConvolutionBase {
   void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
   void set_precision(Precision precision) override;
   void set_inference_only(bool on) override;
+  bool writes_fresh_input_grad(size_t k) const override;
   bool rectify_output(bool on) override {
     rectify_ = on;
     return true;
