@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 #include "fcn/core/error.hpp"
 #include "fcn/layers/pool.hpp"
 #include "gradcheck.hpp"
@@ -192,4 +194,27 @@ TEST_CASE("max_pool with windows inside the columns (a row of outputs at a time)
   check_window_rule(3, 1, 1, {2, 2, 37, 41});
   check_window_rule(3, 3, 0, {1, 2, 40, 95});
   check_window_rule(2, 2, 0, {1, 2, 9, 75});
+}
+
+TEST_CASE("max_pool told its input gradient is fresh writes it whole, reading none of the old values") {
+  // as a memory-planning graph tells it (Layer::set_fresh_input_grads): overlapping windows (3x3 stride 2,
+  // whose argmaxes may repeat) and a ceil-mode edge, two planes
+  auto layer = make_test_layer(pool_spec({{"kernel", 3}, {"stride", 2}, {"pad", 1}, {"ceil_mode", true}}));
+  CHECK(layer->writes_fresh_input_grad(0));
+  const Shape shape{1, 2, 9, 12};
+  const Shape out_shape = layer->reshape({shape});
+  std::mt19937_64 rng(31);
+  const Tensor x = random_tensor(shape, rng, -1.f, 1.f, 0.01f);
+  const Tensor dy = random_tensor(out_shape, rng);
+  Tensor y(out_shape), added(shape), written(shape);
+  layer->forward({&x}, y, Mode::train);
+  added.zero();
+  layer->backward({&x}, y, dy, {&added});
+  written.fill(std::numeric_limits<float>::quiet_NaN());
+  layer->set_fresh_input_grads({1});
+  layer->backward({&x}, y, dy, {&written});
+  for (int64_t i = 0; i < shape_numel(shape); ++i) REQUIRE(written[i] == added[i]);
+  layer->set_fresh_input_grads({});  // told nothing: adds again
+  layer->backward({&x}, y, dy, {&written});
+  for (int64_t i = 0; i < shape_numel(shape); ++i) REQUIRE(written[i] == 2.f * added[i]);
 }

@@ -168,13 +168,14 @@ void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* 
   }
 }
 
-void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx) {
+void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx, bool accumulate) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
 #pragma omp parallel for schedule(static) if (g.planes * out_plane >= kParallelMin)
   for (int64_t p = 0; p < g.planes; ++p) {
     const float* grad = dy + p * out_plane;
     const int32_t* arg = argmax + p * out_plane;
     float* plane = dx + p * in_plane;
+    if (!accumulate) std::fill_n(plane, in_plane, 0.f);
     for (int64_t o = 0; o < out_plane; ++o) plane[arg[o]] += grad[o];
   }
 }

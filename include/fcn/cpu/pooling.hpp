@@ -21,7 +21,10 @@ struct PoolGeometry {
 void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* argmax);
 
 // dx[p, argmax[p, o]] += dy[p, o]
-void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx);
+// Without `accumulate`, dx = that (its old values are not read): each plane
+// is zeroed just before its scatter, while it is cached.
+void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx,
+                       bool accumulate = true);
 
 // y[p, oy, ox] = (sum of x[p] over the window clipped to the input) / divisor.
 // The divisor, as PyTorch's avg_pool2d: with count_include_pad, the window
