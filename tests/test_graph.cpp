@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -240,4 +241,58 @@ TEST_CASE("forward_inference computes as an inference-only graph does, and the g
   CHECK(worst <= 1e-5 * largest);  // the same scores to float rounding
   training.forward(Mode::train);
   CHECK(scores(training) == trained_before);  // the layers are back on training's forward
+}
+
+TEST_CASE("deferred zeroing of the parameter gradients changes no number, and a gradient no backward writes is zero") {
+  // convs on every weight-gradient path: im2col (2 channels), Winograd (64), a 7x7 over a map with a
+  // constant frame (the padded input), 1x1; "dead" feeds nothing the loss reads; two images, two steps
+  // (the second on stale gradients), and two backward passes that add (iter_size) without zeroing between
+  const json spec = spec_with(json::parse(R"([
+    {"name": "c1", "type": "conv", "inputs": ["data"], "num_output": 64, "kernel": 3, "pad": 4},
+    {"name": "r1", "type": "relu", "inputs": ["c1"]},
+    {"name": "c2", "type": "conv", "inputs": ["r1"], "num_output": 64, "kernel": 3, "pad": 1},
+    {"name": "r2", "type": "relu", "inputs": ["c2"]},
+    {"name": "c3", "type": "conv", "inputs": ["r2"], "num_output": 8, "kernel": 7},
+    {"name": "c4", "type": "conv", "inputs": ["c3"], "num_output": 3, "kernel": 1},
+    {"name": "dead", "type": "conv", "inputs": ["r2"], "num_output": 2, "kernel": 1},
+    {"name": "loss", "type": "softmax_loss", "inputs": ["c4", "label"], "normalize": "none"}])"));
+  std::mt19937_64 rng(37);
+  const Tensor data = random_tensor({2, 2, 12, 14}, rng, -1, 1, 0.01f);
+  Tensor label({2, 1, 12, 14});
+  for (int64_t i = 0; i < label.numel(); ++i) label[i] = static_cast<float>(i % 3);
+  auto run = [&](bool deferred, int passes) {
+    Graph graph(spec, "graph", GraphOptions{});
+    graph.reshape({{"data", data.shape()}, {"label", label.shape()}});
+    graph.init_params(5);
+    graph.blob("data") = data;
+    graph.blob("label") = label;
+    for (const Param* p : graph.params()) CHECK_FALSE(p->grad_deferred);
+    std::map<std::string, Tensor> grads;
+    for (int step = 0; step < 2; ++step) {
+      for (Param* p : graph.params())
+        if (!p->frozen()) p->grad.fill(std::numeric_limits<float>::quiet_NaN());  // stale values
+      graph.zero_param_grads(deferred);
+      for (int pass = 0; pass < passes; ++pass) {
+        graph.forward(Mode::train);
+        graph.backward();
+      }
+    }
+    for (Param* p : graph.params()) {
+      CHECK_FALSE(p->grad_deferred);
+      if (!p->frozen()) grads[p->name] = p->grad;
+    }
+    return grads;
+  };
+  for (int passes : {1, 2}) {
+    INFO("passes " << passes);
+    const auto eager = run(false, passes), deferred = run(true, passes);
+    for (const auto& [name, grad] : eager) {
+      INFO(name);
+      for (int64_t i = 0; i < grad.numel(); ++i) REQUIRE(deferred.at(name)[i] == grad[i]);
+    }
+    for (int64_t i = 0; i < eager.at("dead.weight").numel(); ++i) REQUIRE(deferred.at("dead.weight")[i] == 0.f);
+    double c1 = 0;
+    for (int64_t i = 0; i < eager.at("c1.weight").numel(); ++i) c1 += std::fabs(eager.at("c1.weight")[i]);
+    CHECK(c1 > 0);
+  }
 }

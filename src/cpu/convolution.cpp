@@ -601,9 +601,11 @@ void add_frame_weight_grad(const ConvGeometry& g, const ConstantFrame& pixels, c
 // that meet them, or im2col + GEMM of just those), plus the frame's part in
 // closed form (none when its windows read the zero padding).
 void backward_weight_with_frame(const ConvGeometry& g, const float* image, const float* output_grad,
-                                float* weight_grad, const OutputFrame& frame, const ConstantFrame& input) {
+                                float* weight_grad, const OutputFrame& frame, const ConstantFrame& input,
+                                bool accumulate) {
   const int tile = winograd_backward_tile();
   if (winograd_pays(g, tile)) {
+    if (!accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);  // a 3x3 weight: the passes below add
     winograd_backward_weight(g, image, output_grad, weight_grad, tile, &frame.frame);
     if (frame.reads_input)
       add_frame_weight_grad(g, winograd_skipped(g, frame.frame, tile), input, image, output_grad, weight_grad);
@@ -611,15 +613,18 @@ void backward_weight_with_frame(const ConvGeometry& g, const float* image, const
   }
   const std::vector<Segment> segments = segments_outside(frame.frame, g.out_h, g.out_w);
   const int64_t m = g.out_channels / g.groups, k = g.column_rows() / g.groups;
+  if (segments.empty() && !accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);
+  float beta = accumulate ? 1.f : 0.f;  // the first band writes (fc6's 411 MB gradient is not read)
   for_each_segment_band(segments, frame_band_pixels(g), [&](size_t first, size_t last, int64_t n) {
     float* col = column_workspace(g.column_rows() * n);
     float* compact = output_workspace(g.out_channels * n);
     im2col_segments(g, image, segments, first, last, n, col);
     gather_segments(g, segments, first, last, n, output_grad, compact);
     for (int64_t group = 0; group < g.groups; ++group) {
-      // weight_grad_g[m, k] += compact_g[m, n] · col_g^T[n, k];  m = O/g, k = C/g*KH*KW
-      gemm(g.precision, false, true, m, k, n, 1.f, compact + group * m * n, col + group * k * n, 1.f, weight_grad + group * m * k);
+      // weight_grad_g[m, k] = compact_g[m, n] · col_g^T[n, k] + beta * weight_grad_g;  m = O/g, k = C/g*KH*KW
+      gemm(g.precision, false, true, m, k, n, 1.f, compact + group * m * n, col + group * k * n, beta, weight_grad + group * m * k);
     }
+    beta = 1.f;
   });
   if (frame.reads_input) add_frame_weight_grad(g, frame.frame, input, image, output_grad, weight_grad);
 }
@@ -678,27 +683,32 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
 }
 
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
-                          const ConstantFrame* input_frame) {
+                          const ConstantFrame* input_frame, bool accumulate) {
   if (input_frame) {
     const OutputFrame frame = output_frame_of(g, *input_frame);
     if (!frame.frame.empty())
-      return backward_weight_with_frame(g, image, output_grad, weight_grad, frame, *input_frame);
+      return backward_weight_with_frame(g, image, output_grad, weight_grad, frame, *input_frame, accumulate);
   }
-  if (winograd_pays(g, winograd_backward_tile())) return winograd_backward_weight(g, image, output_grad, weight_grad);
-  if (phase_grid_pays(g, winograd_backward_tile()))
+  const bool winograd = winograd_pays(g, winograd_backward_tile());
+  if (winograd || phase_grid_pays(g, winograd_backward_tile())) {
+    if (!accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);  // a 3x3 weight: these add
+    if (winograd) return winograd_backward_weight(g, image, output_grad, weight_grad);
     return phase_grid_backward_weight(g, 1, image, output_grad, weight_grad);
+  }
+  float beta = accumulate ? 1.f : 0.f;  // the first GEMM writes
   const bool banded = for_each_row_band(g, [&](const ConvGeometry& band, int64_t first, float* col) {
     im2col(band, image, col);
-    // weight_grad[O, C*KH*KW] += output_grad[:, band] · col^T
+    // weight_grad[O, C*KH*KW] = output_grad[:, band] · col^T + beta * weight_grad
     gemm(g.precision, false, true, g.out_channels, g.column_rows(), band.out_area(), 1.f, output_grad + first * g.out_w,
-         g.out_area(), col, band.out_area(), 1.f, weight_grad, g.column_rows());
+         g.out_area(), col, band.out_area(), beta, weight_grad, g.column_rows());
+    beta = 1.f;
   });
   if (banded) return;
   const float* col = columns_of(g, image);  // [C*KH*KW, OH*OW]
   const int64_t m = g.out_channels / g.groups, n = g.column_rows() / g.groups, k = g.out_area();
   for (int64_t group = 0; group < g.groups; ++group) {
-    // weight_grad_g[m, n] += output_grad_g[m, k] · col_g^T[k, n];  m = O/g, n = C/g*KH*KW, k = OH*OW
-    gemm(g.precision, false, true, m, n, k, 1.f, output_grad + group * m * k, col + group * n * k, 1.f, weight_grad + group * m * n);
+    // weight_grad_g[m, n] = output_grad_g[m, k] · col_g^T[k, n] + beta * weight_grad_g;  m = O/g, n = C/g*KH*KW, k = OH*OW
+    gemm(g.precision, false, true, m, n, k, 1.f, output_grad + group * m * k, col + group * n * k, beta, weight_grad + group * m * n);
   }
 }
 
@@ -744,12 +754,14 @@ bool backward_data_writes_whole(const ConvGeometry& g, int64_t batch) {
 }
 
 void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,
-                                 float* weight_grad, const ConstantFrame* input_frame) {
-  if (!framed(g, input_frame) && batch_on_grid(g, batch, winograd_backward_tile()))
+                                 float* weight_grad, const ConstantFrame* input_frame, bool accumulate) {
+  if (!framed(g, input_frame) && batch_on_grid(g, batch, winograd_backward_tile())) {
+    if (!accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);  // the grid adds
     return phase_grid_backward_weight(g, batch, images, output_grads, weight_grad);
-  for (int64_t n = 0; n < batch; ++n)
+  }
+  for (int64_t n = 0; n < batch; ++n)  // the first image writes, the others add
     conv_backward_weight(g, images + n * g.image_numel(), output_grads + n * g.output_numel(), weight_grad,
-                         input_frame);
+                         input_frame, accumulate || n > 0);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <numeric>
 
 #include "fcn/core/environment.hpp"
@@ -525,13 +526,30 @@ void Graph::backward() {
     }
     if (backward_hook_) backward_hook_(i);
   }
+  // deferred gradients no backward wrote (a layer the loss does not reach) are zero
+  std::vector<Tensor*> unwritten;
+  for (Param* p : params())
+    if (p->grad_deferred) {
+      unwritten.push_back(&p->grad);
+      p->grad_deferred = false;
+    }
+  zero_in_parallel(unwritten);
 }
 
 
-void Graph::zero_param_grads() {
+void Graph::zero_param_grads(bool deferred) {
+  std::map<const Param*, int> owners;  // a param two layers share is zeroed: the one that runs first may add
+  for (auto& layer : layers_)
+    for (Param* p : layer->params()) ++owners[p];
   std::vector<Tensor*> grads;
-  for (Param* p : params())
-    if (!p->frozen()) grads.push_back(&p->grad);
+  for (auto& layer : layers_)
+    for (Param* p : layer->params()) {
+      if (p->frozen() || p->grad_deferred) continue;
+      if (deferred && layer->writes_param_grads() && owners[p] == 1)
+        p->grad_deferred = true;
+      else if (std::find(grads.begin(), grads.end(), &p->grad) == grads.end())
+        grads.push_back(&p->grad);
+    }
   zero_in_parallel(grads);
 }
 

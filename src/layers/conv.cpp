@@ -1,6 +1,7 @@
 #include "fcn/layers/conv.hpp"
 
 #include <cmath>
+#include <utility>
 
 #include "fcn/cpu/convolution.hpp"
 #include "fcn/cpu/elementwise.hpp"
@@ -181,11 +182,15 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   const cpu::ConvGeometry& g = *geometry_;
   const Tensor& x = *inputs[0];
   Tensor* x_grad = input_grads[0];
+  // deferred gradients (Graph::zero_param_grads) are written, not added to
+  if (std::exchange(bias_.grad_deferred, false)) bias_.grad.zero();
   if (trains_bias())
     for (int64_t n = 0; n < x.n(); ++n)
       cpu::add_channel_sums(g.out_channels, g.out_area(), output_grad.data() + n * g.output_numel(), bias_.grad.data());
+  const bool weight_deferred = std::exchange(weight_.grad_deferred, false);
   if (trains_weight())
-    cpu::conv_backward_weight_images(g, x.n(), x.data(), output_grad.data(), weight_.grad.data(), &input_frame_);
+    cpu::conv_backward_weight_images(g, x.n(), x.data(), output_grad.data(), weight_.grad.data(), &input_frame_,
+                                     !weight_deferred);
   if (x_grad)
     cpu::conv_backward_data_images(g, x.n(), weight_.data.data(), output_grad.data(), x_grad->data(),
                                    !input_grad_fresh(0));

@@ -308,7 +308,10 @@ Batch Trainer::next_batch() {
 }
 
 double Trainer::accumulate_gradients(int64_t step) {
-  graph_->zero_param_grads();
+  // deferred: a layer that writes its gradients whole (conv) is not zeroed first; with an allreduce
+  // handing gradient buckets over as layers finish, every gradient is zeroed up front
+  const bool deferred = !reducer_;
+  graph_->zero_param_grads(deferred);
   double total = 0;
   for (int64_t i = 0; i < solver_config_.iter_size; ++i) {
     const Batch batch = next_batch();
@@ -328,7 +331,7 @@ double Trainer::accumulate_gradients(int64_t step) {
     // ranks forms (g0 + g1 exactly, not g0 plus g1's partial sums): N ranks
     // x iter_size k follow one process with iter_size N*k.
     const bool separate = !reducer_ && solver_config_.iter_size > 1;
-    if (separate && i > 0) graph_->zero_param_grads();
+    if (separate && i > 0) graph_->zero_param_grads(deferred);
     graph_->backward();  // adds into the param gradients
     if (separate) add_to_gradient_sum(i == 0);
     total += graph_->loss();

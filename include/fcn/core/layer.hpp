@@ -42,6 +42,10 @@ struct Param {
   // weights file for inference must hold them, where a missing frozen
   // upsampling filter is simply re-initialised.
   bool learned_state = false;
+  // Graph::zero_param_grads(deferred) left this gradient unzeroed for its
+  // layer's backward to write (Layer::writes_param_grads); that backward
+  // clears the flag, and Graph::backward zeroes any gradient still flagged.
+  bool grad_deferred = false;
   bool frozen() const { return lr_mult == 0.f; }
   bool must_be_loaded() const { return !frozen() || learned_state; }
 };
@@ -127,6 +131,12 @@ class Layer {
   // memset and a read of conv1's 125 MB gradients saved).
   virtual bool writes_fresh_input_grad(size_t k) const { return false; }
   void set_fresh_input_grads(std::vector<char> fresh) { fresh_input_grads_ = std::move(fresh); }
+  // Whether backward writes its parameter gradients whole when they are
+  // flagged grad_deferred (and clears the flag), instead of adding to them:
+  // then zero_param_grads(deferred) leaves them unzeroed. fc6's weight
+  // gradient is 411 MB: zeroing it and reading it back into the GEMM that
+  // adds to it was ~3% of a VGG16 step.
+  virtual bool writes_param_grads() const { return false; }
   // Whether backward reads the input values (false lets the graph free them).
   virtual bool backward_needs_inputs() const { return true; }
   virtual bool backward_needs_output() const { return false; }

@@ -84,13 +84,15 @@ ConstantFrame conv_output_frame(const ConvGeometry& g, const ConstantFrame& inpu
 // `accumulate`, image_grad = that (its old values are not read).
 void conv_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
                         bool accumulate = true);
-// weight_grad += output_grad · im2col(image)^T, per group.
+// weight_grad += output_grad · im2col(image)^T, per group; or, without
+// `accumulate`, weight_grad = that (its old values are not read: the im2col
+// GEMMs write it, the other paths zero it first).
 // With `input_frame`, the outputs in its conv_output_frame add their part
 // in closed form, v_c * sum over them of output_grad[o] at every tap (0 when
 // their windows read the zero padding), and the GEMMs (or Winograd's tiles)
 // run over the other outputs only.
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
-                          const ConstantFrame* input_frame = nullptr);
+                          const ConstantFrame* input_frame = nullptr, bool accumulate = true);
 
 // The three passes over `batch` consecutive samples (images [batch, C, H, W],
 // outputs [batch, K, OH, OW]; beta 0), with the per-sample semantics above
@@ -120,7 +122,7 @@ void conv_backward_data_images(const ConvGeometry& g, int64_t batch, const float
 // other paths add, and zero them first to write.
 bool backward_data_writes_whole(const ConvGeometry& g, int64_t batch);
 void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,
-                                 float* weight_grad, const ConstantFrame* input_frame = nullptr);
+                                 float* weight_grad, const ConstantFrame* input_frame = nullptr, bool accumulate = true);
 
 // Depthwise geometry (groups == channels == out_channels, weight [C, 1, KH, KW]):
 // the same as conv_forward / conv_backward_data, one channel at a time in

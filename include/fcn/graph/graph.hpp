@@ -108,7 +108,11 @@ class Graph {
   // overwrites them). Empty = none.
   using ForwardHook = std::function<void(size_t layer_index, const Tensor& output)>;
   void set_forward_hook(ForwardHook hook) { forward_hook_ = std::move(hook); }
-  void zero_param_grads();
+  // Zeroes the parameter gradients. `deferred`: those whose layer writes
+  // them whole in its backward (Layer::writes_param_grads) are left for that
+  // backward to write instead of add to (Param::grad_deferred); backward()
+  // zeroes any it did not reach. Read the gradients after backward() then.
+  void zero_param_grads(bool deferred = false);
   // Sum of the loss layers' outputs after forward.
   double loss() const;
 
