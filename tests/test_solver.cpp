@@ -146,6 +146,26 @@ TEST_CASE("gradients_finite flags inf and nan in trainable params only") {
   CHECK_FALSE(gradients_finite({&a}));
   a.grad[1] = std::numeric_limits<float>::quiet_NaN();
   CHECK_FALSE(gradients_finite({&a}));
+  a.grad[1] = 3.f;
+  // a gradient large enough for the threads and vectors: the extremes of the finite floats pass,
+  // one non-finite value anywhere (the first, a middle one, the last) fails
+  Param big = make_param("big", {0.f}, {0.f});
+  big.data = Tensor({(1 << 21) + 3});
+  big.grad = Tensor({(1 << 21) + 3});
+  big.grad[5] = std::numeric_limits<float>::max();
+  big.grad[6] = -std::numeric_limits<float>::max();
+  big.grad[7] = std::numeric_limits<float>::denorm_min();
+  CHECK(gradients_finite({&big}));
+  for (int64_t at : {int64_t{0}, big.grad.numel() / 2 + 1, big.grad.numel() - 1}) {
+    for (float bad : {-std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+      INFO("at " << at << " value " << bad);
+      big.grad[at] = bad;
+      CHECK_FALSE(gradients_finite({&a, &big}));
+      CHECK_FALSE(gradients_finite({&big}));
+      big.grad[at] = 0.f;
+    }
+  }
+  CHECK(gradients_finite({&a, &big}));
 }
 
 TEST_CASE("iter_size 2 with multipliers equals torch.optim.SGD on a batch of 2") {

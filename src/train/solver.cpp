@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "fcn/core/error.hpp"
 
@@ -65,11 +67,19 @@ void Solver::set_momentum(const std::string& param_name, const Tensor& value) { 
 bool gradients_finite(const std::vector<Param*>& params) {
   for (const Param* p : params) {
     if (p->frozen()) continue;
-    const float* g = p->grad.data();
-    // g * 0 is 0 for a finite g and nan for inf or nan, so the sum flags both
-    float sum = 0.f;
-    for (int64_t i = 0; i < p->grad.numel(); ++i) sum += g[i] * 0.f;
-    if (!std::isfinite(sum)) return false;
+    const float* grad = p->grad.data();
+    const int64_t n = p->grad.numel();
+    // inf and nan are the floats whose exponent bits are all ones; an integer
+    // or-reduction vectorises (a float sum's chain of dependent adds did not:
+    // ~0.1 s a step over VGG16's 134 M gradients, on one core)
+    uint32_t non_finite = 0;
+#pragma omp parallel for simd schedule(static) reduction(| : non_finite) if (n >= (1 << 20))
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, grad + i, sizeof bits);
+      non_finite |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    if (non_finite) return false;
   }
   return true;
 }
