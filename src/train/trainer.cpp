@@ -356,8 +356,11 @@ void Trainer::add_to_gradient_sum(bool first) {
       gradient_sum_[p] = grad;
       continue;
     }
-    Tensor& sum = gradient_sum_[p];
-    for (int64_t i = 0; i < grad.numel(); ++i) sum[i] += grad[i];
+    float* sum = gradient_sum_[p].data();
+    const float* part = grad.data();
+    const int64_t n = grad.numel();
+#pragma omp parallel for simd schedule(static) if (n >= (1 << 20))
+    for (int64_t i = 0; i < n; ++i) sum[i] += part[i];
   }
 }
 
