@@ -3,9 +3,13 @@
 // backward in reverse from the loss through the layers that need it.
 //
 // Gradient rule (see layer.hpp): backward() zeroes the blob gradients it owns
-// once, then every layer adds into them, so fan-out sums. Parameter gradients
-// are only zeroed by zero_param_grads() (the solver, once per step), so
-// several backward passes accumulate (iter_size).
+// once, then every layer adds into them, so fan-out sums; a layer that
+// writes an input gradient whole (writes_fresh_input_grad) and is the first
+// to reach it is told so instead, and writes it unzeroed. Parameter
+// gradients are only zeroed by zero_param_grads() (the solver, once per
+// step), so several backward passes accumulate (iter_size); deferred, the
+// layers that write them whole (writes_param_grads) write them in their
+// first backward instead.
 //
 // Memory plan (reuse_memory, the default): after reshape, every blob value
 // and blob gradient gets a lifetime on the timeline forward layer 0..L-1,
