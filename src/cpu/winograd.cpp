@@ -12,6 +12,7 @@
 
 #include "bf16_lanes.hpp"
 #include "fcn/cpu/bf16_gemm.hpp"
+#include "fcn/cpu/elementwise.hpp"
 #include "fcn/cpu/gemm.hpp"
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
@@ -464,6 +465,14 @@ inline void round_lanes(const float* x, int lanes, int rows, uint16_t* dst, int6
 #endif
 }
 inline void store_lanes(const float* x, int lanes, uint16_t* dst) { round_lanes(x, lanes, 1, dst, 0); }
+// The same into a pair-interleaved block (round_lanes_to_bf16_interleaved)
+inline void round_lanes(const float* x, int rows, const InterleavedLanes& place, int64_t stride) {
+#ifdef __AVX512BF16__
+  round_lanes_interleaved_avx512(x, rows, place, stride);
+#else
+  round_lanes_to_bf16_interleaved(x, rows, place, stride);
+#endif
+}
 
 // The 2-d transform x -> P x Q^T of two 1-d maps: row_fn on the rows of an
 // R x S tile of lane vectors, then col_fn on the columns of the result.
@@ -564,11 +573,7 @@ void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, c
   float* out[a * a];
   for (int xi = 0; xi < a * a; ++xi) out[xi] = local[xi / a][xi % a];
   input_tiles(t, plane, g, next_plane, out);
-#ifdef __AVX512BF16__
-  round_lanes_interleaved_avx512(local[0][0], a * a, place, xi_stride);
-#else
-  round_lanes_to_bf16_interleaved(local[0][0], a * a, place, xi_stride);
-#endif
+  round_lanes(local[0][0], a * a, place, xi_stride);
 }
 
 // The adjoint of the output transform, for the weight gradient: Mbar = A dY
@@ -896,8 +901,7 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
     if (!du) {
       du = part;
     } else {
-#pragma omp parallel for simd schedule(static)
-      for (int64_t i = 0; i < du_numel; ++i) du[i] += part[i];
+      axpy(part, 1.f, du, du_numel);
     }
   }
   if (du) accumulate_weight_grad<T>(g.out_channels, g.channels, du, weight_grad);

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "fcn/cpu/blas_kernel.hpp"
+#include "fcn/cpu/elementwise.hpp"
 #include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/threads.hpp"
 #include "fcn/train/checkpoint.hpp"
@@ -356,11 +357,7 @@ void Trainer::add_to_gradient_sum(bool first) {
       gradient_sum_[p] = grad;
       continue;
     }
-    float* sum = gradient_sum_[p].data();
-    const float* part = grad.data();
-    const int64_t n = grad.numel();
-#pragma omp parallel for simd schedule(static) if (n >= (1 << 20))
-    for (int64_t i = 0; i < n; ++i) sum[i] += part[i];
+    cpu::axpy(grad.data(), 1.f, gradient_sum_[p].data(), grad.numel());
   }
 }
 
