@@ -14,6 +14,7 @@
 #include "fcn/data/batch.hpp"
 #include "fcn/data/random.hpp"
 #include "fcn/train/distributed.hpp"
+#include "fcn/train/stop_signals.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/io/image_io.hpp"
 #include "fcn/eval/evaluate_split.hpp"
@@ -27,36 +28,6 @@
 namespace fcn {
 
 namespace {
-
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-extern "C" void on_stop_signal(int signal) { g_stop_signal = signal; }
-
-// SIGINT/SIGTERM -> on_stop_signal for the lifetime of the object. The
-// handler resets itself (SA_RESETHAND): a second signal kills at once.
-class StopSignals {
- public:
-  explicit StopSignals(bool enabled) : enabled_(enabled) {
-    if (!enabled_) return;
-    struct sigaction action {};
-    action.sa_handler = on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    action.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &action, &old_int_);
-    sigaction(SIGTERM, &action, &old_term_);
-  }
-  ~StopSignals() {
-    if (!enabled_) return;
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  StopSignals(const StopSignals&) = delete;
-  StopSignals& operator=(const StopSignals&) = delete;
-
- private:
-  bool enabled_;
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 const char* signal_name(int signal) { return signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "a signal"; }
 
@@ -72,8 +43,6 @@ std::string count_str(int64_t n) {
 }
 
 }  // namespace
-
-void request_stop(int signal) { g_stop_signal = signal; }
 
 Trainer::Trainer(TrainOptions options)
     : options_(std::move(options)), solver_config_(options_.config.solver), comm_(Communicator::world()) {
@@ -532,10 +501,11 @@ TrainResult Trainer::run_steps() {
     after_step(result.iter, lr, result);
     if (options_.on_step) options_.on_step(result.iter, result.loss, log_ ? log_->eta_seconds(result.iter) : 0.0);
     // the ranks stop together, after the same step, when any one was signalled
-    const int stop_signal = comm_.distributed() ? static_cast<int>(comm_.allreduce_max(g_stop_signal)) : g_stop_signal;
+    const int stop_signal = comm_.distributed() ? static_cast<int>(comm_.allreduce_max(pending_stop_signal()))
+                                                : pending_stop_signal();
     if (stop_signal == 0 || result.iter == solver_config_.max_iter) continue;
     result.stop_signal = stop_signal;
-    g_stop_signal = 0;
+    clear_stop_signal();
     if (last_saved_iter_ != result.iter) result.checkpoint = save_checkpoint(result.iter, lr);
     if (!log_) return result;
     log_->write_curves();
@@ -546,7 +516,7 @@ TrainResult Trainer::run_steps() {
     return result;
   }
   finish(lr, result);
-  g_stop_signal = 0;  // a signal during the last step: the run finished anyway
+  clear_stop_signal();  // a signal during the last step: the run finished anyway
   return result;
 }
 

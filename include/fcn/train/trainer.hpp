@@ -58,6 +58,7 @@
 #include "fcn/train/run_info.hpp"
 #include "fcn/train/run_log.hpp"
 #include "fcn/train/solver.hpp"
+#include "fcn/train/stop_signals.hpp"
 #include "fcn/train/training_monitor.hpp"
 
 namespace fcn {
@@ -86,10 +87,6 @@ struct TrainResult {
   std::string final_weights;    // DIR/final.safetensors ("" when stopped early)
   double loss = 0.0;            // of the last step
 };
-
-// What the SIGINT/SIGTERM handler does: ask the loop to stop after the
-// current step. For tests and embedding drivers.
-void request_stop(int signal);
 
 class Trainer {
  public:
