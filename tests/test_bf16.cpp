@@ -130,38 +130,65 @@ TEST_CASE("round_to_bf16 rounds to nearest even, keeps NaN, infinities and signe
   }
 }
 
+namespace {
+
+// gemm(Precision::bf16) on random operands in strided blocks against
+// reference_gemm: within 2e-6 of the magnitude of the rounded
+// operands' product, more than `rounding_floor` away from the unrounded one
+// (bf16's error, which averages down over a long k), and C's padding untouched.
+void check_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, float beta,
+                     std::mt19937_64& rng, double rounding_floor = 1e-4) {
+  // leading dimensions wider than the matrices: blocks of larger ones
+  const int64_t lda = (trans_a ? m : k) + 3, ldb = (trans_b ? k : n) + 5, ldc = n + 2;
+  const auto a = random_matrix((trans_a ? k : m) * lda, rng);
+  const auto b = random_matrix((trans_b ? n : k) * ldb, rng);
+  const auto c0 = random_matrix(m * ldc, rng);
+  std::vector<float> c = c0;
+  cpu::gemm(Precision::bf16, trans_a, trans_b, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+  const Reference rounded_ref = reference_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc, true);
+  const Reference exact = reference_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc, false);
+  double worst = 0, worst_unrounded = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      const double scale = rounded_ref.magnitude[i * n + j] + 1e-30;
+      worst = std::max(worst, std::fabs(c[i * ldc + j] - rounded_ref.c[i * n + j]) / scale);
+      worst_unrounded = std::max(worst_unrounded, std::fabs(c[i * ldc + j] - exact.c[i * n + j]) / scale);
+    }
+  INFO(m << "x" << n << "x" << k << " trans_a " << trans_a << " trans_b " << trans_b << " alpha " << alpha
+         << " beta " << beta);
+  // float accumulation of rounded products: a few float ulps of the magnitude
+  INFO("worst " << worst << ", unrounded " << worst_unrounded);
+  CHECK(worst < 2e-6);
+  // and the operands really were rounded: the unrounded product is bf16's error away
+  CHECK(worst_unrounded > rounding_floor);
+  // the padding between rows of C is not written
+  int64_t padding_written = 0;
+  for (int64_t i = 0; i < m; ++i) padding_written += c[i * ldc + n] != c0[i * ldc + n];
+  CHECK(padding_written == 0);
+}
+
+}  // namespace
+
 TEST_CASE("gemm_bf16 equals the float64 product of the rounded operands: transposes, strides, alpha, beta") {
   skip_without_bf16();
   std::mt19937_64 rng(7);
-  const int64_t m = 37, n = 53, k = 300;
   for (bool trans_a : {false, true})
     for (bool trans_b : {false, true})
-      for (auto [alpha, beta] : {std::pair<float, float>{1.f, 0.f}, {1.f, 1.f}, {0.5f, -2.f}}) {
-        // leading dimensions wider than the matrices: blocks of larger ones
-        const int64_t lda = (trans_a ? m : k) + 3, ldb = (trans_b ? k : n) + 5, ldc = n + 2;
-        const auto a = random_matrix((trans_a ? k : m) * lda, rng);
-        const auto b = random_matrix((trans_b ? n : k) * ldb, rng);
-        const auto c0 = random_matrix(m * ldc, rng);
-        std::vector<float> c = c0;
-        cpu::gemm(Precision::bf16, trans_a, trans_b, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(),
-                  ldc);
-        const Reference rounded_ref = reference_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc, true);
-        const Reference exact = reference_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc, false);
-        double worst = 0, worst_unrounded = 0;
-        for (int64_t i = 0; i < m; ++i)
-          for (int64_t j = 0; j < n; ++j) {
-            const double scale = rounded_ref.magnitude[i * n + j] + 1e-30;
-            worst = std::max(worst, std::fabs(c[i * ldc + j] - rounded_ref.c[i * n + j]) / scale);
-            worst_unrounded = std::max(worst_unrounded, std::fabs(c[i * ldc + j] - exact.c[i * n + j]) / scale);
-          }
-        INFO("trans_a " << trans_a << " trans_b " << trans_b << " alpha " << alpha << " beta " << beta);
-        // float accumulation of rounded products: a few float ulps of the magnitude
-        CHECK(worst < 2e-6);
-        // and the operands really were rounded: the unrounded product is bf16's error away
-        CHECK(worst_unrounded > 1e-4);
-        // the padding between rows of C is not written
-        for (int64_t i = 0; i < m; ++i) CHECK(c[i * ldc + n] == c0[i * ldc + n]);
-      }
+      for (auto [alpha, beta] : {std::pair<float, float>{1.f, 0.f}, {1.f, 1.f}, {0.5f, -2.f}})
+        check_gemm_bf16(trans_a, trans_b, 37, 53, 300, alpha, beta, rng);
+}
+
+TEST_CASE("gemm_bf16 run as several GEMMs (rows, depth added into C, columns of a transposed B) gives the product") {
+  // the shapes just past each split's threshold (bf16_gemm.cpp, run_in_chunks),
+  // so that a part comes out shorter than the others
+  skip_without_bf16();
+  std::mt19937_64 rng(11);
+  for (bool trans_a : {false, true}) {
+    check_gemm_bf16(trans_a, false, 16384 + 100, 24, 40, 0.5f, 1.f, rng);  // rows: two parts
+    for (bool trans_b : {false, true})  // depth: five parts, the later ones added into C
+      check_gemm_bf16(trans_a, trans_b, 20, 24, 16384 + 700, 0.5f, -2.f, rng, 2e-5);
+    check_gemm_bf16(trans_a, true, 40, 2 * 1024 + 300, 256, 1.f, 0.f, rng);  // columns of B^T: three parts
+  }
 }
 
 TEST_CASE("gemm_bf16 gives the same bits on the team, on one thread, and from several threads at once") {
