@@ -192,7 +192,8 @@ int64_t chunk_size(int64_t total, int64_t at_most, int64_t multiple) {
 
 // Thresholds of run_in_chunks, from the shapes they were measured on.
 constexpr int64_t kChunkedRows = 16384;            // m above: rows in halves or more
-constexpr int64_t kChunkedDepth = 16384;           // k from: depth in chunks of at most 4096
+constexpr int64_t kChunkedDepth = 16384;           // k from, with m from 1024: depth in chunks of at most 4096
+constexpr int64_t kManyRows = 1024;
 constexpr int64_t kDepthChunk = 4096;
 constexpr int64_t kColumnChunkBytes = 512 * 1024;  // B^T (k <= 1024) over twice this: columns in chunks of it
 
@@ -206,8 +207,11 @@ enum class Split { rows, depth, columns, none };
 // [4096 x 256] x [256 x 25088]^T 84 -> 66 ms in column chunks, forward
 // [4096 x 25088] x [25088 x 256] 89 -> 75 ms in depth chunks added into C,
 // backward-data [25088 x 4096] x [4096 x 256] 94 -> 81 ms in row halves;
-// fc7's weight gradient 13.2 -> 10.8 ms). The shapes of conv layers and
-// Winograd's blocks stay one call.
+// fc7's weight gradient 13.2 -> 10.8 ms). The parts are strided blocks,
+// which oneDNN runs with its gemm:jit kernels rather than brgemm; on a
+// short A (conv1_1's weight gradient, 64 rows, 77308 deep) that lost
+// (2 -> 13 ms a step), hence the depth split only from 1024 rows. The
+// shapes of conv layers and Winograd's blocks stay one call.
 void run_in_chunks(const Shape& shape, const uint16_t* a, const uint16_t* b, float* c, Split from = Split::rows) {
   Shape part = shape;
   if (from <= Split::rows && shape.m > kChunkedRows) {
@@ -218,7 +222,7 @@ void run_in_chunks(const Shape& shape, const uint16_t* a, const uint16_t* b, flo
     }
     return;
   }
-  if (from <= Split::depth && shape.k >= kChunkedDepth) {
+  if (from <= Split::depth && shape.k >= kChunkedDepth && shape.m >= kManyRows) {
     const int64_t size = chunk_size(shape.k, kDepthChunk, 32);
     for (int64_t k0 = 0; k0 < shape.k; k0 += size) {
       part.k = std::min(size, shape.k - k0);
