@@ -5,6 +5,7 @@
 
 #include "conv_parity.hpp"
 #include "fcn/core/error.hpp"
+#include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/layers/conv.hpp"
 #include "gradcheck.hpp"
 #include "reference_conv.hpp"
@@ -143,6 +144,41 @@ TEST_CASE("a conv with a large column buffer (built a band of output rows at a t
   testing::reference_conv_backward(geometry_of(x, o), w.data(), x.data(), dy.data(), dx_ref, dw);
   for (int64_t i = 0; i < w.numel(); ++i) REQUIRE(params[0]->grad[i] == Approx(dw[i]).epsilon(1e-4).margin(1e-3));
   for (int64_t i = 0; i < x.numel(); ++i) REQUIRE(dx[i] == Approx(dx_ref[i]).epsilon(1e-4).margin(1e-4));
+}
+
+TEST_CASE("in bf16 a conv too shallow for it (3 channels x 3x3) computes in fp32, a deeper one in bf16", "[conv]") {
+  // conv.cpp's kMinBf16Depth: 27 products an output stay fp32, 36 go bf16
+  for (int64_t channels : {3, 4}) {
+    INFO(channels << " channels");
+    const bool in_bf16 = channels * 9 >= 32;
+    if (in_bf16 && !cpu::bf16_support().available) continue;  // the deeper conv needs the hardware
+    std::mt19937_64 rng(21);
+    const Tensor x = random_tensor({1, channels, 40, 36}, rng);
+    const json options = {{"num_output", 8}, {"kernel", 3}, {"pad", 1}};
+    Tensor outputs[2], weight_grads[2];
+    const Tensor dy = random_tensor({1, 8, 40, 36}, rng);
+    for (Precision precision : {Precision::fp32, Precision::bf16}) {
+      auto layer = make_test_layer(layer_spec("conv", options));
+      layer->set_precision(precision);
+      Tensor y(layer->reshape({x.shape()}));
+      layer->forward({&x}, y, Mode::train);
+      Tensor dx(x.shape());
+      for (Param* p : layer->params()) p->grad.zero();
+      layer->backward({&x}, y, dy, {&dx});
+      outputs[precision == Precision::bf16] = y;
+      weight_grads[precision == Precision::bf16] = layer->params()[0]->grad;
+    }
+    int64_t output_differ = 0, grad_differ = 0;
+    for (int64_t i = 0; i < outputs[0].numel(); ++i) output_differ += outputs[0][i] != outputs[1][i];
+    for (int64_t i = 0; i < weight_grads[0].numel(); ++i) grad_differ += weight_grads[0][i] != weight_grads[1][i];
+    if (in_bf16) {
+      CHECK(output_differ > 0);
+      CHECK(grad_differ > 0);
+    } else {
+      CHECK(output_differ == 0);
+      CHECK(grad_differ == 0);
+    }
+  }
 }
 
 TEST_CASE("conv matches PyTorch Conv2d (forward, grad input, weight, bias)", "[conv][parity]") {

@@ -1,5 +1,6 @@
 #include "fcn/layers/conv.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -95,7 +96,21 @@ void ConvolutionBase::set_geometry(const std::array<int64_t, 3>& image, const st
   g.dilation_h = options_.dilation[0];
   g.dilation_w = options_.dilation[1];
   g.groups = options_.groups;
-  g.precision = precision_;
+  g.precision = gemm_precision();
+}
+
+// bf16 pays where a GEMM's depth does: a conv whose outputs sum fewer than
+// 32 products (VGG16's conv1_1, 3 channels x 3x3 = 27) keeps fp32. There
+// bf16 gains nothing (conv1_1 at 500x500, forward + backward, Zen 5 with
+// AVX512-BF16, alternated three times: 52-55 ms in bf16, 51-52 in fp32:
+// rounding its columns costs what the GEMM saves), and fp32 keeps the
+// first layer's numbers exact.
+constexpr int64_t kMinBf16Depth = 32;
+
+Precision ConvolutionBase::gemm_precision() const {
+  const cpu::ConvGeometry& g = *geometry_;
+  const int64_t depth = g.channels / std::max<int64_t>(1, g.groups) * g.kernel_h * g.kernel_w;
+  return precision_ == Precision::bf16 && depth < kMinBf16Depth ? Precision::fp32 : precision_;
 }
 
 std::string ConvolutionBase::options_str() const {
@@ -145,7 +160,7 @@ Shape ConvLayer::reshape(const std::vector<Shape>& input_shapes) {
 // bf16 operands, float accumulation, weights and gradients (fcn/core/precision.hpp)
 void ConvLayer::set_precision(Precision precision) {
   precision_ = precision;
-  geometry_->precision = precision;
+  geometry_->precision = gemm_precision();
 }
 
 void ConvLayer::set_inference_only(bool on) { geometry_->inference = on; }
@@ -160,8 +175,8 @@ void ConvLayer::convolve_images(const Tensor& x, const float* weight, const floa
 }
 
 void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
-  const bool hold = precision_ == Precision::bf16 && cpu::gemms_read_weight(*geometry_, inputs[0]->n());
-  if (hold) rounded_weight_.hold(precision_, weight_.data.data(), weight_.data.numel());
+  const bool hold = geometry_->precision == Precision::bf16 && cpu::gemms_read_weight(*geometry_, inputs[0]->n());
+  if (hold) rounded_weight_.hold(geometry_->precision, weight_.data.data(), weight_.data.numel());
   convolve_images(*inputs[0], weight_.data.data(), options_.bias ? bias_.data.data() : nullptr, rectify_, output);
   if (!hold || mode != Mode::train) rounded_weight_.release();  // no backward follows to read it
 }

@@ -81,7 +81,10 @@ class ConvolutionBase : public Layer {
   Param weight_;
   Param bias_;  // unused when !options_.bias
   double flops_ = 0.0;
-  Precision precision_ = Precision::fp32;  // the GEMMs' (only conv takes bf16)
+  Precision precision_ = Precision::fp32;  // model.precision (only conv takes bf16)
+  // The GEMMs' precision at the last reshape's geometry: precision_, but
+  // fp32 for a depth (channels per group x kernel) too shallow to gain
+  Precision gemm_precision() const;
 
  private:
   void initialise_allocated();
