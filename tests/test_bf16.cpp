@@ -79,15 +79,25 @@ Reference reference_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64
                          const std::vector<float>& a, int64_t lda, const std::vector<float>& b, int64_t ldb,
                          float beta, const std::vector<float>& c0, int64_t ldc, bool round) {
   Reference out{std::vector<double>(m * n), std::vector<double>(m * n)};
+  // op(A) as [m][k] and op(B) as [n][k], rounded when asked: the loop below reads rows
+  std::vector<double> a_rows(m * k), b_rows(n * k);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p) {
+      const float x = trans_a ? a[p * lda + i] : a[i * lda + p];
+      a_rows[i * k + p] = round ? rounded(x) : x;
+    }
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t p = 0; p < k; ++p) {
+      const float y = trans_b ? b[j * ldb + p] : b[p * ldb + j];
+      b_rows[j * k + p] = round ? rounded(y) : y;
+    }
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
       double sum = 0, magnitude = 0;
       for (int64_t p = 0; p < k; ++p) {
-        float x = trans_a ? a[p * lda + i] : a[i * lda + p];
-        float y = trans_b ? b[j * ldb + p] : b[p * ldb + j];
-        if (round) x = rounded(x), y = rounded(y);
-        sum += static_cast<double>(x) * y;
-        magnitude += std::fabs(static_cast<double>(x) * y);
+        const double x = a_rows[i * k + p], y = b_rows[j * k + p];
+        sum += x * y;
+        magnitude += std::fabs(x * y);
       }
       out.c[i * n + j] = alpha * sum + beta * static_cast<double>(c0[i * ldc + j]);
       out.magnitude[i * n + j] = std::fabs(alpha) * magnitude + std::fabs(beta * c0[i * ldc + j]);
@@ -187,7 +197,7 @@ TEST_CASE("gemm_bf16 run as several GEMMs (rows, depth added into C, columns of 
     check_gemm_bf16(trans_a, false, 16384 + 100, 24, 40, 0.5f, 1.f, rng);  // rows: two parts
     for (bool trans_b : {false, true})  // depth: five parts, the later ones added into C
       check_gemm_bf16(trans_a, trans_b, 1024 + 5, 2, 16384 + 700, 0.5f, -2.f, rng, 2e-5);
-    check_gemm_bf16(trans_a, true, 40, 2 * 1024 + 300, 256, 1.f, 0.f, rng);  // columns of B^T: three parts
+    check_gemm_bf16(trans_a, true, 1024 + 3, 520, 1024, 1.f, 0.f, rng);  // columns of B^T, 256 at depth 1024: three parts
   }
 }
 

@@ -192,8 +192,8 @@ int64_t chunk_size(int64_t total, int64_t at_most, int64_t multiple) {
 
 // Thresholds of run_in_chunks, from the shapes they were measured on.
 constexpr int64_t kChunkedRows = 16384;            // m above: rows in halves or more
-constexpr int64_t kChunkedDepth = 16384;           // k from, with m from 1024: depth in chunks of at most 4096
-constexpr int64_t kManyRows = 1024;
+constexpr int64_t kChunkedDepth = 16384;           // k from: depth in chunks of at most 4096
+constexpr int64_t kManyRows = 1024;                // the depth and column splits only for A of this many rows
 constexpr int64_t kDepthChunk = 4096;
 constexpr int64_t kColumnChunkBytes = 512 * 1024;  // B^T (k <= 1024) over twice this: columns in chunks of it
 
@@ -210,7 +210,9 @@ enum class Split { rows, depth, columns, none };
 // fc7's weight gradient 13.2 -> 10.8 ms). The parts are strided blocks,
 // which oneDNN runs with its gemm:jit kernels rather than brgemm; on a
 // short A (conv1_1's weight gradient, 64 rows, 77308 deep) that lost
-// (2 -> 13 ms a step), hence the depth split only from 1024 rows. The
+// (2 -> 13 ms a step), and ResNets' weight gradients of 256 and 512 rows
+// gained nothing in column chunks; hence those two splits only from 1024
+// rows, where A has many blocks for B to be repacked for. The
 // shapes of conv layers and Winograd's blocks stay one call.
 void run_in_chunks(const Shape& shape, const uint16_t* a, const uint16_t* b, float* c, Split from = Split::rows) {
   Shape part = shape;
@@ -233,7 +235,8 @@ void run_in_chunks(const Shape& shape, const uint16_t* a, const uint16_t* b, flo
     return;
   }
   const int64_t column_chunk = kColumnChunkBytes / 2 / std::max<int64_t>(1, shape.k);  // columns of bf16 B^T
-  if (from <= Split::columns && shape.trans_b && !shape.b_blocked && shape.k <= 1024 && shape.n > 2 * column_chunk) {
+  if (from <= Split::columns && shape.trans_b && !shape.b_blocked && shape.k <= 1024 && shape.m >= kManyRows &&
+      shape.n > 2 * column_chunk) {
     const int64_t size = chunk_size(shape.n, column_chunk, 64);
     for (int64_t n0 = 0; n0 < shape.n; n0 += size) {
       part.n = std::min(size, shape.n - n0);
