@@ -166,8 +166,8 @@ void check_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
     }
   INFO(m << "x" << n << "x" << k << " trans_a " << trans_a << " trans_b " << trans_b << " alpha " << alpha
          << " beta " << beta);
-  // float accumulation of rounded products: a few float ulps of the magnitude
   INFO("worst " << worst << ", unrounded " << worst_unrounded);
+  // float accumulation of rounded products: a few float ulps of the magnitude
   CHECK(worst < 2e-6);
   // and the operands really were rounded: the unrounded product is bf16's error away
   CHECK(worst_unrounded > rounding_floor);

@@ -195,10 +195,11 @@ constexpr int64_t kChunkedRows = 16384;            // m above: rows in halves or
 constexpr int64_t kChunkedDepth = 16384;           // k from: depth in chunks of at most 4096
 constexpr int64_t kManyRows = 1024;                // the depth and column splits only for A of this many rows
 constexpr int64_t kDepthChunk = 4096;
-constexpr int64_t kColumnChunkBytes = 512 * 1024;  // B^T (k <= 1024) over twice this: columns in chunks of it
+constexpr int64_t kColumnSplitMaxDepth = 1024;     // B^T of k up to this,
+constexpr int64_t kColumnChunkBytes = 512 * 1024;  // over twice this: columns in chunks of it
 
 // The splits run_in_chunks tries, in order; each part goes on to the later ones.
-enum class Split { rows, depth, columns, none };
+enum class Split { rows, depth, columns };
 
 // run_matmul on the shape's GEMM, as several GEMMs where one large one runs
 // slow: oneDNN's bf16 matmul repacks B for each block of A's rows, and a
@@ -235,7 +236,7 @@ void run_in_chunks(const Shape& shape, const uint16_t* a, const uint16_t* b, flo
     return;
   }
   const int64_t column_chunk = kColumnChunkBytes / 2 / std::max<int64_t>(1, shape.k);  // columns of bf16 B^T
-  if (from <= Split::columns && shape.trans_b && !shape.b_blocked && shape.k <= 1024 && shape.m >= kManyRows &&
+  if (from <= Split::columns && shape.trans_b && !shape.b_blocked && shape.k <= kColumnSplitMaxDepth && shape.m >= kManyRows &&
       shape.n > 2 * column_chunk) {
     const int64_t size = chunk_size(shape.n, column_chunk, 64);
     for (int64_t n0 = 0; n0 < shape.n; n0 += size) {

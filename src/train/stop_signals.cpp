@@ -40,8 +40,8 @@ void clear_stop_signal() { g_stop_signal = 0; }
 void request_stop(int signal) { g_stop_signal = signal; }
 const void* last_stop_handler_frame() { return reinterpret_cast<const void*>(g_last_handler_frame); }
 
-StopSignals::StopSignals(bool enabled) : enabled_(enabled) {
-  if (!enabled_) return;
+StopSignals::StopSignals(bool enabled) {
+  if (!enabled) return;
   saved_ = std::make_unique<Saved>();
   stack_size_ = alternate_stack_size();
   stack_.reset(new char[stack_size_]);
@@ -60,7 +60,7 @@ StopSignals::StopSignals(bool enabled) : enabled_(enabled) {
 }
 
 StopSignals::~StopSignals() {
-  if (!enabled_) return;
+  if (!saved_) return;
   sigaction(SIGINT, &saved_->old_int, nullptr);
   sigaction(SIGTERM, &saved_->old_term, nullptr);
   sigaltstack(&saved_->old_stack, nullptr);

@@ -42,10 +42,9 @@ class StopSignals {
 
  private:
   struct Saved;
-  bool enabled_;
   std::unique_ptr<char[]> stack_;
   size_t stack_size_ = 0;
-  std::unique_ptr<Saved> saved_;
+  std::unique_ptr<Saved> saved_;  // null when not enabled
 };
 
 // The address of a local variable of the handler's last run (0 before any):
