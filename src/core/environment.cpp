@@ -17,6 +17,9 @@ const std::vector<EnvVariable>& environment_variables() {
        "fp32 GEMMs in OpenBLAS or oneDNN; unset: OpenBLAS, unless its kernel is far below the CPU's (an "
        "OPENBLAS_CORETYPE pin) and oneDNN has AVX-512 there"},
       {"FCN_PROFILE", {"0", "1"}, "1: fcn bench also prints a per-layer table of forward and backward times"},
+      {"FCN_HUGE_PAGES",
+       {"0", "1"},
+       "1 (default): buffers of 4 MiB and more ask for transparent huge pages (fewer TLB misses), 0: plain pages"},
       {"FCN_ALLREDUCE_OVERLAP",
        {"0", "1"},
        "MPI training: 1 (default) all-reduces gradient buckets during backward, 0 after it"},

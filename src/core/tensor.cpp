@@ -6,6 +6,7 @@
 #include <limits>
 #include <new>
 
+#include "fcn/core/aligned_memory.hpp"
 #include "fcn/core/error.hpp"
 
 namespace fcn {
@@ -35,7 +36,7 @@ std::string shape_str(const Shape& shape) {
   return s + "]";
 }
 
-void Tensor::Free::operator()(float* p) const { std::free(p); }
+void Tensor::Free::operator()(float* p) const { free_aligned(p); }
 
 Tensor::Tensor(const Shape& shape) {
   reshape(shape);
@@ -62,9 +63,7 @@ void Tensor::reshape(const Shape& shape) {
     data_ = nullptr;
     shape_ = {0};
     numel_ = 0;
-    // round the byte size up to the alignment, as aligned_alloc requires
-    const size_t bytes = ((sizeof(float) * numel + 63) / 64) * 64;
-    float* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    float* p = static_cast<float*>(allocate_aligned(sizeof(float) * numel));
     if (!p) throw Error("out of memory allocating a tensor of shape " + shape_str(shape));
     storage_.reset(p);
     capacity_ = numel;

@@ -14,6 +14,7 @@
 #include <tuple>
 #include <vector>
 
+#include "fcn/core/aligned_memory.hpp"
 #include "fcn/core/error.hpp"
 #include "fcn/cpu/fp32_gemm.hpp"
 #include "bf16_lanes.hpp"
@@ -107,26 +108,9 @@ std::shared_ptr<const Matmul> matmul_for(const Shape& shape) {
   return recent.front().second;
 }
 
-// A growing buffer whose data starts on a 64-byte boundary (a cache line,
-// one AVX-512 register).
-class AlignedBuffer {
- public:
-  template <class T>
-  T* get(size_t count) {
-    const size_t bytes = count * sizeof(T) + 64;
-    if (storage_.size() < bytes) storage_.resize(bytes);
-    void* start = storage_.data();
-    size_t space = storage_.size();
-    return static_cast<T*>(std::align(64, count * sizeof(T), start, space));
-  }
-
- private:
-  std::vector<char> storage_;
-};
-
 // Per-thread buffers: the two converted operands and oneDNN's scratchpad.
 struct ThreadBuffers {
-  AlignedBuffer a, b, scratch;
+  GrowingBuffer a, b, scratch;
 };
 ThreadBuffers& thread_buffers() {
   thread_local ThreadBuffers buffers;
@@ -134,7 +118,7 @@ ThreadBuffers& thread_buffers() {
 }
 
 // rows x cols of a row-major matrix with leading dimension ld into a dense bf16 copy
-uint16_t* convert_rows(const float* in, int64_t rows, int64_t cols, int64_t ld, AlignedBuffer& buffer) {
+uint16_t* convert_rows(const float* in, int64_t rows, int64_t cols, int64_t ld, GrowingBuffer& buffer) {
   uint16_t* out = buffer.get<uint16_t>(static_cast<size_t>(rows * cols));
   if (ld == cols) {
     round_to_bf16(in, out, rows * cols);
@@ -283,7 +267,7 @@ void unregister(const uint16_t* rounded) {
 
 // One buffer per live RoundedOperand of this thread, innermost last.
 struct RoundingBuffers {
-  std::vector<std::unique_ptr<AlignedBuffer>> levels;
+  std::vector<std::unique_ptr<GrowingBuffer>> levels;
   size_t depth = 0;
 };
 RoundingBuffers& rounding_buffers() {
@@ -319,7 +303,7 @@ float bf16_to_float(uint16_t value) {
 RoundedOperand::RoundedOperand(Precision precision, const float* data, int64_t count) {
   if (precision != Precision::bf16 || count <= 0 || registered_whole(data, count)) return;
   RoundingBuffers& buffers = rounding_buffers();
-  if (buffers.levels.size() <= buffers.depth) buffers.levels.push_back(std::make_unique<AlignedBuffer>());
+  if (buffers.levels.size() <= buffers.depth) buffers.levels.push_back(std::make_unique<GrowingBuffer>());
   uint16_t* rounded = buffers.levels[buffers.depth++]->get<uint16_t>(static_cast<size_t>(count));
   round_to_bf16_parallel(data, rounded, count);
   data_ = data;
@@ -335,7 +319,7 @@ RoundedOperand::~RoundedOperand() {
 }
 
 struct RoundedCopy::Storage {
-  AlignedBuffer buffer;
+  GrowingBuffer buffer;
   const uint16_t* rounded = nullptr;
 };
 

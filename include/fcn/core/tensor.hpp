@@ -1,5 +1,6 @@
 #pragma once
-// Tensor: contiguous float32, NCHW (fewer dims allowed), 64-byte aligned.
+// Tensor: contiguous float32, NCHW (fewer dims allowed), 64-byte aligned
+// (large ones on transparent huge pages: fcn/core/aligned_memory.hpp).
 // A reshape that fits in the current capacity keeps the allocation.
 #include <cstdint>
 #include <memory>
