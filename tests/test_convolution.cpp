@@ -2,11 +2,13 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
 
 #include "fcn/cpu/convolution.hpp"
+#include "fcn/cpu/elementwise.hpp"
 #include "gradcheck.hpp"
 #include "reference_conv.hpp"
 
@@ -268,4 +270,45 @@ TEST_CASE("conv_backward_data_images without accumulate writes the image gradien
   CHECK(fcn::cpu::backward_data_writes_whole(winograd, 1));
   winograd.channels = 3;
   CHECK_FALSE(fcn::cpu::backward_data_writes_whole(winograd, 1));
+}
+
+TEST_CASE("conv_backward_data_images with a rectifier's bits gives relu_backward of its gradients, on every path") {
+  // what a folded ReLU backward relies on (Graph::fold_rectifier_backwards): Winograd masks as it writes
+  // (image by image, bit offsets running on across the batch), the other paths mask after; bit for bit
+  // what the ReLU's own pass makes of the unmasked gradient, written whole or added to zeros
+  struct Row {
+    int64_t channels, kernel, pad, size, batch;
+  };
+  int winograd_rows = 0;
+  for (const Row& r : {Row{64, 3, 1, 128, 2}, Row{64, 3, 1, 37, 1}, Row{3, 3, 1, 17, 2}, Row{16, 7, 0, 12, 1},
+                       Row{64, 3, 1, 6, 4}}) {
+    ConvGeometry g;
+    g.channels = r.channels;
+    g.out_channels = r.channels == 64 ? 64 : 32;
+    g.kernel_h = g.kernel_w = r.kernel;
+    g.pad_h = g.pad_w = r.pad;
+    g.height = g.width = r.size;
+    g.out_h = g.out_w = r.size + 2 * r.pad - r.kernel + 1;
+    INFO("channels " << r.channels << " size " << r.size << " batch " << r.batch << " Winograd "
+                     << fcn::cpu::backward_data_writes_whole(g, r.batch));
+    std::mt19937_64 rng(41);
+    const auto w = fcn::testing::random_normal(g.weight_numel(), rng);
+    auto dy = fcn::testing::random_normal(r.batch * g.output_numel(), rng);
+    const int64_t n = r.batch * g.image_numel();
+    std::vector<uint16_t> kept(fcn::cpu::relu_mask_words(n));
+    for (uint16_t& word : kept) word = static_cast<uint16_t>(rng());
+    std::vector<float> unmasked(n, 0.f), expected(n);
+    fcn::cpu::conv_backward_data_images(g, r.batch, w.data(), dy.data(), unmasked.data());
+    fcn::cpu::relu_backward(kept.data(), unmasked.data(), expected.data(), n, 0.f, false);
+    std::vector<float> added(n, 0.f), written(n, std::numeric_limits<float>::quiet_NaN());
+    fcn::cpu::conv_backward_data_images(g, r.batch, w.data(), dy.data(), added.data(), true, kept.data());
+    fcn::cpu::conv_backward_data_images(g, r.batch, w.data(), dy.data(), written.data(), false, kept.data());
+    CHECK(std::memcmp(added.data(), expected.data(), n * sizeof(float)) == 0);
+    CHECK(std::memcmp(written.data(), expected.data(), n * sizeof(float)) == 0);
+    int64_t zeroed = 0;
+    for (int64_t i = 0; i < n; ++i) zeroed += expected[i] == 0.f;
+    CHECK(zeroed > n / 4);  // the bits did mask (about half of them are clear)
+    winograd_rows += fcn::cpu::backward_data_writes_whole(g, r.batch);
+  }
+  CHECK(winograd_rows == 2);
 }

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <vector>
 
 #include "fcn/core/error.hpp"
 #include "fcn/graph/graph.hpp"
+#include "fcn/layers/relu.hpp"
 #include "gradcheck.hpp"
 
 using namespace fcn;
@@ -177,6 +179,69 @@ TEST_CASE("the memory plan changes no number: losses, param grads and outputs ma
       INFO(name);
       for (int64_t i = 0; i < grad.numel(); ++i) REQUIRE(planned.grads.at(name)[i] == grad[i]);
     }
+  }
+}
+
+TEST_CASE("a ReLU's backward folds into the conv or pool that reads it, changing no number") {
+  // r1 -> Winograd conv (64 -> 64 at 32x32: masks as it writes), r2 -> max pool, r3 -> 1x1 conv on
+  // im2col (masks after), r4 read by two layers (not folded); a batch of two, so that the bits run on
+  // across images. Folded ReLUs do nothing in backward; losses, parameter gradients and scores are those
+  // of the graph without a memory plan (where nothing folds), bit for bit.
+  const json spec = spec_with(json::parse(R"([
+    {"name": "c1", "type": "conv", "inputs": ["data"], "num_output": 64, "kernel": 3, "pad": 1},
+    {"name": "r1", "type": "relu", "inputs": ["c1"]},
+    {"name": "c2", "type": "conv", "inputs": ["r1"], "num_output": 64, "kernel": 3, "pad": 1},
+    {"name": "r2", "type": "relu", "inputs": ["c2"]},
+    {"name": "p2", "type": "max_pool", "inputs": ["r2"], "kernel": 2, "stride": 2},
+    {"name": "c3", "type": "conv", "inputs": ["p2"], "num_output": 8, "kernel": 3, "pad": 1},
+    {"name": "r3", "type": "relu", "inputs": ["c3"]},
+    {"name": "c4", "type": "conv", "inputs": ["r3"], "num_output": 6, "kernel": 1},
+    {"name": "r4", "type": "relu", "inputs": ["c4"]},
+    {"name": "s", "type": "scale", "inputs": ["r4"], "value": 0.5},
+    {"name": "f", "type": "sum", "inputs": ["r4", "s"]},
+    {"name": "c5", "type": "conv", "inputs": ["f"], "num_output": 3, "kernel": 1},
+    {"name": "up", "type": "deconv", "inputs": ["c5"], "num_output": 3, "kernel": 4, "stride": 2, "pad": 1,
+     "bias": false, "weight_init": "bilinear", "lr_mult": 0},
+    {"name": "loss", "type": "softmax_loss", "inputs": ["up", "label"], "normalize": "none"}])"));
+  std::mt19937_64 rng(17);
+  const Tensor data = random_tensor({2, 2, 32, 32}, rng, -1, 1, 0.01f);
+  Tensor label({2, 1, 32, 32});
+  for (int64_t i = 0; i < label.numel(); ++i) label[i] = static_cast<float>(i % 3);
+  struct Run {
+    double loss;
+    std::map<std::string, Tensor> grads;
+    Tensor scores;
+    std::vector<bool> folded;
+  };
+  auto run = [&](GraphOptions options) {
+    Graph graph(spec, "graph", options);
+    graph.reshape({{"data", data.shape()}, {"label", label.shape()}});
+    graph.init_params(5);
+    graph.blob("data") = data;
+    graph.blob("label") = label;
+    for (int step = 0; step < 2; ++step) {
+      graph.zero_param_grads();
+      graph.forward(Mode::train);
+      graph.backward();
+    }
+    Run r{graph.loss(), {}, graph.blob("up"), {}};
+    for (Param* p : graph.params())
+      if (!p->frozen()) r.grads[p->name] = p->grad;
+    for (const char* relu : {"r1", "r2", "r3", "r4"})
+      r.folded.push_back(dynamic_cast<ReluLayer&>(*graph.find_layer(relu)).backward_folded());
+    return r;
+  };
+  GraphOptions plain;
+  plain.reuse_memory = false;
+  const Run reference = run(plain);
+  const Run planned = run(GraphOptions{});
+  CHECK(reference.folded == std::vector<bool>{false, false, false, false});
+  CHECK(planned.folded == std::vector<bool>{true, true, true, false});
+  CHECK(planned.loss == reference.loss);
+  for (int64_t i = 0; i < reference.scores.numel(); ++i) REQUIRE(planned.scores[i] == reference.scores[i]);
+  for (const auto& [name, grad] : reference.grads) {
+    INFO(name);
+    REQUIRE(std::memcmp(planned.grads.at(name).data(), grad.data(), grad.numel() * sizeof(float)) == 0);
   }
 }
 

@@ -1,8 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <limits>
 
 #include "fcn/core/error.hpp"
+#include "fcn/cpu/elementwise.hpp"
 #include "fcn/layers/pool.hpp"
 #include "gradcheck.hpp"
 #include "layer_parity.hpp"
@@ -217,4 +219,31 @@ TEST_CASE("max_pool told its input gradient is fresh writes it whole, reading no
   layer->set_fresh_input_grads({});  // told nothing: adds again
   layer->backward({&x}, y, dy, {&written});
   for (int64_t i = 0; i < shape_numel(shape); ++i) REQUIRE(written[i] == 2.f * added[i]);
+}
+
+TEST_CASE("max_pool given a rectifier's bits writes relu_backward of its input gradient") {
+  // a folded ReLU backward (Graph::fold_rectifier_backwards): overlapping windows (3x3 stride 2), whose
+  // winners can repeat, two images of two planes; bit for bit what the ReLU's own pass would make
+  auto layer = make_test_layer(pool_spec({{"kernel", 3}, {"stride", 2}, {"pad", 1}, {"ceil_mode", true}}));
+  CHECK(layer->masks_input_grad());
+  const Shape shape{2, 2, 9, 12};
+  const Shape out_shape = layer->reshape({shape});
+  std::mt19937_64 rng(43);
+  const Tensor x = random_tensor(shape, rng, -1.f, 1.f, 0.01f);
+  const Tensor dy = random_tensor(out_shape, rng);
+  Tensor y(out_shape), unmasked(shape), expected(shape), written(shape);
+  layer->forward({&x}, y, Mode::train);
+  layer->backward({&x}, y, dy, {&unmasked});
+  const int64_t n = shape_numel(shape);
+  std::vector<uint16_t> kept(cpu::relu_mask_words(n));
+  for (uint16_t& word : kept) word = static_cast<uint16_t>(rng());
+  cpu::relu_backward(kept.data(), unmasked.data(), expected.data(), n, 0.f, false);
+  written.fill(std::numeric_limits<float>::quiet_NaN());
+  layer->set_fresh_input_grads({1});
+  layer->set_input_grad_kept(kept.data());
+  layer->backward({&x}, y, dy, {&written});
+  CHECK(std::memcmp(written.data(), expected.data(), n * sizeof(float)) == 0);
+  int64_t winners_masked = 0;
+  for (int64_t i = 0; i < n; ++i) winners_masked += unmasked[i] != 0.f && written[i] == 0.f;
+  CHECK(winners_masked > 0);
 }

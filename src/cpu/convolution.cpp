@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "fcn/cpu/bf16_gemm.hpp"
+#include "fcn/cpu/elementwise.hpp"
 #include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/phase_grid.hpp"
 #include "fcn/cpu/winograd.hpp"
@@ -740,13 +741,23 @@ void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weig
 }
 
 void conv_backward_data_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* output_grads,
-                               float* image_grads, bool accumulate) {
+                               float* image_grads, bool accumulate, const uint16_t* kept) {
+  if (kept && backward_data_writes_whole(g, batch)) {
+    const KeptBits placed{kept, image_grads};
+    for (int64_t n = 0; n < batch; ++n)
+      winograd_backward_data(g, weight, output_grads + n * g.output_numel(), image_grads + n * g.image_numel(),
+                             winograd_backward_tile(), accumulate ? 1.f : 0.f, &placed);
+    return;
+  }
   if (batch_on_grid(g, batch, winograd_backward_tile())) {
     if (!accumulate) std::fill_n(image_grads, batch * g.image_numel(), 0.f);  // the grid adds
-    return phase_grid_backward_data(g, batch, weight, output_grads, image_grads);
+    phase_grid_backward_data(g, batch, weight, output_grads, image_grads);
+  } else {
+    for (int64_t n = 0; n < batch; ++n)
+      conv_backward_data(g, weight, output_grads + n * g.output_numel(), image_grads + n * g.image_numel(), accumulate);
   }
-  for (int64_t n = 0; n < batch; ++n)
-    conv_backward_data(g, weight, output_grads + n * g.output_numel(), image_grads + n * g.image_numel(), accumulate);
+  // relu_backward of slope 0 in place is kept_gradient of every element
+  if (kept) relu_backward(kept, image_grads, image_grads, batch * g.image_numel(), 0.f, false);
 }
 
 bool backward_data_writes_whole(const ConvGeometry& g, int64_t batch) {

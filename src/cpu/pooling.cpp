@@ -168,7 +168,8 @@ void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* 
   }
 }
 
-void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx, bool accumulate) {
+void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx, bool accumulate,
+                       const uint16_t* kept) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
 #pragma omp parallel for schedule(static) if (g.planes * out_plane >= kParallelMin)
   for (int64_t p = 0; p < g.planes; ++p) {
@@ -176,7 +177,16 @@ void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* ar
     const int32_t* arg = argmax + p * out_plane;
     float* plane = dx + p * in_plane;
     if (!accumulate) std::fill_n(plane, in_plane, 0.f);
-    for (int64_t o = 0; o < out_plane; ++o) plane[arg[o]] += grad[o];
+    if (!kept) {
+      for (int64_t o = 0; o < out_plane; ++o) plane[arg[o]] += grad[o];
+      continue;
+    }
+    // kept_gradient is linear in the winners' sum: each winner adds its own
+    // share, and the elements no window chose stay 0 (+0, as 0 + 0 * 0)
+    for (int64_t o = 0; o < out_plane; ++o) {
+      const int64_t at = p * in_plane + arg[o];
+      plane[arg[o]] += (kept[at >> 4] >> (at & 15) & 1u) ? grad[o] : 0.f * grad[o];
+    }
   }
 }
 

@@ -375,7 +375,7 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
 // for the group's lanes and inside the output.
 template <class T>
 void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, const Group& g, float beta,
-                          bool rectify, float* plane, float* next_plane) {
+                          bool rectify, const KeptBits* kept, float* plane, float* next_plane) {
   constexpr int m = T::m;
   const int64_t x0 = g.col0 * m;
   __mmask16 mask[m];
@@ -397,6 +397,11 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
       if (!mask[q]) continue;
       if (beta != 0.f) v[q] = _mm512_add_ps(v[q], _mm512_maskz_loadu_ps(mask[q], row + 16 * q));
       if (rectify) v[q] = _mm512_max_ps(_mm512_setzero_ps(), v[q]);  // a NaN or -0 in v passes, as in max(x, 0)
+      if (kept) {  // kept_gradient on 16 lanes
+        const __mmask16 keep = static_cast<__mmask16>(kept_lanes(kept->bits, row + 16 * q - kept->origin));
+        const __m512 zero = _mm512_setzero_ps();
+        v[q] = _mm512_add_ps(zero, _mm512_mask_blend_ps(keep, _mm512_mul_ps(zero, v[q]), v[q]));
+      }
       _mm512_mask_storeu_ps(row + 16 * q, mask[q], v[q]);
     }
   }
@@ -433,7 +438,7 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
 
 template <class T>
 void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, const Group& g, float beta,
-                          bool rectify, float* plane, float*) {
+                          bool rectify, const KeptBits* kept, float* plane, float*) {
   for (int l = 0; l < g.lanes; ++l)
     for (int i = 0; i < T::m; ++i)
       for (int j = 0; j < T::m; ++j) {
@@ -442,6 +447,7 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
         float& dst = plane[oy * t.out_w + ox];
         dst = y[i][j][l] + (beta != 0.f ? dst : 0.f);
         if (rectify && dst < 0.f) dst = 0.f;
+        if (kept) dst = kept_gradient(kept_lanes(kept->bits, &dst - kept->origin) & 1u, dst);
       }
 }
 #endif
@@ -594,12 +600,13 @@ void transform_output_grad(const TileGrid<T>& t, const float* plane, const Group
 }
 
 // Y = A^T M A of the group's tiles, written into one output plane (cropped
-// at its edges): plane = Y + bias + beta * plane, then max(plane, 0) when rectify. m points at lane 0 of xi = 0; the
+// at its edges): plane = Y + bias + beta * plane, then max(plane, 0) when
+// rectify, and kept_gradient of it where `kept` is given. m points at lane 0 of xi = 0; the
 // lanes past a partial group are read (the block buffers have kLanes floats
 // of slack) but not stored.
 template <class T>
 void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, const Group& g, float beta,
-                      float bias, bool rectify, float* plane, float* next_plane) {
+                      float bias, bool rectify, const KeptBits* kept, float* plane, float* next_plane) {
   constexpr int a = T::a, mm = T::m;
   alignas(64) LaneTiles<mm, mm> y;
   const float* in[a * a];
@@ -610,7 +617,7 @@ void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, c
   if (bias != 0.f)
     for (int e = 0; e < mm * mm; ++e)
       for (int l = 0; l < kLanes; ++l) y[e / mm][e % mm][l] += bias;
-  scatter_output_tiles(t, y, g, beta, rectify, plane, next_plane);
+  scatter_output_tiles(t, y, g, beta, rectify, kept, plane, next_plane);
 }
 
 // U[xi][k][c] = (G g G^T)[xi] of every 3x3 kernel g = weight[k][c], rotated
@@ -742,7 +749,7 @@ int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads, Precisi
 template <class T, class E>
 void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs, int64_t channels,
               int64_t out_channels, const E* u, bool trans_u, const float* image, float beta, const float* bias,
-              bool rectify, float* output) {
+              bool rectify, const KeptBits* kept, float* output) {
   constexpr int xis = T::a * T::a;
   const int64_t tiles = tile_count(runs);
   if (tiles == 0) return;
@@ -795,7 +802,7 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
     }
     for (int64_t k = 0; k < out_channels; ++k)
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        transform_output(grid, m + k * block + t, m_stride, group, beta, bias ? bias[k] : 0.f, rectify,
+        transform_output(grid, m + k * block + t, m_stride, group, beta, bias ? bias[k] : 0.f, rectify, kept,
                          output + k * out_plane, k + 1 < out_channels ? output + (k + 1) * out_plane : nullptr);
       });
   }
@@ -811,12 +818,14 @@ void forward(const ConvGeometry& g, const float* weight, const float* image, flo
     using E = std::remove_pointer_t<decltype(tag)>;
     E* u = scratch_as<E>(kWeights, T::a * T::a * xi_stride<E>(g.out_channels, g.channels));  // [xi][K][C]
     transform_weights<T>(g.out_channels, g.channels, weight, false, false, u);
-    convolve(g.precision, grid, runs, g.channels, g.out_channels, u, false, image, beta, bias, rectify, output);
+    convolve(g.precision, grid, runs, g.channels, g.out_channels, u, false, image, beta, bias, rectify, nullptr,
+             output);
   });
 }
 
 template <class T>
-void backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float beta, float* image_grad) {
+void backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float beta,
+                   const KeptBits* kept, float* image_grad) {
   const SerialBlasScope serial_blas;
   // image_grad = conv(output_grad, pad 2 - p, kernel rot180(W)^T): the GEMMs
   // read U[xi]^T, [C][K]. bf16 stores it so: oneDNN's bf16 matmul copies a
@@ -829,7 +838,7 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
     E* u = scratch_as<E>(kWeights, T::a * T::a * xi_stride<E>(g.out_channels, g.channels));
     transform_weights<T>(g.out_channels, g.channels, weight, true, stored_transposed, u);
     convolve(g.precision, grid, all_tiles(grid), g.out_channels, g.channels, u, !stored_transposed, output_grad, beta,
-             nullptr, false, image_grad);
+             nullptr, false, kept, image_grad);
   });
 }
 
@@ -980,12 +989,12 @@ void winograd_forward(const ConvGeometry& g, const float* weight, const float* i
 }
 
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad,
-                            float* image_grad, int tile, float beta) {
+                            float* image_grad, int tile, float beta, const KeptBits* kept) {
   check_tile(tile);
   if (tile == 4)
-    backward_data<F4x3>(g, weight, output_grad, beta, image_grad);
+    backward_data<F4x3>(g, weight, output_grad, beta, kept, image_grad);
   else
-    backward_data<F2x3>(g, weight, output_grad, beta, image_grad);
+    backward_data<F2x3>(g, weight, output_grad, beta, kept, image_grad);
 }
 
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,

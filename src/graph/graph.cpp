@@ -118,6 +118,8 @@ Graph::Graph(const json& spec, const std::string& path, GraphOptions options) : 
   // no ReLU fused until a memory plan puts one in place (fuse_relus); a graph without one keeps these
   rectifies_.assign(layers_.size(), false);
   rectified_.assign(layers_.size(), false);
+  masks_for_.assign(layers_.size(), -1);
+  grad_shared_with_.assign(blob_names_.size(), -1);
 }
 
 void Graph::find_inference_layers() {
@@ -269,6 +271,35 @@ void Graph::fuse_relus(const std::vector<int>& group, const std::vector<int>& pr
   }
 }
 
+// A fused ReLU (fuse_relus) whose output one layer reads, as its input 0,
+// and whose gradient that layer's backward can mask (Layer::masks_input_grad:
+// conv, max pooling): the ReLU's backward folds into that layer's. Both
+// gradients of the ReLU then share one buffer (plan_memory), which the
+// reader writes already masked, and the ReLU's backward does nothing.
+void Graph::fold_rectifier_backwards(const std::vector<int>& consumers) {
+  masks_for_.assign(layers_.size(), -1);
+  grad_shared_with_.assign(blobs_.size(), -1);
+  for (auto& layer : layers_) layer->set_backward_folded(false);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (!rectified_[i] || !nodes_[i].runs_backward) continue;
+    const int in = nodes_[i].input_blobs[0], out = nodes_[i].output_blob;
+    if (!has_grad_[in] || !has_grad_[out] || consumers[out] != 1) continue;
+    for (size_t r = i + 1; r < layers_.size(); ++r) {
+      const std::vector<int>& reads = nodes_[r].input_blobs;
+      if (std::find(reads.begin(), reads.end(), out) == reads.end()) continue;
+      // the one reader: out must be its input 0 and no other of its inputs
+      const bool foldable = reads[0] == out && std::count(reads.begin(), reads.end(), out) == 1 &&
+                            nodes_[r].runs_backward && layers_[r]->masks_input_grad();
+      if (foldable) {
+        masks_for_[r] = static_cast<int>(i);
+        grad_shared_with_[in] = out;
+        layers_[i]->set_backward_folded(true);
+      }
+      break;
+    }
+  }
+}
+
 // Layer i writes layer i + 1's output at step i (GraphOptions::fold_batch_norm)
 // when i + 1 reads only i's output, nothing else reads that, and i's inputs
 // (read at step i) do not share memory with i + 1's output (which the plan
@@ -344,6 +375,7 @@ void Graph::plan_memory() {
     group[out] = group[in];
   }
   fuse_relus(group, producer);
+  fold_rectifier_backwards(consumers);
 
   if (!options_.reuse_values)  // every value stays readable until forward() returns
     for (size_t b = inputs; b < count; ++b) last_read[b] = std::max(last_read[b], L - 1);
@@ -389,6 +421,17 @@ void Graph::plan_memory() {
     if (is_seed) birth = L;  // filled with 1 as backward starts
     grad_item[b] = static_cast<int>(items.size());
     items.push_back({shape_numel(blob_shapes_[b]), birth, backward_step(p)});
+  }
+  // a folded ReLU's input gradient is its output gradient's buffer, alive
+  // until the input's producer has read it
+  for (size_t b = inputs; b < count; ++b) {
+    const int shared = grad_shared_with_[b];
+    if (shared < 0) continue;
+    Interval& own = items[grad_item[b]];
+    Interval& merged = items[grad_item[shared]];
+    merged.end = std::max(merged.end, own.end);
+    own.numel = 0;
+    grad_item[b] = grad_item[shared];
   }
 
   const auto [offset, arena_numel] = pack_intervals(items);
@@ -519,6 +562,7 @@ void Graph::backward() {
       zero_in_parallel(born);
       layers_[i]->set_fresh_input_grads(std::move(fresh));
     }
+    layers_[i]->set_input_grad_kept(masks_for_[i] >= 0 ? layers_[masks_for_[i]]->kept_bits() : nullptr);
     layers_[i]->backward(inputs, blobs_[node.output_blob], grads_[node.output_blob], input_grads);
     if (options_.profile) {
       timings_[i].backward_s += seconds_since(start);

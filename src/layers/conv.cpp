@@ -208,7 +208,7 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
                                      !weight_deferred);
   if (x_grad)
     cpu::conv_backward_data_images(g, x.n(), weight_.data.data(), output_grad.data(), x_grad->data(),
-                                   !input_grad_fresh(0));
+                                   !input_grad_fresh(0), input_grad_kept());
   rounded_weight_.release();  // the solver changes the weight next
 }
 

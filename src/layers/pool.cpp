@@ -103,7 +103,8 @@ void MaxPoolLayer::backward(const std::vector<const Tensor*>& inputs, const Tens
                             const std::vector<Tensor*>& input_grads) {
   if (!input_grads[0]) return;
   const auto g = pool_geometry(input_grads[0]->shape(), output.shape(), options_);
-  cpu::max_pool_backward(g, output_grad.data(), argmax_.data(), input_grads[0]->data(), !input_grad_fresh(0));
+  cpu::max_pool_backward(g, output_grad.data(), argmax_.data(), input_grads[0]->data(), !input_grad_fresh(0),
+                         input_grad_kept());
 }
 
 void MaxPoolLayer::emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs,

@@ -27,6 +27,7 @@ void ReluLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   if (!input_grads[0]) return;
   if (static_cast<int64_t>(positive_.size()) != cpu::relu_mask_words(output.numel()))
     throw Error("layer '" + name() + "' (relu): backward before forward");
+  if (backward_folded_) return;  // the gradient is already masked, in the buffer both share
   cpu::relu_backward(positive_.data(), output_grad.data(), input_grads[0]->data(), output.numel(), negative_slope_,
                      !input_grad_fresh(0));
 }

@@ -114,8 +114,12 @@ bool gemms_read_weight(const ConvGeometry& g, int64_t batch);
 void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
                          float* outputs, const float* bias = nullptr, bool rectify = false,
                          const ConstantFrame* input_frame = nullptr);
+// With `kept` (a rectifier's bits over the whole batch of image_grads, bit 0
+// at image_grads[0]), each gradient then becomes kept_gradient of itself
+// (elementwise.hpp): Winograd applies them as it writes, the other paths in
+// one pass after.
 void conv_backward_data_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* output_grads,
-                               float* image_grads, bool accumulate = true);
+                               float* image_grads, bool accumulate = true, const uint16_t* kept = nullptr);
 // Whether conv_backward_data_images writes every image gradient in its
 // pass itself (Winograd, image by image), so that writing them without
 // `accumulate` saves the zeroing and the reading of the old values; the

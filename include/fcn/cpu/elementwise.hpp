@@ -14,9 +14,30 @@ void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float
 // dx += dy * (y > 0 ? 1 : slope), y > 0 read from relu_forward's bits; or,
 // without `accumulate`, dx = that (dx's old values are not read).
 void relu_backward(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope, bool accumulate);
-inline int64_t relu_mask_words(int64_t n) { return (n + 15) / 16; }
+// One word more than the bits need: kept_lanes reads 16 bits from any bit
+// on, which may reach into the word after the last.
+inline int64_t relu_mask_words(int64_t n) { return (n + 15) / 16 + 1; }
 // Only the bits of relu_forward, for a y that is already max(x, 0).
 void positive_bits(const float* y, uint16_t* positive, int64_t n);
+
+// A rectifier's bits (relu_forward's `positive`) laid over the gradient
+// array they gate: element p of that array is kept when bit (p - origin) is
+// set. A layer whose backward writes that gradient can apply them as it
+// writes (Layer::masks_input_grad), which saves the ReLU's own pass.
+struct KeptBits {
+  const uint16_t* bits = nullptr;
+  const float* origin = nullptr;
+};
+// Bits first .. first + 15 of `bits`, as the low 16 bits.
+inline uint32_t kept_lanes(const uint16_t* bits, int64_t first) {
+  const int64_t word = first >> 4;
+  const uint32_t pair = bits[word] | static_cast<uint32_t>(bits[word + 1]) << 16;
+  return (pair >> (first & 15)) & 0xffffu;
+}
+// What relu_backward of slope 0 makes of a gradient g: 0 + (kept ? g : 0 * g)
+// (a NaN passes either way, -0 becomes +0), so that a layer applying the
+// bits computes the same numbers as the ReLU would.
+inline float kept_gradient(bool kept, float g) { return 0.f + (kept ? g : 0.f * g); }
 
 // y = a * x; y may alias x.
 void scale(const float* x, float a, float* y, int64_t n);

@@ -22,9 +22,12 @@ void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* 
 
 // dx[p, argmax[p, o]] += dy[p, o]
 // Without `accumulate`, dx = that (its old values are not read): each plane
-// is zeroed just before its scatter, while it is cached.
+// is zeroed just before its scatter, while it is cached. With `kept` (a
+// rectifier's bits over dx, bit 0 at dx[0]), dx then becomes kept_gradient
+// of itself (elementwise.hpp): a winner whose input was not positive passes
+// 0 * dy.
 void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx,
-                       bool accumulate = true);
+                       bool accumulate = true, const uint16_t* kept = nullptr);
 
 // y[p, oy, ox] = (sum of x[p] over the window clipped to the input) / divisor.
 // The divisor, as PyTorch's avg_pool2d: with count_include_pad, the window

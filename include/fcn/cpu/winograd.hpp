@@ -30,6 +30,7 @@
 #include <cstdint>
 
 #include "fcn/cpu/convolution.hpp"
+#include "fcn/cpu/elementwise.hpp"
 
 namespace fcn::cpu {
 
@@ -71,7 +72,8 @@ int64_t winograd_scratch_floats(const ConvGeometry& g);
 // of `tile` (2 or 4):
 //   output = conv(image) + beta * output (+ bias[k])     (beta 0 or 1),
 //            then max(output, 0) when rectify
-//   image_grad = conv_transpose(output_grad) + beta * image_grad   (beta 0 or 1)
+//   image_grad = conv_transpose(output_grad) + beta * image_grad   (beta 0 or 1),
+//            then kept_gradient of it where `kept` is given (elementwise.hpp)
 //   weight_grad += d conv / d weight, contracted with output_grad
 // Tiles whose outputs all lie in `skip` (when not null) are not computed:
 // the caller fills those outputs (conv_forward's constant frame).
@@ -79,7 +81,7 @@ void winograd_forward(const ConvGeometry& g, const float* weight, const float* i
                       const float* bias = nullptr, bool rectify = false, int tile = winograd_forward_tile(),
                       const ConstantFrame* skip = nullptr);
 void winograd_backward_data(const ConvGeometry& g, const float* weight, const float* output_grad, float* image_grad,
-                            int tile = winograd_backward_tile(), float beta = 1.f);
+                            int tile = winograd_backward_tile(), float beta = 1.f, const KeptBits* kept = nullptr);
 void winograd_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad,
                               float* weight_grad, int tile = winograd_backward_tile(),
                               const ConstantFrame* skip = nullptr);

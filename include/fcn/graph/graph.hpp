@@ -188,6 +188,7 @@ class Graph {
   bool reusing_memory() const { return options_.reuse_memory && !options_.grad_all_blobs; }
   void plan_memory();
   void fuse_relus(const std::vector<int>& group, const std::vector<int>& producer);
+  void fold_rectifier_backwards(const std::vector<int>& consumers);
   void plan_folds(const std::vector<int>& consumers, const std::vector<int64_t>& value_offset);
   // Throws when the graph is GraphOptions::inference_only (a training call).
   void refuse_if_inference_only() const;
@@ -216,6 +217,12 @@ class Graph {
   std::vector<LayerTiming> timings_;
   std::vector<bool> rectifies_;   // per layer: writes max(y, 0) for the ReLU in place over its output
   std::vector<bool> rectified_;   // per layer: a ReLU in place over such an output (it only records its bits)
+  // per layer: the fused ReLU whose bits it applies to its input 0's gradient
+  // (fold_rectifier_backwards), or -1
+  std::vector<int> masks_for_;
+  // per blob: the blob whose gradient buffer it shares (a folded ReLU's
+  // input, sharing its output's), or -1
+  std::vector<int> grad_shared_with_;
   std::vector<bool> folds_next_;  // per layer: forward(Mode::test) may fold layer i + 1 into it
 };
 

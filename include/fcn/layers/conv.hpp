@@ -107,6 +107,7 @@ class ConvLayer : public ConvolutionBase {
   void set_precision(Precision precision) override;
   void set_inference_only(bool on) override;
   bool writes_fresh_input_grad(size_t k) const override;
+  bool masks_input_grad() const override { return true; }
   bool writes_param_grads() const override { return true; }
   bool rectify_output(bool on) override {
     rectify_ = on;

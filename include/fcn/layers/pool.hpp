@@ -49,6 +49,7 @@ class MaxPoolLayer : public Layer {
   // Backward reads only the kept argmax.
   bool backward_needs_inputs() const override { return false; }
   bool writes_fresh_input_grad(size_t) const override { return true; }
+  bool masks_input_grad() const override { return true; }
   CoordMap coord_map() const override { return pool_coord_map(options_); }
   std::array<double, 2> input_extent() const override {
     return {static_cast<double>(options_.kernel[0]), static_cast<double>(options_.kernel[1])};

@@ -31,11 +31,15 @@ class ReluLayer : public Layer {
   // (Layer::rectify_output): forward only records the kept bits.
   bool is_rectifier() const override { return negative_slope_ == 0.f; }
   void set_input_rectified(bool on) override { input_rectified_ = on; }
+  const uint16_t* kept_bits() const override { return positive_.empty() ? nullptr : positive_.data(); }
+  void set_backward_folded(bool on) override { backward_folded_ = on; }
+  bool backward_folded() const { return backward_folded_; }
   void emit_onnx(OnnxEmitter& onnx, const std::vector<std::string>& inputs, const std::string& output) const override;
 
  private:
   float negative_slope_;
   bool input_rectified_ = false;
+  bool backward_folded_ = false;  // the consumer of the output applies the bits (Layer::masks_input_grad)
   std::vector<uint16_t> positive_;  // bit j of word i: output 16i + j > 0, from the last forward
 };
 
