@@ -237,20 +237,27 @@ TEST_CASE("depthwise_backward_data (the bilinear upsampling deconv) gives conv_b
   }
 }
 
+// A conv of square kernel, padding and image, stride 1, over `batch` images.
+struct SquareConv {
+  int64_t channels, out_channels, kernel, pad, size, batch;
+  ConvGeometry geometry() const {
+    ConvGeometry g;
+    g.channels = channels;
+    g.out_channels = out_channels;
+    g.kernel_h = g.kernel_w = kernel;
+    g.pad_h = g.pad_w = pad;
+    g.height = g.width = size;
+    g.out_h = g.out_w = size + 2 * pad - kernel + 1;  // out = in + 2p - k + 1
+    return g;
+  }
+};
+
 TEST_CASE("conv_backward_data_images without accumulate writes the image gradients whole, on every path") {
   // Winograd (64 channels, 3x3: backward_data_writes_whole), im2col (3 channels, 3x3; 7x7) and a batch on
   // the phase grid (small maps): stale values (NaN) are never read, and the numbers are those of adding to zeros
-  struct Row {
-    int64_t channels, kernel, pad, size, batch;
-  };
-  for (const Row& r : {Row{64, 3, 1, 21, 1}, Row{3, 3, 1, 17, 2}, Row{16, 7, 0, 12, 1}, Row{64, 3, 1, 6, 4}}) {
-    ConvGeometry g;
-    g.channels = r.channels;
-    g.out_channels = 32;
-    g.kernel_h = g.kernel_w = r.kernel;
-    g.pad_h = g.pad_w = r.pad;
-    g.height = g.width = r.size;
-    g.out_h = g.out_w = r.size + 2 * r.pad - r.kernel + 1;
+  for (const SquareConv& r : {SquareConv{64, 32, 3, 1, 21, 1}, SquareConv{3, 32, 3, 1, 17, 2},
+                              SquareConv{16, 32, 7, 0, 12, 1}, SquareConv{64, 32, 3, 1, 6, 4}}) {
+    const ConvGeometry g = r.geometry();
     INFO("channels " << r.channels << " kernel " << r.kernel << " batch " << r.batch << " writes whole "
                      << fcn::cpu::backward_data_writes_whole(g, r.batch));
     std::mt19937_64 rng(29);
@@ -276,19 +283,11 @@ TEST_CASE("conv_backward_data_images with a rectifier's bits gives relu_backward
   // what a folded ReLU backward relies on (Graph::fold_rectifier_backwards): Winograd masks as it writes
   // (image by image, bit offsets running on across the batch), the other paths mask after; bit for bit
   // what the ReLU's own pass makes of the unmasked gradient, written whole or added to zeros
-  struct Row {
-    int64_t channels, kernel, pad, size, batch;
-  };
   int winograd_rows = 0;
-  for (const Row& r : {Row{64, 3, 1, 128, 2}, Row{64, 3, 1, 37, 1}, Row{3, 3, 1, 17, 2}, Row{16, 7, 0, 12, 1},
-                       Row{64, 3, 1, 6, 4}}) {
-    ConvGeometry g;
-    g.channels = r.channels;
-    g.out_channels = r.channels == 64 ? 64 : 32;
-    g.kernel_h = g.kernel_w = r.kernel;
-    g.pad_h = g.pad_w = r.pad;
-    g.height = g.width = r.size;
-    g.out_h = g.out_w = r.size + 2 * r.pad - r.kernel + 1;
+  for (const SquareConv& r : {SquareConv{64, 64, 3, 1, 128, 2}, SquareConv{64, 64, 3, 1, 37, 1},
+                              SquareConv{3, 32, 3, 1, 17, 2}, SquareConv{16, 32, 7, 0, 12, 1},
+                              SquareConv{64, 64, 3, 1, 6, 4}}) {
+    const ConvGeometry g = r.geometry();
     INFO("channels " << r.channels << " size " << r.size << " batch " << r.batch << " Winograd "
                      << fcn::cpu::backward_data_writes_whole(g, r.batch));
     std::mt19937_64 rng(41);

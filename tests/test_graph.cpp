@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <map>
 #include <vector>
@@ -19,6 +20,34 @@ namespace {
 
 json spec_with(const json& layers) {
   return {{"inputs", {{"data", {{"channels", 2}}}, {"label", {{"channels", 1}}}}}, {"layers", layers}};
+}
+
+// Two train steps (the second on reused buffers) of `spec` on data and
+// label with params from `seed`: the loss, the trainable params' gradients,
+// the blob `scores`; `inspect` then sees the graph.
+struct TrainedRun {
+  double loss = 0;
+  std::map<std::string, Tensor> grads;
+  Tensor scores;
+  int64_t bytes = 0;
+};
+TrainedRun train_two_steps(const json& spec, GraphOptions options, const Tensor& data, const Tensor& label,
+                           uint64_t seed, const std::function<void(Graph&)>& inspect = {}) {
+  Graph graph(spec, "graph", options);
+  graph.reshape({{"data", data.shape()}, {"label", label.shape()}});
+  graph.init_params(seed);
+  graph.blob("data") = data;
+  graph.blob("label") = label;
+  for (int step = 0; step < 2; ++step) {
+    graph.zero_param_grads();
+    graph.forward(Mode::train);
+    graph.backward();
+  }
+  TrainedRun r{graph.loss(), {}, graph.blob("up"), graph.blob_buffer_bytes()};
+  for (Param* p : graph.params())
+    if (!p->frozen()) r.grads[p->name] = p->grad;
+  if (inspect) inspect(graph);
+  return r;
 }
 
 // data -> a (relu) -> b = 2*a (scale) ; c = a + b (sum: `a` fans out)
@@ -143,35 +172,13 @@ TEST_CASE("the memory plan changes no number: losses, param grads and outputs ma
   const Tensor data = random_tensor({1, 2, 8, 10}, rng, -1, 1, 0.01f);
   Tensor label({1, 1, 8, 10});
   for (int64_t i = 0; i < label.numel(); ++i) label[i] = static_cast<float>(i % 3);
-  struct Run {
-    double loss;
-    std::map<std::string, Tensor> grads;
-    Tensor scores;
-    int64_t bytes;
-  };
-  auto run = [&](GraphOptions options) {
-    Graph graph(spec, "graph", options);
-    graph.reshape({{"data", data.shape()}, {"label", label.shape()}});
-    graph.init_params(3);
-    graph.blob("data") = data;
-    graph.blob("label") = label;
-    for (int step = 0; step < 2; ++step) {  // the second step runs on reused buffers
-      graph.zero_param_grads();
-      graph.forward(Mode::train);
-      graph.backward();
-    }
-    Run r{graph.loss(), {}, graph.blob("up"), graph.blob_buffer_bytes()};
-    for (Param* p : graph.params())
-      if (!p->frozen()) r.grads[p->name] = p->grad;
-    return r;
-  };
   GraphOptions plain;
   plain.reuse_memory = false;
   GraphOptions values;
   values.reuse_values = true;
-  const Run reference = run(plain);
+  const TrainedRun reference = train_two_steps(spec, plain, data, label, 3);
   for (const GraphOptions& options : {GraphOptions{}, values}) {
-    const Run planned = run(options);
+    const TrainedRun planned = train_two_steps(spec, options, data, label, 3);
     CHECK(planned.loss == reference.loss);
     CHECK(planned.bytes < reference.bytes);
     for (int64_t i = 0; i < reference.scores.numel(); ++i) REQUIRE(planned.scores[i] == reference.scores[i]);
@@ -207,36 +214,19 @@ TEST_CASE("a ReLU's backward folds into the conv or pool that reads it, changing
   const Tensor data = random_tensor({2, 2, 32, 32}, rng, -1, 1, 0.01f);
   Tensor label({2, 1, 32, 32});
   for (int64_t i = 0; i < label.numel(); ++i) label[i] = static_cast<float>(i % 3);
-  struct Run {
-    double loss;
-    std::map<std::string, Tensor> grads;
-    Tensor scores;
-    std::vector<bool> folded;
-  };
-  auto run = [&](GraphOptions options) {
-    Graph graph(spec, "graph", options);
-    graph.reshape({{"data", data.shape()}, {"label", label.shape()}});
-    graph.init_params(5);
-    graph.blob("data") = data;
-    graph.blob("label") = label;
-    for (int step = 0; step < 2; ++step) {
-      graph.zero_param_grads();
-      graph.forward(Mode::train);
-      graph.backward();
-    }
-    Run r{graph.loss(), {}, graph.blob("up"), {}};
-    for (Param* p : graph.params())
-      if (!p->frozen()) r.grads[p->name] = p->grad;
-    for (const char* relu : {"r1", "r2", "r3", "r4"})
-      r.folded.push_back(dynamic_cast<ReluLayer&>(*graph.find_layer(relu)).backward_folded());
-    return r;
+  const auto run = [&](GraphOptions options, std::vector<bool>& folded) {
+    return train_two_steps(spec, options, data, label, 5, [&](Graph& graph) {
+      for (const char* relu : {"r1", "r2", "r3", "r4"})
+        folded.push_back(dynamic_cast<ReluLayer&>(*graph.find_layer(relu)).backward_folded());
+    });
   };
   GraphOptions plain;
   plain.reuse_memory = false;
-  const Run reference = run(plain);
-  const Run planned = run(GraphOptions{});
-  CHECK(reference.folded == std::vector<bool>{false, false, false, false});
-  CHECK(planned.folded == std::vector<bool>{true, true, true, false});
+  std::vector<bool> folded_without_plan, folded;
+  const TrainedRun reference = run(plain, folded_without_plan);
+  const TrainedRun planned = run(GraphOptions{}, folded);
+  CHECK(folded_without_plan == std::vector<bool>{false, false, false, false});
+  CHECK(folded == std::vector<bool>{true, true, true, false});
   CHECK(planned.loss == reference.loss);
   for (int64_t i = 0; i < reference.scores.numel(); ++i) REQUIRE(planned.scores[i] == reference.scores[i]);
   for (const auto& [name, grad] : reference.grads) {
