@@ -53,7 +53,7 @@ inline void relu_backward_8(unsigned bits, const float* dy, float* dx, __m256 sl
 }  // namespace
 
 void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float slope) {
-  const int64_t words = (n + 15) / 16;  // relu_mask_words(n) less its slack word
+  const int64_t words = relu_bit_words(n);
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t w = 0; w < words; ++w) {
     const int64_t begin = 16 * w, count = std::min<int64_t>(16, n - begin);
@@ -64,13 +64,13 @@ void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float
 }
 
 void positive_bits(const float* y, uint16_t* positive, int64_t n) {
-  const int64_t words = (n + 15) / 16;  // relu_mask_words(n) less its slack word
+  const int64_t words = relu_bit_words(n);
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t w = 0; w < words; ++w) positive[w] = positive_word(y + 16 * w, std::min<int64_t>(16, n - 16 * w));
 }
 
 void relu_backward(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope, bool accumulate) {
-  const int64_t words = (n + 15) / 16;  // relu_mask_words(n) less its slack word
+  const int64_t words = relu_bit_words(n);
   // the written values are 0 + passed, as accumulating onto zeros gives (-0 becomes +0)
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
   for (int64_t w = 0; w < words; ++w) {

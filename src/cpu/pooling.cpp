@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "fcn/cpu/elementwise.hpp"
+
 namespace fcn::cpu {
 
 namespace {
@@ -185,7 +187,7 @@ void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* ar
     // share, and the elements no window chose stay 0 (+0, as 0 + 0 * 0)
     for (int64_t o = 0; o < out_plane; ++o) {
       const int64_t at = p * in_plane + arg[o];
-      plane[arg[o]] += (kept[at >> 4] >> (at & 15) & 1u) ? grad[o] : 0.f * grad[o];
+      plane[arg[o]] += kept_bit(kept, at) ? grad[o] : 0.f * grad[o];
     }
   }
 }

@@ -447,7 +447,7 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
         float& dst = plane[oy * t.out_w + ox];
         dst = y[i][j][l] + (beta != 0.f ? dst : 0.f);
         if (rectify && dst < 0.f) dst = 0.f;
-        if (kept) dst = kept_gradient(kept_lanes(kept->bits, &dst - kept->origin) & 1u, dst);
+        if (kept) dst = kept_gradient(kept_bit(kept->bits, &dst - kept->origin), dst);
       }
 }
 #endif

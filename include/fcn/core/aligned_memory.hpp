@@ -8,7 +8,7 @@
 // channel's rows, then the next channel's, megabytes apart), and fc6's
 // weight and gradient are 411 MB each; with 4 KiB pages nearly every such
 // step is a TLB miss. Huge pages made FCN-8s's 500x500 train step ~6%
-// shorter in fp32 and ~8% in bf16 on a Zen 5 (docs/performance.md).
+// shorter in fp32 and in bf16 on a Zen 5 (docs/performance.md).
 // FCN_HUGE_PAGES=0 in the environment turns the advice off.
 #include <cstddef>
 #include <memory>

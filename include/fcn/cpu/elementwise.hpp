@@ -14,9 +14,11 @@ void relu_forward(const float* x, float* y, uint16_t* positive, int64_t n, float
 // dx += dy * (y > 0 ? 1 : slope), y > 0 read from relu_forward's bits; or,
 // without `accumulate`, dx = that (dx's old values are not read).
 void relu_backward(const uint16_t* positive, const float* dy, float* dx, int64_t n, float slope, bool accumulate);
-// One word more than the bits need: kept_lanes reads 16 bits from any bit
-// on, which may reach into the word after the last.
-inline int64_t relu_mask_words(int64_t n) { return (n + 15) / 16 + 1; }
+// The words that hold n bits, and the words to allocate for them: one more,
+// as kept_lanes reads 16 bits from any bit on, which may reach into the word
+// after the last.
+inline int64_t relu_bit_words(int64_t n) { return (n + 15) / 16; }
+inline int64_t relu_mask_words(int64_t n) { return relu_bit_words(n) + 1; }
 // Only the bits of relu_forward, for a y that is already max(x, 0).
 void positive_bits(const float* y, uint16_t* positive, int64_t n);
 
@@ -34,6 +36,8 @@ inline uint32_t kept_lanes(const uint16_t* bits, int64_t first) {
   const uint32_t pair = bits[word] | static_cast<uint32_t>(bits[word + 1]) << 16;
   return (pair >> (first & 15)) & 0xffffu;
 }
+// Bit `index` of `bits`.
+inline bool kept_bit(const uint16_t* bits, int64_t index) { return bits[index >> 4] >> (index & 15) & 1u; }
 // What relu_backward of slope 0 makes of a gradient g: 0 + (kept ? g : 0 * g)
 // (a NaN passes either way, -0 becomes +0), so that a layer applying the
 // bits computes the same numbers as the ReLU would.
