@@ -201,6 +201,17 @@ TEST_CASE("gemm_bf16 run as several GEMMs (rows, depth added into C, columns of 
   }
 }
 
+TEST_CASE("gemm_bf16 through more shapes than a thread keeps bound, then the first ones again, on new operands") {
+  // each thread keeps its 64 most recent primitives with their memory objects
+  // bound (bf16_gemm.cpp, bound_matmul_for): the 80 shapes push the first ones
+  // out, and their second round rebinds them; every call's operands are new
+  // buffers, so a handle left from an earlier call would give a wrong product
+  skip_without_bf16();
+  std::mt19937_64 rng(13);
+  for (int round = 0; round < 2; ++round)
+    for (int64_t n = 1; n <= 80; n += round == 0 ? 1 : 9) check_gemm_bf16(false, false, 5, n, 300, 1.f, 0.f, rng);
+}
+
 TEST_CASE("gemm_bf16 gives the same bits on the team, on one thread, and from several threads at once") {
   skip_without_bf16();
   std::mt19937_64 rng(11);
