@@ -439,10 +439,9 @@ InterleavedLanes interleaved_lanes(uint16_t* b, int64_t rows, int64_t row, int64
   InterleavedLanes place;
   place.parity = static_cast<int>(row % 2);
   const int in_block = static_cast<int>(std::min<int64_t>(lanes, kVnniCols - col % kVnniCols));
-  const auto words = [&](int first, int last) {  // the words of lanes first..last-1
-    uint32_t mask = 0;
-    for (int l = first; l < last; ++l) mask |= 1u << (2 * l + place.parity);
-    return mask;
+  const auto words = [&](int first, int last) {  // bits 2l + parity for lanes first..last-1
+    const uint64_t below_last = (uint64_t{1} << (2 * last)) - 1, below_first = (uint64_t{1} << (2 * first)) - 1;
+    return static_cast<uint32_t>((0x55555555u & below_last & ~below_first) << place.parity);
   };
   // lane l at vnni_offset(row, col + l) = vnni_offset(row, col) + 2l within the block
   place.out = b + vnni_offset(row, col, rows) - place.parity;
