@@ -46,6 +46,28 @@ TEST_CASE("dropout in train mode keeps about 1 - ratio of the units, scaled by e
   }
 }
 
+TEST_CASE("dropout keeps a unit exactly where u >= ratio, u = (draw >> 11) * 2^-53 of each unit") {
+  // the mask is part of the random stream a resumed run replays: pinned here
+  // draw by draw, with ratios whose ratio * 2^53 falls between integers and
+  // one equal to a draw of the stream (that unit is kept, u >= ratio)
+  std::mt19937_64 rng(3);
+  const Tensor x = random_tensor({1, 3, 11, 13}, rng, 0.5f, 1.5f);
+  std::mt19937_64 peek(42);
+  for (int skip = 0; skip < 17; ++skip) peek();
+  const double draw_17 = static_cast<double>(peek() >> 11) * 0x1.0p-53;
+  for (double ratio : {0.5, 0.1, 0.3, 1.0 / 3.0, draw_17, std::nextafter(draw_17, 1.0)}) {
+    INFO("ratio " << ratio);
+    auto layer = make_test_layer(dropout_spec({{"ratio", ratio}}));
+    const Tensor y = run(*layer, x, Mode::train, 42);
+    std::mt19937_64 reference(42);
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const double u = static_cast<double>(reference() >> 11) * 0x1.0p-53;
+      INFO("unit " << i << ", u " << u);
+      REQUIRE((y[i] != 0.f) == (u >= ratio));
+    }
+  }
+}
+
 TEST_CASE("dropout: the same seed draws the same mask, another seed another one") {
   auto layer = make_test_layer(dropout_spec());
   std::mt19937_64 rng(2);
