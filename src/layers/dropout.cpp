@@ -1,6 +1,7 @@
 #include "fcn/layers/dropout.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "fcn/cpu/elementwise.hpp"
