@@ -23,9 +23,12 @@ void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* 
 // dx[p, argmax[p, o]] += dy[p, o]
 // Without `accumulate`, dx = that (its old values are not read): each plane
 // is zeroed just before its scatter, while it is cached. With `kept` (a
-// rectifier's bits over dx, bit 0 at dx[0]), dx then becomes kept_gradient
-// of itself (elementwise.hpp): a winner whose input was not positive passes
-// 0 * dy.
+// rectifier's bits over dx, bit 0 at dx[0]), each winner adds
+// kept_gradient of its share (elementwise.hpp): one whose input was not
+// positive adds 0 * dy. dx's old values are not masked (unlike
+// conv_backward_data_images'), so the result is kept_gradient of the whole
+// only over zeros or without `accumulate`, which is how the graph calls it
+// for a folded ReLU (the gradient buffers it has not zeroed are written fresh).
 void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx,
                        bool accumulate = true, const uint16_t* kept = nullptr);
 
