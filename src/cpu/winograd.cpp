@@ -346,9 +346,12 @@ void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, La
   }
 }
 
-// dy[i][j][l] = output element (row*m + i, (col0 + l)*m + j), 0 beyond the output.
+// dy[i][j][l] = output element (row*m + i, (col0 + l)*m + j), 0 beyond the output;
+// next_plane: prefetched as in gather_patches (the weight gradient reads the
+// output gradient channel by channel too).
 template <class T>
-void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::m, T::m>& dy) {
+void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::m, T::m>& dy,
+                         const float* next_plane) {
   constexpr int m = T::m;
   const int64_t x0 = g.col0 * m;
   __mmask16 mask[m];
@@ -361,6 +364,9 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
     } else {
       const float* row = plane + y * t.out_w + x0;
       for (int q = 0; q < m; ++q) v[q] = _mm512_maskz_loadu_ps(mask[q], row + 16 * q);
+      if (next_plane)
+        for (int q = 0; q < m; ++q)
+          if (mask[q]) _mm_prefetch(reinterpret_cast<const char*>(next_plane + y * t.out_w + x0 + 16 * q), _MM_HINT_T0);
     }
     if constexpr (m == 4) {
       deinterleave4(v);
@@ -427,7 +433,8 @@ void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, La
 }
 
 template <class T>
-void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::m, T::m>& dy) {
+void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& g, LaneTiles<T::m, T::m>& dy,
+                         const float*) {
   for (int l = 0; l < kLanes; ++l)
     for (int i = 0; i < T::m; ++i)
       for (int j = 0; j < T::m; ++j) {
@@ -586,11 +593,11 @@ void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, c
 // A^T of the group's m x m output-gradient tiles (zero beyond the output).
 template <class T, class E>
 void transform_output_grad(const TileGrid<T>& t, const float* plane, const Group& g, E* mbar,
-                           int64_t xi_stride) {
+                           int64_t xi_stride, const float* next_plane) {
   constexpr int m = T::m, a = T::a;
   alignas(64) LaneTiles<m, m> dy;
   alignas(64) LaneTiles<a, a> local;
-  gather_output_tiles(t, plane, g, dy);
+  gather_output_tiles(t, plane, g, dy, next_plane);
   const float* in[m * m];
   for (int e = 0; e < m * m; ++e) in[e] = dy[e / m][e % m];
   float* out[a * a];
@@ -876,7 +883,8 @@ void weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, const 
       }
       for (int64_t k = 0; k < out_channels; ++k)
         for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-          transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, mbar_stride);
+          transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, mbar_stride,
+                                k + 1 < out_channels ? output_grad + (k + 1) * out_plane : nullptr);
         });
       for (int xi = 0; xi < xis; ++xi) {
         // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
