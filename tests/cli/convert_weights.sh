@@ -16,7 +16,7 @@ fcn=$(realpath "$1")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export FCN=$fcn TMP=$tmp
-exec timeout 300 /usr/bin/python3 - <<'EOF'
+timeout 300 /usr/bin/python3 - <<'EOF'  # not exec: the EXIT trap must still remove $tmp
 import os, subprocess, sys, json
 import numpy as np
 import torch

@@ -38,7 +38,7 @@ if "$fcn" export-onnx --config "$tmp/layers_fixed.json" --weights "$tmp/layers.s
   echo "FAIL: a dynamic export of a padded average pool with partial windows"; exit 1
 fi
 grep -q "layer 'avg3'.*--size" "$tmp/err" || { echo "FAIL: $(cat "$tmp/err")"; exit 1; }
-TMP=$tmp exec timeout 300 /usr/bin/python3 - <<'PY'
+TMP=$tmp timeout 300 /usr/bin/python3 - <<'PY'  # not exec: the EXIT trap must still remove $tmp
 import os, onnx
 tmp = os.environ["TMP"]
 
