@@ -34,26 +34,38 @@ void Solver::step(const std::vector<Param*>& params, double lr) {
     if (!p->frozen()) update(*p, lr);
 }
 
+namespace {
+
 // The four steps of the header in one pass over g, v and w (they are memory
-// bound: one pass instead of four). grad is left as it was.
+// bound: one pass instead of four). grad is left as it was. The two options
+// are template arguments so that each variant is its own vectorised loop:
+// as branches inside one `omp simd` loop GCC 12 unswitched them and
+// vectorised only the iter_size > 1 variants, leaving the usual one (weight
+// decay, no normalising) scalar, 4% of a bf16 VGG16 FCN-8s step on a Zen 5.
+template <bool Normalize, bool Decay>
+void sgd_momentum(const float* grad, float* weight, float* v, int64_t n, float normalizer, float decay,
+                  float momentum, float rate) {
+#pragma omp parallel for simd schedule(static) if (n >= (1 << 15))
+  for (int64_t i = 0; i < n; ++i) {
+    float g = grad[i];
+    if constexpr (Normalize) g = normalizer * g;
+    if constexpr (Decay) g += decay * weight[i];
+    v[i] = momentum * v[i] + rate * g;
+    weight[i] -= v[i];
+  }
+}
+
+}  // namespace
+
 void Solver::update(Param& p, double lr) {
   Tensor& velocity_tensor = velocity(p);
   const bool normalize = config_.iter_size > 1;
   const float normalizer = 1.f / static_cast<float>(config_.iter_size);
   const float decay = static_cast<float>(config_.weight_decay * p.decay_mult);
   const float momentum = static_cast<float>(config_.momentum), rate = static_cast<float>(lr * p.lr_mult);
-  const float* grad = p.grad.data();
-  float* weight = p.data.data();
-  float* v = velocity_tensor.data();
-  const int64_t n = p.data.numel();
-#pragma omp parallel for simd schedule(static) if (n >= (1 << 15))
-  for (int64_t i = 0; i < n; ++i) {
-    float g = grad[i];
-    if (normalize) g = normalizer * g;
-    if (decay != 0.f) g += decay * weight[i];
-    v[i] = momentum * v[i] + rate * g;
-    weight[i] -= v[i];
-  }
+  auto* const update = normalize ? (decay != 0.f ? sgd_momentum<true, true> : sgd_momentum<true, false>)
+                                 : (decay != 0.f ? sgd_momentum<false, true> : sgd_momentum<false, false>);
+  update(p.grad.data(), p.data.data(), velocity_tensor.data(), p.data.numel(), normalizer, decay, momentum, rate);
 }
 
 Tensor& Solver::velocity(const Param& p) {
