@@ -664,26 +664,37 @@ void transform_weights(int64_t out_channels, int64_t channels, const float* weig
   }
 }
 
-// weight_grad[k][c] += G^T dU[k][c] G (the adjoint of transform_weights).
+// weight_grad[k][c] += G^T dU[k][c] G (the adjoint of transform_weights),
+// kLanes kernels at a time: dU[xi] holds them side by side. (Kernel by
+// kernel, GCC left the loop scalar for its stride-9 stores: 1.8% of a bf16
+// VGG16 step.) Each lane adds in the order a scalar loop would.
 template <class T>
 void accumulate_weight_grad(int64_t out_channels, int64_t channels, const float* du, float* weight_grad) {
   constexpr int a = T::a;
   const int64_t count = out_channels * channels, stride = xi_stride(out_channels, channels);
+  const int64_t groups = (count + kLanes - 1) / kLanes;
 #pragma omp parallel for schedule(static) if (count >= 4096)
-  for (int64_t kc = 0; kc < count; ++kc) {
-    float gt[3][a];  // G^T dU
+  for (int64_t group = 0; group < groups; ++group) {
+    const int64_t first = group * kLanes;
+    const int lanes = static_cast<int>(std::min<int64_t>(kLanes, count - first));
+    // the lanes past `count` read dU's padding (xi_stride) or the scratch's slack, and are not stored
+    Lanes gt[3][a];  // G^T dU
     for (int i = 0; i < 3; ++i)
       for (int nu = 0; nu < a; ++nu) {
-        float s = 0.f;
-        for (int mu = 0; mu < a; ++mu) s += T::G[mu][i] * du[(mu * a + nu) * stride + kc];
-        gt[i][nu] = s;
+        Lanes sum = {};
+        for (int mu = 0; mu < a; ++mu) sum += T::G[mu][i] * load(du + (mu * a + nu) * stride + first);
+        gt[i][nu] = sum;
       }
+    alignas(64) float kernel[9][kLanes];  // (G^T dU G)[i][j] of each lane
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j) {
-        float s = 0.f;
-        for (int nu = 0; nu < a; ++nu) s += gt[i][nu] * T::G[nu][j];
-        weight_grad[kc * 9 + i * 3 + j] += s;
+        Lanes sum = {};
+        for (int nu = 0; nu < a; ++nu) sum += gt[i][nu] * T::G[nu][j];
+        store(kernel[i * 3 + j], sum);
       }
+    float* out = weight_grad + first * 9;
+    for (int l = 0; l < lanes; ++l)
+      for (int e = 0; e < 9; ++e) out[l * 9 + e] += kernel[e][l];
   }
 }
 
