@@ -12,6 +12,7 @@
 
 #include "fcn/cpu/convolution.hpp"
 #include "fcn/cpu/winograd.hpp"
+#include "equal_windows.hpp"
 #include "gradcheck.hpp"
 
 using fcn::ConstantFrame;
@@ -194,5 +195,53 @@ TEST_CASE("conv forward with a frame at a realistic size, both paths", "[constan
     ConstantFrame out_frame;
     conv_relu(x, frame, 64, 3, 1, 1, rng, out_frame);
     CHECK(out_frame == ConstantFrame{{1, 4, 96, 129}, {19, 24, 71, 112}});
+  }
+}
+
+TEST_CASE("conv forward with a frame: equal windows give bit-equal outputs, at the frame's edges and in flat regions",
+          "[constant_frame]") {
+  // The equal-window pass decides pairs of frame and padding elements from
+  // the frame's values without reading them; the image around holds what it
+  // must still read: columns just inside the hole that equal the frame's
+  // values (as a pooled frame's edge does), a flat patch, random pixels.
+  struct Row {
+    const char* what;
+    int64_t channels, stride;
+    bool zero_frame;  // a frame of zeros equals the padding
+  };
+  const std::vector<Row> rows = {{"im2col", 8, 1, false},
+                                 {"im2col, a frame of zeros", 8, 1, true},
+                                 {"Winograd", 64, 1, false},
+                                 {"Winograd, a frame of zeros", 64, 1, true},
+                                 {"stride 2", 8, 2, false}};
+  std::mt19937_64 rng(11);
+  for (const Row& r : rows) {
+    INFO(r.what);
+    const int64_t h = 60, w = 90;
+    const ConstantFrame frame{{0, 0, h, w}, {12, 15, 48, 75}};
+    const Tensor frame_values = random_tensor({r.channels}, rng);
+    const Tensor pixels = random_tensor({r.channels, h, w}, rng);
+    std::vector<float> x(pixels.data(), pixels.data() + pixels.numel());
+    for (int64_t c = 0; c < r.channels; ++c)
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t col = 0; col < w; ++col) {
+          const float v = r.zero_frame ? 0.f : frame_values[c];
+          float& at = x[(c * h + y) * w + col];
+          if (frame.contains(y, col) || col == 15 || col == 74 || y == 12) at = v;
+          if (y >= 20 && y < 30 && col >= 20 && col < 40) at = 0.5f * static_cast<float>(c + 1);
+        }
+    const ConvGeometry g = conv_geometry(r.channels, h, w, 16, 3, r.stride, 1);
+    const Tensor weight = random_tensor({16, r.channels, 3, 3}, rng, -0.2f, 0.2f);
+    const Tensor bias = random_tensor({16}, rng);
+    std::vector<float> y(g.output_numel());
+    fcn::cpu::conv_forward(g, weight.data(), x.data(), 0.f, y.data(), bias.data(), true, &frame);
+    REQUIRE_FALSE(fcn::cpu::conv_output_frame(g, frame).empty());
+    std::vector<float> plain(g.output_numel());
+    fcn::cpu::conv_forward(g, weight.data(), x.data(), 0.f, plain.data(), bias.data(), true);
+    for (size_t i = 0; i < y.size(); ++i) REQUIRE(std::abs(y[i] - plain[i]) <= 1e-5f * (1.f + std::abs(plain[i])));
+    const fcn::testing::EqualWindows result = fcn::testing::equal_window_outputs(g, x, y);
+    INFO(result.shared << " outputs share their neighbour's window; first unequal: " << result.first);
+    CHECK(result.shared > 0);
+    CHECK(result.unequal == 0);
   }
 }

@@ -9,6 +9,7 @@
 
 #include "fcn/cpu/convolution.hpp"
 #include "fcn/cpu/elementwise.hpp"
+#include "equal_windows.hpp"
 #include "gradcheck.hpp"
 #include "reference_conv.hpp"
 
@@ -104,12 +105,7 @@ namespace {
 // whose window (im2col column) equals its left or upper neighbour's is the
 // same number as that neighbour, bit for bit, in every output channel (and
 // so are runs of such outputs).
-struct EqualWindows {
-  int64_t shared = 0;   // outputs whose window equals their left or upper neighbour's
-  int64_t unequal = 0;  // (output, channel) pairs of those that differ from that neighbour
-  std::string first;    // the first of those
-};
-EqualWindows check_equal_windows(ConvGeometry g, int64_t patch_h, int64_t patch_w, uint64_t seed) {
+fcn::testing::EqualWindows check_equal_windows(ConvGeometry g, int64_t patch_h, int64_t patch_w, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<float> normal(0.f, 0.2f);
   std::vector<float> w(g.out_channels * g.column_rows() / g.groups), bias(g.out_channels), x(g.image_numel());
@@ -124,30 +120,7 @@ EqualWindows check_equal_windows(ConvGeometry g, int64_t patch_h, int64_t patch_
       }
   std::vector<float> y(g.output_numel(), std::nanf(""));
   fcn::cpu::conv_forward(g, w.data(), x.data(), 0.f, y.data(), bias.data());
-  std::vector<float> col(g.column_rows() * g.out_area());
-  fcn::cpu::im2col(g, x.data(), col.data());
-  const auto same_window = [&](int64_t p, int64_t q) {
-    for (int64_t r = 0; r < g.column_rows(); ++r)
-      if (col[r * g.out_area() + p] != col[r * g.out_area() + q]) return false;
-    return true;
-  };
-  EqualWindows result;
-  for (int64_t p = 0; p < g.out_area(); ++p) {
-    const int64_t oh = p / g.out_w, ow = p % g.out_w;
-    for (const int64_t q : {ow > 0 ? p - 1 : int64_t{-1}, oh > 0 ? p - g.out_w : int64_t{-1}}) {
-      if (q < 0 || !same_window(p, q)) continue;
-      ++result.shared;
-      for (int64_t o = 0; o < g.out_channels; ++o) {
-        const float* plane = y.data() + o * g.out_area();
-        if (plane[p] == plane[q]) continue;
-        if (result.unequal++ == 0)
-          result.first = "channel " + std::to_string(o) + ": output " + std::to_string(oh) + ", " +
-                         std::to_string(ow) + " vs " + std::to_string(q / g.out_w) + ", " +
-                         std::to_string(q % g.out_w);
-      }
-    }
-  }
-  return result;
+  return fcn::testing::equal_window_outputs(g, x, y);
 }
 
 ConvGeometry stride_two(ConvGeometry g) {
@@ -196,7 +169,7 @@ TEST_CASE("conv_forward gives bit-equal outputs for equal windows, wherever they
       {"Winograd", conv_geometry(64, 30, 41, 64, 3, 1), 6, 8},
   };
   for (const Row& row : rows) {
-    const EqualWindows result = check_equal_windows(row.g, row.patch_h, row.patch_w, 17);
+    const fcn::testing::EqualWindows result = check_equal_windows(row.g, row.patch_h, row.patch_w, 17);
     INFO(row.what << ": " << result.shared << " outputs share their neighbour's window; first unequal: "
                   << result.first);
     CHECK(result.shared > 0);
