@@ -335,6 +335,41 @@ TEST_CASE("a B written lane group by lane group in the pair-interleaved layout f
   CHECK_THROWS(cpu::gemm_bf16_rounded_blocked_b(false, m, 100, k, a16.data(), k, blocked.data(), 0.f, got.data(), n));
 }
 
+TEST_CASE("rows written two at a time in the pair-interleaved layout equal rows written one at a time") {
+  skip_without_bf16();
+  std::mt19937_64 rng(23);
+  // two B matrices (count 2, `stride` apart), 32 rows, 192 columns; groups as in the test above
+  const int64_t k = 32, n = 192, stride = k * n + 32;
+  const auto b = random_matrix(2 * k * n, rng);  // [2][k][n]
+  std::vector<uint16_t> singles(2 * stride, 0xffff), pairs(2 * stride, 0xffff);
+  const std::vector<int> group_lengths = {16, 5, 16, 16, 13, 16, 1, 16, 9};
+  for (int64_t row = 0; row < k; row += 2) {
+    for (int64_t col = 0, g = row % 3; col < n; ++g) {
+      const int lanes = static_cast<int>(std::min<int64_t>(group_lengths[g % group_lengths.size()], n - col));
+      float even[2][16], odd[2][16];  // [matrix][lane]
+      for (int mat = 0; mat < 2; ++mat)
+        for (int l = 0; l < 16; ++l) {  // past the group: must not be stored
+          even[mat][l] = l < lanes ? b[(mat * k + row) * n + col + l] : 1e30f;
+          odd[mat][l] = l < lanes ? b[(mat * k + row + 1) * n + col + l] : 1e30f;
+        }
+      cpu::round_lanes_to_bf16_interleaved(even[0], 2, cpu::interleaved_lanes(singles.data(), k, row, col, lanes), stride);
+      cpu::round_lanes_to_bf16_interleaved(odd[0], 2, cpu::interleaved_lanes(singles.data(), k, row + 1, col, lanes),
+                                           stride);
+      cpu::round_lane_pairs_to_bf16_interleaved(even[0], odd[0], 2,
+                                                cpu::interleaved_lanes(pairs.data(), k, row, col, lanes), stride);
+      col += lanes;
+    }
+  }
+  CHECK(pairs == singles);
+  for (int mat = 0; mat < 2; ++mat)
+    for (int64_t row = 0; row < k; ++row)
+      for (int64_t col = 0; col < n; ++col)
+        REQUIRE(cpu::bf16_to_float(pairs[mat * stride + cpu::vnni_offset(row, col, k)]) ==
+                rounded(b[(mat * k + row) * n + col]));
+  CHECK_THROWS(cpu::round_lane_pairs_to_bf16_interleaved(b.data(), b.data(), 1,
+                                                         cpu::interleaved_lanes(pairs.data(), k, 1, 0, 16), 0));
+}
+
 namespace {
 
 // One train-mode forward and backward of the zoo's FCN-8s in a precision,

@@ -469,6 +469,18 @@ void round_lanes_to_bf16_interleaved(const float* lanes_in, int count, const Int
     }
 }
 
+void round_lane_pairs_to_bf16_interleaved(const float* even_in, const float* odd_in, int count,
+                                          const InterleavedLanes& place, int64_t stride) {
+  if (place.parity != 0) throw Error("round_lane_pairs_to_bf16_interleaved: the pair must start on an even row");
+  if (bf16_support().available) return round_lane_pairs_interleaved_avx512(even_in, odd_in, count, place, stride);
+  InterleavedLanes odd = place;
+  odd.parity = 1;
+  odd.mask = place.mask << 1;
+  odd.mask2 = place.mask2 << 1;
+  round_lanes_to_bf16_interleaved(even_in, count, place, stride);
+  round_lanes_to_bf16_interleaved(odd_in, count, odd, stride);
+}
+
 void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count) {
   constexpr int64_t kChunk = int64_t{1} << 16;
   const int64_t chunks = (count + kChunk - 1) / kChunk;

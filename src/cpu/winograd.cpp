@@ -478,12 +478,13 @@ inline void round_lanes(const float* x, int lanes, int rows, uint16_t* dst, int6
 #endif
 }
 inline void store_lanes(const float* x, int lanes, uint16_t* dst) { round_lanes(x, lanes, 1, dst, 0); }
-// The same into a pair-interleaved block (round_lanes_to_bf16_interleaved)
-inline void round_lanes(const float* x, int rows, const InterleavedLanes& place, int64_t stride) {
+// Two rows of a pair-interleaved block at once (round_lane_pairs_to_bf16_interleaved)
+inline void round_lane_pairs(const float* even, const float* odd, int rows, const InterleavedLanes& place,
+                             int64_t stride) {
 #ifdef __AVX512BF16__
-  round_lanes_interleaved_avx512(x, rows, place, stride);
+  round_lane_pairs_interleaved_avx512(even, odd, rows, place, stride);
 #else
-  round_lanes_to_bf16_interleaved(x, rows, place, stride);
+  round_lane_pairs_to_bf16_interleaved(even, odd, rows, place, stride);
 #endif
 }
 
@@ -576,17 +577,23 @@ void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, E
   store_tile(local, g.lanes, v, xi_stride);
 }
 
-// transform_input into a pair-interleaved bf16 block (V[xi] = [channels,
-// block tiles] as vnni_offset lays it out), the group's place in V[0] given.
+// transform_input of channels c and c + 1 (c even) of the image, plane_stride
+// apart, into a pair-interleaved bf16 block (V[xi] = [channels, block tiles]
+// as vnni_offset lays it out), the group's place in V[0] given for channel c.
+// Both channels at once write each word pair whole: one channel at a time
+// stored every word pair in halves (twice the masked stores; 1.8% of a bf16
+// VGG16 step more).
 template <class T>
-void transform_input(const TileGrid<T>& t, const float* plane, const Group& g, const InterleavedLanes& place,
-                     int64_t xi_stride, const float* next_plane) {
+void transform_input_pair(const TileGrid<T>& t, const float* plane, int64_t plane_stride, const Group& g,
+                          const InterleavedLanes& place, int64_t xi_stride, const float* next_plane) {
   constexpr int a = T::a;
-  alignas(64) LaneTiles<a, a> local;
+  alignas(64) LaneTiles<a, a> even, odd;
   float* out[a * a];
-  for (int xi = 0; xi < a * a; ++xi) out[xi] = local[xi / a][xi % a];
+  for (int xi = 0; xi < a * a; ++xi) out[xi] = even[xi / a][xi % a];
   input_tiles(t, plane, g, next_plane, out);
-  round_lanes(local[0][0], a * a, place, xi_stride);
+  for (int xi = 0; xi < a * a; ++xi) out[xi] = odd[xi / a][xi % a];
+  input_tiles(t, plane + plane_stride, g, next_plane ? next_plane + plane_stride : nullptr, out);
+  round_lane_pairs(even[0][0], odd[0][0], a * a, place, xi_stride);
 }
 
 // The adjoint of the output transform, for the weight gradient: Mbar = A dY
@@ -791,13 +798,15 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
     E* v = scratch_as<E>(kTilesIn, xis * v_stride);  // [xi][channels][block]
     float* m = scratch(kTilesOut, xis * m_stride);   // [xi][out_channels][block]
     if (interleaved && count < block) std::fill_n(v, xis * v_stride, E{0});
-    for (int64_t c = 0; c < channels; ++c) {
-      const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
+    // interleaved: channels two at a time (channels is even), the next two prefetched
+    const int64_t step = interleaved ? 2 : 1;
+    for (int64_t c = 0; c < channels; c += step) {
+      const float* next_plane = c + step < channels ? image + (c + step) * in_plane : nullptr;
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
         if constexpr (std::is_same_v<E, uint16_t>) {
           if (interleaved) {
             const InterleavedLanes place = interleaved_lanes(v, channels, c, t, group.lanes);
-            return transform_input(grid, image + c * in_plane, group, place, v_stride, next_plane);
+            return transform_input_pair(grid, image + c * in_plane, in_plane, group, place, v_stride, next_plane);
           }
         }
         transform_input(grid, image + c * in_plane, group, v + c * block + t, v_stride, next_plane);

@@ -128,5 +128,10 @@ InterleavedLanes interleaved_lanes(uint16_t* b, int64_t rows, int64_t row, int64
 // into such places, `stride` elements apart (one B matrix after another).
 void round_lanes_to_bf16_interleaved(const float* lanes_in, int count, const InterleavedLanes& place,
                                      int64_t stride);
+// The same for rows `row` and `row + 1` of a pair at once (row even; place
+// from interleaved_lanes for `row`): even_in's vectors into the even row,
+// odd_in's into the odd one. Each stored word pair is then whole.
+void round_lane_pairs_to_bf16_interleaved(const float* even_in, const float* odd_in, int count,
+                                          const InterleavedLanes& place, int64_t stride);
 
 }  // namespace fcn::cpu
