@@ -216,17 +216,29 @@ void convolve_forward(const ConvGeometry& g, const float* weight, const float* i
 // its left neighbour (p - 1) or its upper one (p - out_w).
 enum class Source : uint8_t { own, left, up };
 
-// Runs [lo, hi) of the j in [from, to) with compared(j), in order.
+using Runs = std::vector<std::pair<int64_t, int64_t>>;
+
+// Appends the runs [lo, hi) of the j in [from, to) with compared(j), in order.
 template <class Compared>
-std::vector<std::pair<int64_t, int64_t>> runs_where(int64_t from, int64_t to, Compared compared) {
-  std::vector<std::pair<int64_t, int64_t>> runs;
+void append_runs_where(int64_t from, int64_t to, Compared compared, Runs& runs) {
+  bool open = false;  // the last run ends at j
   for (int64_t j = from; j < to; ++j) {
-    if (!compared(j)) continue;
-    if (!runs.empty() && runs.back().second == j)
+    if (!compared(j)) {
+      open = false;
+      continue;
+    }
+    if (open)
       ++runs.back().second;
     else
       runs.push_back({j, j + 1});
+    open = true;
   }
+}
+
+template <class Compared>
+Runs runs_where(int64_t from, int64_t to, Compared compared) {
+  Runs runs;
+  append_runs_where(from, to, compared, runs);
   return runs;
 }
 
@@ -310,7 +322,6 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
       }
       return true;
     };
-    using Runs = std::vector<std::pair<int64_t, int64_t>>;
     Runs left_image = y >= 0 ? runs_where(sw, g.width, read_left) : Runs{};
     Runs left_padding = y >= 0 ? runs_where(0, std::min(sw, g.width), read_left) : Runs{};
     Runs right_padding = y >= 0 ? runs_where(std::max(g.width, sw), right_end, read_left) : Runs{};
@@ -318,12 +329,10 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
     // a clear flag stays clear: every 16 channels the runs shrink to the flags still set (ResNet's
     // inputs clear nearly all within a few channels; an FCN's have some equal pairs in every row,
     // at the frame's edges and in flat regions of the image)
-    const auto still_set = [](Runs& runs, const int32_t* flags) {
-      Runs kept;
-      for (const auto& [lo, hi] : runs) {
-        const Runs set = runs_where(lo, hi, [&](int64_t j) { return flags[j] != 0; });
-        kept.insert(kept.end(), set.begin(), set.end());
-      }
+    Runs kept;  // reused: its storage goes back and forth with the runs'
+    const auto still_set = [&kept](Runs& runs, const int32_t* flags) {
+      kept.clear();
+      for (const auto& [lo, hi] : runs) append_runs_where(lo, hi, [&](int64_t j) { return flags[j] != 0; }, kept);
       runs.swap(kept);
       return !runs.empty();
     };
