@@ -45,13 +45,24 @@ namespace {
 template <bool Normalize, bool Decay>
 void sgd_momentum(const float* grad, float* weight, float* v, int64_t n, float normalizer, float decay,
                   float momentum, float rate) {
-#pragma omp parallel for simd schedule(static) if (n >= (1 << 15))
-  for (int64_t i = 0; i < n; ++i) {
-    float g = grad[i];
-    if constexpr (Normalize) g = normalizer * g;
-    if constexpr (Decay) g += decay * weight[i];
-    v[i] = momentum * v[i] + rate * g;
-    weight[i] -= v[i];
+  // a 64-byte line at a time, each stream prefetched 4 KB ahead (the hardware prefetchers alone left
+  // the loop waiting on its loads)
+  constexpr int64_t kLine = 16, kAhead = 64 * kLine;
+  const int64_t lines = (n + kLine - 1) / kLine;
+#pragma omp parallel for schedule(static) if (n >= (1 << 15))
+  for (int64_t line = 0; line < lines; ++line) {
+    const int64_t first = line * kLine, last = std::min(n, first + kLine);
+    __builtin_prefetch(grad + first + kAhead);
+    __builtin_prefetch(weight + first + kAhead, 1);
+    __builtin_prefetch(v + first + kAhead, 1);
+#pragma omp simd
+    for (int64_t i = first; i < last; ++i) {
+      float g = grad[i];
+      if constexpr (Normalize) g = normalizer * g;
+      if constexpr (Decay) g += decay * weight[i];
+      v[i] = momentum * v[i] + rate * g;
+      weight[i] -= v[i];
+    }
   }
 }
 
