@@ -306,22 +306,14 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
     // (against the left padding below sw, the right padding against the image from the image's
     // width), and (y, j) against (y_up, j); those of two known elements are decided here
     const int64_t right_end = std::min(cols - x0, g.width + sw);
-    const auto read_left = [&](int64_t j) {
-      const Held a = held(y, j), b = held(y, j - sw);
-      if (a != Held::unknown && b != Held::unknown) {
-        left_in[j] &= known_equal(a, b) ? -1 : 0;
-        return false;
-      }
-      return true;
+    // whether pair j must be read; a pair of two known elements sets its flag here instead
+    const auto must_read = [&](int32_t& flag, Held a, Held b) {
+      if (a == Held::unknown || b == Held::unknown) return true;
+      flag &= known_equal(a, b) ? -1 : 0;
+      return false;
     };
-    const auto read_up = [&](int64_t j) {
-      const Held a = held(y, j), b = held(y_up, j);
-      if (a != Held::unknown && b != Held::unknown) {
-        up_in[j] &= known_equal(a, b) ? -1 : 0;
-        return false;
-      }
-      return true;
-    };
+    const auto read_left = [&](int64_t j) { return must_read(left_in[j], held(y, j), held(y, j - sw)); };
+    const auto read_up = [&](int64_t j) { return must_read(up_in[j], held(y, j), held(y_up, j)); };
     Runs left_image = y >= 0 ? runs_where(sw, g.width, read_left) : Runs{};
     Runs left_padding = y >= 0 ? runs_where(0, std::min(sw, g.width), read_left) : Runs{};
     Runs right_padding = y >= 0 ? runs_where(std::max(g.width, sw), right_end, read_left) : Runs{};

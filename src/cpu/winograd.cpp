@@ -307,6 +307,16 @@ inline __m512 shift_in(__m512 v, __m512 next, int from) {
   return _mm512_castsi512_ps(_mm512_alignr_epi32(src, _mm512_castps_si512(v), 1));
 }
 
+// The unmasked ones of a row's `vectors` 16-float vectors at `offset` in
+// next_plane (when not null), prefetched: the row a pass reads or writes in
+// the channel after this one.
+template <_mm_hint Hint>
+inline void prefetch_row(const float* next_plane, int64_t offset, const __mmask16* mask, int vectors) {
+  if (!next_plane) return;
+  for (int q = 0; q < vectors; ++q)
+    if (mask[q]) _mm_prefetch(reinterpret_cast<const char*>(next_plane + offset + 16 * q), Hint);
+}
+
 // d[i][j][l] = image element (row*m - pad_h + i, (col0 + l)*m - pad_w + j), 0 outside.
 // When next_plane is not null, the same patches of it are prefetched: the
 // passes transform a block's tiles channel by channel, each channel's rows a
@@ -329,9 +339,7 @@ void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, La
       // masked-off lanes are neither read nor faulted on, even left of the row
       const float* row = plane + y * t.in_w + x0;
       for (int q = 0; q < vectors; ++q) v[q] = _mm512_maskz_loadu_ps(mask[q], row + 16 * q);
-      if (next_plane)
-        for (int q = 0; q < vectors; ++q)
-          if (mask[q]) _mm_prefetch(reinterpret_cast<const char*>(next_plane + y * t.in_w + x0 + 16 * q), _MM_HINT_T0);
+      prefetch_row<_MM_HINT_T0>(next_plane, y * t.in_w + x0, mask, vectors);
     }
     if constexpr (m == 4) {
       deinterleave4(v);
@@ -364,9 +372,7 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
     } else {
       const float* row = plane + y * t.out_w + x0;
       for (int q = 0; q < m; ++q) v[q] = _mm512_maskz_loadu_ps(mask[q], row + 16 * q);
-      if (next_plane)
-        for (int q = 0; q < m; ++q)
-          if (mask[q]) _mm_prefetch(reinterpret_cast<const char*>(next_plane + y * t.out_w + x0 + 16 * q), _MM_HINT_T0);
+      prefetch_row<_MM_HINT_T0>(next_plane, y * t.out_w + x0, mask, m);
     }
     if constexpr (m == 4) {
       deinterleave4(v);
@@ -396,9 +402,7 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
       interleave2(v);
     }
     float* row = plane + (g.row * m + i) * t.out_w + x0;
-    if (next_plane)
-      for (int q = 0; q < m; ++q)
-        if (mask[q]) _mm_prefetch(reinterpret_cast<const char*>(next_plane + (row - plane) + 16 * q), _MM_HINT_ET0);
+    prefetch_row<_MM_HINT_ET0>(next_plane, row - plane, mask, m);
     for (int q = 0; q < m; ++q) {
       if (!mask[q]) continue;
       if (beta != 0.f) v[q] = _mm512_add_ps(v[q], _mm512_maskz_loadu_ps(mask[q], row + 16 * q));

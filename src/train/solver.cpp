@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "fcn/core/error.hpp"
+#include "fcn/cpu/elementwise.hpp"
 
 namespace fcn {
 
@@ -45,9 +46,8 @@ namespace {
 template <bool Normalize, bool Decay>
 void sgd_momentum(const float* grad, float* weight, float* v, int64_t n, float normalizer, float decay,
                   float momentum, float rate) {
-  // a 64-byte line at a time, each stream prefetched 4 KB ahead (the hardware prefetchers alone left
-  // the loop waiting on its loads)
-  constexpr int64_t kLine = 16, kAhead = 64 * kLine;
+  // a 64-byte line at a time, each stream prefetched cpu::kStreamPrefetchFloats ahead
+  constexpr int64_t kLine = 16, kAhead = cpu::kStreamPrefetchFloats;
   const int64_t lines = (n + kLine - 1) / kLine;
 #pragma omp parallel for schedule(static) if (n >= (1 << 15))
   for (int64_t line = 0; line < lines; ++line) {
