@@ -68,6 +68,48 @@ TEST_CASE("dropout keeps a unit exactly where u >= ratio, u = (draw >> 11) * 2^-
   }
 }
 
+TEST_CASE("dropout draws a mask of several thousand units as unit-by-unit draws, and leaves the generator after them") {
+  // 2 x 3 x 23 x 31 = 4278 units: more than one buffer of draws, and a part
+  // buffer at the end of each image (per-image generators) and of the whole
+  std::mt19937_64 rng(5);
+  const Tensor x = random_tensor({2, 3, 23, 31}, rng, 0.5f, 1.5f);
+  const double ratio = 0.4;
+  auto layer = make_test_layer(dropout_spec({{"ratio", ratio}}));
+  auto expect_mask = [&](const Tensor& y, int64_t first, int64_t count, std::mt19937_64& reference) {
+    for (int64_t i = first; i < first + count; ++i) {
+      const double u = static_cast<double>(reference() >> 11) * 0x1.0p-53;
+      INFO("unit " << i << ", u " << u);
+      REQUIRE((y[i] != 0.f) == (u >= ratio));
+      if (y[i] != 0.f) REQUIRE(y[i] == x[i] * static_cast<float>(1.0 / (1.0 - ratio)));
+    }
+  };
+  SECTION("one generator") {
+    std::mt19937_64 drawn(11), reference(11);
+    layer->set_rng(&drawn);
+    Tensor y(layer->reshape({x.shape()}));
+    layer->forward({&x}, y, Mode::train);
+    layer->set_rng(nullptr);
+    expect_mask(y, 0, x.numel(), reference);
+    CHECK(drawn() == reference());
+  }
+  SECTION("a generator per image") {
+    std::mt19937_64 shared(11);
+    std::vector<std::mt19937_64> images{std::mt19937_64(21), std::mt19937_64(22)};
+    layer->set_rng(&shared);
+    layer->set_image_rngs(&images);
+    Tensor y(layer->reshape({x.shape()}));
+    layer->forward({&x}, y, Mode::train);
+    layer->set_rng(nullptr);
+    layer->set_image_rngs(nullptr);
+    const int64_t per_image = x.numel() / 2;
+    for (int n = 0; n < 2; ++n) {
+      std::mt19937_64 reference(21 + n);
+      expect_mask(y, n * per_image, per_image, reference);
+      CHECK(images[n]() == reference());
+    }
+  }
+}
+
 TEST_CASE("dropout: the same seed draws the same mask, another seed another one") {
   auto layer = make_test_layer(dropout_spec());
   std::mt19937_64 rng(2);
