@@ -6,9 +6,13 @@
 // for constant windows; the tile an inference's forward takes.
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <random>
+#include <thread>
 #include <vector>
 
 #include "fcn/cpu/gemm.hpp"
@@ -119,6 +123,38 @@ TEST_CASE("winograd matches a double-precision reference (forward, backward-data
       CHECK(dw_error < 2e-5);
     }
   }
+}
+
+TEST_CASE("the weight gradient is the same number in every run, however the threads share its blocks",
+          "[winograd]") {
+  // 96x96 with F(4x4): 576 tiles, 9 blocks of 64 over 2 threads, which take
+  // them first come first served while a third thread competes for the
+  // cores (so the two run at uneven speeds); each partial must still add its
+  // blocks in the same order
+  const ConvGeometry g = geometry(16, 16, 96, 96, 1);
+  std::mt19937_64 rng(11);
+  const auto w = testing::random_normal(g.out_channels * g.channels * 9, rng, 0.1f);
+  const auto x = testing::random_normal(g.image_numel(), rng, 1.f);
+  const auto dy = testing::random_normal(g.output_numel(), rng, 1.f);
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  auto weight_grad = [&] {
+    std::vector<float> dw(w.size(), 0.f);
+    winograd_backward_weight(g, x.data(), dy.data(), dw.data(), 4);
+    return dw;
+  };
+  const std::vector<float> first = weight_grad();
+  std::atomic<bool> stop{false};
+  std::thread rival([&] {
+    volatile double sink = 0;
+    while (!stop.load(std::memory_order_relaxed)) sink = sink + 1.0;
+  });
+  int differing_runs = 0;
+  for (int run = 0; run < 40; ++run) differing_runs += weight_grad() != first;
+  stop = true;
+  rival.join();
+  omp_set_num_threads(saved_threads);
+  CHECK(differing_runs == 0);
 }
 
 namespace {

@@ -4,9 +4,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -873,9 +875,31 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
   });
 }
 
-// dU[xi] = sum over the tiles of Mbar[xi] V[xi]^T, one partial per thread,
-// into `partials` (threads x du_numel floats); used[t] says whether thread
-// t wrote its partial.
+// Waits until `turn` reaches `block`: the weight gradient's partial p takes
+// blocks p, p + P, p + 2P, ... in that order, whichever thread runs them.
+void wait_for_turn(const std::atomic<int64_t>& turn, int64_t block) {
+  for (int spins = 0; turn.load(std::memory_order_acquire) != block; ++spins) {
+    if (spins < 4096)
+      _mm_pause();
+    else
+      std::this_thread::yield();  // more threads than cores: let the one we wait for run
+  }
+}
+
+// dU[xi] = sum over the tiles of Mbar[xi] V[xi]^T in P = used.size()
+// partials, into `partials` (P x du_numel floats); used[p] says whether
+// partial p was written. Block b adds into partial b % P, and each partial
+// adds its blocks in the order of their numbers (wait_for_turn), so each
+// partial, and so the weight gradient, is the same number in every run
+// (resume and MPI equivalence are bit-exact for a thread count) whichever
+// thread runs a block. Thread p takes partial p's blocks (the round-robin
+// deal, which keeps a partial in one core's cache), then the blocks of the
+// other partials that no thread has taken yet: the two vCPUs of the
+// machines measured here run at different speeds from moment to moment, and
+// with the deal alone the faster thread waited at the end of every weight
+// gradient for the slower one (perf: the worker thread off-CPU ~20 ms of a
+// VGG16 FCN-8s step). A thread transforms a block, then waits for the
+// block before it in that partial, if it is still running, to add its own.
 template <class T, class E>
 void weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, const TileRuns& runs, const float* image,
                           const float* output_grad, float* partials, std::vector<char>& used) {
@@ -886,36 +910,46 @@ void weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, const 
   const int64_t blocks = (tiles + block - 1) / block;
   const int64_t in_plane = g.height * g.width, out_plane = g.out_h * g.out_w;
   const int64_t du_stride = xi_stride(out_channels, channels), du_numel = xis * du_stride;
-  // the blocks go to the threads round-robin, not first come first served,
-  // so that each partial, and so the weight gradient, is the same number in
-  // every run (resume and MPI equivalence are bit-exact for a thread count)
+  // turns[p]: the block partial p adds next; unclaimed[p]: its next block no thread has taken
+  std::vector<std::atomic<int64_t>> turns(threads), unclaimed(threads);
+  for (int p = 0; p < threads; ++p) {
+    turns[p].store(p, std::memory_order_relaxed);
+    unclaimed[p].store(p, std::memory_order_relaxed);
+  }
+  auto run_block = [&](int64_t b, int64_t partial) {
+    float* du = partials + partial * du_numel;
+    const int64_t first = b * block, count = std::min(block, tiles - first);
+    const int64_t v_stride = xi_stride<E>(channels, count), mbar_stride = xi_stride<E>(out_channels, count);
+    E* v = scratch_as<E>(kTilesIn, xis * v_stride);          // [xi][C][count]
+    E* mbar = scratch_as<E>(kTilesOut, xis * mbar_stride);  // [xi][K][count]
+    for (int64_t c = 0; c < channels; ++c) {
+      const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
+      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
+        transform_input(grid, image + c * in_plane, group, v + c * count + t, v_stride, next_plane);
+      });
+    }
+    for (int64_t k = 0; k < out_channels; ++k)
+      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
+        transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, mbar_stride,
+                              k + 1 < out_channels ? output_grad + (k + 1) * out_plane : nullptr);
+      });
+    wait_for_turn(turns[partial], b);
+    for (int xi = 0; xi < xis; ++xi) {
+      // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
+      multiply(false, true, out_channels, channels, count, mbar + xi * mbar_stride, v + xi * v_stride,
+               used[partial] ? 1.f : 0.f, du + xi * du_stride);
+    }
+    used[partial] = 1;
+    turns[partial].store(b + threads, std::memory_order_release);
+  };
 #pragma omp parallel num_threads(threads) if (blocks > 1)
   {
+    // a thread takes its own partial's blocks (which keeps that partial in
+    // its cache), then those the other threads have not taken yet
     const int me = omp_get_thread_num();
-    float* du = partials + me * du_numel;
-#pragma omp for schedule(static, 1)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t first = b * block, count = std::min(block, tiles - first);
-      const int64_t v_stride = xi_stride<E>(channels, count), mbar_stride = xi_stride<E>(out_channels, count);
-      E* v = scratch_as<E>(kTilesIn, xis * v_stride);          // [xi][C][count]
-      E* mbar = scratch_as<E>(kTilesOut, xis * mbar_stride);  // [xi][K][count]
-      for (int64_t c = 0; c < channels; ++c) {
-        const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
-        for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-          transform_input(grid, image + c * in_plane, group, v + c * count + t, v_stride, next_plane);
-        });
-      }
-      for (int64_t k = 0; k < out_channels; ++k)
-        for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-          transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, mbar_stride,
-                                k + 1 < out_channels ? output_grad + (k + 1) * out_plane : nullptr);
-        });
-      for (int xi = 0; xi < xis; ++xi) {
-        // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
-        multiply(false, true, out_channels, channels, count, mbar + xi * mbar_stride, v + xi * v_stride,
-                 used[me] ? 1.f : 0.f, du + xi * du_stride);
-      }
-      used[me] = 1;
+    for (int k = 0; k < threads; ++k) {
+      const int partial = (me + k) % threads;
+      for (int64_t b; (b = unclaimed[partial].fetch_add(threads)) < blocks;) run_block(b, partial);
     }
   }
 }
@@ -929,7 +963,7 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
   const int threads = omp_get_max_threads();
   const int64_t du_numel = xis * xi_stride(g.out_channels, g.channels);
-  float* partials = scratch(kWeights, du_numel * threads);  // one dU [xi][K][C] per thread, summed in thread order
+  float* partials = scratch(kWeights, du_numel * threads);  // threads dU [xi][K][C] partials, summed in their order
   std::vector<char> used(threads, 0);
   in_element_type(g.precision, [&](auto* tag) {
     using E = std::remove_pointer_t<decltype(tag)>;
