@@ -60,6 +60,7 @@ struct Shape {
 struct Matmul {
   memory::desc a, b, c, scratch;
   dnnl::matmul primitive;
+  bool reference = false;  // oneDNN's reference implementation (ref:any): no kernel for the shape
 };
 
 Matmul build(const Shape& s) {
@@ -81,6 +82,7 @@ Matmul build(const Shape& s) {
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(mm.a, mm.b, mm.c), attr, cpu_engine());
   mm.primitive = dnnl::matmul(pd);
   mm.scratch = pd.scratchpad_desc();
+  mm.reference = std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
   return mm;
 }
 
@@ -397,6 +399,45 @@ void RoundedCopy::release() {
   data_ = nullptr;
 }
 
+namespace {
+
+// Whether gemm_bf16 rounds B into the pair-interleaved layout and runs the
+// whole depth as one GEMM: the deep GEMMs of many rows that run_in_chunks
+// would split by depth (fc6's forward, [4096 x 25088] x [25088 x 256] at
+// 500x500). Their parts are strided blocks, which oneDNN runs on its
+// gemm:jit kernels; one call with B blocked runs on brgemm (Zen 5, 2
+// threads, a driver: 73-77 -> 67-70 ms in one hour, 77 -> 67 in another).
+// Only where B needs no padding and A is dense and not transposed (oneDNN
+// 2.6 runs a strided A, or output scales, with a blocked B on its reference
+// implementation, ~1000x slower; gemm_bf16 asks the primitive besides).
+bool takes_blocked_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t lda) {
+  return !trans_a && !trans_b && lda == k && m >= kManyRows && k >= kChunkedDepth && k % kVnniRows == 0 &&
+         n % kVnniCols == 0;
+}
+
+// B [k, n] of floats (row stride ldb) rounded into the pair-interleaved
+// layout (vnni_offset; k even, n a multiple of 16), 16 columns of a row pair
+// at a time, each a whole 64-byte store; on the team outside a parallel
+// region. Only where gemm_bf16 runs, on a CPU with AVX512-BF16.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+const uint16_t* convert_blocked(const float* b, int64_t k, int64_t n, int64_t ldb, GrowingBuffer& buffer) {
+  uint16_t* out = buffer.get<uint16_t>(static_cast<size_t>(k * n));
+  const int64_t pairs = k / 2, chunks = n / 16;
+#pragma omp parallel for schedule(static) if (k * n >= (int64_t{1} << 17) && !omp_in_parallel())
+  for (int64_t pair = 0; pair < pairs; ++pair) {
+    const float* even = b + 2 * pair * ldb;
+    InterleavedLanes place;
+    place.mask = 0x55555555u;  // the 16 lanes' even words: a 16-column chunk never leaves its 64-column block
+    for (int64_t q = 0; q < chunks; ++q) {
+      place.out = out + vnni_offset(2 * pair, 16 * q, k);
+      round_lane_pairs_interleaved_avx512(even + 16 * q, even + ldb + 16 * q, 1, place, 0);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
@@ -407,6 +448,11 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
   if (!a16) {
     a16 = convert_rows(a, trans_a ? k : m, trans_a ? m : k, lda, buffers.a);
     lda = trans_a ? m : k;  // the dense copy's
+  }
+  if (takes_blocked_b(trans_a, trans_b, m, n, k, lda)) {
+    Shape shape{false, false, m, n, k, lda, 0, ldc, alpha, beta};
+    shape.b_blocked = true;
+    if (!matmul_for(shape)->reference) return run_matmul(shape, a16, convert_blocked(b, k, n, ldb, buffers.b), c);
   }
   const uint16_t* b16 = convert_rows(b, trans_b ? n : k, trans_b ? k : n, ldb, buffers.b);
   run_in_chunks({trans_a, trans_b, m, n, k, lda, trans_b ? k : n, ldc, alpha, beta}, a16, b16, c);
