@@ -886,26 +886,26 @@ void wait_for_turn(const std::atomic<int64_t>& turn, int64_t block) {
   }
 }
 
-// dU[xi] = sum over the tiles of Mbar[xi] V[xi]^T in P = used.size()
-// partials, into `partials` (P x du_numel floats); used[p] says whether
-// partial p was written. Block b adds into partial b % P, and each partial
-// adds its blocks in the order of their numbers (wait_for_turn), so each
-// partial, and so the weight gradient, is the same number in every run
-// (resume and MPI equivalence are bit-exact for a thread count) whichever
-// thread runs a block. Thread p takes partial p's blocks (the round-robin
-// deal, which keeps a partial in one core's cache), then the blocks of the
-// other partials that no thread has taken yet: the two vCPUs of the
-// machines measured here run at different speeds from moment to moment, and
-// with the deal alone the faster thread waited at the end of every weight
-// gradient for the slower one (perf: the worker thread off-CPU ~20 ms of a
-// VGG16 FCN-8s step). A thread transforms a block, then waits for the
-// block before it in that partial, if it is still running, to add its own.
+// dU[xi] = sum over the tiles of Mbar[xi] V[xi]^T in P = `threads`
+// partials, into `partials` (P x du_numel floats); returns how many of them
+// were written, the first min(blocks, P). Block b adds into partial b % P,
+// and each partial adds its blocks in the order of their numbers
+// (wait_for_turn), so each partial, and so the weight gradient, is the same
+// number in every run (resume and MPI equivalence are bit-exact for a
+// thread count) whichever thread runs a block. Thread p takes partial p's
+// blocks (the round-robin deal, which keeps a partial in one core's cache),
+// then the blocks of the other partials that no thread has taken yet: the
+// two vCPUs of the machines measured here run at different speeds from
+// moment to moment, and with the deal alone the faster thread waited at the
+// end of every weight gradient for the slower one (perf: the worker thread
+// off-CPU ~20 ms of a VGG16 FCN-8s step). A thread transforms a block, then
+// waits for the block before it in that partial, if it is still running,
+// to add its own.
 template <class T, class E>
-void weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, const TileRuns& runs, const float* image,
-                          const float* output_grad, float* partials, std::vector<char>& used) {
+int64_t weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, const TileRuns& runs, const float* image,
+                          const float* output_grad, float* partials, int threads) {
   constexpr int xis = T::a * T::a;
   const int64_t tiles = tile_count(runs), channels = g.channels, out_channels = g.out_channels;
-  const int threads = static_cast<int>(used.size());
   const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads, g.precision);
   const int64_t blocks = (tiles + block - 1) / block;
   const int64_t in_plane = g.height * g.width, out_plane = g.out_h * g.out_w;
@@ -937,9 +937,8 @@ void weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, const 
     for (int xi = 0; xi < xis; ++xi) {
       // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
       multiply(false, true, out_channels, channels, count, mbar + xi * mbar_stride, v + xi * v_stride,
-               used[partial] ? 1.f : 0.f, du + xi * du_stride);
+               b >= threads ? 1.f : 0.f, du + xi * du_stride);  // a partial's first block is b == partial
     }
-    used[partial] = 1;
     turns[partial].store(b + threads, std::memory_order_release);
   };
 #pragma omp parallel num_threads(threads) if (blocks > 1)
@@ -952,6 +951,7 @@ void weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, const 
       for (int64_t b; (b = unclaimed[partial].fetch_add(threads)) < blocks;) run_block(b, partial);
     }
   }
+  return std::min<int64_t>(blocks, threads);
 }
 
 template <class T>
@@ -964,22 +964,14 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   const int threads = omp_get_max_threads();
   const int64_t du_numel = xis * xi_stride(g.out_channels, g.channels);
   float* partials = scratch(kWeights, du_numel * threads);  // threads dU [xi][K][C] partials, summed in their order
-  std::vector<char> used(threads, 0);
+  int64_t written = 0;
   in_element_type(g.precision, [&](auto* tag) {
     using E = std::remove_pointer_t<decltype(tag)>;
-    weight_grad_partials<T, E>(g, grid, runs, image, output_grad, partials, used);
+    written = weight_grad_partials<T, E>(g, grid, runs, image, output_grad, partials, threads);
   });
-  float* du = nullptr;
-  for (int t = 0; t < threads; ++t) {
-    if (!used[t]) continue;
-    float* part = partials + t * du_numel;
-    if (!du) {
-      du = part;
-    } else {
-      axpy(part, 1.f, du, du_numel);
-    }
-  }
-  if (du) accumulate_weight_grad<T>(g.out_channels, g.channels, du, weight_grad);
+  if (written == 0) return;
+  for (int64_t t = 1; t < written; ++t) axpy(partials + t * du_numel, 1.f, partials, du_numel);
+  accumulate_weight_grad<T>(g.out_channels, g.channels, partials, weight_grad);
 }
 
 // FCN_WINOGRAD: 0 (off), 2 (F(2x2, 3x3) everywhere), 4 (F(4x4, 3x3)
