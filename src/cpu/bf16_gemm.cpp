@@ -402,16 +402,20 @@ void RoundedCopy::release() {
 namespace {
 
 // Whether gemm_bf16 rounds B into the pair-interleaved layout and runs the
-// whole depth as one GEMM: the deep GEMMs of many rows that run_in_chunks
+// whole depth as one GEMM: the deep GEMMs of many rows, which run_in_chunks
 // would split by depth (fc6's forward, [4096 x 25088] x [25088 x 256] at
-// 500x500). Their parts are strided blocks, which oneDNN runs on its
-// gemm:jit kernels; one call with B blocked runs on brgemm (Zen 5, 2
-// threads, a driver: 73-77 -> 67-70 ms in one hour, 77 -> 67 in another).
+// 500x500) or run with a row-major B (fc7's, [4096 x 4096] x [4096 x 256]).
+// fc6's parts are strided blocks, which oneDNN runs on its gemm:jit
+// kernels; one call with B blocked runs on brgemm (Zen 5, 2 threads, a
+// driver: 73-77 -> 67-70 ms in one hour, 77 -> 67 in another). fc7's
+// forward (conv_forward, rounding included) 13.7-13.9 -> 13.1-13.8 ms,
+// three alternated rounds.
 // Only where B needs no padding and A is dense and not transposed (oneDNN
 // 2.6 runs a strided A, or output scales, with a blocked B on its reference
 // implementation, ~1000x slower; gemm_bf16 asks the primitive besides).
+constexpr int64_t kBlockedBDepth = 4096;  // k from
 bool takes_blocked_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, int64_t lda) {
-  return !trans_a && !trans_b && lda == k && m >= kManyRows && k >= kChunkedDepth && k % kVnniRows == 0 &&
+  return !trans_a && !trans_b && lda == k && m >= kManyRows && k >= kBlockedBDepth && k % kVnniRows == 0 &&
          n % kVnniCols == 0;
 }
 
