@@ -247,3 +247,38 @@ TEST_CASE("max_pool given a rectifier's bits writes relu_backward of its input g
   for (int64_t i = 0; i < n; ++i) winners_masked += unmasked[i] != 0.f && written[i] == 0.f;
   CHECK(winners_masked > 0);
 }
+
+TEST_CASE("2x2 stride-2 max_pool told its gradient is fresh writes what adding would, with and without a rectifier's bits") {
+  // the windows tile the input, so the fresh gradient is written densely, 16
+  // windows at a time where their 32 columns lie in the row (pooling.cpp,
+  // unpool_2x2): wide rows with a tail, an odd last row and column, an even
+  // plane; a -0 and a NaN among the gradients; bit for bit the cleared-and-added
+  // gradient and relu_backward of it
+  for (const Shape& shape : {Shape{2, 3, 9, 75}, Shape{1, 2, 8, 64}}) {
+    auto layer = make_test_layer(json{{"name", "pool"}, {"type", "max_pool"}, {"inputs", {"x"}}, {"kernel", 2}});
+    REQUIRE(layer->writes_fresh_input_grad(0));
+    const Shape out_shape = layer->reshape({shape});
+    std::mt19937_64 rng(47);
+    const Tensor x = random_tensor(shape, rng, -1.f, 1.f, 0.01f);
+    Tensor dy = random_tensor(out_shape, rng);
+    dy[3] = -0.f;
+    dy[7] = std::nanf("");
+    Tensor y(out_shape), added(shape), written(shape), expected(shape);
+    layer->forward({&x}, y, Mode::train);
+    added.zero();
+    layer->backward({&x}, y, dy, {&added});
+    written.fill(std::numeric_limits<float>::quiet_NaN());
+    layer->set_fresh_input_grads({1});
+    layer->backward({&x}, y, dy, {&written});
+    const int64_t n = shape_numel(shape);
+    INFO("shape " << shape[0] << "x" << shape[1] << "x" << shape[2] << "x" << shape[3]);
+    CHECK(std::memcmp(written.data(), added.data(), n * sizeof(float)) == 0);
+    std::vector<uint16_t> kept(cpu::relu_mask_words(n));
+    for (uint16_t& word : kept) word = static_cast<uint16_t>(rng());
+    cpu::relu_backward(kept.data(), added.data(), expected.data(), n, 0.f, false);
+    written.fill(std::numeric_limits<float>::quiet_NaN());
+    layer->set_input_grad_kept(kept.data());
+    layer->backward({&x}, y, dy, {&written});
+    CHECK(std::memcmp(written.data(), expected.data(), n * sizeof(float)) == 0);
+  }
+}

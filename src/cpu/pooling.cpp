@@ -73,6 +73,37 @@ inline void pool_2x2_16(const PoolGeometry& g, const float* plane, int64_t oy, i
   _mm512_storeu_ps(out, best);
   _mm512_storeu_si512(arg, _mm512_add_epi32(base, index));
 }
+
+// The backward of pool_2x2_16's windows, written densely: input rows 2*oy
+// and 2*oy + 1, columns [2*ox, 2*ox + 32) of `plane` (the plane's first
+// element is element `at` of the array the kept bits gate) get
+// kept_gradient of their window's gradient where they won it, else 0.
+inline void unpool_2x2_16(const PoolGeometry& g, const float* grad, const int32_t* arg, int64_t oy, int64_t ox,
+                          float* plane, const uint16_t* kept, int64_t at) {
+  const __m512i lanes = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  // the 32 inputs of a row in order: even column 2l from lane l of `even`, odd 2l + 1 of `odd`
+  const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512 dy = _mm512_loadu_ps(grad), zero = _mm512_setzero_ps();
+  const __m512i winner = _mm512_loadu_si512(arg);
+  for (int64_t r = 0; r < 2; ++r) {
+    const int64_t row = (2 * oy + r) * g.in_w + 2 * ox;
+    const __m512i even_index = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int32_t>(row)), lanes);
+    const __m512i odd_index = _mm512_add_epi32(even_index, _mm512_set1_epi32(1));
+    const __m512 even = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(winner, even_index), dy);
+    const __m512 odd = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(winner, odd_index), dy);
+    __m512 v[2] = {_mm512_permutex2var_ps(even, low, odd), _mm512_permutex2var_ps(even, high, odd)};
+    for (int q = 0; q < 2; ++q) {
+      if (kept) {  // kept_gradient on 16 lanes; a lane that did not win holds 0, and 0 + 0 * 0 is 0
+        const __mmask16 keep = static_cast<__mmask16>(kept_lanes(kept, at + row + 16 * q));
+        v[q] = _mm512_add_ps(zero, _mm512_mask_blend_ps(keep, _mm512_mul_ps(zero, v[q]), v[q]));
+      } else {
+        v[q] = _mm512_add_ps(zero, v[q]);  // -0 becomes +0, as 0 + g
+      }
+      _mm512_storeu_ps(plane + row + 16 * q, v[q]);
+    }
+  }
+}
 #pragma GCC diagnostic pop
 #endif
 
@@ -175,6 +206,40 @@ void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* 
   }
 }
 
+#if defined(__AVX512F__)
+namespace {
+
+// VGG's pools: 2x2 windows at stride 2, unpadded, that tile the input (each
+// element in exactly one window, the last row's or column's clipped where
+// the input's size is odd).
+bool windows_tile_input(const PoolGeometry& g) {
+  return g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 && g.pad_h == 0 && g.pad_w == 0 &&
+         g.out_h == (g.in_h + 1) / 2 && g.out_w == (g.in_w + 1) / 2;
+}
+
+// max_pool_backward of one plane without accumulate where the windows tile
+// the input: each element written once, winners and zeros alike, instead of
+// clearing the plane and adding the winners (a scalar scatter: 1.3% of a
+// bf16 VGG16 step). `at`: the plane's first element in the kept bits.
+void unpool_2x2(const PoolGeometry& g, const float* grad, const int32_t* arg, float* plane, const uint16_t* kept,
+                int64_t at) {
+  const int64_t whole_rows = g.in_h / 2, vector_windows = g.in_w / 32 * 16;
+  for (int64_t oy = 0; oy < g.out_h; ++oy) {
+    int64_t ox = 0;
+    if (oy < whole_rows)
+      for (; ox < vector_windows; ox += 16)
+        unpool_2x2_16(g, grad + oy * g.out_w + ox, arg + oy * g.out_w + ox, oy, ox, plane, kept, at);
+    // the row's other windows as max_pool_backward does: clear their inputs, add the winners
+    for (int64_t iy = 2 * oy; iy < std::min(2 * oy + 2, g.in_h); ++iy)
+      std::fill(plane + iy * g.in_w + 2 * ox, plane + (iy + 1) * g.in_w, 0.f);
+    for (int64_t o = oy * g.out_w + ox; o < (oy + 1) * g.out_w; ++o)
+      plane[arg[o]] += !kept || kept_bit(kept, at + arg[o]) ? grad[o] : 0.f * grad[o];
+  }
+}
+
+}  // namespace
+#endif
+
 void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx, bool accumulate,
                        const uint16_t* kept) {
   const int64_t in_plane = g.in_h * g.in_w, out_plane = g.out_h * g.out_w;
@@ -183,6 +248,12 @@ void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* ar
     const float* grad = dy + p * out_plane;
     const int32_t* arg = argmax + p * out_plane;
     float* plane = dx + p * in_plane;
+#if defined(__AVX512F__)
+    if (!accumulate && windows_tile_input(g)) {
+      unpool_2x2(g, grad, arg, plane, kept, p * in_plane);
+      continue;
+    }
+#endif
     if (!accumulate) std::fill_n(plane, in_plane, 0.f);
     if (!kept) {
       for (int64_t o = 0; o < out_plane; ++o) plane[arg[o]] += grad[o];
