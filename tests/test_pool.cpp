@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "fcn/core/error.hpp"
 #include "fcn/cpu/elementwise.hpp"
@@ -56,6 +57,20 @@ void check_window_rule(int64_t kernel, int64_t stride, int64_t pad, Shape shape)
       }
   CHECK(wrong == 0);
   for (int64_t i = 0; i < dx.numel(); ++i) REQUIRE(dx[i] == dx_expected[i]);
+}
+
+
+// The layer's input gradient for dy added onto zeros, then written fresh
+// into NaNs (which a read of the old values would carry); the layer is left
+// told that its gradient is fresh.
+std::pair<Tensor, Tensor> added_then_written(Layer& layer, const Tensor& x, const Tensor& y, const Tensor& dy) {
+  Tensor added(x.shape()), written(x.shape());
+  added.zero();
+  layer.backward({&x}, y, dy, {&added});
+  written.fill(std::numeric_limits<float>::quiet_NaN());
+  layer.set_fresh_input_grads({1});
+  layer.backward({&x}, y, dy, {&written});
+  return {std::move(added), std::move(written)};
 }
 
 }  // namespace
@@ -208,13 +223,9 @@ TEST_CASE("max_pool told its input gradient is fresh writes it whole, reading no
   std::mt19937_64 rng(31);
   const Tensor x = random_tensor(shape, rng, -1.f, 1.f, 0.01f);
   const Tensor dy = random_tensor(out_shape, rng);
-  Tensor y(out_shape), added(shape), written(shape);
+  Tensor y(out_shape);
   layer->forward({&x}, y, Mode::train);
-  added.zero();
-  layer->backward({&x}, y, dy, {&added});
-  written.fill(std::numeric_limits<float>::quiet_NaN());
-  layer->set_fresh_input_grads({1});
-  layer->backward({&x}, y, dy, {&written});
+  auto [added, written] = added_then_written(*layer, x, y, dy);
   for (int64_t i = 0; i < shape_numel(shape); ++i) REQUIRE(written[i] == added[i]);
   layer->set_fresh_input_grads({});  // told nothing: adds again
   layer->backward({&x}, y, dy, {&written});
@@ -263,13 +274,9 @@ TEST_CASE("2x2 stride-2 max_pool told its gradient is fresh writes what adding w
     Tensor dy = random_tensor(out_shape, rng);
     dy[3] = -0.f;
     dy[7] = std::nanf("");
-    Tensor y(out_shape), added(shape), written(shape), expected(shape);
+    Tensor y(out_shape), expected(shape);
     layer->forward({&x}, y, Mode::train);
-    added.zero();
-    layer->backward({&x}, y, dy, {&added});
-    written.fill(std::numeric_limits<float>::quiet_NaN());
-    layer->set_fresh_input_grads({1});
-    layer->backward({&x}, y, dy, {&written});
+    auto [added, written] = added_then_written(*layer, x, y, dy);
     const int64_t n = shape_numel(shape);
     INFO("shape " << shape[0] << "x" << shape[1] << "x" << shape[2] << "x" << shape[3]);
     CHECK(std::memcmp(written.data(), added.data(), n * sizeof(float)) == 0);
