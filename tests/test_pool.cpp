@@ -59,7 +59,6 @@ void check_window_rule(int64_t kernel, int64_t stride, int64_t pad, Shape shape)
   for (int64_t i = 0; i < dx.numel(); ++i) REQUIRE(dx[i] == dx_expected[i]);
 }
 
-
 // The layer's input gradient for dy added onto zeros, then written fresh
 // into NaNs (which a read of the old values would carry); the layer is left
 // told that its gradient is fresh.

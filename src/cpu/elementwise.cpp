@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "avx512_lanes.hpp"
+
 namespace fcn::cpu {
 
 namespace {
@@ -80,16 +82,10 @@ void relu_backward(const uint16_t* positive, const float* dy, float* dx, int64_t
     const int64_t begin = 16 * w, count = std::min<int64_t>(16, n - begin);
 #if defined(__AVX512F__)
     const __mmask16 lanes = static_cast<__mmask16>((1u << count) - 1u);
-    // a whole word's loads plain: the masked ones made this loop twice as
-    // long on a Zen 5 (64 x 698 x 698 floats, 2 threads: 7.3-7.7 -> 3.7-3.9 ms);
-    // the stores stay masked (plain ones gained nothing in winograd.cpp)
-    const bool whole = count == 16;
-    const __m512 grad = whole ? _mm512_loadu_ps(dy + begin) : _mm512_maskz_loadu_ps(lanes, dy + begin);
+    const __m512 grad = load_lanes(dy + begin, lanes);
     const __m512 passed = _mm512_mask_blend_ps(positive[w], _mm512_mul_ps(_mm512_set1_ps(slope), grad), grad);
-    const __m512 base = !accumulate ? _mm512_setzero_ps()
-                        : whole     ? _mm512_loadu_ps(dx + begin)
-                                    : _mm512_maskz_loadu_ps(lanes, dx + begin);
-    _mm512_mask_storeu_ps(dx + begin, lanes, _mm512_add_ps(base, passed));
+    const __m512 base = accumulate ? load_lanes(dx + begin, lanes) : _mm512_setzero_ps();
+    store_lanes(dx + begin, lanes, _mm512_add_ps(base, passed));
 #else
 #if defined(__AVX2__)
     if (count == 16) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "avx512_lanes.hpp"
 #include "fcn/cpu/elementwise.hpp"
 
 namespace fcn::cpu {
@@ -84,7 +85,7 @@ inline void unpool_2x2_16(const PoolGeometry& g, const float* grad, const int32_
   // the 32 inputs of a row in order: even column 2l from lane l of `even`, odd 2l + 1 of `odd`
   const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const __m512i high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const __m512 dy = _mm512_loadu_ps(grad), zero = _mm512_setzero_ps();
+  const __m512 dy = _mm512_loadu_ps(grad);
   const __m512i winner = _mm512_loadu_si512(arg);
   for (int64_t r = 0; r < 2; ++r) {
     const int64_t row = (2 * oy + r) * g.in_w + 2 * ox;
@@ -93,14 +94,10 @@ inline void unpool_2x2_16(const PoolGeometry& g, const float* grad, const int32_
     const __m512 even = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(winner, even_index), dy);
     const __m512 odd = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(winner, odd_index), dy);
     __m512 v[2] = {_mm512_permutex2var_ps(even, low, odd), _mm512_permutex2var_ps(even, high, odd)};
+    // a lane that did not win holds 0, and 0 + 0 * 0 is 0; without bits every lane is kept (-0 becomes +0, as 0 + g)
     for (int q = 0; q < 2; ++q) {
-      if (kept) {  // kept_gradient on 16 lanes; a lane that did not win holds 0, and 0 + 0 * 0 is 0
-        const __mmask16 keep = static_cast<__mmask16>(kept_lanes(kept, at + row + 16 * q));
-        v[q] = _mm512_add_ps(zero, _mm512_mask_blend_ps(keep, _mm512_mul_ps(zero, v[q]), v[q]));
-      } else {
-        v[q] = _mm512_add_ps(zero, v[q]);  // -0 becomes +0, as 0 + g
-      }
-      _mm512_storeu_ps(plane + row + 16 * q, v[q]);
+      const __mmask16 keep = kept ? static_cast<__mmask16>(kept_lanes(kept, at + row + 16 * q)) : 0xFFFF;
+      _mm512_storeu_ps(plane + row + 16 * q, kept_gradient_lanes(keep, v[q]));
     }
   }
 }
@@ -206,9 +203,23 @@ void max_pool_forward(const PoolGeometry& g, const float* x, float* y, int32_t* 
   }
 }
 
-#if defined(__AVX512F__)
 namespace {
 
+// plane[arg[o]] += grad[o] for outputs [begin, end) of a plane (`at`: the
+// plane's first element in the kept bits), or kept_gradient's share with a
+// rectifier's bits: kept_gradient is linear in the winners' sum, so each
+// winner adds its own share, and the elements no window chose stay 0 (+0,
+// as 0 + 0 * 0).
+void add_winners(const float* grad, const int32_t* arg, int64_t begin, int64_t end, float* plane,
+                 const uint16_t* kept, int64_t at) {
+  if (!kept) {
+    for (int64_t o = begin; o < end; ++o) plane[arg[o]] += grad[o];
+    return;
+  }
+  for (int64_t o = begin; o < end; ++o) plane[arg[o]] += kept_bit(kept, at + arg[o]) ? grad[o] : 0.f * grad[o];
+}
+
+#if defined(__AVX512F__)
 // VGG's pools: 2x2 windows at stride 2, unpadded, that tile the input (each
 // element in exactly one window, the last row's or column's clipped where
 // the input's size is odd).
@@ -232,13 +243,12 @@ void unpool_2x2(const PoolGeometry& g, const float* grad, const int32_t* arg, fl
     // the row's other windows as max_pool_backward does: clear their inputs, add the winners
     for (int64_t iy = 2 * oy; iy < std::min(2 * oy + 2, g.in_h); ++iy)
       std::fill(plane + iy * g.in_w + 2 * ox, plane + (iy + 1) * g.in_w, 0.f);
-    for (int64_t o = oy * g.out_w + ox; o < (oy + 1) * g.out_w; ++o)
-      plane[arg[o]] += !kept || kept_bit(kept, at + arg[o]) ? grad[o] : 0.f * grad[o];
+    add_winners(grad, arg, oy * g.out_w + ox, (oy + 1) * g.out_w, plane, kept, at);
   }
 }
+#endif
 
 }  // namespace
-#endif
 
 void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* argmax, float* dx, bool accumulate,
                        const uint16_t* kept) {
@@ -255,16 +265,7 @@ void max_pool_backward(const PoolGeometry& g, const float* dy, const int32_t* ar
     }
 #endif
     if (!accumulate) std::fill_n(plane, in_plane, 0.f);
-    if (!kept) {
-      for (int64_t o = 0; o < out_plane; ++o) plane[arg[o]] += grad[o];
-      continue;
-    }
-    // kept_gradient is linear in the winners' sum: each winner adds its own
-    // share, and the elements no window chose stay 0 (+0, as 0 + 0 * 0)
-    for (int64_t o = 0; o < out_plane; ++o) {
-      const int64_t at = p * in_plane + arg[o];
-      plane[arg[o]] += kept_bit(kept, at) ? grad[o] : 0.f * grad[o];
-    }
+    add_winners(grad, arg, 0, out_plane, plane, kept, p * in_plane);
   }
 }
 

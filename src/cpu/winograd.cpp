@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "avx512_lanes.hpp"
 #include "bf16_lanes.hpp"
 #include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/cpu/elementwise.hpp"
@@ -302,18 +303,6 @@ inline void interleave2(__m512 v[2]) {
   v[1] = b;
 }
 
-// A row's 16 floats at p, the lanes outside `mask` 0 (neither read nor
-// faulted on). A mask of every lane, what most of a row's vectors have,
-// loads plain: the masked load of these unaligned rows costs more on a Zen
-// 5 even then. 3x3 bf16 Winograd passes, 64 channels at 698x698, 2
-// threads, three alternated rounds, every row load masked -> whole vectors
-// plain: forward 70-73 -> 62-63 ms, backward-data 48-50 -> 41-44, weight
-// gradient 56-57 -> 42-44 (two gathers). Plain stores of whole vectors in
-// scatter_output_tiles and the bf16 lane stores gained nothing measurable.
-inline __m512 load_row(const float* p, __mmask16 mask) {
-  return mask == 0xFFFF ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask, p);
-}
-
 // v[l] -> v[l + 1], the last lane taken from lane `from` of next.
 inline __m512 shift_in(__m512 v, __m512 next, int from) {
   const __m512i n = _mm512_castps_si512(next);
@@ -350,9 +339,9 @@ void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, La
     if (y < 0 || y >= t.in_h) {
       for (__m512& x : v) x = _mm512_setzero_ps();
     } else {
-      // masked-off lanes are neither read nor faulted on, even left of the row (load_row)
+      // masked-off lanes are neither read nor faulted on, even left of the row (load_lanes)
       const float* row = plane + y * t.in_w + x0;
-      for (int q = 0; q < vectors; ++q) v[q] = load_row(row + 16 * q, mask[q]);
+      for (int q = 0; q < vectors; ++q) v[q] = load_lanes(row + 16 * q, mask[q]);
       prefetch_row<_MM_HINT_T0>(next_plane, y * t.in_w + x0, mask, vectors);
     }
     if constexpr (m == 4) {
@@ -385,7 +374,7 @@ void gather_output_tiles(const TileGrid<T>& t, const float* plane, const Group& 
       for (__m512& x : v) x = _mm512_setzero_ps();
     } else {
       const float* row = plane + y * t.out_w + x0;
-      for (int q = 0; q < m; ++q) v[q] = load_row(row + 16 * q, mask[q]);
+      for (int q = 0; q < m; ++q) v[q] = load_lanes(row + 16 * q, mask[q]);
       prefetch_row<_MM_HINT_T0>(next_plane, y * t.out_w + x0, mask, m);
     }
     if constexpr (m == 4) {
@@ -419,13 +408,10 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
     prefetch_row<_MM_HINT_ET0>(next_plane, row - plane, mask, m);
     for (int q = 0; q < m; ++q) {
       if (!mask[q]) continue;
-      if (beta != 0.f) v[q] = _mm512_add_ps(v[q], load_row(row + 16 * q, mask[q]));
+      if (beta != 0.f) v[q] = _mm512_add_ps(v[q], load_lanes(row + 16 * q, mask[q]));
       if (rectify) v[q] = _mm512_max_ps(_mm512_setzero_ps(), v[q]);  // a NaN or -0 in v passes, as in max(x, 0)
-      if (kept) {  // kept_gradient on 16 lanes
-        const __mmask16 keep = static_cast<__mmask16>(kept_lanes(kept->bits, row + 16 * q - kept->origin));
-        const __m512 zero = _mm512_setzero_ps();
-        v[q] = _mm512_add_ps(zero, _mm512_mask_blend_ps(keep, _mm512_mul_ps(zero, v[q]), v[q]));
-      }
+      if (kept)
+        v[q] = kept_gradient_lanes(static_cast<__mmask16>(kept_lanes(kept->bits, row + 16 * q - kept->origin)), v[q]);
       _mm512_mask_storeu_ps(row + 16 * q, mask[q], v[q]);
     }
   }
