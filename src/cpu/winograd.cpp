@@ -231,6 +231,35 @@ void for_each_group(const TileRuns& runs, int64_t first, int64_t count, Fn fn) {
   }
 }
 
+// Calls fn(group, offset, c) for channels c = 0, step, 2 step, ... < channels
+// of every group of tiles first..first+count-1 (for_each_group). The passes
+// prefetch the planes of channel c + step while they work on channel c
+// (gather_patches), so the order sets how much is prefetched before it is
+// read: channel by channel, a channel's sweep over the block's groups
+// prefetches all of their rows in the next plane; group by group, one
+// group's. Up to 64 tiles (4 groups) a channel's sweep and its prefetch fit
+// in L1 and the groups next to each other share their edge lines; with
+// more, the lines prefetched for the next channel were evicted before they
+// were read. Measured (Zen 5, 2 threads, 3x3 conv, one layer alternated):
+// bf16 (256-tile blocks) forward 64 ch 698x698 61-62 -> 52-55 ms, 128 ch
+// 349x349 41-44 -> 35-36, weight gradient at 128 ch 29-31 -> 27-29; fp32
+// (128-tile blocks) forward 256 ch 175x175 53-56 -> 49-50; with fp32's
+// 64-tile blocks (64 ch 698x698) group by group was slower (forward 78-79
+// -> 81-92 ms).
+constexpr int64_t kChannelSweepTiles = 64;
+template <typename Fn>
+void for_each_group_channel(const TileRuns& runs, int64_t first, int64_t count, int64_t channels, int64_t step,
+                            Fn fn) {
+  if (count <= kChannelSweepTiles) {
+    for (int64_t c = 0; c < channels; c += step)
+      for_each_group(runs, first, count, [&](const Group& group, int64_t offset) { fn(group, offset, c); });
+    return;
+  }
+  for_each_group(runs, first, count, [&](const Group& group, int64_t offset) {
+    for (int64_t c = 0; c < channels; c += step) fn(group, offset, c);
+  });
+}
+
 // Moving a group's tiles between image rows and lane vectors: each image row
 // is read (written) with whole, masked vector loads (stores) and
 // (de)interleaved in registers.
@@ -804,20 +833,19 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
     if (interleaved && count < block) std::fill_n(v, xis * v_stride, E{0});
     // interleaved: channels two at a time (channels is even), the next two prefetched
     const int64_t step = interleaved ? 2 : 1;
-    for (int64_t c = 0; c < channels; c += step) {
+    for_each_group_channel(runs, first, count, channels, step, [&](const Group& group, int64_t t, int64_t c) {
       const float* next_plane = c + step < channels ? image + (c + step) * in_plane : nullptr;
-      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        if constexpr (std::is_same_v<E, uint16_t>) {
-          if (interleaved) {
-            const InterleavedLanes place = interleaved_lanes(v, channels, c, t, group.lanes);
-            return transform_input_pair(grid, image + c * in_plane, in_plane, group, place, v_stride, next_plane);
-          }
+      if constexpr (std::is_same_v<E, uint16_t>) {
+        if (interleaved) {
+          const InterleavedLanes place = interleaved_lanes(v, channels, c, t, group.lanes);
+          return transform_input_pair(grid, image + c * in_plane, in_plane, group, place, v_stride, next_plane);
         }
-        transform_input(grid, image + c * in_plane, group, v + c * block + t, v_stride, next_plane);
-      });
-      if (count < block && !interleaved)
+      }
+      transform_input(grid, image + c * in_plane, group, v + c * block + t, v_stride, next_plane);
+    });
+    if (count < block && !interleaved)
+      for (int64_t c = 0; c < channels; ++c)
         for (int xi = 0; xi < xis; ++xi) std::fill_n(v + xi * v_stride + c * block + count, block - count, E{0});
-    }
     for (int xi = 0; xi < xis; ++xi) {
       // m[xi][K, block] = U[xi][K, C] . v[xi][C, block];  K = out_channels, C = channels
       if constexpr (std::is_same_v<E, uint16_t>) {
@@ -831,11 +859,10 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
       multiply(trans_u, false, out_channels, block, channels, u + xi * u_stride, v + xi * v_stride, 0.f,
                m + xi * m_stride);
     }
-    for (int64_t k = 0; k < out_channels; ++k)
-      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        transform_output(grid, m + k * block + t, m_stride, group, beta, bias ? bias[k] : 0.f, rectify, kept,
-                         output + k * out_plane, k + 1 < out_channels ? output + (k + 1) * out_plane : nullptr);
-      });
+    for_each_group_channel(runs, first, count, out_channels, 1, [&](const Group& group, int64_t t, int64_t k) {
+      transform_output(grid, m + k * block + t, m_stride, group, beta, bias ? bias[k] : 0.f, rectify, kept,
+                       output + k * out_plane, k + 1 < out_channels ? output + (k + 1) * out_plane : nullptr);
+    });
   }
 }
 
@@ -920,17 +947,14 @@ int64_t weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, con
     const int64_t v_stride = xi_stride<E>(channels, count), mbar_stride = xi_stride<E>(out_channels, count);
     E* v = scratch_as<E>(kTilesIn, xis * v_stride);          // [xi][C][count]
     E* mbar = scratch_as<E>(kTilesOut, xis * mbar_stride);  // [xi][K][count]
-    for (int64_t c = 0; c < channels; ++c) {
-      const float* next_plane = c + 1 < channels ? image + (c + 1) * in_plane : nullptr;
-      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        transform_input(grid, image + c * in_plane, group, v + c * count + t, v_stride, next_plane);
-      });
-    }
-    for (int64_t k = 0; k < out_channels; ++k)
-      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, mbar_stride,
-                              k + 1 < out_channels ? output_grad + (k + 1) * out_plane : nullptr);
-      });
+    for_each_group_channel(runs, first, count, channels, 1, [&](const Group& group, int64_t t, int64_t c) {
+      transform_input(grid, image + c * in_plane, group, v + c * count + t, v_stride,
+                      c + 1 < channels ? image + (c + 1) * in_plane : nullptr);
+    });
+    for_each_group_channel(runs, first, count, out_channels, 1, [&](const Group& group, int64_t t, int64_t k) {
+      transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, mbar_stride,
+                            k + 1 < out_channels ? output_grad + (k + 1) * out_plane : nullptr);
+    });
     wait_for_turn(turns[partial], b);
     for (int xi = 0; xi < xis; ++xi) {
       // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T;  the sum runs over the block's tiles
