@@ -441,7 +441,7 @@ void scatter_output_tiles(const TileGrid<T>& t, const LaneTiles<T::m, T::m>& y, 
       if (rectify) v[q] = _mm512_max_ps(_mm512_setzero_ps(), v[q]);  // a NaN or -0 in v passes, as in max(x, 0)
       if (kept)
         v[q] = kept_gradient_lanes(static_cast<__mmask16>(kept_lanes(kept->bits, row + 16 * q - kept->origin)), v[q]);
-      _mm512_mask_storeu_ps(row + 16 * q, mask[q], v[q]);
+      store_lanes(row + 16 * q, mask[q], v[q]);
     }
   }
 }
