@@ -239,10 +239,11 @@ void for_each_group(const TileRuns& runs, int64_t first, int64_t count, Fn fn) {
 // prefetches all of their rows in the next plane; group by group, one
 // group's. Up to 64 tiles (4 groups) a channel's sweep and its prefetch fit
 // in L1 and the groups next to each other share their edge lines; with
-// more, the lines prefetched for the next channel were evicted before they
-// were read. Measured (Zen 5, 2 threads, 3x3 conv, one layer alternated):
-// bf16 (256-tile blocks) forward 64 ch 698x698 61-62 -> 52-55 ms, 128 ch
-// 349x349 41-44 -> 35-36, weight gradient at 128 ch 29-31 -> 27-29; fp32
+// more (bf16's 256-tile blocks: ~60 KB of F(4x4) rows) the lines
+// prefetched for the next channel were, it seems, evicted before they were
+// read. Measured (Zen 5, 2 threads, 3x3 conv, one layer, alternated in
+// both orders): bf16 forward 64 ch 698x698 61-62 -> 51-53 ms, 128 ch
+// 349x349 41 -> 35.5, weight gradient at 128 ch 29.9-31.5 -> 29.1-30.6; fp32
 // (128-tile blocks) forward 256 ch 175x175 53-56 -> 49-50; with fp32's
 // 64-tile blocks (64 ch 698x698) group by group was slower (forward 78-79
 // -> 81-92 ms).
