@@ -82,9 +82,6 @@ inline void pool_2x2_16(const PoolGeometry& g, const float* plane, int64_t oy, i
 inline void unpool_2x2_16(const PoolGeometry& g, const float* grad, const int32_t* arg, int64_t oy, int64_t ox,
                           float* plane, const uint16_t* kept, int64_t at) {
   const __m512i lanes = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  // the 32 inputs of a row in order: even column 2l from lane l of `even`, odd 2l + 1 of `odd`
-  const __m512i low = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i high = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
   const __m512 dy = _mm512_loadu_ps(grad);
   const __m512i winner = _mm512_loadu_si512(arg);
   for (int64_t r = 0; r < 2; ++r) {
@@ -93,7 +90,9 @@ inline void unpool_2x2_16(const PoolGeometry& g, const float* grad, const int32_
     const __m512i odd_index = _mm512_add_epi32(even_index, _mm512_set1_epi32(1));
     const __m512 even = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(winner, even_index), dy);
     const __m512 odd = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(winner, odd_index), dy);
-    __m512 v[2] = {_mm512_permutex2var_ps(even, low, odd), _mm512_permutex2var_ps(even, high, odd)};
+    // the 32 inputs of the row in order: even column 2l from lane l of `even`, odd 2l + 1 of `odd`
+    __m512 v[2] = {even, odd};
+    interleave2(v);
     // a lane that did not win holds 0, and 0 + 0 * 0 is 0; without bits every lane is kept (-0 becomes +0, as 0 + g)
     for (int q = 0; q < 2; ++q) {
       const __mmask16 keep = kept ? static_cast<__mmask16>(kept_lanes(kept, at + row + 16 * q)) : 0xFFFF;

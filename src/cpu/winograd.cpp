@@ -315,24 +315,6 @@ inline void interleave4(__m512 v[4]) {
   v[3] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-// v[0..1] hold 32 consecutive floats; afterwards v[j][l] holds element 2l + j.
-inline void deinterleave2(__m512 v[2]) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const __m512 e = _mm512_permutex2var_ps(v[0], even, v[1]), o = _mm512_permutex2var_ps(v[0], odd, v[1]);
-  v[0] = e;
-  v[1] = o;
-}
-
-// The inverse of deinterleave2.
-inline void interleave2(__m512 v[2]) {
-  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const __m512 a = _mm512_permutex2var_ps(v[0], lo, v[1]), b = _mm512_permutex2var_ps(v[0], hi, v[1]);
-  v[0] = a;
-  v[1] = b;
-}
-
 // v[l] -> v[l + 1], the last lane taken from lane `from` of next.
 inline __m512 shift_in(__m512 v, __m512 next, int from) {
   const __m512i n = _mm512_castps_si512(next);
