@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include "fcn/cpu/bf16_gemm.hpp"
@@ -268,6 +269,30 @@ struct KnownEquality {
   }
 };
 
+// The equal-window pass's per-output and per-element buffers, kept by each
+// thread for its next call: allocated afresh (~13 MB for a 698x698 layer),
+// their page faults and zero fills cost more than the pass itself (conv1_1's
+// training forward 38 ms against 12 without the pass, in isolation). Every
+// buffer but meets_frame is written whole before it is read.
+struct EqualWindowScratch {
+  std::vector<int32_t> same_left, same_up, row_left, row_up;
+  std::vector<Source> source;
+  std::vector<int64_t> root;
+  std::vector<char> meets_frame;
+};
+
+EqualWindowScratch& equal_window_scratch() {
+  thread_local EqualWindowScratch scratch;
+  return scratch;
+}
+
+// v with at least n elements (it never shrinks, so a smaller layer keeps the storage).
+template <class T>
+T* at_least(std::vector<T>& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+  return v.data();
+}
+
 // For every output: whether its window (its im2col column, over all
 // channels) equals its left neighbour's, else its upper neighbour's. Two
 // windows a stride apart are equal exactly when every image element they
@@ -279,8 +304,8 @@ struct KnownEquality {
 // the rows: in FCN's padded layers the frame is half of the image, and its
 // flags, read and set in every channel, kept every row from stopping early
 // (2.6% of a bf16 VGG16 step went here).
-std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* image,
-                                         const ConstantFrame* input_frame) {
+// Returns source[p] for the g.out_area() outputs, in the thread's scratch.
+const Source* equal_window_sources(const ConvGeometry& g, const float* image, const ConstantFrame* input_frame) {
   const int64_t rows = g.height + 2 * g.pad_h, cols = g.width + 2 * g.pad_w;  // the padded image
   const int64_t sh = g.stride_h, sw = g.stride_w, x0 = g.pad_w;               // x0: the image's first column
   const KnownEquality known_equal(g, image, input_frame);
@@ -289,11 +314,13 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
     return input_frame && input_frame->contains(y, x) ? Held::frame : Held::unknown;
   };
   // same_left[r * cols + i]: padded element (r, i) equals (r, i - sw) in every channel; same_up: (r - sh, i)
-  std::vector<int32_t> same_left(rows * cols), same_up(rows * cols);
+  EqualWindowScratch& scratch = equal_window_scratch();
+  int32_t* const same_left = at_least(scratch.same_left, rows * cols);
+  int32_t* const same_up = at_least(scratch.same_up, rows * cols);
 #pragma omp parallel for schedule(static) if (g.image_numel() >= kParallelMinEntries)
   for (int64_t r = 0; r < rows; ++r) {
-    int32_t* left = same_left.data() + r * cols;
-    int32_t* up = same_up.data() + r * cols;
+    int32_t* left = same_left + r * cols;
+    int32_t* up = same_up + r * cols;
     for (int64_t i = 0; i < cols; ++i) left[i] = i >= sw ? -1 : 0;
     std::fill(up, up + cols, r >= sh ? -1 : 0);
     // image rows (-1: padding) of this padded row and of the one a stride up
@@ -355,23 +382,24 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
     }
   }
   // the same over each window: its kernel columns (every padded row), then its kernel rows
-  std::vector<int32_t> row_left(rows * g.out_w), row_up(rows * g.out_w);
+  int32_t* const row_left = at_least(scratch.row_left, rows * g.out_w);
+  int32_t* const row_up = at_least(scratch.row_up, rows * g.out_w);
 #pragma omp parallel for schedule(static) if (rows * g.out_w * g.kernel_w >= kParallelMinEntries)
   for (int64_t r = 0; r < rows; ++r) {
-    int32_t* left = row_left.data() + r * g.out_w;
-    int32_t* up = row_up.data() + r * g.out_w;
+    int32_t* left = row_left + r * g.out_w;
+    int32_t* up = row_up + r * g.out_w;
     std::fill(left, left + g.out_w, -1);
     std::fill(up, up + g.out_w, -1);
     for (int64_t kj = 0; kj < g.kernel_w; ++kj) {
-      const int32_t* same_l = same_left.data() + r * cols + kj * g.dilation_w;
-      const int32_t* same_u = same_up.data() + r * cols + kj * g.dilation_w;
+      const int32_t* same_l = same_left + r * cols + kj * g.dilation_w;
+      const int32_t* same_u = same_up + r * cols + kj * g.dilation_w;
       for (int64_t ow = 0; ow < g.out_w; ++ow) {
         left[ow] &= same_l[ow * sw];
         up[ow] &= same_u[ow * sw];
       }
     }
   }
-  std::vector<Source> source(g.out_area());
+  Source* const source = at_least(scratch.source, g.out_area());
 #pragma omp parallel for schedule(static) if (g.out_area() * g.kernel_h >= kParallelMinEntries)
   for (int64_t oh = 0; oh < g.out_h; ++oh) {
     std::vector<int32_t> left(g.out_w, -1), up(g.out_w, oh > 0 ? -1 : 0);
@@ -401,7 +429,8 @@ std::vector<Source> equal_window_sources(const ConvGeometry& g, const float* ima
 // max of the frame value and a smaller neighbour is the frame value).
 void equalize_equal_windows(const ConvGeometry& g, const float* image, float* output,
                             const ConstantFrame* frame = nullptr, const ConstantFrame* input_frame = nullptr) {
-  const std::vector<Source> source = equal_window_sources(g, image, input_frame);
+  const Source* source = equal_window_sources(g, image, input_frame);
+  EqualWindowScratch& scratch = equal_window_scratch();
   // each output's root: the first output of its chain of equal windows
   // (itself when its window differs from both neighbours'); the outputs that
   // are not their own root, as runs of consecutive outputs with one root
@@ -409,7 +438,7 @@ void equalize_equal_windows(const ConvGeometry& g, const float* image, float* ou
     int64_t first, count, root;
   };
   std::vector<Run> runs;
-  std::vector<int64_t> root(g.out_area());
+  int64_t* const root = at_least(scratch.root, g.out_area());
   for (int64_t p = 0; p < g.out_area(); ++p)
     root[p] = source[p] == Source::own ? p : root[source[p] == Source::left ? p - 1 : p - g.out_w];
   // Calls fn(p, whether output p lies in `frame`) for every output in order
@@ -421,7 +450,8 @@ void equalize_equal_windows(const ConvGeometry& g, const float* image, float* ou
   };
   if (frame && !frame->empty()) {
     const auto [y, x] = frame->first_pixel();
-    std::vector<char> meets_frame(g.out_area(), 0);  // by root
+    char* const meets_frame = at_least(scratch.meets_frame, g.out_area());  // by root
+    std::fill_n(meets_frame, g.out_area(), 0);
     for_each_output([&](int64_t p, bool in_frame) {
       if (in_frame) meets_frame[root[p]] = 1;
     });
@@ -539,15 +569,36 @@ std::vector<Segment> segments_outside(const ConstantFrame& frame, int64_t out_h,
   return segments;
 }
 
+// dst[i] = src[i * stride] for i < count; rounded to bf16 when T is
+// uint16_t: the framed im2col passes of a bf16 conv round their GEMM
+// operands as they gather them, where a separate pass over the gathered
+// floats would read them once more (conv1_1's weight gradient gathers 64 x
+// ~250,000 output gradients).
+template <class T>
+void store_strided(const float* src, int64_t stride, int64_t count, T* dst) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (stride == 1) {
+      std::copy(src, src + count, dst);
+      return;
+    }
+    for (int64_t i = 0; i < count; ++i) dst[i] = src[i * stride];
+  } else if (stride == 1) {
+    round_to_bf16(src, dst, count);
+  } else {
+    for (int64_t i = 0; i < count; ++i) round_to_bf16(src + i * stride, dst + i, 1);
+  }
+}
+
 // im2col of the outputs of `segments` only, side by side:
-// col [C*KH*KW, n], n their pixel count.
+// col [C*KH*KW, n], n their pixel count (T: float, or uint16_t for bf16).
+template <class T>
 void im2col_segments(const ConvGeometry& g, const float* image, const std::vector<Segment>& segments,
-                     size_t first, size_t last, int64_t n, float* col) {
+                     size_t first, size_t last, int64_t n, T* col) {
 #pragma omp parallel for if (g.column_rows() * n >= kParallelMinEntries)
   for (int64_t c = 0; c < g.channels; ++c) {
     for (int64_t ki = 0; ki < g.kernel_h; ++ki) {
       for (int64_t kj = 0; kj < g.kernel_w; ++kj) {
-        float* dst = col + ((c * g.kernel_h + ki) * g.kernel_w + kj) * n;
+        T* dst = col + ((c * g.kernel_h + ki) * g.kernel_w + kj) * n;
         const int64_t col_offset = kj * g.dilation_w - g.pad_w;  // iw = ow*sw + col_offset
         const int64_t valid_lo = first_index_reaching(0, col_offset, g.stride_w);
         const int64_t valid_hi = first_index_reaching(g.width, col_offset, g.stride_w);
@@ -558,9 +609,9 @@ void im2col_segments(const ConvGeometry& g, const float* image, const std::vecto
           const int64_t a = inside ? std::clamp(valid_lo, seg.lo, seg.hi) : seg.hi;
           const int64_t b = inside ? std::clamp(valid_hi, a, seg.hi) : seg.hi;
           const float* src = image + (c * g.height + ih) * g.width + col_offset;
-          std::fill(dst, dst + (a - seg.lo), 0.f);
-          for (int64_t ow = a; ow < b; ++ow) dst[ow - seg.lo] = src[ow * g.stride_w];
-          std::fill(dst + (b - seg.lo), dst + (seg.hi - seg.lo), 0.f);
+          std::fill(dst, dst + (a - seg.lo), T(0));  // bf16's zero is all zero bits too
+          store_strided(src + a * g.stride_w, g.stride_w, b - a, dst + (a - seg.lo));
+          std::fill(dst + (b - seg.lo), dst + (seg.hi - seg.lo), T(0));
           dst += seg.hi - seg.lo;
         }
       }
@@ -633,19 +684,24 @@ void forward_outside_frame(const ConvGeometry& g, const float* weight, const flo
 }
 
 // The outputs of `segments` [first, last) gathered from the output planes
-// into a compact [O, n] (the adjoint of scatter_segments).
+// into a compact [O, n] (the adjoint of scatter_segments; T as im2col_segments's).
+template <class T>
 void gather_segments(const ConvGeometry& g, const std::vector<Segment>& segments, size_t first, size_t last,
-                     int64_t n, const float* output, float* compact) {
+                     int64_t n, const float* output, T* compact) {
 #pragma omp parallel for schedule(static) if (g.out_channels * n >= kParallelMinEntries)
   for (int64_t o = 0; o < g.out_channels; ++o) {
-    float* dst = compact + o * n;
+    T* dst = compact + o * n;
     for (size_t s = first; s < last; ++s) {
       const Segment& seg = segments[s];
       const float* src = output + o * g.out_area() + seg.row * g.out_w;
-      dst = std::copy(src + seg.lo, src + seg.hi, dst);
+      store_strided(src + seg.lo, 1, seg.hi - seg.lo, dst);
+      dst += seg.hi - seg.lo;
     }
   }
 }
+
+// A float workspace viewed as bf16 words (a bf16 operand needs half its floats).
+uint16_t* as_bf16(float* workspace) { return static_cast<uint16_t*>(static_cast<void*>(workspace)); }
 
 // The sum of a plane's values over the frame's pixels, in double (up to
 // ~10^6 terms): each row's runs left and right of the inner rectangle, or
@@ -713,11 +769,22 @@ void backward_weight_with_frame(const ConvGeometry& g, const float* image, const
   for_each_segment_band(segments, frame_band_pixels(g), [&](size_t first, size_t last, int64_t n) {
     float* col = column_workspace(g.column_rows() * n);
     float* compact = output_workspace(g.out_channels * n);
-    im2col_segments(g, image, segments, first, last, n, col);
-    gather_segments(g, segments, first, last, n, output_grad, compact);
+    const bool bf16 = g.precision == Precision::bf16;
+    if (bf16) {
+      im2col_segments(g, image, segments, first, last, n, as_bf16(col));
+      gather_segments(g, segments, first, last, n, output_grad, as_bf16(compact));
+    } else {
+      im2col_segments(g, image, segments, first, last, n, col);
+      gather_segments(g, segments, first, last, n, output_grad, compact);
+    }
     for (int64_t group = 0; group < g.groups; ++group) {
       // weight_grad_g[m, k] = compact_g[m, n] · col_g^T[n, k] + beta * weight_grad_g;  m = O/g, k = C/g*KH*KW
-      gemm(g.precision, false, true, m, k, n, 1.f, compact + group * m * n, col + group * k * n, beta, weight_grad + group * m * k);
+      float* weight_grad_g = weight_grad + group * m * k;
+      if (bf16)
+        gemm_bf16_rounded(false, true, m, k, n, as_bf16(compact) + group * m * n, n, as_bf16(col) + group * k * n, n,
+                          beta, weight_grad_g, k);
+      else
+        gemm(g.precision, false, true, m, k, n, 1.f, compact + group * m * n, col + group * k * n, beta, weight_grad_g);
     }
     beta = 1.f;
   });
