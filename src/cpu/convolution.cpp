@@ -966,9 +966,62 @@ __attribute__((optimize("fp-contract=off"))) void add_tap_products(float* dst, i
   for (int64_t i = lo; i < hi; ++i) dst[i * stride] += tap * src[i];
 }
 
+// dst[i] += a[i] * b[i], each product rounded before the add (as add_tap_products).
+__attribute__((optimize("fp-contract=off"))) void add_products(float* dst, const float* a, const float* b,
+                                                                int64_t count) {
+  for (int64_t i = 0; i < count; ++i) dst[i] += a[i] * b[i];
+}
+
+// Whether every image column of g is reached by the same number of kernel
+// columns, kernel_w / stride_w of them a stride apart (undilated, the kernel a
+// multiple of the stride: FCN's bilinear upsampling, kernel 2s and stride s).
+bool upsampling_columns(const ConvGeometry& g) { return g.dilation_w == 1 && g.kernel_w % g.stride_w == 0; }
+
+// One channel of depthwise_backward_data with upsampling_columns(g), an image
+// row at a time. Image column x is reached by kernel columns kj_m(x) =
+// (x + pw) mod s + m*s, m < kernel_w / s, reading output column ow_m(x) =
+// (x + pw) div s - m where that lies in the output; the row's terms go in
+// kernel row, then kernel column order, as col2im_add adds them, so each
+// image element gets the same sums. Per slot m the weights and output
+// gradients are laid out by image column first (`weights`, `grads`), so each
+// (kernel row, slot) adds one contiguous, vectorised run to the row, which
+// stays in L1; the scatter along columns a stride apart went through the
+// whole plane (1.3 MB for upscore8's 568x568) once per tap, 256 times.
+void upsample_channel(const ConvGeometry& g, const float* w, const float* dy, float* dx) {
+  const int64_t s = g.stride_w, slots = g.kernel_w / s, width = g.width;
+  thread_local std::vector<float> weights, grads;
+  weights.resize(g.kernel_h * slots * width);  // [kernel row][slot][image column]
+  grads.resize(g.out_h * slots * width);       // [output row][slot][image column]
+  std::vector<int64_t> lo(slots), hi(slots);   // image columns whose slot m reads the output
+  for (int64_t m = 0; m < slots; ++m) {
+    lo[m] = width;
+    hi[m] = 0;
+    for (int64_t x = 0; x < width; ++x) {
+      const int64_t kj = (x + g.pad_w) % s + m * s, ow = (x + g.pad_w) / s - m;
+      for (int64_t ki = 0; ki < g.kernel_h; ++ki) weights[(ki * slots + m) * width + x] = w[ki * g.kernel_w + kj];
+      if (ow < 0 || ow >= g.out_w) continue;
+      lo[m] = std::min(lo[m], x);  // ow_m is monotone in x, so the valid columns are one run
+      hi[m] = x + 1;
+      for (int64_t oh = 0; oh < g.out_h; ++oh) grads[(oh * slots + m) * width + x] = dy[oh * g.out_w + ow];
+    }
+  }
+  for (int64_t y = 0; y < g.height; ++y) {
+    float* row = dx + y * width;
+    for (int64_t ki = 0; ki < g.kernel_h; ++ki) {
+      const int64_t reach = y + g.pad_h - ki * g.dilation_h;  // = oh * stride_h
+      if (reach < 0 || reach % g.stride_h != 0 || reach / g.stride_h >= g.out_h) continue;
+      const int64_t oh = reach / g.stride_h;
+      for (int64_t m = 0; m < slots; ++m)
+        if (lo[m] < hi[m])
+          add_products(row + lo[m], weights.data() + (ki * slots + m) * width + lo[m],
+                       grads.data() + (oh * slots + m) * width + lo[m], hi[m] - lo[m]);
+    }
+  }
+}
+
 }  // namespace
 
-// Each tap's products scattered straight into the image, in col2im_add's
+// Each tap's products added straight into the image, in col2im_add's
 // order: a one-channel GEMM would write a column buffer of KH*KW rows (256
 // for FCN's 16x16 stride-8 upsampling) of single products w * dy, which
 // col2im then reads back, so the numbers are those of conv_backward_data.
@@ -981,6 +1034,10 @@ void depthwise_backward_data(const ConvGeometry& g, const float* weight, const f
     const float* w = weight + c * kernel;
     const float* dy = output_grad + c * out_plane;
     float* dx = image_grad + c * in_plane;
+    if (upsampling_columns(g)) {
+      upsample_channel(g, w, dy, dx);
+      continue;
+    }
     // col_at = tap * out_area + oh * out_w: the column row is the tap, the rest the output row
     for_each_row_segment(one, 0, [&](int64_t col_at, int64_t image_at, int64_t lo, int64_t hi) {
       const float tap = w[col_at / out_plane];
