@@ -216,6 +216,56 @@ TEST_CASE("depthwise_backward_data (the bilinear upsampling deconv) gives conv_b
   }
 }
 
+TEST_CASE("depthwise_forward (the upsampling deconv's backward) matches a float64 sum of each window") {
+  // upscore8's backward at its 500x500 size (568x568 -> 71x71), FCN-32s's upscore (64x64, stride 32), a
+  // padded dilated 16-wide one, upscore2's (4x4) and a 3x3; beta 1 (the deconv adds into its input
+  // gradient) and beta 0
+  struct Row {
+    int64_t kernel, stride, pad, dilation, height, width;
+  };
+  for (const Row& r : {Row{16, 8, 0, 1, 568, 568}, Row{64, 32, 0, 1, 200, 130}, Row{16, 4, 3, 2, 60, 53},
+                       Row{4, 2, 0, 1, 26, 21}, Row{3, 2, 1, 2, 13, 11}}) {
+    for (const float beta : {1.f, 0.f}) {
+      INFO("kernel " << r.kernel << " stride " << r.stride << " pad " << r.pad << " dilation " << r.dilation
+                     << " beta " << beta);
+      ConvGeometry g;
+      g.channels = g.out_channels = g.groups = 3;
+      g.kernel_h = g.kernel_w = r.kernel;
+      g.stride_h = g.stride_w = r.stride;
+      g.pad_h = g.pad_w = r.pad;
+      g.dilation_h = g.dilation_w = r.dilation;
+      g.height = r.height;
+      g.width = r.width;
+      // out = (in + 2p - d(k - 1) - 1) / s + 1
+      g.out_h = (r.height + 2 * r.pad - r.dilation * (r.kernel - 1) - 1) / r.stride + 1;
+      g.out_w = (r.width + 2 * r.pad - r.dilation * (r.kernel - 1) - 1) / r.stride + 1;
+      std::mt19937_64 rng(23);
+      const auto w = fcn::testing::random_normal(g.channels * r.kernel * r.kernel, rng);
+      const auto x = fcn::testing::random_normal(g.image_numel(), rng);
+      const auto start = fcn::testing::random_normal(g.output_numel(), rng);
+      std::vector<float> y = start;
+      fcn::cpu::depthwise_forward(g, w.data(), x.data(), beta, y.data());
+      double worst = 0, largest = 0;
+      for (int64_t c = 0; c < g.channels; ++c)
+        for (int64_t oh = 0; oh < g.out_h; ++oh)
+          for (int64_t ow = 0; ow < g.out_w; ++ow) {
+            const int64_t at = (c * g.out_h + oh) * g.out_w + ow;
+            double sum = beta * static_cast<double>(start[at]);
+            for (int64_t ki = 0; ki < r.kernel; ++ki)
+              for (int64_t kj = 0; kj < r.kernel; ++kj) {
+                const int64_t ih = oh * r.stride - r.pad + ki * r.dilation, iw = ow * r.stride - r.pad + kj * r.dilation;
+                if (ih < 0 || ih >= g.height || iw < 0 || iw >= g.width) continue;
+                sum += static_cast<double>(w[(c * r.kernel + ki) * r.kernel + kj]) * x[(c * g.height + ih) * g.width + iw];
+              }
+            worst = std::max(worst, std::abs(y[at] - sum));
+            largest = std::max(largest, std::abs(sum));
+          }
+      // 256 float products summed: a few ulps of the window's magnitude
+      CHECK(worst <= 1e-5 * std::max(1.0, largest));
+    }
+  }
+}
+
 // A conv of square kernel, padding and image, stride 1, over `batch` images.
 struct SquareConv {
   int64_t channels, out_channels, kernel, pad, size, batch;
