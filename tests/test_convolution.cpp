@@ -177,6 +177,22 @@ TEST_CASE("conv_forward gives bit-equal outputs for equal windows, wherever they
   }
 }
 
+namespace {
+
+// A depthwise geometry (groups == channels == out_channels) of square kernel, stride, padding and
+// dilation; the caller sets the image and output sizes.
+ConvGeometry square_depthwise(int64_t channels, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation) {
+  ConvGeometry g;
+  g.channels = g.out_channels = g.groups = channels;
+  g.kernel_h = g.kernel_w = kernel;
+  g.stride_h = g.stride_w = stride;
+  g.pad_h = g.pad_w = pad;
+  g.dilation_h = g.dilation_w = dilation;
+  return g;
+}
+
+}  // namespace
+
 TEST_CASE("depthwise_backward_data (the bilinear upsampling deconv) gives conv_backward_data's numbers per channel") {
   // FCN's upscore8 (16x16, stride 8, pad 0; also at its size for a 500x500 image, 71x71 -> 568x568) and
   // upscore2 (4x4, stride 2), a padded one, odd sizes: the row-at-a-time path (kernel a multiple of the
@@ -187,12 +203,7 @@ TEST_CASE("depthwise_backward_data (the bilinear upsampling deconv) gives conv_b
   for (const Row& r : {Row{16, 8, 0, 1, 9, 7}, Row{16, 8, 0, 1, 71, 71}, Row{4, 2, 0, 1, 13, 10},
                        Row{4, 2, 1, 1, 7, 6}, Row{6, 3, 2, 1, 5, 8}, Row{3, 2, 1, 2, 6, 5}, Row{3, 2, 0, 1, 4, 5}}) {
     INFO("kernel " << r.kernel << " stride " << r.stride << " pad " << r.pad << " dilation " << r.dilation);
-    ConvGeometry g;
-    g.channels = g.out_channels = g.groups = 5;
-    g.kernel_h = g.kernel_w = r.kernel;
-    g.stride_h = g.stride_w = r.stride;
-    g.pad_h = g.pad_w = r.pad;
-    g.dilation_h = g.dilation_w = r.dilation;
+    ConvGeometry g = square_depthwise(5, r.kernel, r.stride, r.pad, r.dilation);
     g.out_h = r.out_h;
     g.out_w = r.out_w;
     // the image side a transposed conv of these outputs fills: (out - 1) * s - 2p + d(k - 1) + 1
@@ -228,12 +239,7 @@ TEST_CASE("depthwise_forward (the upsampling deconv's backward) matches a float6
     for (const float beta : {1.f, 0.f}) {
       INFO("kernel " << r.kernel << " stride " << r.stride << " pad " << r.pad << " dilation " << r.dilation
                      << " beta " << beta);
-      ConvGeometry g;
-      g.channels = g.out_channels = g.groups = 3;
-      g.kernel_h = g.kernel_w = r.kernel;
-      g.stride_h = g.stride_w = r.stride;
-      g.pad_h = g.pad_w = r.pad;
-      g.dilation_h = g.dilation_w = r.dilation;
+      ConvGeometry g = square_depthwise(3, r.kernel, r.stride, r.pad, r.dilation);
       g.height = r.height;
       g.width = r.width;
       // out = (in + 2p - d(k - 1) - 1) / s + 1
