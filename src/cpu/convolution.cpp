@@ -703,6 +703,16 @@ void gather_segments(const ConvGeometry& g, const std::vector<Segment>& segments
 // A float workspace viewed as bf16 words (a bf16 operand needs half its floats).
 uint16_t* as_bf16(float* workspace) { return static_cast<uint16_t*>(static_cast<void*>(workspace)); }
 
+// The sum of a plane's values in double: planes hold up to ~10^6 terms;
+// summed a vector at a time (the one-term-at-a-time loop, bound by the
+// latency of its adds, was ~3% of a VGG16 train step).
+double plane_sum(const float* plane, int64_t area) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < area; ++i) sum += plane[i];
+  return sum;
+}
+
 // The sum of a plane's values over the frame's pixels, in double (up to
 // ~10^6 terms): each row's runs left and right of the inner rectangle, or
 // the whole row outside its rows, summed a vector at a time (a test of every
@@ -730,15 +740,20 @@ double frame_sum(const ConstantFrame& pixels, const float* plane, int64_t width)
 
 // weight_grad[o, c, :, :] += v_c * sum_{p in pixels} output_grad[o, p]: the
 // frame outputs' part, whose windows read v_c at every tap (c in o's group).
+// With bias_grad, also bias_grad[o] += the sum of all of plane o (as
+// add_channel_sums), just before the frame's sum reads part of the plane
+// again, from cache rather than memory (the two passes over all planes
+// each read conv1_2's 125 MB of output gradients).
 void add_frame_weight_grad(const ConvGeometry& g, const ConstantFrame& pixels, const ConstantFrame& input,
-                           const float* image, const float* output_grad, float* weight_grad) {
-  if (pixels.empty()) return;
+                           const float* image, const float* output_grad, float* weight_grad, float* bias_grad) {
   const int64_t taps = g.kernel_h * g.kernel_w, group_in = g.channels / g.groups;
   const int64_t group_out = g.out_channels / g.groups;
   const auto [y, x] = input.first_pixel();
 #pragma omp parallel for schedule(static) if (g.out_channels * pixels.count() >= kParallelMinEntries)
   for (int64_t o = 0; o < g.out_channels; ++o) {
-    const double sum = frame_sum(pixels, output_grad + o * g.out_area(), g.out_w);
+    const float* plane = output_grad + o * g.out_area();
+    if (bias_grad) bias_grad[o] += static_cast<float>(plane_sum(plane, g.out_area()));
+    const double sum = frame_sum(pixels, plane, g.out_w);
     for (int64_t c = 0; c < group_in; ++c) {
       const int64_t channel = o / group_out * group_in + c;
       const float part = static_cast<float>(sum * image[(channel * g.height + y) * g.width + x]);
@@ -751,16 +766,23 @@ void add_frame_weight_grad(const ConvGeometry& g, const ConstantFrame& pixels, c
 // conv_backward_weight over the outputs outside the frame (Winograd's tiles
 // that meet them, or im2col + GEMM of just those), plus the frame's part in
 // closed form (none when its windows read the zero padding).
+// With bias_grad, the bias gradient's sums too (conv_backward_weight).
 void backward_weight_with_frame(const ConvGeometry& g, const float* image, const float* output_grad,
                                 float* weight_grad, const OutputFrame& frame, const ConstantFrame& input,
-                                bool accumulate) {
+                                bool accumulate, float* bias_grad) {
   const int tile = winograd_backward_tile();
-  if (winograd_pays(g, tile)) {
+  const bool winograd = winograd_pays(g, tile);
+  // the frame's outputs whose part comes in closed form: none when their windows read the zero padding
+  const ConstantFrame pixels =
+      !frame.reads_input ? ConstantFrame{} : winograd ? winograd_skipped(g, frame.frame, tile) : frame.frame;
+  if (bias_grad && pixels.empty()) add_channel_sums(g.out_channels, g.out_area(), output_grad, bias_grad);
+  const auto add_frame_part = [&] {
+    if (!pixels.empty()) add_frame_weight_grad(g, pixels, input, image, output_grad, weight_grad, bias_grad);
+  };
+  if (winograd) {
     if (!accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);  // a 3x3 weight: the passes below add
     winograd_backward_weight(g, image, output_grad, weight_grad, tile, &frame.frame);
-    if (frame.reads_input)
-      add_frame_weight_grad(g, winograd_skipped(g, frame.frame, tile), input, image, output_grad, weight_grad);
-    return;
+    return add_frame_part();
   }
   const std::vector<Segment> segments = segments_outside(frame.frame, g.out_h, g.out_w);
   const int64_t m = g.out_channels / g.groups, k = g.column_rows() / g.groups;
@@ -788,7 +810,7 @@ void backward_weight_with_frame(const ConvGeometry& g, const float* image, const
     }
     beta = 1.f;
   });
-  if (frame.reads_input) add_frame_weight_grad(g, frame.frame, input, image, output_grad, weight_grad);
+  add_frame_part();
 }
 
 }  // namespace
@@ -845,12 +867,13 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
 }
 
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
-                          const ConstantFrame* input_frame, bool accumulate) {
+                          const ConstantFrame* input_frame, bool accumulate, float* bias_grad) {
   if (input_frame) {
     const OutputFrame frame = output_frame_of(g, *input_frame);
     if (!frame.frame.empty())
-      return backward_weight_with_frame(g, image, output_grad, weight_grad, frame, *input_frame, accumulate);
+      return backward_weight_with_frame(g, image, output_grad, weight_grad, frame, *input_frame, accumulate, bias_grad);
   }
+  if (bias_grad) add_channel_sums(g.out_channels, g.out_area(), output_grad, bias_grad);
   const bool winograd = winograd_pays(g, winograd_backward_tile());
   if (winograd || phase_grid_pays(g, winograd_backward_tile())) {
     if (!accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);  // a 3x3 weight: these add
@@ -926,14 +949,17 @@ bool backward_data_writes_whole(const ConvGeometry& g, int64_t batch) {
 }
 
 void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,
-                                 float* weight_grad, const ConstantFrame* input_frame, bool accumulate) {
+                                 float* weight_grad, const ConstantFrame* input_frame, bool accumulate,
+                                 float* bias_grad) {
   if (!framed(g, input_frame) && batch_on_grid(g, batch, winograd_backward_tile())) {
+    for (int64_t n = 0; n < batch && bias_grad; ++n)
+      add_channel_sums(g.out_channels, g.out_area(), output_grads + n * g.output_numel(), bias_grad);
     if (!accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);  // the grid adds
     return phase_grid_backward_weight(g, batch, images, output_grads, weight_grad);
   }
   for (int64_t n = 0; n < batch; ++n)  // the first image writes, the others add
     conv_backward_weight(g, images + n * g.image_numel(), output_grads + n * g.output_numel(), weight_grad,
-                         input_frame, accumulate || n > 0);
+                         input_frame, accumulate || n > 0, bias_grad);
 }
 
 namespace {
@@ -1062,16 +1088,7 @@ void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* 
 
 void add_channel_sums(int64_t channels, int64_t area, const float* grad, float* bias_grad) {
 #pragma omp parallel for schedule(static) if (channels * area >= kParallelMinEntries)
-  for (int64_t c = 0; c < channels; ++c) {
-    const float* plane = grad + c * area;
-    // double: planes hold up to ~10^6 terms; summed a vector at a time (the
-    // one-term-at-a-time loop, bound by the latency of its adds, was ~3% of a
-    // VGG16 train step)
-    double sum = 0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < area; ++i) sum += plane[i];
-    bias_grad[c] += static_cast<float>(sum);
-  }
+  for (int64_t c = 0; c < channels; ++c) bias_grad[c] += static_cast<float>(plane_sum(grad + c * area, area));
 }
 
 }  // namespace fcn::cpu

@@ -199,13 +199,15 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   Tensor* x_grad = input_grads[0];
   // deferred gradients (Graph::zero_param_grads) are written, not added to
   if (std::exchange(bias_.grad_deferred, false)) bias_.grad.zero();
-  if (trains_bias())
+  // the weight gradient's pass sums the bias gradient too (next to the frame's sums, which reread the planes)
+  float* bias_grad = trains_bias() ? bias_.grad.data() : nullptr;
+  if (bias_grad && !trains_weight())
     for (int64_t n = 0; n < x.n(); ++n)
-      cpu::add_channel_sums(g.out_channels, g.out_area(), output_grad.data() + n * g.output_numel(), bias_.grad.data());
+      cpu::add_channel_sums(g.out_channels, g.out_area(), output_grad.data() + n * g.output_numel(), bias_grad);
   const bool weight_deferred = std::exchange(weight_.grad_deferred, false);
   if (trains_weight())
     cpu::conv_backward_weight_images(g, x.n(), x.data(), output_grad.data(), weight_.grad.data(), &input_frame_,
-                                     !weight_deferred);
+                                     !weight_deferred, bias_grad);
   if (x_grad)
     cpu::conv_backward_data_images(g, x.n(), weight_.data.data(), output_grad.data(), x_grad->data(),
                                    !input_grad_fresh(0), input_grad_kept());

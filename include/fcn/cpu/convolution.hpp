@@ -91,8 +91,12 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
 // in closed form, v_c * sum over them of output_grad[o] at every tap (0 when
 // their windows read the zero padding), and the GEMMs (or Winograd's tiles)
 // run over the other outputs only.
+// With `bias_grad`, also bias_grad[o] += the sum of output_grad[o] (the bias
+// gradient, add_channel_sums's numbers): with a frame each plane's sum is
+// taken just before the frame's, which then reads the plane from cache.
 void conv_backward_weight(const ConvGeometry& g, const float* image, const float* output_grad, float* weight_grad,
-                          const ConstantFrame* input_frame = nullptr, bool accumulate = true);
+                          const ConstantFrame* input_frame = nullptr, bool accumulate = true,
+                          float* bias_grad = nullptr);
 
 // The three passes over `batch` consecutive samples (images [batch, C, H, W],
 // outputs [batch, K, OH, OW]; beta 0), with the per-sample semantics above
@@ -126,7 +130,8 @@ void conv_backward_data_images(const ConvGeometry& g, int64_t batch, const float
 // other paths add, and zero them first to write.
 bool backward_data_writes_whole(const ConvGeometry& g, int64_t batch);
 void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const float* images, const float* output_grads,
-                                 float* weight_grad, const ConstantFrame* input_frame = nullptr, bool accumulate = true);
+                                 float* weight_grad, const ConstantFrame* input_frame = nullptr, bool accumulate = true,
+                                 float* bias_grad = nullptr);
 
 // Depthwise geometry (groups == channels == out_channels, weight [C, 1, KH, KW]):
 // the same as conv_forward / conv_backward_data, one channel at a time in
