@@ -40,23 +40,24 @@ inline __m512 kept_gradient_lanes(__mmask16 keep, __m512 g) {
   return _mm512_add_ps(zero, _mm512_mask_blend_ps(keep, _mm512_mul_ps(zero, g), g));
 }
 
+// v[0..1] become their two permutex2var over (v[0], v[1]) by `first` and `second`.
+inline void permute_pair(__m512 v[2], __m512i first, __m512i second) {
+  const __m512 a = _mm512_permutex2var_ps(v[0], first, v[1]), b = _mm512_permutex2var_ps(v[0], second, v[1]);
+  v[0] = a;
+  v[1] = b;
+}
+
 // v[0..1] hold 32 consecutive floats; afterwards v[j][l] holds element 2l + j.
 inline void deinterleave2(__m512 v[2]) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const __m512 e = _mm512_permutex2var_ps(v[0], even, v[1]), o = _mm512_permutex2var_ps(v[0], odd, v[1]);
-  v[0] = e;
-  v[1] = o;
+  permute_pair(v, _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+               _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31));
 }
 
 // The inverse of deinterleave2: v[0..1] become 32 consecutive floats, element
 // 2l + j taken from v[j][l].
 inline void interleave2(__m512 v[2]) {
-  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-  const __m512 a = _mm512_permutex2var_ps(v[0], lo, v[1]), b = _mm512_permutex2var_ps(v[0], hi, v[1]);
-  v[0] = a;
-  v[1] = b;
+  permute_pair(v, _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23),
+               _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31));
 }
 #endif
 

@@ -788,10 +788,10 @@ void backward_weight_with_frame(const ConvGeometry& g, const float* image, const
   const int64_t m = g.out_channels / g.groups, k = g.column_rows() / g.groups;
   if (segments.empty() && !accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);
   float beta = accumulate ? 1.f : 0.f;  // the first band writes (fc6's 411 MB gradient is not read)
+  const bool bf16 = g.precision == Precision::bf16;  // the operands gathered rounded (store_strided)
   for_each_segment_band(segments, frame_band_pixels(g), [&](size_t first, size_t last, int64_t n) {
     float* col = column_workspace(g.column_rows() * n);
     float* compact = output_workspace(g.out_channels * n);
-    const bool bf16 = g.precision == Precision::bf16;
     if (bf16) {
       im2col_segments(g, image, segments, first, last, n, as_bf16(col));
       gather_segments(g, segments, first, last, n, output_grad, as_bf16(compact));
