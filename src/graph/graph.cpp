@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <numeric>
 
@@ -19,6 +20,13 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// CPU time of the whole process (all threads), in seconds.
+double process_cpu_seconds() {
+  timespec now{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
 }
 
 // A lifetime on the step timeline (both ends inclusive) and a size.
@@ -489,12 +497,14 @@ void Graph::forward(Mode mode) {
     std::vector<const Tensor*> inputs;
     for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
     const auto start = std::chrono::steady_clock::now();
+    const double cpu_start = options_.profile ? process_cpu_seconds() : 0;
     const bool folded = folding && folds_next_[i] &&
                         layers_[i]->forward_folded(inputs, blobs_[nodes_[i + 1].output_blob], *layers_[i + 1],
                                                    rectifies_[i + 1]);
     if (!folded) layers_[i]->forward(inputs, blobs_[nodes_[i].output_blob], mode);
     if (options_.profile) {
       timings_[i].forward_s += seconds_since(start);
+      timings_[i].forward_cpu_s += process_cpu_seconds() - cpu_start;
       ++timings_[i].forward_calls;
     }
     if (folded) ++i;  // layer i + 1's output is written (and no hook is set)
@@ -546,6 +556,7 @@ void Graph::backward() {
       input_grads.push_back(has_grad_[b] ? &grads_[b] : nullptr);
     }
     const auto start = std::chrono::steady_clock::now();
+    const double cpu_start = options_.profile ? process_cpu_seconds() : 0;
     if (planned) {
       // a gradient born here is zeroed, unless the layer writes it whole (an input it reads once)
       std::vector<Tensor*> born;
@@ -566,6 +577,7 @@ void Graph::backward() {
     layers_[i]->backward(inputs, blobs_[node.output_blob], grads_[node.output_blob], input_grads);
     if (options_.profile) {
       timings_[i].backward_s += seconds_since(start);
+      timings_[i].backward_cpu_s += process_cpu_seconds() - cpu_start;
       ++timings_[i].backward_calls;
     }
     if (backward_hook_) backward_hook_(i);
@@ -680,21 +692,27 @@ void Graph::reset_timings() { std::fill(timings_.begin(), timings_.end(), LayerT
 std::string Graph::timing_table() const {
   double total = 0;
   for (const LayerTiming& t : timings_) total += t.forward_s + t.backward_s;
+  double total_cpu = 0;
+  for (const LayerTiming& t : timings_) total_cpu += t.forward_cpu_s + t.backward_cpu_s;
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-16s %-12s %11s %11s %7s\n", "layer", "type", "forward ms", "backward ms",
-                "share");
+  // busy: threads at work on average (CPU time of all threads / wall time)
+  std::snprintf(line, sizeof line, "%-16s %-12s %11s %11s %7s %5s %5s\n", "layer", "type", "forward ms",
+                "backward ms", "share", "busy", "busy");
   out += line;
   const auto per_call = [](double s, int64_t calls) { return calls ? 1e3 * s / static_cast<double>(calls) : 0.0; };
+  const auto busy = [](double cpu, double wall) { return wall > 0 ? cpu / wall : 0.0; };
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerTiming& t = timings_[i];
-    std::snprintf(line, sizeof line, "%-16s %-12s %11.2f %11.2f %6.1f%%\n", layers_[i]->name().c_str(),
+    std::snprintf(line, sizeof line, "%-16s %-12s %11.2f %11.2f %6.1f%% %5.2f %5.2f\n", layers_[i]->name().c_str(),
                   layers_[i]->type().c_str(), per_call(t.forward_s, t.forward_calls),
                   per_call(t.backward_s, t.backward_calls),
-                  total > 0 ? 100.0 * (t.forward_s + t.backward_s) / total : 0.0);
+                  total > 0 ? 100.0 * (t.forward_s + t.backward_s) / total : 0.0, busy(t.forward_cpu_s, t.forward_s),
+                  busy(t.backward_cpu_s, t.backward_s));
     out += line;
   }
-  std::snprintf(line, sizeof line, "%-29s %11.3f s in all\n", "total", total);
+  std::snprintf(line, sizeof line, "%-29s %11.3f s in all, %.2f threads busy\n", "total", total,
+                busy(total_cpu, total));
   return out + line;
 }
 

@@ -77,9 +77,12 @@ struct GraphOptions {
   Precision precision = Precision::fp32;
 };
 
-// Accumulated wall-clock time of one layer (options.profile).
+// Accumulated wall-clock time of one layer (options.profile), and the CPU
+// time of all threads in it (busy threads = CPU / wall: what the layer's
+// parallel loops leave idle).
 struct LayerTiming {
   double forward_s = 0, backward_s = 0;
+  double forward_cpu_s = 0, backward_cpu_s = 0;
   int64_t forward_calls = 0, backward_calls = 0;
 };
 
