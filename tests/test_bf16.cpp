@@ -544,3 +544,46 @@ TEST_CASE("each kind of FCN conv in bf16 against fp32 at photo-sized shapes: out
     CHECK(cosine(fp32.weight_grad, bf16.weight_grad) >= 0.999);
   }
 }
+
+TEST_CASE("the bf16 Winograd weight gradient counts every tile once wherever its blocks are cut") {
+  skip_without_bf16();
+  // 64 -> 64 channels, 3x3, at 88x88 and 90x70: F(4x4) tiles 22 x 22 (484, two blocks of 240 and 244 tiles
+  // over two threads) and 23 x 18 (414). The output gradient is non-zero in one band of four output rows (one
+  // tile row) at a time, so a tile row that no block takes, or that two take, shows as a gradient off fp32's
+  // in direction or length, wherever the cut between the blocks falls.
+  const int saved_threads = omp_get_max_threads();
+  omp_set_num_threads(2);
+  for (const auto& [height, width] : {std::pair<int64_t, int64_t>{88, 88}, {90, 70}}) {
+    cpu::ConvGeometry g;
+    g.channels = g.out_channels = 64;
+    g.height = g.out_h = height;
+    g.width = g.out_w = width;
+    g.kernel_h = g.kernel_w = 3;
+    g.pad_h = g.pad_w = 1;
+    std::mt19937_64 rng(9);
+    std::vector<float> image = random_matrix(g.image_numel(), rng);
+    for (float& v : image) v = std::max(v, 0.f);
+    const std::vector<float> full_grad = random_matrix(g.output_numel(), rng);
+    for (int64_t band = 0; band * 4 < g.out_h; ++band) {
+      std::vector<float> output_grad(full_grad.size(), 0.f);
+      for (int64_t k = 0; k < g.out_channels; ++k)
+        for (int64_t y = band * 4; y < std::min(g.out_h, band * 4 + 4); ++y)
+          std::copy_n(full_grad.begin() + (k * g.out_h + y) * g.out_w, g.out_w,
+                      output_grad.begin() + (k * g.out_h + y) * g.out_w);
+      std::vector<float> fp32(g.out_channels * g.channels * 9, 0.f), bf16(fp32.size(), 0.f);
+      g.precision = Precision::fp32;
+      cpu::conv_backward_weight(g, image.data(), output_grad.data(), fp32.data());
+      g.precision = Precision::bf16;
+      cpu::conv_backward_weight(g, image.data(), output_grad.data(), bf16.data());
+      double norm32 = 0, norm16 = 0;
+      for (size_t i = 0; i < fp32.size(); ++i) {
+        norm32 += static_cast<double>(fp32[i]) * fp32[i];
+        norm16 += static_cast<double>(bf16[i]) * bf16[i];
+      }
+      INFO(height << "x" << width << ", output rows from " << band * 4);
+      CHECK(cosine(fp32, bf16) >= 0.999);
+      CHECK(std::sqrt(norm16 / norm32) == Approx(1.0).epsilon(0.01));
+    }
+  }
+  omp_set_num_threads(saved_threads);
+}
