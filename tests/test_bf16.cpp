@@ -185,6 +185,28 @@ void check_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
 
 }  // namespace
 
+TEST_CASE("round_to_bf16_parallel with streaming stores writes the bits of round_to_bf16 wherever out starts") {
+  // three chunks of the team's split and a tail; out at every 2-byte offset of a cache line, so that the
+  // streamed body (whole 64-byte lines), its unaligned head and its tail all run; NaNs and ties among the values
+  std::mt19937_64 rng(3);
+  const int64_t count = 3 * (int64_t{1} << 16) + 77;
+  std::vector<float> in = random_matrix(count, rng);
+  for (int64_t i = 0; i < count; i += 997) in[i] = from_bits(i % 2 ? 0x7fc00001u : 0x3f808000u);
+  std::vector<uint16_t> expected(count);
+  cpu::round_to_bf16(in.data(), expected.data(), count);
+  std::vector<uint16_t> buffer(count + 64);
+  for (int offset : {0, 1, 7, 31}) {
+    uint16_t* out = buffer.data() + (64 - reinterpret_cast<uintptr_t>(buffer.data()) % 64) / 2 + offset;
+    std::fill(buffer.begin(), buffer.end(), uint16_t{0xdead});
+    cpu::round_to_bf16_parallel(in.data(), out, count, true);
+    int64_t differing = 0;
+    for (int64_t i = 0; i < count; ++i) differing += out[i] != expected[i];
+    INFO("out " << offset << " values past a cache line's start");
+    CHECK(differing == 0);
+    CHECK(out[count] == 0xdead);  // nothing past the end
+  }
+}
+
 TEST_CASE("gemm_bf16 equals the float64 product of the rounded operands: transposes, strides, alpha, beta") {
   skip_without_bf16();
   std::mt19937_64 rng(7);

@@ -194,6 +194,24 @@ void round_to_bf16_avx512(const float* in, uint16_t* out, int64_t count) {
   }
 }
 
+// round_to_bf16_avx512 with non-temporal stores of whole cache lines (32
+// values) where `out` is 64-byte aligned; the rest as round_to_bf16_avx512.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+void stream_to_bf16_avx512(const float* in, uint16_t* out, int64_t count) {
+  constexpr int64_t kLine = 32;
+  const int64_t misaligned = static_cast<int64_t>(reinterpret_cast<uintptr_t>(out) % 64) / 2;
+  const int64_t head = misaligned ? std::min(count, kLine - misaligned) : 0;
+  round_to_bf16_avx512(in, out, head);
+  int64_t i = head;
+  for (; i + kLine <= count; i += kLine) {
+    // lanes 0-15 from in[i..], 16-31 from in[i + 16..]
+    const __m512bh packed = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(in + i + 16), _mm512_loadu_ps(in + i));
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(out + i), reinterpret_cast<const __m512i&>(packed));
+  }
+  _mm_sfence();  // the stores are weakly ordered: done before another thread reads them
+  round_to_bf16_avx512(in + i, out + i, count - i);
+}
+
 uint16_t round_one(float value) {
   uint32_t bits;
   std::memcpy(&bits, &value, sizeof bits);
@@ -386,7 +404,10 @@ void RoundedCopy::hold(Precision precision, const float* data, int64_t count) {
   release();
   if (precision != Precision::bf16 || count <= 0) return;
   uint16_t* rounded = storage_->buffer.get<uint16_t>(static_cast<size_t>(count));
-  round_to_bf16_parallel(data, rounded, count);
+  // fc6's weight (205 MB in bf16) streams past the caches: rounding it 9.8 -> 7.6 ms (Zen 5, 2 threads); fc7's
+  // (34 MB), which its GEMM may still find in L3, and smaller ones are stored plainly
+  constexpr int64_t kStreamingFrom = int64_t{32} << 20;  // values
+  round_to_bf16_parallel(data, rounded, count, count >= kStreamingFrom);
   storage_->rounded = rounded;
   data_ = data;
   const std::lock_guard<std::mutex> lock(registry_mutex);
@@ -534,11 +555,13 @@ void round_lane_pairs_to_bf16_interleaved(const float* even_in, const float* odd
   round_lanes_to_bf16_interleaved(odd_in, count, odd, stride);
 }
 
-void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count) {
+void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count, bool streaming) {
   constexpr int64_t kChunk = int64_t{1} << 16;
   const int64_t chunks = (count + kChunk - 1) / kChunk;
+  auto* const round_chunk = streaming && bf16_support().available ? stream_to_bf16_avx512 : round_to_bf16;
 #pragma omp parallel for schedule(static) if (chunks > 1 && !omp_in_parallel())
-  for (int64_t i = 0; i < chunks; ++i) round_to_bf16(in + i * kChunk, out + i * kChunk, std::min(kChunk, count - i * kChunk));
+  for (int64_t i = 0; i < chunks; ++i)
+    round_chunk(in + i * kChunk, out + i * kChunk, std::min(kChunk, count - i * kChunk));
 }
 
 }  // namespace fcn::cpu

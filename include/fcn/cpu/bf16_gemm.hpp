@@ -107,8 +107,11 @@ class RoundedCopy {
 
 // f32 -> bf16, round to nearest even (NaN stays NaN): the rounding the GEMMs apply.
 void round_to_bf16(const float* in, uint16_t* out, int64_t count);
-// The same on the OpenMP team, for large arrays.
-void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count);
+// The same on the OpenMP team, for large arrays. `streaming`: with
+// non-temporal stores where the CPU has AVX512-BF16 (the same bits), for a
+// copy far larger than the caches, whose lines would only come back from
+// memory: a store then skips reading its line first.
+void round_to_bf16_parallel(const float* in, uint16_t* out, int64_t count, bool streaming = false);
 float bf16_to_float(uint16_t value);
 // out[r * stride + l] = bf16(lanes_in[r * 16 + l]) for r < rows, l < lanes:
 // rows of 16-float vectors (one AVX-512 register each) into strided rows.
