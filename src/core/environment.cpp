@@ -16,7 +16,7 @@ const std::vector<EnvVariable>& environment_variables() {
        {"openblas", "onednn"},
        "fp32 GEMMs in OpenBLAS or oneDNN; unset: OpenBLAS, unless its kernel is far below the CPU's (an "
        "OPENBLAS_CORETYPE pin) and oneDNN has AVX-512 there"},
-      {"FCN_PROFILE", {"0", "1"}, "1: fcn bench also prints a per-layer table of forward and backward times"},
+      {"FCN_PROFILE", {"0", "1"}, "1: fcn bench also prints a per-layer table of forward and backward times and busy threads (CPU / wall)"},
       {"FCN_HUGE_PAGES",
        {"0", "1"},
        "1 (default): buffers of 4 MiB and more ask for transparent huge pages (fewer TLB misses), 0: plain pages"},
