@@ -6,7 +6,8 @@
 #      with one stderr line naming model.precision and avx512_bf16, and write
 #      nothing (no run directory, mask, dump).
 #  (b) Where the CPU has bf16 (`fcn --version` says "bf16: oneDNN ..."):
-#      bench says "bf16 via oneDNN", a bf16 run writes "precision": "bf16" to
+#      bench says "bf16 via oneDNN" (and, with --precision fp32,bf16, both
+#      precisions' figures and the median of their step-by-step ratios), a bf16 run writes "precision": "bf16" to
 #      its config.json and run.json and names the kernel in its header, an
 #      fp32 checkpoint runs in bf16 (predict, eval), and a bf16 forward
 #      differs from the fp32 one by bf16 rounding only. Elsewhere (b) is
@@ -64,6 +65,7 @@ refused "predict" masks_a "$fcn" predict --config tiny.json --weights "$weights"
   --out masks_a "${bf16[@]}"
 refused "eval" saved_a "$fcn" eval --config tiny.json --weights "$weights" --save-dir saved_a "${bf16[@]}"
 refused "bench --precision bf16" - "$fcn" bench --config tiny.json --size 32 32 --iters 1 --precision bf16
+refused "bench --precision fp32,bf16" - "$fcn" bench --config tiny.json --size 32 32 --iters 1 --precision fp32,bf16
 refused "forward" dump_a.safetensors "$fcn" forward --config tiny.json --weights "$weights" "${inputs[@]}" \
   --dump dump_a.safetensors "${bf16[@]}"
 
@@ -81,6 +83,22 @@ json=$("$fcn" bench --config tiny.json --size 32 32 --iters 1 --set model.precis
 [[ $json == *'"precision":"bf16"'* && $json == *'"precision_kernel":"oneDNN '* ]] ||
   { echo "$json"; fail "bench --json lacks precision bf16 and its oneDNN kernel"; }
 echo "ok [bench]: $(grep '^precision' <<<"$out")"
+# side by side: both precisions' figures, one iteration's ratio per pair, their median
+out=$("$fcn" bench --config tiny.json --size 32 32 --iters 3 --precision fp32,bf16 2>>bench.log) ||
+  { cat bench.log; fail "bench --precision fp32,bf16"; }
+[[ $out == *"precision   fp32 via "*"precision   bf16 via oneDNN "*"bf16/fp32 "*"train step"*"side-by-side pairs"* ]] ||
+  { echo "$out"; fail "bench --precision fp32,bf16 lacks both precisions and their ratio"; }
+"$fcn" bench --config tiny.json --size 32 32 --iters 3 --precision fp32,bf16 --json 2>>bench.log | tail -n 1 >pair.json
+/usr/bin/python3 - <<'EOF' || fail "bench --precision fp32,bf16 --json"
+import json, statistics
+d = json.load(open("pair.json"))
+fp32, bf16 = d["runs"]
+assert (fp32["precision"], bf16["precision"], d["ratio"]) == ("fp32", "bf16", "bf16/fp32"), d
+ratios = [b / a for a, b in zip(fp32["train_steps_s"], bf16["train_steps_s"])]
+assert len(ratios) == 3 and abs(statistics.median(ratios) - d["train_step_ratio"]) < 1e-12, (ratios, d)
+assert abs(d["train_step_ratios"][1] - ratios[1]) < 1e-12 and len(d["infer_ratios"]) == 3, d
+EOF
+echo "ok [bench side by side]: $(grep '^bf16/fp32' <<<"$out")"
 
 "$fcn" train --config tiny.json --out bf16 "${bf16[@]}" 2>bf16.log || { cat bf16.log; fail "bf16 training"; }
 log=$(cat bf16.log)
