@@ -569,13 +569,14 @@ TEST_CASE("each kind of FCN conv in bf16 against fp32 at photo-sized shapes: out
 
 TEST_CASE("the bf16 Winograd weight gradient counts every tile once wherever its blocks are cut") {
   skip_without_bf16();
-  // 64 -> 64 channels, 3x3, at 88x88 and 90x70: F(4x4) tiles 22 x 22 (484, two blocks of 240 and 244 tiles
-  // over two threads) and 23 x 18 (414). The output gradient is non-zero in one band of four output rows (one
-  // tile row) at a time, so a tile row that no block takes, or that two take, shows as a gradient off fp32's
-  // in direction or length, wherever the cut between the blocks falls.
+  // 64 -> 64 channels, 3x3, at 88x88 and 90x70: F(4x4) tiles 22 x 22 (484) and 23 x 18 (414), all in one
+  // GEMM per point (weight_grad_whole); at 200x120, 50 x 30 (1500) in six blocks of 240-256 tiles, two
+  // partials. The output gradient is non-zero in one band of four output rows (one tile row) at a time, so a
+  // tile row that no block takes, or that two take, shows as a gradient off fp32's in direction or length,
+  // wherever the cuts between the blocks fall.
   const int saved_threads = omp_get_max_threads();
   omp_set_num_threads(2);
-  for (const auto& [height, width] : {std::pair<int64_t, int64_t>{88, 88}, {90, 70}}) {
+  for (const auto& [height, width] : {std::pair<int64_t, int64_t>{88, 88}, {90, 70}, {200, 120}}) {
     cpu::ConvGeometry g;
     g.channels = g.out_channels = 64;
     g.height = g.out_h = height;
