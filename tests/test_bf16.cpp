@@ -569,16 +569,20 @@ TEST_CASE("each kind of FCN conv in bf16 against fp32 at photo-sized shapes: out
 
 TEST_CASE("the bf16 Winograd weight gradient counts every tile once wherever its blocks are cut") {
   skip_without_bf16();
-  // 64 -> 64 channels, 3x3, at 88x88 and 90x70: F(4x4) tiles 22 x 22 (484) and 23 x 18 (414), all in one
-  // GEMM per point (weight_grad_whole); at 200x120, 50 x 30 (1500) in six blocks of 240-256 tiles, two
-  // partials. The output gradient is non-zero in one band of four output rows (one tile row) at a time, so a
-  // tile row that no block takes, or that two take, shows as a gradient off fp32's in direction or length,
-  // wherever the cuts between the blocks fall.
+  // 3x3 convs on two threads: 64 -> 64 channels at 200x120, F(4x4) tiles 50 x 30 (1500) in six blocks of
+  // 240-256 tiles and two partials; 256 -> 256 channels at 88x88 and 90x70, 22 x 22 (484) and 23 x 18 (414)
+  // tiles in one chunk of the team's (weight_grad_chunks), and at 32x1024, 8 x 256 (2048) in two. The output
+  // gradient is non-zero in one band of four output rows (one tile row) at a time, so a tile row that no
+  // block or chunk takes, or that two take, shows as a gradient off fp32's in direction or length, wherever
+  // the cuts fall.
   const int saved_threads = omp_get_max_threads();
   omp_set_num_threads(2);
-  for (const auto& [height, width] : {std::pair<int64_t, int64_t>{88, 88}, {90, 70}, {200, 120}}) {
+  struct Case {
+    int64_t channels, height, width;
+  };
+  for (const auto& [channels, height, width] : {Case{64, 200, 120}, {256, 88, 88}, {256, 90, 70}, {256, 32, 1024}}) {
     cpu::ConvGeometry g;
-    g.channels = g.out_channels = 64;
+    g.channels = g.out_channels = channels;
     g.height = g.out_h = height;
     g.width = g.out_w = width;
     g.kernel_h = g.kernel_w = 3;
@@ -603,7 +607,7 @@ TEST_CASE("the bf16 Winograd weight gradient counts every tile once wherever its
         norm32 += static_cast<double>(fp32[i]) * fp32[i];
         norm16 += static_cast<double>(bf16[i]) * bf16[i];
       }
-      INFO(height << "x" << width << ", output rows from " << band * 4);
+      INFO(channels << " channels at " << height << "x" << width << ", output rows from " << band * 4);
       CHECK(cosine(fp32, bf16) >= 0.999);
       CHECK(std::sqrt(norm16 / norm32) == Approx(1.0).epsilon(0.01));
     }

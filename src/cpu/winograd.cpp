@@ -978,57 +978,73 @@ int64_t weight_grad_partials(const ConvGeometry& g, const TileGrid<T>& grid, con
   return std::min<int64_t>(blocks, threads);
 }
 
-// Whether the bf16 weight gradient takes all tiles at once
-// (weight_grad_whole): where BlockSplit would give each thread one block
-// (VGG16's conv4_x and conv5_x at 500x500: 484 and 121 F(4x4) tiles). Those
-// blocks' GEMMs are shallow (a thread's share of the tiles deep) and each
-// writes a thread's partial dU[xi], 1 MB at 512 channels, to memory; the
-// partials are then summed in a pass of their own.
-bool weight_grad_at_once(Precision precision, int64_t tiles, int64_t widest_channels, int threads) {
-  if (precision != Precision::bf16 || threads < 2) return false;
-  const BlockSplit split(tiles, block_tiles(tiles, widest_channels, threads, precision), threads, precision);
-  return split.blocks <= threads;
+// The bf16 weight gradient's chunks of tiles (weight_grad_chunks): as many
+// tiles as keep the team's V and Mbar (bf16) within kChunkBytes, evenly cut
+// in multiples of kLanes; 0 where it does not apply: fp32, one thread, or
+// fewer than 256 channels on a side, where a thread's block of 256 tiles
+// keeps its V, Mbar and dU in cache and its GEMMs are deep enough (64
+// channels at 698x698: 39-42 ms in blocks, 46-52 in chunks; 128 at 349x349
+// gained 1-3 ms alone but lost 5 in the net, conv2_2's backward 59.1 ->
+// 64.2 ms, medians of three rounds). The budget: 16, 32, 64 and 256 MB
+// chunks, two rounds each at 128, 256 and 512 channels (below): 64 MB the
+// best or within a round's noise of it.
+constexpr int64_t kChunkBytes = int64_t{64} << 20;
+constexpr int64_t kChunkMinChannels = 256;
+int64_t weight_grad_chunk(Precision precision, int64_t tiles, int64_t channels, int64_t out_channels, int xis,
+                          int threads) {
+  if (precision != Precision::bf16 || threads < 2 || tiles == 0 ||
+      std::min(channels, out_channels) < kChunkMinChannels)
+    return 0;
+  const int64_t per_tile = xis * (channels + out_channels) * static_cast<int64_t>(sizeof(uint16_t));
+  const int64_t most = std::max<int64_t>(kLanes, kChunkBytes / per_tile / kLanes * kLanes);
+  const int64_t chunks = (tiles + most - 1) / most;
+  return ((tiles + chunks - 1) / chunks + kLanes - 1) / kLanes * kLanes;
 }
 
-// dU[xi] = Mbar[xi] V[xi]^T over all the tiles of `runs` in one GEMM per xi,
-// into `du`: the team transforms the image's and the output gradient's
-// channels into one shared V and Mbar (a channel per turn), then takes the
-// xi's GEMMs in turn. Each dU[xi] is one GEMM over the same tiles in the
-// same order whichever thread runs it: the same number in every run. Two
-// threads, Zen 5, one layer alone, three rounds alternated with
-// weight_grad_partials: 512 channels at 44x44 7.0-8.6 -> 5.8-6.1 ms, at
-// 88x88 20.3-21.4 -> 18.4-19.0 ms. The team's V and Mbar are at most the
-// threads' blocks' (block_tiles), which winograd_scratch_floats counts.
+// dU[xi] = sum over the tiles of Mbar[xi] V[xi]^T, a chunk of `chunk`
+// tiles at a time, into `du`: the team transforms the chunk's image and
+// output-gradient channels into one shared V and Mbar (a few channels per
+// turn), then takes the xi's GEMMs in turn, each adding the chunk into
+// dU[xi] (the first writes it). Each dU[xi] adds its chunks in their order,
+// however the threads share them: the same number in every run. Against
+// weight_grad_partials (a block of 256 tiles per thread, each into its
+// thread's dU, summed after) the GEMMs run over thousands of tiles instead
+// of 256, and no partials go to memory and back. Two threads, Zen 5, one
+// layer alone (3x3, pad 1), two rounds, blocks -> 64 MB chunks: 128
+// channels at 349x349 37.0 / 31.7 -> 30.1 / 30.4 ms, 256 at 175x175
+// 28.6 / 27.8 -> 22.0 / 22.6, 512 at 88x88 24.9 / 22.5 -> 18.6 / 18.5, 512
+// at 44x44 9.1 / 7.9 -> 5.8 / 5.9.
 template <class T>
-void weight_grad_whole(const ConvGeometry& g, const TileGrid<T>& grid, const TileRuns& runs, const float* image,
-                       const float* output_grad, float* du) {
+void weight_grad_chunks(const ConvGeometry& g, const TileGrid<T>& grid, const TileRuns& runs, const float* image,
+                        const float* output_grad, int64_t chunk, float* du) {
   using E = uint16_t;
   constexpr int xis = T::a * T::a;
   const int64_t tiles = tile_count(runs), channels = g.channels, out_channels = g.out_channels;
   const int64_t in_plane = g.height * g.width, out_plane = g.out_h * g.out_w;
-  const int64_t v_stride = xi_stride<E>(channels, tiles), mbar_stride = xi_stride<E>(out_channels, tiles);
   const int64_t du_stride = xi_stride(out_channels, channels);
-  E* v = scratch_as<E>(kTilesIn, xis * v_stride);             // [xi][C][tiles], the team's
-  E* mbar = scratch_as<E>(kTilesOut, xis * mbar_stride);      // [xi][K][tiles]
+  E* v = scratch_as<E>(kTilesIn, xis * xi_stride<E>(channels, chunk));             // [xi][C][chunk], the team's
+  E* mbar = scratch_as<E>(kTilesOut, xis * xi_stride<E>(out_channels, chunk));     // [xi][K][chunk]
 #pragma omp parallel
-  {
+  for (int64_t first = 0; first < tiles; first += chunk) {
+    const int64_t count = std::min(chunk, tiles - first);
 #pragma omp for schedule(dynamic, 4) nowait
     for (int64_t c = 0; c < channels; ++c)
-      for_each_group(runs, 0, tiles, [&](const Group& group, int64_t t) {
-        transform_input(grid, image + c * in_plane, group, v + c * tiles + t, v_stride,
+      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
+        transform_input(grid, image + c * in_plane, group, v + c * count + t, xi_stride<E>(channels, count),
                         c + 1 < channels ? image + (c + 1) * in_plane : nullptr);
       });
 #pragma omp for schedule(dynamic, 4)
     for (int64_t k = 0; k < out_channels; ++k)
-      for_each_group(runs, 0, tiles, [&](const Group& group, int64_t t) {
-        transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * tiles + t, mbar_stride,
+      for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
+        transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t,
+                              xi_stride<E>(out_channels, count),
                               k + 1 < out_channels ? output_grad + (k + 1) * out_plane : nullptr);
       });
 #pragma omp for schedule(dynamic, 1)
     for (int xi = 0; xi < xis; ++xi)
-      // dU[xi][K, C] = mbar[xi][K, tiles] . v[xi][C, tiles]^T
-      multiply(false, true, out_channels, channels, tiles, mbar + xi * mbar_stride, v + xi * v_stride, 0.f,
-               du + xi * du_stride);
+      // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T
+      multiply(false, true, out_channels, channels, count, mbar + xi * xi_stride<E>(out_channels, count),
+               v + xi * xi_stride<E>(channels, count), first > 0 ? 1.f : 0.f, du + xi * du_stride);
   }
 }
 
@@ -1041,10 +1057,9 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
   const int threads = omp_get_max_threads();
   const int64_t du_numel = xis * xi_stride(g.out_channels, g.channels);
-  if (tile_count(runs) > 0 &&
-      weight_grad_at_once(g.precision, tile_count(runs), std::max(g.channels, g.out_channels), threads)) {
+  if (const int64_t chunk = weight_grad_chunk(g.precision, tile_count(runs), g.channels, g.out_channels, xis, threads)) {
     float* du = scratch(kWeights, du_numel);
-    weight_grad_whole(g, grid, runs, image, output_grad, du);
+    weight_grad_chunks(g, grid, runs, image, output_grad, chunk, du);
     return accumulate_weight_grad<T>(g.out_channels, g.channels, du, weight_grad);
   }
   float* partials = scratch(kWeights, du_numel * threads);  // threads dU [xi][K][C] partials, summed in their order
@@ -1116,7 +1131,14 @@ int64_t winograd_scratch_floats(const ConvGeometry& g) {
     const int64_t block = block_tiles(tiles, std::max(g.channels, g.out_channels), threads, g.precision);
     const int64_t per_thread = xis * (xi_stride(g.channels, block) + xi_stride(g.out_channels, block)) + 2 * kLanes;
     const int64_t weights = xis * xi_stride(g.out_channels, g.channels) * threads;  // U, or the weight-gradient partials
-    largest = std::max(largest, threads * per_thread + weights);
+    // bf16's weight gradient in chunks: the calling thread's V and Mbar hold a chunk for the team
+    const int64_t chunk = tile == winograd_backward_tile()
+                              ? weight_grad_chunk(g.precision, tiles, g.channels, g.out_channels, xis, threads)
+                              : 0;
+    const int64_t chunk_floats = chunk ? xis * (xi_stride<uint16_t>(g.channels, chunk) +
+                                                xi_stride<uint16_t>(g.out_channels, chunk)) / 2 + kLanes
+                                       : 0;
+    largest = std::max(largest, threads * per_thread + weights + chunk_floats);
   }
   return largest;
 }
