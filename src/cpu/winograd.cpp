@@ -1010,10 +1010,11 @@ int64_t weight_grad_chunk(Precision precision, int64_t tiles, int64_t channels, 
 // weight_grad_partials (a block of 256 tiles per thread, each into its
 // thread's dU, summed after) the GEMMs run over thousands of tiles instead
 // of 256, and no partials go to memory and back. Two threads, Zen 5, one
-// layer alone (3x3, pad 1), two rounds, blocks -> 64 MB chunks: 128
-// channels at 349x349 37.0 / 31.7 -> 30.1 / 30.4 ms, 256 at 175x175
-// 28.6 / 27.8 -> 22.0 / 22.6, 512 at 88x88 24.9 / 22.5 -> 18.6 / 18.5, 512
-// at 44x44 9.1 / 7.9 -> 5.8 / 5.9.
+// layer alone (3x3, pad 1), two rounds, blocks -> 64 MB chunks: 256
+// channels at 175x175 28.6 / 27.8 -> 22.0 / 22.6 ms, 512 at 88x88 24.9 /
+// 22.5 -> 18.6 / 18.5, 512 at 44x44 9.1 / 7.9 -> 5.8 / 5.9 (and 128 at
+// 349x349 37.0 / 31.7 -> 30.1 / 30.4, which lost in the net: see
+// weight_grad_chunk).
 template <class T>
 void weight_grad_chunks(const ConvGeometry& g, const TileGrid<T>& grid, const TileRuns& runs, const float* image,
                         const float* output_grad, int64_t chunk, float* du) {
@@ -1057,7 +1058,8 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
   const int threads = omp_get_max_threads();
   const int64_t du_numel = xis * xi_stride(g.out_channels, g.channels);
-  if (const int64_t chunk = weight_grad_chunk(g.precision, tile_count(runs), g.channels, g.out_channels, xis, threads)) {
+  const int64_t chunk = weight_grad_chunk(g.precision, tile_count(runs), g.channels, g.out_channels, xis, threads);
+  if (chunk > 0) {
     float* du = scratch(kWeights, du_numel);
     weight_grad_chunks(g, grid, runs, image, output_grad, chunk, du);
     return accumulate_weight_grad<T>(g.out_channels, g.channels, du, weight_grad);
@@ -1130,7 +1132,7 @@ int64_t winograd_scratch_floats(const ConvGeometry& g) {
     const int64_t tiles = ((g.out_h + tile - 1) / tile) * ((g.out_w + tile - 1) / tile);
     const int64_t block = block_tiles(tiles, std::max(g.channels, g.out_channels), threads, g.precision);
     const int64_t per_thread = xis * (xi_stride(g.channels, block) + xi_stride(g.out_channels, block)) + 2 * kLanes;
-    const int64_t weights = xis * xi_stride(g.out_channels, g.channels) * threads;  // U, or the weight-gradient partials
+    const int64_t weights = xis * xi_stride(g.out_channels, g.channels) * threads;  // U, or weight-gradient partials
     // bf16's weight gradient in chunks: the calling thread's V and Mbar hold a chunk for the team
     const int64_t chunk = tile == winograd_backward_tile()
                               ? weight_grad_chunk(g.precision, tiles, g.channels, g.out_channels, xis, threads)
