@@ -22,9 +22,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <memory>
 #include <random>
 
@@ -34,6 +32,7 @@
 #include "fcn/cpu/gemm.hpp"
 #include "fcn/cpu/threads.hpp"
 #include "fcn/core/error.hpp"
+#include "fcn/core/stopwatch.hpp"
 #include "fcn/graph/graph.hpp"
 #include "fcn/train/solver.hpp"
 
@@ -49,16 +48,9 @@ struct BenchArgs {
   int threads = 0;  // 0: all cores
   uint64_t seed = 1337;
   bool json_output = false;
-  std::string precision;  // --precision: "" or a --set model.precision
-};
-
-// Wall-clock and process CPU time (all threads). On a machine shared with
-// other work the wall time of a run stretches; its CPU time mostly does not.
-struct Stopwatch {
-  std::chrono::steady_clock::time_point wall = std::chrono::steady_clock::now();
-  std::clock_t cpu = std::clock();
-  double wall_s() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - wall).count(); }
-  double cpu_s() const { return static_cast<double>(std::clock() - cpu) / CLOCKS_PER_SEC; }
+  // --precision: none (model.precision as configured), one (a --set model.precision), or two
+  // (fp32,bf16) run side by side
+  std::vector<std::string> precisions;
 };
 
 double median(std::vector<double> v) {
@@ -131,18 +123,21 @@ struct PrecisionRun {
   std::vector<double> train_times, train_cpu, infer_times, infer_cpu;
 };
 
-// The precisions of --precision: one, or two separated by a comma (run side by side).
-std::vector<std::string> precision_list(const std::string& given) {
-  std::vector<std::string> names;
-  for (size_t start = 0; start <= given.size();) {
-    const size_t comma = std::min(given.find(',', start), given.size());
-    names.push_back(given.substr(start, comma - start));
-    start = comma + 1;
-  }
-  if (names.size() > 2 || (names.size() == 2 && names[0] == names[1]))
-    throw Error("--precision: expected fp32, bf16, or two different ones separated by a comma, got \"" + given +
-                "\"");
-  return names;
+std::string comma_joined(const std::vector<std::string>& names) {
+  std::string joined;
+  for (size_t i = 0; i < names.size(); ++i) joined += (i ? "," : "") + names[i];
+  return joined;
+}
+
+// The runs' precisions: "" (the config's) without --precision, else its one
+// or two names (CLI11 splits them at the comma and allows two), checked.
+std::vector<std::string> precision_list(const std::vector<std::string>& given) {
+  if (given.empty()) return {""};
+  if (given.size() == 2 && given[0] == given[1])
+    throw Error("--precision: expected fp32, bf16, or two different ones separated by a comma, got \"" +
+                comma_joined(given) + "\"");
+  for (const std::string& name : given) parse_precision(name, "--precision");
+  return given;
 }
 
 // A train step as fcn train makes it (iteration `it`; 0 is the warm-up).
@@ -241,7 +236,7 @@ void run_bench(const BenchArgs& args) {
   const int64_t batch = args.batch > 0 ? args.batch : solver_config.batch_size;
 
   std::vector<PrecisionRun> runs;
-  for (const std::string& precision : precision_list(args.precision)) {
+  for (const std::string& precision : precision_list(args.precisions)) {
     ModelArgs model_args = args.model;
     add_precision_override(precision, model_args.overrides);
     runs.emplace_back().model = load_model_source(model_args);
@@ -331,7 +326,7 @@ void run_bench(const BenchArgs& args) {
   }
   std::printf("input %lld x %lldx%lld, %d threads, BLAS %s; %s side by side\n", static_cast<long long>(batch),
               static_cast<long long>(args.size[0]), static_cast<long long>(args.size[1]), threads, kernel.c_str(),
-              args.precision.c_str());
+              comma_joined(args.precisions).c_str());
   for (const PrecisionRun& run : runs) print_run(run, args.iters);
   std::printf("%-11s %8.3f train step, %.3f inference (medians of the %d side-by-side pairs' ratios)\n",
               ratio_name.c_str(), median(train_ratios), median(infer_ratios), args.iters);
@@ -360,9 +355,11 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--iters", args->iters, "timed runs of each kind (after one warm-up)")->capture_default_str();
   cmd->add_option("--threads", args->threads, "threads for BLAS and OpenMP (0: all cores)")->capture_default_str();
   cmd->add_option("--seed", args->seed, "seed for params and random inputs")->capture_default_str();
-  cmd->add_option("--precision", args->precision,
+  cmd->add_option("--precision", args->precisions,
                   "fp32 or bf16: what the convolutions compute in (--set model.precision=...); fp32,bf16\n"
-                  "runs both side by side, taking turns step by step, and prints their ratio");
+                  "runs both side by side, taking turns step by step, and prints their ratio")
+      ->delimiter(',')
+      ->expected(1, 2);
   cmd->add_flag("--json", args->json_output, "print one JSON object (the last stdout line)");
   cmd->callback([args] { run_bench(*args); });
 }

@@ -952,8 +952,7 @@ void conv_backward_weight_images(const ConvGeometry& g, int64_t batch, const flo
                                  float* weight_grad, const ConstantFrame* input_frame, bool accumulate,
                                  float* bias_grad) {
   if (!framed(g, input_frame) && batch_on_grid(g, batch, winograd_backward_tile())) {
-    for (int64_t n = 0; n < batch && bias_grad; ++n)
-      add_channel_sums(g.out_channels, g.out_area(), output_grads + n * g.output_numel(), bias_grad);
+    if (bias_grad) add_bias_grad_images(g, batch, output_grads, bias_grad);
     if (!accumulate) std::fill_n(weight_grad, g.weight_numel(), 0.f);  // the grid adds
     return phase_grid_backward_weight(g, batch, images, output_grads, weight_grad);
   }
@@ -1089,6 +1088,11 @@ void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* 
 void add_channel_sums(int64_t channels, int64_t area, const float* grad, float* bias_grad) {
 #pragma omp parallel for schedule(static) if (channels * area >= kParallelMinEntries)
   for (int64_t c = 0; c < channels; ++c) bias_grad[c] += static_cast<float>(plane_sum(grad + c * area, area));
+}
+
+void add_bias_grad_images(const ConvGeometry& g, int64_t batch, const float* output_grads, float* bias_grad) {
+  for (int64_t n = 0; n < batch; ++n)
+    add_channel_sums(g.out_channels, g.out_area(), output_grads + n * g.output_numel(), bias_grad);
 }
 
 }  // namespace fcn::cpu

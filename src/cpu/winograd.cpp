@@ -1028,24 +1028,24 @@ void weight_grad_chunks(const ConvGeometry& g, const TileGrid<T>& grid, const Ti
 #pragma omp parallel
   for (int64_t first = 0; first < tiles; first += chunk) {
     const int64_t count = std::min(chunk, tiles - first);
+    const int64_t v_stride = xi_stride<E>(channels, count), mbar_stride = xi_stride<E>(out_channels, count);
 #pragma omp for schedule(dynamic, 4) nowait
     for (int64_t c = 0; c < channels; ++c)
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        transform_input(grid, image + c * in_plane, group, v + c * count + t, xi_stride<E>(channels, count),
+        transform_input(grid, image + c * in_plane, group, v + c * count + t, v_stride,
                         c + 1 < channels ? image + (c + 1) * in_plane : nullptr);
       });
 #pragma omp for schedule(dynamic, 4)
     for (int64_t k = 0; k < out_channels; ++k)
       for_each_group(runs, first, count, [&](const Group& group, int64_t t) {
-        transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t,
-                              xi_stride<E>(out_channels, count),
+        transform_output_grad(grid, output_grad + k * out_plane, group, mbar + k * count + t, mbar_stride,
                               k + 1 < out_channels ? output_grad + (k + 1) * out_plane : nullptr);
       });
 #pragma omp for schedule(dynamic, 1)
     for (int xi = 0; xi < xis; ++xi)
       // dU[xi][K, C] (+)= mbar[xi][K, count] . v[xi][C, count]^T
-      multiply(false, true, out_channels, channels, count, mbar + xi * xi_stride<E>(out_channels, count),
-               v + xi * xi_stride<E>(channels, count), first > 0 ? 1.f : 0.f, du + xi * du_stride);
+      multiply(false, true, out_channels, channels, count, mbar + xi * mbar_stride, v + xi * v_stride,
+               first > 0 ? 1.f : 0.f, du + xi * du_stride);
   }
 }
 

@@ -1,33 +1,22 @@
 #include "fcn/graph/graph.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <map>
 #include <numeric>
+#include <optional>
 
 #include "fcn/core/environment.hpp"
 #include "fcn/core/error.hpp"
+#include "fcn/core/stopwatch.hpp"
 #include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/layers/registry.hpp"
 
 namespace fcn {
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-// CPU time of the whole process (all threads), in seconds.
-double process_cpu_seconds() {
-  timespec now{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-  return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
-}
 
 // A lifetime on the step timeline (both ends inclusive) and a size.
 struct Interval {
@@ -496,15 +485,15 @@ void Graph::forward(Mode mode) {
     }
     std::vector<const Tensor*> inputs;
     for (int b : nodes_[i].input_blobs) inputs.push_back(&blobs_[b]);
-    const auto start = std::chrono::steady_clock::now();
-    const double cpu_start = options_.profile ? process_cpu_seconds() : 0;
+    std::optional<Stopwatch> watch;
+    if (options_.profile) watch.emplace();
     const bool folded = folding && folds_next_[i] &&
                         layers_[i]->forward_folded(inputs, blobs_[nodes_[i + 1].output_blob], *layers_[i + 1],
                                                    rectifies_[i + 1]);
     if (!folded) layers_[i]->forward(inputs, blobs_[nodes_[i].output_blob], mode);
     if (options_.profile) {
-      timings_[i].forward_s += seconds_since(start);
-      timings_[i].forward_cpu_s += process_cpu_seconds() - cpu_start;
+      timings_[i].forward_s += watch->wall_s();
+      timings_[i].forward_cpu_s += watch->cpu_s();
       ++timings_[i].forward_calls;
     }
     if (folded) ++i;  // layer i + 1's output is written (and no hook is set)
@@ -555,8 +544,8 @@ void Graph::backward() {
       inputs.push_back(&blobs_[b]);
       input_grads.push_back(has_grad_[b] ? &grads_[b] : nullptr);
     }
-    const auto start = std::chrono::steady_clock::now();
-    const double cpu_start = options_.profile ? process_cpu_seconds() : 0;
+    std::optional<Stopwatch> watch;
+    if (options_.profile) watch.emplace();
     if (planned) {
       // a gradient born here is zeroed, unless the layer writes it whole (an input it reads once)
       std::vector<Tensor*> born;
@@ -576,8 +565,8 @@ void Graph::backward() {
     layers_[i]->set_input_grad_kept(masks_for_[i] >= 0 ? layers_[masks_for_[i]]->kept_bits() : nullptr);
     layers_[i]->backward(inputs, blobs_[node.output_blob], grads_[node.output_blob], input_grads);
     if (options_.profile) {
-      timings_[i].backward_s += seconds_since(start);
-      timings_[i].backward_cpu_s += process_cpu_seconds() - cpu_start;
+      timings_[i].backward_s += watch->wall_s();
+      timings_[i].backward_cpu_s += watch->cpu_s();
       ++timings_[i].backward_calls;
     }
     if (backward_hook_) backward_hook_(i);

@@ -201,9 +201,7 @@ void ConvLayer::backward(const std::vector<const Tensor*>& inputs, const Tensor&
   if (std::exchange(bias_.grad_deferred, false)) bias_.grad.zero();
   // the weight gradient's pass sums the bias gradient too (next to the frame's sums, which reread the planes)
   float* bias_grad = trains_bias() ? bias_.grad.data() : nullptr;
-  if (bias_grad && !trains_weight())
-    for (int64_t n = 0; n < x.n(); ++n)
-      cpu::add_channel_sums(g.out_channels, g.out_area(), output_grad.data() + n * g.output_numel(), bias_grad);
+  if (bias_grad && !trains_weight()) cpu::add_bias_grad_images(g, x.n(), output_grad.data(), bias_grad);
   const bool weight_deferred = std::exchange(weight_.grad_deferred, false);
   if (trains_weight())
     cpu::conv_backward_weight_images(g, x.n(), x.data(), output_grad.data(), weight_.grad.data(), &input_frame_,

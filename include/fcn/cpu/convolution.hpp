@@ -145,5 +145,7 @@ void depthwise_backward_data(const ConvGeometry& g, const float* weight, const f
 void add_channel_bias(int64_t channels, int64_t area, const float* bias, float* out, bool rectify = false);
 // bias_grad[c] += sum_i grad[c, i]                      // grad: [channels, area]
 void add_channel_sums(int64_t channels, int64_t area, const float* grad, float* bias_grad);
+// add_channel_sums of each of `batch` output gradients [K, OH, OW]: a conv's bias gradient
+void add_bias_grad_images(const ConvGeometry& g, int64_t batch, const float* output_grads, float* bias_grad);
 
 }  // namespace fcn::cpu
