@@ -295,6 +295,54 @@ TEST_CASE("a held RoundedCopy is what the bf16 GEMMs read until it is released")
   none.hold(Precision::fp32, b.data(), k * n);
 }
 
+TEST_CASE("a RoundedCopy held with interleaved rows keeps round_to_bf16's bits in both layouts") {
+  skip_without_bf16();
+  // a small weight (stored plainly) and one of 32 M values (streamed); NaNs and ties among the values
+  for (const auto& [rows, cols] : {std::pair<int64_t, int64_t>{32, 192}, {1024, 32768}}) {
+    const int64_t count = rows * cols;
+    std::vector<float> weight(count);
+    for (int64_t i = 0; i < count; ++i) weight[i] = static_cast<float>((i * 7919) % 2003) / 997.f - 1.f;
+    for (int64_t i = 0; i < count; i += 997) weight[i] = from_bits(i % 2 ? 0x7fc00001u : 0x3f808000u);
+    std::vector<uint16_t> expected(count);
+    cpu::round_to_bf16(weight.data(), expected.data(), count);
+    cpu::RoundedCopy copy;
+    copy.hold(Precision::bf16, weight.data(), count, rows);
+    const uint16_t* interleaved = cpu::interleaved_rounding(weight.data(), count);
+    REQUIRE(interleaved != nullptr);
+    int64_t differing = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        differing += interleaved[cpu::vnni_offset(r, c, rows)] != expected[r * cols + c];
+    INFO(rows << " x " << cols);
+    CHECK(differing == 0);
+    // the plain copy, as the GEMMs read it: the held rows times an identity give its first and last 64 columns
+    const int64_t n = 64;
+    std::vector<float> identity(n * n, 0.f), picked(rows * n);
+    for (int64_t i = 0; i < n; ++i) identity[i * n + i] = 1.f;
+    for (int64_t first : {int64_t{0}, cols - n}) {
+      cpu::gemm(Precision::bf16, false, false, rows, n, n, 1.f, weight.data() + first, cols, identity.data(), n, 0.f,
+                picked.data(), n);
+      int64_t wrong = 0, checked = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        const uint16_t* row = expected.data() + r * cols + first;
+        if (std::any_of(row, row + n, [](uint16_t v) { return std::isnan(cpu::bf16_to_float(v)); }))
+          continue;  // NaN times the identity's zeros spreads over the row (the interleaved check has them)
+        for (int64_t c = 0; c < n; ++c) wrong += picked[r * n + c] != cpu::bf16_to_float(row[c]);
+        ++checked;
+      }
+      CHECK(checked > rows / 2);
+      CHECK(wrong == 0);
+    }
+    copy.release();
+    CHECK(cpu::interleaved_rounding(weight.data(), count) == nullptr);
+  }
+  // without interleaved rows there is none
+  std::vector<float> small(32 * 64, 1.f);
+  cpu::RoundedCopy plain;
+  plain.hold(Precision::bf16, small.data(), 32 * 64);
+  CHECK(cpu::interleaved_rounding(small.data(), 32 * 64) == nullptr);
+}
+
 TEST_CASE("gemm_bf16_rounded over operands rounded by round_lanes_to_bf16 equals gemm_bf16") {
   skip_without_bf16();
   std::mt19937_64 rng(17);
@@ -520,7 +568,10 @@ struct ConvCase {
 struct ConvRun {
   std::vector<float> output, input_grad, weight_grad;
 };
-ConvRun run_conv(const ConvCase& c, Precision precision) {
+// interleaved: backward-data reads the weight's pair-interleaved copy, held
+// as a training step's forward holds it (conv_backward_data's other product
+// where backward_data_interleaved_rows gives 0).
+ConvRun run_conv(const ConvCase& c, Precision precision, bool interleaved = false) {
   cpu::ConvGeometry g;
   g.channels = c.channels;
   g.height = c.height;
@@ -539,6 +590,8 @@ ConvRun run_conv(const ConvCase& c, Precision precision) {
   const std::vector<float> output_grad = random_matrix(g.output_numel(), rng);
   ConvRun run{std::vector<float>(g.output_numel()), std::vector<float>(g.image_numel()),
               std::vector<float>(weight.size())};
+  cpu::RoundedCopy held;
+  if (interleaved) held.hold(precision, weight.data(), g.weight_numel(), cpu::backward_data_interleaved_rows(g, 1));
   cpu::conv_forward(g, weight.data(), image.data(), 0.f, run.output.data(), nullptr, false);
   cpu::conv_backward_data(g, weight.data(), output_grad.data(), run.input_grad.data());
   cpu::conv_backward_weight(g, image.data(), output_grad.data(), run.weight_grad.data());
@@ -564,6 +617,42 @@ TEST_CASE("each kind of FCN conv in bf16 against fp32 at photo-sized shapes: out
     CHECK(output > 0);  // bf16 really ran
     CHECK(cosine(fp32.input_grad, bf16.input_grad) >= 0.999);
     CHECK(cosine(fp32.weight_grad, bf16.weight_grad) >= 0.999);
+  }
+}
+
+TEST_CASE("bf16 backward-data of fc6 and fc7 through the weight's interleaved copy equals the other product's") {
+  skip_without_bf16();
+  // as in training at a 500x375 photo, with fewer output channels (4096 -> 1024); both products sum the same
+  // bf16 terms in float, in different orders
+  const std::vector<ConvCase> cases = {{"fc6 (7x7)", 512, 1024, 22, 18, 7, 0}, {"fc7 (1x1)", 1024, 1024, 16, 12, 1, 0}};
+  for (const ConvCase& c : cases) {
+    INFO(c.what);
+    cpu::ConvGeometry g;
+    g.channels = c.channels;
+    g.out_channels = c.out_channels;
+    g.kernel_h = g.kernel_w = c.kernel;
+    g.height = g.out_h = c.height;
+    g.width = g.out_w = c.width;
+    g.out_h -= c.kernel - 1;
+    g.out_w -= c.kernel - 1;
+    g.precision = Precision::bf16;
+    REQUIRE(cpu::backward_data_interleaved_rows(g, 1) == c.out_channels);
+    const ConvRun plain = run_conv(c, Precision::bf16);
+    const ConvRun interleaved = run_conv(c, Precision::bf16, true);
+    CHECK(interleaved.output == plain.output);
+    CHECK(max_relative(plain.input_grad, interleaved.input_grad) <= 1e-5);
+    CHECK(cosine(run_conv(c, Precision::fp32).input_grad, interleaved.input_grad) >= 0.999);
+    // the interleaved copy is what backward-data read: zeroed, it gives a zero gradient
+    std::vector<float> weight(g.weight_numel(), 0.5f), output_grad(g.output_numel(), 1.f), input_grad(g.image_numel());
+    cpu::RoundedCopy held;
+    held.hold(Precision::bf16, weight.data(), g.weight_numel(), c.out_channels);
+    uint16_t* copy = const_cast<uint16_t*>(cpu::interleaved_rounding(weight.data(), g.weight_numel()));
+    REQUIRE(copy != nullptr);
+    cpu::conv_backward_data(g, weight.data(), output_grad.data(), input_grad.data(), false);
+    CHECK(*std::max_element(input_grad.begin(), input_grad.end()) > 0.f);
+    std::fill_n(copy, g.weight_numel(), uint16_t{0});
+    cpu::conv_backward_data(g, weight.data(), output_grad.data(), input_grad.data(), false);
+    CHECK(*std::max_element(input_grad.begin(), input_grad.end()) == 0.f);
   }
 }
 

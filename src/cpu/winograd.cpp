@@ -782,6 +782,31 @@ int64_t block_tiles(int64_t tiles, int64_t widest_channels, int threads, Precisi
   return std::max<int64_t>(kLanes, (block + kLanes - 1) / kLanes * kLanes);
 }
 
+// A pass's blocks of tiles: block b is tiles [first(b), first(b + 1)),
+// its GEMMs `width(b)` columns wide (the tiles past the last one zero).
+// fp32 cuts them `block` tiles long, each GEMM `block` wide (one shape:
+// OpenBLAS rounds a column by its place in the block, see F2x3). bf16 cuts
+// whole units (kLanes tiles, or kVnniCols where the block is
+// pair-interleaved) as evenly as they go into a multiple of `threads`
+// blocks, so that the threads finish together. With 256-tile blocks the
+// weight gradient's last one of 512 channels at 88x88 (484 tiles: 256 +
+// 228) or of 256 channels at 175x175 (1936 tiles: 7 x 256 + 144) left one
+// thread idle ~10% of the pass (Zen 5, 2 threads, CPU time / wall
+// 1.88-1.90), and 7744 tiles (conv3_x's forward, conv2_x's backward-data)
+// made 31 blocks: one thread ran the 31st alone.
+struct BlockSplit {
+  int64_t tiles, block, unit, units, blocks;
+  bool even;
+  BlockSplit(int64_t tiles, int64_t block, int threads, Precision precision, int64_t unit = kLanes)
+      : tiles(tiles), block(block), unit(unit), units((tiles + unit - 1) / unit), blocks((tiles + block - 1) / block),
+        even(precision == Precision::bf16 && blocks > 1) {
+    if (even) blocks = std::min(units, (blocks + threads - 1) / threads * threads);
+  }
+  int64_t first_unit(int64_t b) const { return b * units / blocks; }
+  int64_t first(int64_t b) const { return std::min(tiles, even ? first_unit(b) * unit : b * block); }
+  int64_t width(int64_t b) const { return even ? (first_unit(b + 1) - first_unit(b)) * unit : block; }
+};
+
 // One Winograd convolution of a [channels, grid.in_h, grid.in_w] image into
 // [out_channels, grid.out_h, grid.out_w] (+ bias[k] when not null): u holds
 // the transformed weights ([xi][out_channels][channels], or
@@ -795,25 +820,22 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
   const int64_t tiles = tile_count(runs);
   if (tiles == 0) return;
   const int threads = omp_get_max_threads();
-  const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads, precision);
-  const int64_t blocks = (tiles + block - 1) / block;
-  const int64_t in_plane = grid.in_h * grid.in_w, out_plane = grid.out_h * grid.out_w;
-  const int64_t u_stride = xi_stride<E>(out_channels, channels), v_stride = xi_stride<E>(channels, block),
-                m_stride = xi_stride(out_channels, block);
   // bf16: the transforms write V in the layout oneDNN's kernels read (which
   // they would otherwise repack each V[xi] into on every GEMM) where it needs
   // no padding
-  const bool interleaved =
-      std::is_same_v<E, uint16_t> && channels % kVnniRows == 0 && block % kVnniCols == 0;
-#pragma omp parallel for schedule(dynamic, 1) if (blocks > 1)
-  for (int64_t b = 0; b < blocks; ++b) {
-    // every block multiplies `block` columns, the last one padded with zero
-    // tiles (GEMMs of one shape; OpenBLAS still rounds a column by its place
-    // in the block, see F2x3)
-    const int64_t first = b * block, count = std::min(block, tiles - first);
-    E* v = scratch_as<E>(kTilesIn, xis * v_stride);  // [xi][channels][block]
-    float* m = scratch(kTilesOut, xis * m_stride);   // [xi][out_channels][block]
-    if (interleaved && count < block) std::fill_n(v, xis * v_stride, E{0});
+  const int64_t block = block_tiles(tiles, std::max(channels, out_channels), threads, precision);
+  const bool interleaved = std::is_same_v<E, uint16_t> && channels % kVnniRows == 0 && block % kVnniCols == 0;
+  const BlockSplit split(tiles, block, threads, precision, interleaved ? kVnniCols : kLanes);
+  const int64_t in_plane = grid.in_h * grid.in_w, out_plane = grid.out_h * grid.out_w;
+  const int64_t u_stride = xi_stride<E>(out_channels, channels);
+#pragma omp parallel for schedule(dynamic, 1) if (split.blocks > 1)
+  for (int64_t b = 0; b < split.blocks; ++b) {
+    // the GEMMs multiply `width` columns, the tiles past `count` zero
+    const int64_t first = split.first(b), count = split.first(b + 1) - first, width = split.width(b);
+    const int64_t v_stride = xi_stride<E>(channels, width), m_stride = xi_stride(out_channels, width);
+    E* v = scratch_as<E>(kTilesIn, xis * xi_stride<E>(channels, block));  // [xi][channels][width]
+    float* m = scratch(kTilesOut, xis * xi_stride(out_channels, block));  // [xi][out_channels][width]
+    if (interleaved && count < width) std::fill_n(v, xis * v_stride, E{0});
     // interleaved: channels two at a time (channels is even), the next two prefetched
     const int64_t step = interleaved ? 2 : 1;
     for_each_group_channel(runs, first, count, channels, step, [&](const Group& group, int64_t t, int64_t c) {
@@ -824,26 +846,26 @@ void convolve(Precision precision, const TileGrid<T>& grid, const TileRuns& runs
           return transform_input_pair(grid, image + c * in_plane, in_plane, group, place, v_stride, next_plane);
         }
       }
-      transform_input(grid, image + c * in_plane, group, v + c * block + t, v_stride, next_plane);
+      transform_input(grid, image + c * in_plane, group, v + c * width + t, v_stride, next_plane);
     });
-    if (count < block && !interleaved)
+    if (count < width && !interleaved)
       for (int64_t c = 0; c < channels; ++c)
-        for (int xi = 0; xi < xis; ++xi) std::fill_n(v + xi * v_stride + c * block + count, block - count, E{0});
+        for (int xi = 0; xi < xis; ++xi) std::fill_n(v + xi * v_stride + c * width + count, width - count, E{0});
     for (int xi = 0; xi < xis; ++xi) {
-      // m[xi][K, block] = U[xi][K, C] . v[xi][C, block];  K = out_channels, C = channels
+      // m[xi][K, width] = U[xi][K, C] . v[xi][C, width];  K = out_channels, C = channels
       if constexpr (std::is_same_v<E, uint16_t>) {
         if (interleaved) {
-          gemm_bf16_rounded_blocked_b(trans_u, out_channels, block, channels, u + xi * u_stride,
+          gemm_bf16_rounded_blocked_b(trans_u, out_channels, width, channels, u + xi * u_stride,
                                       trans_u ? out_channels : channels, v + xi * v_stride, 0.f, m + xi * m_stride,
-                                      block);
+                                      width);
           continue;
         }
       }
-      multiply(trans_u, false, out_channels, block, channels, u + xi * u_stride, v + xi * v_stride, 0.f,
+      multiply(trans_u, false, out_channels, width, channels, u + xi * u_stride, v + xi * v_stride, 0.f,
                m + xi * m_stride);
     }
     for_each_group_channel(runs, first, count, out_channels, 1, [&](const Group& group, int64_t t, int64_t k) {
-      transform_output(grid, m + k * block + t, m_stride, group, beta, bias ? bias[k] : 0.f, rectify, kept,
+      transform_output(grid, m + k * width + t, m_stride, group, beta, bias ? bias[k] : 0.f, rectify, kept,
                        output + k * out_plane, k + 1 < out_channels ? output + (k + 1) * out_plane : nullptr);
     });
   }
@@ -882,24 +904,6 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
              nullptr, false, kept, image_grad);
   });
 }
-
-// The weight gradient's blocks of tiles: block b is tiles [first(b),
-// first(b + 1)). fp32 cuts them `block` tiles long (the last one shorter);
-// bf16 cuts them as even as kLanes allows, in a multiple of `threads`, so
-// that the threads, one partial each, finish together: with 256-tile blocks
-// the last one of 512 channels at 88x88 (484 tiles: 256 + 228) or of 256
-// channels at 175x175 (1936 tiles: 7 x 256 + 144) left one thread idle ~10%
-// of the pass (Zen 5, 2 threads, CPU time / wall 1.88-1.90).
-struct BlockSplit {
-  int64_t tiles, blocks, block, groups;
-  bool even;
-  BlockSplit(int64_t tiles, int64_t block, int threads, Precision precision)
-      : tiles(tiles), blocks((tiles + block - 1) / block), block(block), groups((tiles + kLanes - 1) / kLanes),
-        even(precision == Precision::bf16 && blocks > 1) {
-    if (even) blocks = std::min(groups, (blocks + threads - 1) / threads * threads);
-  }
-  int64_t first(int64_t b) const { return std::min(tiles, even ? b * groups / blocks * kLanes : b * block); }
-};
 
 // Waits until `turn` reaches `block`: the weight gradient's partial p takes
 // blocks p, p + P, p + 2P, ... in that order, whichever thread runs them.

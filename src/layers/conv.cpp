@@ -175,8 +175,11 @@ void ConvLayer::convolve_images(const Tensor& x, const float* weight, const floa
 }
 
 void ConvLayer::forward(const std::vector<const Tensor*>& inputs, Tensor& output, Mode mode) {
-  const bool hold = geometry_->precision == Precision::bf16 && cpu::gemms_read_weight(*geometry_, inputs[0]->n());
-  if (hold) rounded_weight_.hold(geometry_->precision, weight_.data.data(), weight_.data.numel());
+  const int64_t batch = inputs[0]->n();
+  const bool hold = geometry_->precision == Precision::bf16 && cpu::gemms_read_weight(*geometry_, batch);
+  // a training step's backward-data reads a large weight pair-interleaved, rounded in the same pass
+  const int64_t interleaved_rows = mode == Mode::train ? cpu::backward_data_interleaved_rows(*geometry_, batch) : 0;
+  if (hold) rounded_weight_.hold(geometry_->precision, weight_.data.data(), weight_.data.numel(), interleaved_rows);
   convolve_images(*inputs[0], weight_.data.data(), options_.bias ? bias_.data.data() : nullptr, rectify_, output);
   if (!hold || mode != Mode::train) rounded_weight_.release();  // no backward follows to read it
 }

@@ -11,6 +11,7 @@
 // its own once (~2 ms each).
 // Operands are converted into per-thread buffers; oneDNN's scratchpad is the
 // caller's thread's, so concurrent calls from several threads are safe.
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -90,13 +91,20 @@ class RoundedOperand {
 // must not change while it is held (a forward's weights do not change
 // before its backward). Owns its buffer, which stays allocated for the next
 // hold. Nothing happens in fp32.
+//
+// With interleaved_rows > 0 (data viewed as [interleaved_rows, count /
+// interleaved_rows], rows a multiple of kVnniRows, columns of kVnniCols) the
+// same pass also writes the copy pair-interleaved, as a GEMM's B (vnni_offset),
+// which interleaved_rounding finds: backward-data's product of a large weight
+// then runs as dY^T W with W as B, where oneDNN would copy W^T on every call
+// (a CPU without AVX512-BF16 gets no such copy).
 class RoundedCopy {
  public:
   RoundedCopy();
   ~RoundedCopy();
   RoundedCopy(const RoundedCopy&) = delete;
   RoundedCopy& operator=(const RoundedCopy&) = delete;
-  void hold(Precision precision, const float* data, int64_t count);
+  void hold(Precision precision, const float* data, int64_t count, int64_t interleaved_rows = 0);
   void release();
 
  private:
@@ -104,6 +112,9 @@ class RoundedCopy {
   std::unique_ptr<Storage> storage_;
   const float* data_ = nullptr;
 };
+
+// The pair-interleaved copy a held RoundedCopy keeps of exactly [data, data + count), or null.
+const uint16_t* interleaved_rounding(const float* data, int64_t count);
 
 // f32 -> bf16, round to nearest even (NaN stays NaN): the rounding the GEMMs apply.
 void round_to_bf16(const float* in, uint16_t* out, int64_t count);
@@ -126,7 +137,24 @@ struct InterleavedLanes {
   uint32_t mask = 0, mask2 = 0;
   int parity = 0;
 };
-InterleavedLanes interleaved_lanes(uint16_t* b, int64_t rows, int64_t row, int64_t col, int lanes);
+// Inline: the forward's input transform asks it for every group and channel pair.
+inline InterleavedLanes interleaved_lanes(uint16_t* b, int64_t rows, int64_t row, int64_t col, int lanes) {
+  InterleavedLanes place;
+  place.parity = static_cast<int>(row % 2);
+  const int in_block = static_cast<int>(std::min<int64_t>(lanes, kVnniCols - col % kVnniCols));
+  const auto words = [&](int first, int last) {  // bits 2l + parity for lanes first..last-1
+    const uint64_t below_last = (uint64_t{1} << (2 * last)) - 1, below_first = (uint64_t{1} << (2 * first)) - 1;
+    return static_cast<uint32_t>((0x55555555u & below_last & ~below_first) << place.parity);
+  };
+  // lane l at vnni_offset(row, col + l) = vnni_offset(row, col) + 2l within the block
+  place.out = b + vnni_offset(row, col, rows) - place.parity;
+  place.mask = words(0, in_block);
+  if (in_block < lanes) {  // and past it, from the next block's first column on
+    place.out2 = b + vnni_offset(row, col + in_block, rows) - place.parity - 2 * in_block;
+    place.mask2 = words(in_block, lanes);
+  }
+  return place;
+}
 // `count` lane vectors of 16 floats (lanes_in[r * 16 + l]) rounded to bf16
 // into such places, `stride` elements apart (one B matrix after another).
 void round_lanes_to_bf16_interleaved(const float* lanes_in, int count, const InterleavedLanes& place,

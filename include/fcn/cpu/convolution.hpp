@@ -52,6 +52,8 @@ int64_t conv_scratch_floats(const ConvGeometry& g, int64_t batch = 1);
 void im2col(const ConvGeometry& g, const float* image, float* col);
 // The adjoint of im2col: image += col scattered back (overlaps add up).
 void col2im_add(const ConvGeometry& g, const float* col, float* image);
+// The same from the columns transposed: col_t[OH*OW, C*KH*KW].
+void col2im_add_transposed(const ConvGeometry& g, const float* col_t, float* image);
 
 // output = W · im2col(image) + beta * output (+ bias[o] on output channel o
 // when bias is not null), per group; then max(output, 0) when rectify (a
@@ -115,6 +117,11 @@ int forward_tile(const ConvGeometry& g, int64_t batch = 1);
 // the phase grid): then a bf16 copy of the weight rounded once serves them
 // all (RoundedCopy, bf16_gemm.hpp).
 bool gemms_read_weight(const ConvGeometry& g, int64_t batch);
+// The rows of the weight's pair-interleaved bf16 copy that conv_backward_data
+// reads when a RoundedCopy holds one (RoundedCopy::hold's interleaved_rows),
+// or 0 where it reads none: bf16, the im2col path in one band, and a weight
+// of at least 1024 x 1024 laid out as a GEMM's B needs (VGG16's fc6 and fc7).
+int64_t backward_data_interleaved_rows(const ConvGeometry& g, int64_t batch);
 void conv_forward_images(const ConvGeometry& g, int64_t batch, const float* weight, const float* images,
                          float* outputs, const float* bias = nullptr, bool rectify = false,
                          const ConstantFrame* input_frame = nullptr);
