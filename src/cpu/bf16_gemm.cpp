@@ -219,19 +219,14 @@ void stream_to_bf16_avx512(const float* in, uint16_t* out, int64_t count) {
 // multiple of kVnniRows, columns of kVnniCols. The second copy costs fc6's
 // weight (102.8 M values, 2 threads, Zen 5) ~4.4 ms over rounding it alone
 // (10.4 -> 14.8 ms in a driver), against ~17 ms its backward-data saves.
+template <bool kStreaming>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 void round_plain_and_interleaved_avx512(const float* in, int64_t rows, int64_t cols, uint16_t* plain,
-                                        uint16_t* interleaved, bool streaming) {
+                                        uint16_t* interleaved) {
   // _mm512_cvtne2ps_pbh(odd, even) holds even's 16 lanes in words 0-15, odd's in 16-31; the interleaved
   // layout wants word 2l from even's lane l and 2l + 1 from odd's
   const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                          21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-  const auto put = [streaming](uint16_t* at, __m512i words) {
-    if (streaming)
-      _mm512_stream_si512(reinterpret_cast<__m512i*>(at), words);
-    else
-      _mm512_store_si512(at, words);
-  };
   const int64_t pairs = rows / 2;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
   for (int64_t pair = 0; pair < pairs; ++pair) {
@@ -245,11 +240,18 @@ void round_plain_and_interleaved_avx512(const float* in, int64_t rows, int64_t c
       const __m512bh odd_words = _mm512_cvtne2ps_pbh(odd_hi, odd_lo);
       const __m512bh low_pairs = _mm512_cvtne2ps_pbh(odd_lo, even_lo);  // columns col..col + 15 of both rows
       const __m512bh high_pairs = _mm512_cvtne2ps_pbh(odd_hi, even_hi);
-      put(even_out + col, reinterpret_cast<const __m512i&>(even_words));
-      put(even_out + cols + col, reinterpret_cast<const __m512i&>(odd_words));
       uint16_t* at = interleaved + vnni_offset(2 * pair, col, rows);  // columns col..col + 31: 64 words in a row
-      put(at, _mm512_permutexvar_epi16(order, reinterpret_cast<const __m512i&>(low_pairs)));
-      put(at + 32, _mm512_permutexvar_epi16(order, reinterpret_cast<const __m512i&>(high_pairs)));
+      const __m512i lines[4] = {reinterpret_cast<const __m512i&>(even_words),
+                                reinterpret_cast<const __m512i&>(odd_words),
+                                _mm512_permutexvar_epi16(order, reinterpret_cast<const __m512i&>(low_pairs)),
+                                _mm512_permutexvar_epi16(order, reinterpret_cast<const __m512i&>(high_pairs))};
+      uint16_t* const places[4] = {even_out + col, even_out + cols + col, at, at + 32};
+      for (int line = 0; line < 4; ++line) {
+        if constexpr (kStreaming)
+          _mm512_stream_si512(reinterpret_cast<__m512i*>(places[line]), lines[line]);
+        else
+          _mm512_store_si512(places[line], lines[line]);
+      }
     }
   }
   _mm_sfence();  // the streaming stores are weakly ordered: done before another thread reads them
@@ -465,7 +467,8 @@ void RoundedCopy::hold(Precision precision, const float* data, int64_t count, in
     if (interleaved_rows % kVnniRows != 0 || cols % kVnniCols != 0 || cols * interleaved_rows != count)
       throw Error("RoundedCopy: an interleaved copy needs rows of a multiple of 16 and columns of 64");
     interleaved = storage_->interleaved.get<uint16_t>(static_cast<size_t>(count));
-    round_plain_and_interleaved_avx512(data, interleaved_rows, cols, rounded, interleaved, streaming);
+    (streaming ? round_plain_and_interleaved_avx512<true> : round_plain_and_interleaved_avx512<false>)(
+        data, interleaved_rows, cols, rounded, interleaved);
   } else {
     round_to_bf16_parallel(data, rounded, count, streaming);
   }
