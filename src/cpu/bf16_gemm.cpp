@@ -18,6 +18,7 @@
 #include "fcn/core/error.hpp"
 #include "fcn/cpu/fp32_gemm.hpp"
 #include "bf16_lanes.hpp"
+#include "even_chunks.hpp"
 
 namespace fcn::cpu {
 
@@ -223,10 +224,6 @@ template <bool kStreaming>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 void round_plain_and_interleaved_avx512(const float* in, int64_t rows, int64_t cols, uint16_t* plain,
                                         uint16_t* interleaved) {
-  // _mm512_cvtne2ps_pbh(odd, even) holds even's 16 lanes in words 0-15, odd's in 16-31; the interleaved
-  // layout wants word 2l from even's lane l and 2l + 1 from odd's
-  const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
   const int64_t pairs = rows / 2;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel())
   for (int64_t pair = 0; pair < pairs; ++pair) {
@@ -238,13 +235,10 @@ void round_plain_and_interleaved_avx512(const float* in, int64_t rows, int64_t c
       const __m512 odd_lo = _mm512_loadu_ps(odd + col), odd_hi = _mm512_loadu_ps(odd + col + 16);
       const __m512bh even_words = _mm512_cvtne2ps_pbh(even_hi, even_lo);
       const __m512bh odd_words = _mm512_cvtne2ps_pbh(odd_hi, odd_lo);
-      const __m512bh low_pairs = _mm512_cvtne2ps_pbh(odd_lo, even_lo);  // columns col..col + 15 of both rows
-      const __m512bh high_pairs = _mm512_cvtne2ps_pbh(odd_hi, even_hi);
       uint16_t* at = interleaved + vnni_offset(2 * pair, col, rows);  // columns col..col + 31: 64 words in a row
       const __m512i lines[4] = {reinterpret_cast<const __m512i&>(even_words),
-                                reinterpret_cast<const __m512i&>(odd_words),
-                                _mm512_permutexvar_epi16(order, reinterpret_cast<const __m512i&>(low_pairs)),
-                                _mm512_permutexvar_epi16(order, reinterpret_cast<const __m512i&>(high_pairs))};
+                                reinterpret_cast<const __m512i&>(odd_words), pair_words(even_lo, odd_lo),
+                                pair_words(even_hi, odd_hi)};
       uint16_t* const places[4] = {even_out + col, even_out + cols + col, at, at + 32};
       for (int line = 0; line < 4; ++line) {
         if constexpr (kStreaming)
@@ -281,15 +275,6 @@ void run_matmul(const Shape& shape, const uint16_t* a16, const uint16_t* b16, fl
   dnnl::error::wrap_c_api(dnnl_primitive_execute(mm.matmul->primitive.get(), stream.get(), 4, args),
                           "could not execute a bf16 matmul");
   stream.wait();
-}
-
-// The size of `total` split into the fewest chunks of at most `at_most`,
-// evened out and rounded up to a multiple of `multiple` (the last chunk
-// takes what is left).
-int64_t chunk_size(int64_t total, int64_t at_most, int64_t multiple) {
-  const int64_t count = (total + at_most - 1) / at_most;
-  const int64_t even = (total + count - 1) / count;
-  return (even + multiple - 1) / multiple * multiple;
 }
 
 // Thresholds of run_in_chunks, from the shapes they were measured on.

@@ -93,23 +93,15 @@ void col2im_add(const ConvGeometry& g, const float* col, float* image) {
 }
 
 void col2im_add_transposed(const ConvGeometry& g, const float* col_t, float* image) {
-  const int64_t rows = g.column_rows(), taps = g.kernel_h * g.kernel_w;
-  // a channel's taps of one output pixel are side by side in col_t: read them together, add into the channel's plane
-#pragma omp parallel for schedule(static, 16) if (rows * g.out_area() >= kParallelMinEntries)
+  const int64_t rows = g.column_rows(), area = g.out_area();
+  // col_at = row * area + pixel of the first output in the segment (for_each_row_segment); col_t holds it at
+  // [pixel][row]
+#pragma omp parallel for if (rows * area >= kParallelMinEntries)
   for (int64_t c = 0; c < g.channels; ++c) {
-    float* plane = image + c * g.height * g.width;
-    for (int64_t oy = 0; oy < g.out_h; ++oy)
-      for (int64_t ox = 0; ox < g.out_w; ++ox) {
-        const float* taps_of = col_t + (oy * g.out_w + ox) * rows + c * taps;
-        for (int64_t ky = 0; ky < g.kernel_h; ++ky) {
-          const int64_t iy = oy * g.stride_h - g.pad_h + ky * g.dilation_h;
-          if (iy < 0 || iy >= g.height) continue;
-          for (int64_t kx = 0; kx < g.kernel_w; ++kx) {
-            const int64_t ix = ox * g.stride_w - g.pad_w + kx * g.dilation_w;
-            if (ix >= 0 && ix < g.width) plane[iy * g.width + ix] += taps_of[ky * g.kernel_w + kx];
-          }
-        }
-      }
+    for_each_row_segment(g, c, [&](int64_t col_at, int64_t image_at, int64_t lo, int64_t hi) {
+      const float* from = col_t + (col_at % area) * rows + col_at / area;
+      for (int64_t ow = lo; ow < hi; ++ow) image[image_at + ow * g.stride_w] += from[ow * rows];
+    });
   }
 }
 
@@ -907,7 +899,7 @@ void conv_backward_data(const ConvGeometry& g, const float* weight, const float*
     return winograd_backward_data(g, weight, output_grad, image_grad, winograd_backward_tile(), accumulate ? 1.f : 0.f);
   if (!accumulate) std::fill_n(image_grad, g.image_numel(), 0.f);  // the paths below add
   if (phase_grid_pays(g, winograd_backward_tile())) return phase_grid_backward_data(g, 1, weight, output_grad, image_grad);
-  if (g.precision == Precision::bf16 && backward_data_interleaved_rows(g, 1) > 0)
+  if (backward_data_interleaved_rows(g, 1) > 0)
     if (const uint16_t* interleaved = interleaved_rounding(weight, g.weight_numel()))
       return backward_data_interleaved(g, interleaved, output_grad, image_grad);
   const RoundedOperand rounded_weight(g.precision, weight, g.weight_numel());

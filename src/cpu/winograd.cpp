@@ -14,6 +14,7 @@
 
 #include "avx512_lanes.hpp"
 #include "bf16_lanes.hpp"
+#include "even_chunks.hpp"
 #include "fcn/cpu/bf16_gemm.hpp"
 #include "fcn/cpu/elementwise.hpp"
 #include "fcn/cpu/gemm.hpp"
@@ -1001,8 +1002,7 @@ int64_t weight_grad_chunk(Precision precision, int64_t tiles, int64_t channels, 
     return 0;
   const int64_t per_tile = xis * (channels + out_channels) * static_cast<int64_t>(sizeof(uint16_t));
   const int64_t most = std::max<int64_t>(kLanes, kChunkBytes / per_tile / kLanes * kLanes);
-  const int64_t chunks = (tiles + most - 1) / most;
-  return ((tiles + chunks - 1) / chunks + kLanes - 1) / kLanes * kLanes;
+  return chunk_size(tiles, most, kLanes);
 }
 
 // dU[xi] = sum over the tiles of Mbar[xi] V[xi]^T, a chunk of `chunk`
