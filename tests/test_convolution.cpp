@@ -88,6 +88,27 @@ TEST_CASE("col2im is the adjoint of im2col: <im2col(x), c> = <x, col2im(c)>", "[
   }
 }
 
+TEST_CASE("col2im_add_transposed adds what col2im_add adds from the columns untransposed", "[im2col]") {
+  // whole numbers, so that every order of the sums gives the same floats; fc6's shape among the geometries
+  std::vector<std::vector<int64_t>> geometries = kGeometries;
+  geometries.push_back({512, 22, 22, 7, 7, 1, 1, 0, 0, 1, 1});
+  std::mt19937_64 rng(3);
+  std::uniform_int_distribution<int> whole(-64, 64);
+  for (const auto& v : geometries) {
+    const ConvGeometry g = make_geometry(v);
+    INFO("geometry " << (&v - geometries.data()));
+    const int64_t rows = g.column_rows(), pixels = g.out_area();
+    Tensor col({rows, pixels}), col_t({pixels, rows}), image({g.channels, g.height, g.width});
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t p = 0; p < pixels; ++p) col_t[p * rows + r] = col[r * pixels + p] = static_cast<float>(whole(rng));
+    for (int64_t i = 0; i < image.numel(); ++i) image[i] = static_cast<float>(whole(rng));
+    Tensor expected = image, added = image;
+    fcn::cpu::col2im_add(g, col.data(), expected.data());
+    fcn::cpu::col2im_add_transposed(g, col_t.data(), added.data());
+    REQUIRE(std::memcmp(added.data(), expected.data(), sizeof(float) * image.numel()) == 0);
+  }
+}
+
 TEST_CASE("a pointwise geometry needs matching image and column sizes", "[im2col]") {
   ConvGeometry g = make_geometry({2, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1});
   CHECK(g.is_pointwise());
