@@ -654,30 +654,15 @@ void transform_output(const TileGrid<T>& t, const float* m, int64_t xi_stride, c
 // g[i][j][l] = element (i, j) of kernel f = first + l (rotated by 180
 // degrees when `flip`), lanes past `lanes` repeating the last kernel;
 // kernel_at(f) points at kernel f. A lane's kernel is found once, not once an
-// element: transposed, its position costs a division (bf16 backward-data's
-// transform of 512 x 512 kernels: 3.8 -> 1.9 ms, Zen 5, 2 threads); and the
-// elements are gathered nine vectors at a time (bf16 forward's: 1.8 -> 1.1 ms).
+// element: transposed, its position costs a division. 512 x 512 kernels
+// read from memory (Zen 5, 2 threads): bf16 backward-data's transform 4.2
+// -> 2.7 ms, bf16 forward's 1.7 -> 1.3. (Gathering each element of the 16
+// lanes as one vector was faster with the weight in cache, slower from
+// memory: forward 1.9 ms.)
 template <class KernelAt>
 void gather_kernels(const KernelAt& kernel_at, int64_t first, int lanes, bool flip, float (&g)[3][3][kLanes]) {
   const float* w[kLanes];
   for (int l = 0; l < kLanes; ++l) w[l] = kernel_at(first + std::min(l, lanes - 1));
-#if defined(__AVX512F__)
-  alignas(64) int32_t offset[kLanes];
-  bool near = true;  // every lane's kernel within an int32 of floats from lane 0's
-  for (int l = 0; l < kLanes; ++l) {
-    const int64_t apart = w[l] - w[0];
-    near = near && apart >= INT32_MIN && apart <= INT32_MAX;
-    offset[l] = static_cast<int32_t>(apart);
-  }
-  if (near) {
-    const __m512i index = _mm512_load_si512(offset);
-    for (int i = 0; i < 3; ++i)
-      for (int j = 0; j < 3; ++j)
-        _mm512_store_ps(g[i][j], _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, index,  // the unmasked form warns (GCC 12)
-                                                          w[0] + (flip ? (2 - i) * 3 + (2 - j) : i * 3 + j), 4));
-    return;
-  }
-#endif
   for (int l = 0; l < kLanes; ++l)
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j) g[i][j][l] = flip ? w[l][(2 - i) * 3 + (2 - j)] : w[l][i * 3 + j];
