@@ -603,9 +603,12 @@ ConvRun run_conv(const ConvCase& c, Precision precision, bool interleaved = fals
 TEST_CASE("each kind of FCN conv in bf16 against fp32 at photo-sized shapes: output, input and weight gradients") {
   skip_without_bf16();
   // VGG16 FCN-8s at a 500x375 photo (pad 100): conv1_2 is 64 -> 64 at 673x573 (here a band of it), conv3_3
-  // 256 -> 256 at 169x144, fc6 7x7 512 -> 4096 at 22x18 (here 512 -> 1024), fc7 1x1 4096 -> 4096 (here 1024 -> 1024)
+  // 256 -> 256 at 169x144, conv4_3 512 -> 512 at 72x88, conv5_3 at 36x44, fc6 7x7 512 -> 4096 at 22x18 (here
+  // 512 -> 1024), fc7 1x1 4096 -> 4096 (here 1024 -> 1024)
   const std::vector<ConvCase> cases = {{"conv1_2 (Winograd)", 64, 64, 120, 573, 3, 1},
                                        {"conv3_3 (Winograd)", 256, 256, 169, 144, 3, 1},
+                                       {"conv4_3 (Winograd)", 512, 512, 72, 88, 3, 1},
+                                       {"conv5_3 (Winograd)", 512, 512, 36, 44, 3, 1},
                                        {"fc6 (7x7, im2col)", 512, 1024, 22, 18, 7, 0},
                                        {"fc7 (1x1)", 1024, 1024, 16, 12, 1, 0}};
   for (const ConvCase& c : cases) {
