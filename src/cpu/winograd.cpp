@@ -149,30 +149,35 @@ template <class T>
 struct TileGrid {
   int64_t in_h, in_w, out_h, out_w, pad_h, pad_w;
   int64_t rows, cols;
-  // gather_patches also prefetches, into L2, each row's columns this many
-  // floats past a group's start (0: not): a later group's (far_prefetch_for)
-  int64_t far_prefetch = 0;
+  // gather_patches also prefetches into L2 the columns of each row that a
+  // later group reads (far_prefetch_for)
+  bool far_prefetch = false;
   TileGrid(int64_t in_h_, int64_t in_w_, int64_t out_h_, int64_t out_w_, int64_t pad_h_, int64_t pad_w_)
       : in_h(in_h_), in_w(in_w_), out_h(out_h_), out_w(out_w_), pad_h(pad_h_), pad_w(pad_w_),
         rows((out_h_ + T::m - 1) / T::m), cols((out_w_ + T::m - 1) / T::m) {}
   int64_t count() const { return rows * cols; }
 };
 
-// far_prefetch of a pass that gathers patches of `channels` planes: the
-// columns the group two after this one reads and this one does not (16 m
-// floats from 16 (2m + 1)), in the same plane. The passes prefetch the next
-// channel's rows as they go (gather_patches), but a narrow pass goes round
-// its few planes' rows, 4 or 6 of each, so fast that those lines are still
-// on their way from memory when it reads them. Where the planes are many
-// their far lines would not stay in L2 until read. 3x3 conv, one layer,
-// Zen 5, 2 threads, bf16 (forward, backward-data, weight gradient, ms):
-// 64 ch 698x698 51.3 / 38.0 / 39.5 -> 43.6 / 33.5 / 34.8, 128 ch 349x349
-// 36.0 / 24.5 / 26.1 -> 32.4 / 23.5 / 25.3; 256 and 512 channels the same or
-// slower; fp32 forward 64 ch 80.7 -> 76.9.
+// far_prefetch of a pass that gathers patches from `channels` planes:
+// gather_patches then also prefetches the columns of each row that the
+// group two after this one reads and this one does not, in the same plane.
+// The passes prefetch the next channel's rows as they go, but a narrow pass
+// goes round its few planes' rows, 4 or 6 of each, so fast that those lines
+// are still on their way from memory when it reads them. Where the planes
+// are many their far lines would not stay in L2 until read. 3x3 conv, one
+// layer, Zen 5, 2 threads, bf16 (forward, backward-data, weight gradient,
+// ms): 64 ch 698x698 51.3 / 38.0 / 39.5 -> 43.6 / 33.5 / 34.8, 128 ch
+// 349x349 36.0 / 24.5 / 26.1 -> 32.4 / 23.5 / 25.3; 256 and 512 channels
+// the same or slower; fp32 forward 64 ch 80.7 -> 76.9. The weight
+// gradient's output-gradient tiles prefetched so too: no gain.
 constexpr int64_t kFarPrefetchMaxChannels = 128;
-template <class T>
-int64_t far_prefetch_for(int64_t channels) {
-  return channels <= kFarPrefetchMaxChannels ? 16 * (2 * T::m + 1) : 0;
+bool far_prefetch_for(int64_t channels) { return channels <= kFarPrefetchMaxChannels; }
+
+// The m lines from `offset` floats past `row`, into L2 (past the row's end:
+// the next row's start or the padding, harmless).
+template <int m>
+inline void prefetch_far(const float* row, int64_t offset) {
+  for (int q = 0; q < m; ++q) _mm_prefetch(reinterpret_cast<const char*>(row + offset + 16 * q), _MM_HINT_T1);
 }
 
 // A group: up to kLanes consecutive tiles of one tile row, (row, col0) the
@@ -376,8 +381,7 @@ void gather_patches(const TileGrid<T>& t, const float* plane, const Group& g, La
       const float* row = plane + y * t.in_w + x0;
       for (int q = 0; q < vectors; ++q) v[q] = load_lanes(row + 16 * q, mask[q]);
       prefetch_row<_MM_HINT_T0>(next_plane, y * t.in_w + x0, mask, vectors);
-      if (t.far_prefetch)  // past the row's end it prefetches the next row's start or the padding: harmless
-        for (int q = 0; q < m; ++q) _mm_prefetch(reinterpret_cast<const char*>(row + t.far_prefetch + 16 * q), _MM_HINT_T1);
+      if (t.far_prefetch) prefetch_far<m>(row, 16 * (2 * m + 1));  // a group spans 16 m + 16 floats
     }
     if constexpr (m == 4) {
       deinterleave4(v);
@@ -911,7 +915,7 @@ void forward(const ConvGeometry& g, const float* weight, const float* image, flo
              const float* bias, bool rectify, const ConstantFrame* skip) {
   const SerialBlasScope serial_blas;
   TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
-  grid.far_prefetch = far_prefetch_for<T>(g.channels);
+  grid.far_prefetch = far_prefetch_for(g.channels);
   const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
   in_element_type(g.precision, [&](auto* tag) {
     using E = std::remove_pointer_t<decltype(tag)>;
@@ -931,7 +935,7 @@ void backward_data(const ConvGeometry& g, const float* weight, const float* outp
   // transposed A on every call, which made these GEMMs ~30% slower than the
   // forward's on a Zen 5; fp32's sgemm reads U[xi][K][C] transposed as it is.
   TileGrid<T> grid(g.out_h, g.out_w, g.height, g.width, 2 - g.pad_h, 2 - g.pad_w);
-  grid.far_prefetch = far_prefetch_for<T>(g.out_channels);  // it gathers the output gradient's planes
+  grid.far_prefetch = far_prefetch_for(g.out_channels);  // it gathers the output gradient's planes
   in_element_type(g.precision, [&](auto* tag) {
     using E = std::remove_pointer_t<decltype(tag)>;
     constexpr bool stored_transposed = std::is_same_v<E, uint16_t>;
@@ -1095,7 +1099,7 @@ void backward_weight(const ConvGeometry& g, const float* image, const float* out
   constexpr int xis = T::a * T::a;
   const SerialBlasScope serial_blas;
   TileGrid<T> grid(g.height, g.width, g.out_h, g.out_w, g.pad_h, g.pad_w);
-  grid.far_prefetch = far_prefetch_for<T>(g.channels);
+  grid.far_prefetch = far_prefetch_for(g.channels);  // the image's patches
   const TileRuns runs = skip ? tiles_outside(grid, *skip) : all_tiles(grid);
   const int threads = omp_get_max_threads();
   const int64_t du_numel = xis * xi_stride(g.out_channels, g.channels);
