@@ -149,8 +149,9 @@ template <class T>
 struct TileGrid {
   int64_t in_h, in_w, out_h, out_w, pad_h, pad_w;
   int64_t rows, cols;
-  // gather_patches and scatter_output_tiles also prefetch the columns of
-  // each row that a later group reads or writes (far_prefetch_for)
+  // the AVX-512 gather_patches and scatter_output_tiles also prefetch the
+  // columns of each row that a later group reads or writes (far_prefetch_for;
+  // the portable ones, not measured so, ignore it)
   bool far_prefetch = false;
   TileGrid(int64_t in_h_, int64_t in_w_, int64_t out_h_, int64_t out_w_, int64_t pad_h_, int64_t pad_w_)
       : in_h(in_h_), in_w(in_w_), out_h(out_h_), out_w(out_w_), pad_h(pad_h_), pad_w(pad_w_),
@@ -171,8 +172,8 @@ struct TileGrid {
 // the same or slower; fp32 forward 64 ch 80.7 -> 76.9. The output scatter
 // of such a pass prefetches the rows the group two ahead writes, for
 // writing (bf16, 64 ch: forward 47.4 -> 44.5, backward-data 36.1 -> 34.7,
-// medians of five alternated rounds; 128 ch the same). The
-// weight gradient's output-gradient tiles prefetched so: no gain.
+// medians of five alternated rounds; 128 ch the same). The weight
+// gradient's output-gradient tiles prefetched so: no gain.
 constexpr int64_t kFarPrefetchMaxChannels = 128;
 bool far_prefetch_for(int64_t channels) { return channels <= kFarPrefetchMaxChannels; }
 
